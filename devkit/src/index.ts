@@ -1,0 +1,14 @@
+/**
+ * @hearth/devkit — launchers for the real servers a local Hearth needs:
+ * nats-server and redis-server on free loopback ports, with temp dirs,
+ * readiness raced against early exit, and cleanup on dispose.
+ */
+export { freePort } from "./free-port.ts";
+export { spawnServer } from "./spawn-server.ts";
+export type { SpawnedServer, SpawnServerOptions } from "./spawn-server.ts";
+export { NATS_MAX_PAYLOAD, natsServerBinary, startNatsServer } from "./nats-server.ts";
+export type { NatsServer, NatsServerOptions } from "./nats-server.ts";
+export { redisServerBinary, startRedisServer } from "./redis-server.ts";
+export type { RedisServer } from "./redis-server.ts";
+export { startLocalHearth } from "./local-hearth.ts";
+export type { DeviceSpec, LocalHearth, LocalHearthOptions, RunningDevice } from "./local-hearth.ts";

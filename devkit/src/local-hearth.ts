@@ -1,0 +1,125 @@
+/**
+ * A whole Hearth on this machine, made of real processes: a nats-server, one
+ * platform process and N device agents, each started the way an operator or
+ * a device owner would start them. Used by `npm run demo`, the end-to-end
+ * tests and the benchmarks.
+ */
+import { randomBytes } from "node:crypto";
+import { createWriteStream, mkdirSync, type WriteStream } from "node:fs";
+import { join } from "node:path";
+import { fileURLToPath } from "node:url";
+import { freePort } from "./free-port.ts";
+import { startNatsServer, type NatsServer } from "./nats-server.ts";
+import { spawnServer, type SpawnedServer } from "./spawn-server.ts";
+
+const ROOT = fileURLToPath(new URL("../../", import.meta.url));
+const PLATFORM_BIN = join(ROOT, "platform/bin/hearth-platform.js");
+const AGENT_BIN = join(ROOT, "node-agent/bin/hearth-agent.js");
+
+export interface DeviceSpec {
+  deviceId: string;
+  ownerId?: string;
+  region?: string;
+  /** label:lat,lon */
+  location?: string;
+  cores?: number;
+  memoryMb?: number;
+}
+
+export interface LocalHearthOptions {
+  devices: DeviceSpec[];
+  /** Platform HTTP port; a free one when omitted. */
+  port?: number;
+  redisUrl?: string;
+  /** Folder for each process's log file; logs are discarded when omitted. */
+  logDir?: string;
+  logLevel?: string;
+  token?: string;
+  jetstream?: boolean;
+}
+
+export interface RunningDevice {
+  readonly spec: DeviceSpec;
+  readonly server: SpawnedServer;
+}
+
+export interface LocalHearth extends AsyncDisposable {
+  readonly url: string;
+  readonly token: string;
+  readonly nats: NatsServer;
+  readonly platform: SpawnedServer;
+  readonly devices: Map<string, RunningDevice>;
+  startDevice(spec: DeviceSpec): Promise<RunningDevice>;
+  stop(): Promise<void>;
+}
+
+export async function startLocalHearth(options: LocalHearthOptions): Promise<LocalHearth> {
+  const token = options.token ?? randomBytes(24).toString("base64url");
+  const logLevel = options.logLevel ?? "info";
+  const logs: WriteStream[] = [];
+  const logTo = (name: string) => {
+    if (!options.logDir) return undefined;
+    mkdirSync(options.logDir, { recursive: true });
+    const stream = createWriteStream(join(options.logDir, `${name}.log`), { flags: "a" });
+    logs.push(stream);
+    return (chunk: Buffer) => stream.write(chunk);
+  };
+
+  const nats = await startNatsServer({ jetstream: options.jetstream ?? true });
+  const started: SpawnedServer[] = [];
+  const devices = new Map<string, RunningDevice>();
+  const stop = async () => {
+    await Promise.all([...devices.values()].map((d) => d.server.stop()));
+    await Promise.all(started.map((s) => s.stop()));
+    await nats.stop();
+    for (const stream of logs) stream.end();
+  };
+
+  try {
+    const port = options.port ?? (await freePort());
+    const env: NodeJS.ProcessEnv = {
+      ...process.env,
+      HEARTH_PORT: String(port),
+      HEARTH_HOST: "127.0.0.1",
+      HEARTH_NATS_URL: nats.url,
+      HEARTH_TOKEN: token,
+      HEARTH_LOG_LEVEL: logLevel,
+    };
+    if (options.redisUrl) env["REDIS_URL"] = options.redisUrl;
+    else delete env["REDIS_URL"];
+    const platform = await spawnServer({
+      name: "hearth-platform",
+      command: process.execPath,
+      args: [PLATFORM_BIN],
+      env,
+      readyWhen: /HEARTH_PLATFORM_READY/,
+      onOutput: logTo("platform"),
+    });
+    started.push(platform);
+    const url = /HEARTH_PLATFORM_READY (\S+)/.exec(platform.output())![1]!;
+
+    const startDevice = async (spec: DeviceSpec): Promise<RunningDevice> => {
+      const args = [AGENT_BIN, "start", "--nats", nats.url, "--device-id", spec.deviceId, "--log-level", logLevel];
+      if (spec.ownerId) args.push("--owner", spec.ownerId);
+      if (spec.region) args.push("--region", spec.region);
+      if (spec.location) args.push("--location", spec.location);
+      args.push("--cores", String(spec.cores ?? 1), "--memory-mb", String(spec.memoryMb ?? 256));
+      const server = await spawnServer({
+        name: `hearth-agent ${spec.deviceId}`,
+        command: process.execPath,
+        args,
+        env: { ...process.env, HEARTH_LOG_LEVEL: logLevel },
+        readyWhen: /HEARTH_AGENT_READY/,
+        onOutput: logTo(`agent-${spec.deviceId}`),
+      });
+      const device = { spec, server };
+      devices.set(spec.deviceId, device);
+      return device;
+    };
+    await Promise.all(options.devices.map(startDevice));
+    return { url, token, nats, platform, devices, startDevice, stop, [Symbol.asyncDispose]: stop };
+  } catch (error) {
+    await stop();
+    throw error;
+  }
+}

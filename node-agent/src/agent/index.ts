@@ -1,0 +1,289 @@
+/**
+ * The device agent: holds the device's fabric connection, reports heartbeats,
+ * takes placements on its control subject, and serves invocations of placed
+ * functions by handing them to the sandbox pool. It never runs tenant code
+ * itself: that happens only in sandbox processes.
+ */
+import { performance } from "node:perf_hooks";
+import {
+  ControlMessage,
+  HearthError,
+  HTTP_HEADER_PREFIX,
+  INVOKE_HEADERS,
+  INVOKE_QUEUE,
+  InvokeMeta,
+  Subjects,
+  type ControlReply,
+  type FunctionLimits,
+  type Heartbeat,
+} from "@hearth/protocol";
+import { connect, headers as natsHeaders, type Msg, type NatsConnection, type Subscription } from "@nats-io/transport-node";
+import { BundleCache } from "../bundles/index.ts";
+import type { AgentConfig } from "../config/index.ts";
+import type { Logger } from "../log/index.ts";
+import { SandboxPool } from "../sandbox/supervisor.ts";
+import type { SandboxResult } from "../sandbox/messages.ts";
+
+export const AGENT_VERSION = "0.1.0";
+
+interface Placed {
+  app: string;
+  fn: string;
+  version: string;
+  limits: FunctionLimits;
+  sub: Subscription;
+}
+
+export class Agent implements AsyncDisposable {
+  readonly config: Readonly<AgentConfig>;
+  readonly log: Logger;
+  readonly nc: NatsConnection;
+  readonly pool: SandboxPool;
+  private readonly subjects: Subjects;
+  private readonly bundles: BundleCache;
+  private readonly placed = new Map<string, Placed>();
+  private control?: Subscription;
+  private heartbeatTimer?: NodeJS.Timeout;
+  private active = 0;
+  private idle?: () => void;
+  private closing?: Promise<void>;
+  draining = false;
+
+  private constructor(config: Readonly<AgentConfig>, log: Logger, nc: NatsConnection, pool: SandboxPool) {
+    this.config = config;
+    this.log = log;
+    this.nc = nc;
+    this.pool = pool;
+    this.subjects = new Subjects(config.subjectPrefix);
+    this.bundles = new BundleCache(nc, this.subjects);
+  }
+
+  static async start(config: Readonly<AgentConfig>, log: Logger): Promise<Agent> {
+    const pool = new SandboxPool({
+      size: config.sandboxes ?? Math.max(1, Math.ceil(config.cores)),
+      log,
+      onLog: (e) => log.info({ fnLog: true, key: e.key, requestId: e.requestId, level: e.level }, e.message),
+    });
+    await pool.start();
+    let nc: NatsConnection;
+    try {
+      nc = await connect({
+        servers: config.natsUrl,
+        name: `hearth-agent:${config.deviceId}`,
+        maxReconnectAttempts: -1,
+        reconnectTimeWait: 1_000,
+      });
+    } catch (error) {
+      await pool[Symbol.asyncDispose]();
+      throw new HearthError("ERR_PLATFORM_UNREACHABLE", `could not connect to the fabric at ${config.natsUrl}: ${(error as Error).message}`);
+    }
+    const agent = new Agent(config, log, nc, pool);
+    agent.listen();
+    return agent;
+  }
+
+  private listen(): void {
+    this.control = this.nc.subscribe(this.subjects.control(this.config.deviceId), {
+      callback: (err, msg) => {
+        if (!err) void this.onControl(msg);
+      },
+    });
+    this.heartbeatTimer = setInterval(() => this.heartbeat(), this.config.heartbeatMs);
+    this.heartbeat();
+    this.log.info({ deviceId: this.config.deviceId, nats: this.config.natsUrl, cores: this.config.cores }, "agent joined the fabric");
+  }
+
+  /** Calls being served right now. */
+  get activeCalls(): number {
+    return this.active;
+  }
+
+  heartbeat(): void {
+    if (this.nc.isClosed() || this.draining) return;
+    const beat: Heartbeat = {
+      deviceId: this.config.deviceId,
+      ownerId: this.config.ownerId,
+      region: this.config.region,
+      location: this.config.location,
+      cores: this.config.cores,
+      memoryMb: this.config.memoryMb,
+      activeCalls: this.active,
+      freeCores: Math.max(0, this.config.cores - this.active),
+      functions: [...this.placed.values()].map(({ app, fn, version }) => ({ app, fn, version })),
+      agentVersion: AGENT_VERSION,
+      sentAt: Date.now(),
+    };
+    this.nc.publish(this.subjects.heartbeat, JSON.stringify(beat));
+  }
+
+  private async onControl(msg: Msg): Promise<void> {
+    const reply = (body: ControlReply): void => {
+      msg.respond(JSON.stringify(body));
+    };
+    let data: unknown;
+    try {
+      data = msg.json();
+    } catch {
+      return reply({ error: { code: "ERR_BAD_MESSAGE", message: "control message is not JSON" } });
+    }
+    const parsed = ControlMessage.safeParse(data);
+    if (!parsed.success) return reply({ error: { code: "ERR_BAD_MESSAGE", message: "invalid control message" } });
+    const message = parsed.data;
+    const id = `${message.app}/${message.fn}`;
+    try {
+      if (message.type === "unplace") {
+        this.unplace(id);
+        return reply({ ok: true });
+      }
+      if (this.draining) throw new HearthError("ERR_NO_DEVICE", "this device is draining");
+      const code = await this.bundles.get(message.version);
+      // Warm up: compile the new version before it takes calls, so a bad bundle fails the placement.
+      const loaded = await this.pool.load(`${id}@${message.version}`, code, sandboxLimits(message.limits));
+      if (!loaded.ok) throw new HearthError(loaded.code, loaded.message);
+      const current = this.placed.get(id);
+      if (current) {
+        if (current.version !== message.version) this.pool.drop(`${id}@${current.version}`);
+        Object.assign(current, { version: message.version, limits: message.limits });
+      } else {
+        const sub = this.nc.subscribe(this.subjects.invoke(message.app, message.fn), {
+          queue: INVOKE_QUEUE,
+          callback: (err, m) => {
+            if (!err) void this.onInvoke(m);
+          },
+        });
+        this.placed.set(id, { app: message.app, fn: message.fn, version: message.version, limits: message.limits, sub });
+      }
+      this.log.info({ app: message.app, fn: message.fn, version: message.version.slice(0, 12) }, "function placed");
+      this.heartbeat();
+      reply({ ok: true });
+    } catch (error) {
+      const e = error instanceof HearthError ? error : new HearthError("ERR_INTERNAL", (error as Error).message);
+      this.log.warn({ app: message.app, fn: message.fn, code: e.code }, `placement refused: ${e.message}`);
+      reply({ error: e.toWire() });
+    }
+  }
+
+  private unplace(id: string): void {
+    const placed = this.placed.get(id);
+    if (!placed) return;
+    this.placed.delete(id);
+    // drain: calls already delivered still get their answer
+    placed.sub.drain().catch(() => undefined);
+    this.pool.drop(`${id}@${placed.version}`);
+    this.log.info({ app: placed.app, fn: placed.fn }, "function unplaced");
+    this.heartbeat();
+  }
+
+  private async onInvoke(msg: Msg): Promise<void> {
+    const started = performance.now();
+    this.active++;
+    try {
+      const h = msg.headers;
+      const meta = InvokeMeta.safeParse({
+        requestId: h?.get(INVOKE_HEADERS.requestId),
+        app: h?.get(INVOKE_HEADERS.app),
+        fn: h?.get(INVOKE_HEADERS.fn),
+        version: h?.get(INVOKE_HEADERS.version),
+        method: h?.get(INVOKE_HEADERS.method),
+        url: h?.get(INVOKE_HEADERS.url),
+        deadline: h?.get(INVOKE_HEADERS.deadline),
+      });
+      if (!meta.success) throw new HearthError("ERR_BAD_MESSAGE", "invocation headers are missing or invalid");
+      const { app, fn, version, requestId } = meta.data;
+      const placed = this.placed.get(`${app}/${fn}`);
+      if (!placed || msg.subject !== this.subjects.invoke(app, fn)) {
+        throw new HearthError("ERR_NO_DEVICE", `${app}/${fn} is not placed on this device`);
+      }
+      const requestHeaders: [string, string][] = [];
+      for (const key of h!.keys()) {
+        if (!key.startsWith(HTTP_HEADER_PREFIX)) continue;
+        for (const value of h!.values(key)) requestHeaders.push([key.slice(HTTP_HEADER_PREFIX.length), value]);
+      }
+      // The gateway may already run a newer (or rolled-back) version than the last placement: it names the version.
+      const code = await this.bundles.get(version);
+      const remaining = meta.data.deadline - Date.now();
+      const limits = sandboxLimits({ ...placed.limits, wallMs: Math.max(1, Math.min(placed.limits.wallMs, remaining)) });
+      const result = await this.pool.invoke(`${app}/${fn}@${version}`, code, requestId, limits, {
+        method: meta.data.method,
+        url: meta.data.url,
+        headers: requestHeaders,
+        body: msg.data.byteLength > 0 ? (msg.data as Uint8Array<ArrayBuffer>) : null,
+      });
+      this.respond(msg, result);
+    } catch (error) {
+      const e = error instanceof HearthError ? error : new HearthError("ERR_INTERNAL", (error as Error).message);
+      if (!e.isUserError) this.log.warn({ code: e.code, err: e }, "invocation failed");
+      const h = natsHeaders();
+      h.set(INVOKE_HEADERS.errorCode, e.code);
+      h.set(INVOKE_HEADERS.errorMessage, e.message.slice(0, 1000));
+      h.set(INVOKE_HEADERS.wallMs, (performance.now() - started).toFixed(3));
+      h.set(INVOKE_HEADERS.device, this.config.deviceId);
+      msg.respond(new Uint8Array(0), { headers: h });
+    } finally {
+      this.active--;
+      if (this.active === 0) this.idle?.();
+    }
+  }
+
+  private respond(msg: Msg, result: SandboxResult): void {
+    const h = natsHeaders();
+    h.set(INVOKE_HEADERS.cpuMs, result.cpuMs.toFixed(3));
+    h.set(INVOKE_HEADERS.wallMs, result.wallMs.toFixed(3));
+    h.set(INVOKE_HEADERS.cold, result.cold ? "1" : "0");
+    h.set(INVOKE_HEADERS.device, this.config.deviceId);
+    if (!result.ok) {
+      h.set(INVOKE_HEADERS.errorCode, result.code);
+      // NATS header values are one line
+      h.set(INVOKE_HEADERS.errorMessage, oneLine(result.message));
+      if (result.code === "ERR_FUNCTION_THREW") this.log.info({ fnLog: true, level: "error" }, result.message);
+      msg.respond(new Uint8Array(0), { headers: h });
+      return;
+    }
+    h.set(INVOKE_HEADERS.status, String(result.status));
+    for (const [name, value] of result.headers) {
+      if (/^[!#$%&'*+.^_`|~0-9A-Za-z-]+$/.test(name)) h.append(HTTP_HEADER_PREFIX + name, oneLine(value));
+    }
+    msg.respond(result.body, { headers: h });
+  }
+
+  /**
+   * Stops taking new calls at once (leaves every queue group), lets calls in
+   * flight finish within the grace period, and stops heartbeats.
+   */
+  async drain(graceMs = this.config.drainGraceMs): Promise<void> {
+    this.draining = true;
+    clearInterval(this.heartbeatTimer);
+    await Promise.all([...this.placed.values()].map((p) => p.sub.drain().catch(() => undefined)));
+    if (this.active > 0) {
+      await new Promise<void>((resolve) => {
+        const timer = setTimeout(resolve, graceMs);
+        this.idle = () => {
+          clearTimeout(timer);
+          resolve();
+        };
+      });
+    }
+  }
+
+  close(): Promise<void> {
+    return (this.closing ??= (async () => {
+      await this.drain();
+      this.control?.unsubscribe();
+      await this.nc.drain().catch(() => undefined);
+      await this.pool[Symbol.asyncDispose]();
+      this.log.info("agent stopped");
+    })());
+  }
+
+  [Symbol.asyncDispose](): Promise<void> {
+    return this.close();
+  }
+}
+
+function sandboxLimits(limits: FunctionLimits) {
+  return { memoryMb: limits.memoryMb, cpuMs: limits.cpuMs, wallMs: limits.wallMs, responseBytes: limits.responseBytes };
+}
+
+function oneLine(value: string): string {
+  return value.replace(/[\r\n]+/g, " ").slice(0, 4000);
+}

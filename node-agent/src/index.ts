@@ -1,0 +1,11 @@
+/**
+ * @hearth/node-agent — the device daemon: fabric client, placements,
+ * heartbeats, and the sandbox (isolated-vm in supervised child processes).
+ */
+export { Agent, AGENT_VERSION } from "./agent/index.ts";
+export { AgentConfig, parseAgentConfig, defaultDeviceId } from "./config/index.ts";
+export type { AgentConfigInput } from "./config/index.ts";
+export { BundleCache } from "./bundles/index.ts";
+export { SandboxPool } from "./sandbox/supervisor.ts";
+export type { SandboxLimits, SandboxRequest, SandboxResult } from "./sandbox/messages.ts";
+export { createLogger, silentLogger } from "./log/index.ts";

@@ -1,0 +1,181 @@
+/**
+ * The sandbox supervisor: a pool of sandbox processes, each running isolates
+ * for a share of the functions (a function always goes to the same process,
+ * so its isolate stays warm). A process that dies is restarted; only the
+ * calls that were on it fail, with ERR_SANDBOX_CRASHED.
+ */
+import { fork, type ChildProcess } from "node:child_process";
+import { createHash } from "node:crypto";
+import { fileURLToPath } from "node:url";
+import { HearthError } from "@hearth/protocol";
+import type { Logger } from "pino";
+import { FromSandbox, type SandboxLimits, type SandboxRequest, type SandboxResult, type ToSandbox } from "./messages.ts";
+
+export interface SandboxPoolOptions {
+  size: number;
+  log: Logger;
+  /** Called for each console line a function writes. */
+  onLog?: (entry: { key: string; requestId: string; level: string; message: string }) => void;
+}
+
+/** What the pool asks of a sandbox process; the code and the id are added per process. */
+type CallMessage =
+  | { type: "invoke"; key: string; requestId: string; limits: SandboxLimits; request: SandboxRequest }
+  | { type: "load"; key: string; limits: SandboxLimits };
+
+interface Pending {
+  resolve: (result: SandboxResult) => void;
+  reject: (error: Error) => void;
+}
+
+const WORKER = fileURLToPath(new URL("./worker.ts", import.meta.url));
+const RESTART_DELAY_MS = 100;
+
+class SandboxProcess {
+  child?: ChildProcess;
+  readonly pending = new Map<number, Pending>();
+  /** Function keys whose code this process has been sent since it (re)started. */
+  readonly known = new Set<string>();
+  ready!: Promise<void>;
+  restarts = 0;
+  private readonly index: number;
+  private readonly pool: SandboxPool;
+
+  constructor(index: number, pool: SandboxPool) {
+    this.index = index;
+    this.pool = pool;
+  }
+
+  start(): void {
+    this.known.clear();
+    const child = fork(WORKER, [], {
+      execArgv: ["--no-node-snapshot", "--disable-warning=ExperimentalWarning"],
+      serialization: "advanced",
+      stdio: ["ignore", "inherit", "inherit", "ipc"],
+      // the sandbox gets no inherited secrets: only what it needs to run
+      env: { PATH: process.env["PATH"] ?? "", NODE_ENV: process.env["NODE_ENV"] ?? "production" },
+    });
+    this.child = child;
+    this.ready = new Promise<void>((resolve, reject) => {
+      const onMessage = (m: unknown) => {
+        if ((m as { type?: unknown })?.type === "ready") {
+          child.off("message", onMessage);
+          resolve();
+        }
+      };
+      child.on("message", onMessage);
+      child.once("exit", () => reject(new HearthError("ERR_SANDBOX_CRASHED", "sandbox process exited while starting")));
+    });
+    this.ready.catch(() => undefined);
+    child.on("message", (raw: unknown) => this.onMessage(raw));
+    child.once("exit", (code, signal) => this.onExit(child, code, signal));
+  }
+
+  private onMessage(raw: unknown): void {
+    const parsed = FromSandbox.safeParse(raw);
+    if (!parsed.success) {
+      this.pool.log.warn({ sandbox: this.index }, "dropped an invalid message from a sandbox process");
+      return;
+    }
+    const message = parsed.data;
+    if (message.type === "log") this.pool.onLog?.(message);
+    else if (message.type === "result") {
+      const p = this.pending.get(message.id);
+      this.pending.delete(message.id);
+      p?.resolve(message);
+    }
+  }
+
+  private onExit(child: ChildProcess, code: number | null, signal: string | null): void {
+    if (this.child !== child) return;
+    this.child = undefined;
+    const error = new HearthError("ERR_SANDBOX_CRASHED", "the sandbox process running this function stopped; the call was not completed");
+    for (const p of this.pending.values()) p.reject(error);
+    this.pending.clear();
+    if (this.pool.closed) return;
+    this.restarts++;
+    this.pool.log.warn({ sandbox: this.index, code, signal, restarts: this.restarts }, "sandbox process exited; restarting");
+    setTimeout(() => !this.pool.closed && this.start(), RESTART_DELAY_MS).unref();
+  }
+
+  async call(message: CallMessage, code: string): Promise<SandboxResult> {
+    await this.ready;
+    const child = this.child;
+    if (!child?.connected) throw new HearthError("ERR_SANDBOX_CRASHED", "the sandbox process is restarting; try again");
+    const id = this.pool.nextId();
+    const withCode = this.known.has(message.key) ? message : { ...message, code };
+    this.known.add(message.key);
+    return new Promise<SandboxResult>((resolve, reject) => {
+      this.pending.set(id, { resolve, reject });
+      child.send({ ...withCode, id } as ToSandbox, (error) => {
+        if (error && this.pending.delete(id)) reject(new HearthError("ERR_SANDBOX_CRASHED", `could not reach the sandbox: ${error.message}`));
+      });
+    });
+  }
+
+  drop(key: string): void {
+    this.known.delete(key);
+    if (this.child?.connected) this.child.send({ type: "drop", key } satisfies ToSandbox);
+  }
+
+  async stop(): Promise<void> {
+    const child = this.child;
+    if (!child || child.exitCode !== null) return;
+    const exited = new Promise((resolve) => child.once("exit", resolve));
+    child.kill("SIGTERM");
+    const timer = setTimeout(() => child.kill("SIGKILL"), 2_000);
+    await exited;
+    clearTimeout(timer);
+  }
+}
+
+export class SandboxPool implements AsyncDisposable {
+  readonly log: Logger;
+  readonly onLog: SandboxPoolOptions["onLog"];
+  closed = false;
+  private readonly processes: SandboxProcess[];
+  private counter = 0;
+
+  constructor(options: SandboxPoolOptions) {
+    this.log = options.log;
+    this.onLog = options.onLog;
+    this.processes = Array.from({ length: Math.max(1, options.size) }, (_, i) => new SandboxProcess(i, this));
+  }
+
+  async start(): Promise<void> {
+    for (const p of this.processes) p.start();
+    await Promise.all(this.processes.map((p) => p.ready));
+  }
+
+  nextId(): number {
+    return ++this.counter;
+  }
+
+  private processFor(key: string): SandboxProcess {
+    const n = createHash("sha1").update(key).digest().readUInt32BE(0);
+    return this.processes[n % this.processes.length]!;
+  }
+
+  /** Compiles a function ahead of its first call (warm-up at placement). */
+  load(key: string, code: string, limits: SandboxLimits): Promise<SandboxResult> {
+    return this.processFor(key).call({ type: "load", key, limits }, code);
+  }
+
+  invoke(key: string, code: string, requestId: string, limits: SandboxLimits, request: SandboxRequest): Promise<SandboxResult> {
+    return this.processFor(key).call({ type: "invoke", key, requestId, limits, request }, code);
+  }
+
+  drop(key: string): void {
+    this.processFor(key).drop(key);
+  }
+
+  /** Process ids of the sandbox processes (for tests and status). */
+  pids(): number[] {
+    return this.processes.flatMap((p) => (p.child?.pid ? [p.child.pid] : []));
+  }
+
+  async [Symbol.asyncDispose](): Promise<void> {
+    this.closed = true;
+    await Promise.all(this.processes.map((p) => p.stop()));
+  }
+}

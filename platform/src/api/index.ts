@@ -1,0 +1,200 @@
+/**
+ * The platform API (`/v1`): deploy, list, get, delete and roll back
+ * functions; list devices. Every input is validated with zod; every error is
+ * the `{ error: { code, message, requestId } }` envelope.
+ */
+import { createHash, timingSafeEqual } from "node:crypto";
+import {
+  AppName,
+  DeviceId,
+  FunctionLimitsInput,
+  FunctionName,
+  HearthError,
+  MAX_BUNDLE_BYTES,
+  resolveLimits,
+  RollbackRequest,
+  type DeviceView,
+  type FunctionRecord,
+  type FunctionView,
+} from "@hearth/protocol";
+import { Hono } from "hono";
+import { z } from "zod";
+import { readBody } from "../gateway/index.ts";
+import { parseInput, type HearthEnv } from "../http/index.ts";
+import type { Scheduler } from "../scheduler/index.ts";
+import type { Store } from "../state/index.ts";
+
+export interface ApiOptions {
+  store: Store;
+  scheduler: Scheduler;
+  token: string;
+  /** Base URL callers use, for the function URLs the API returns. */
+  publicUrl: () => string;
+  embeddedState: boolean;
+}
+
+const FunctionParams = z.object({ app: AppName, fn: FunctionName });
+const AppParams = z.object({ app: AppName });
+
+/** Deploy options travel as query parameters; the bundle is the raw body. */
+const DeployQuery = z.strictObject({
+  replicas: z.coerce.number().int().min(1).max(16).optional(),
+  memoryMb: z.coerce.number().optional(),
+  cpuMs: z.coerce.number().optional(),
+  wallMs: z.coerce.number().optional(),
+  requestBytes: z.coerce.number().optional(),
+  responseBytes: z.coerce.number().optional(),
+});
+
+const DEFAULT_REPLICAS = 2;
+
+export function createApi(options: ApiOptions): Hono<HearthEnv> {
+  const { store, scheduler } = options;
+  const api = new Hono<HearthEnv>();
+  const expected = Buffer.from(options.token);
+
+  api.get("/health", async (c) => {
+    const devices = await scheduler.liveDevices();
+    return c.json({ ok: true, embeddedState: options.embeddedState, devices: devices.length });
+  });
+
+  api.use("*", async (c, next) => {
+    const header = c.req.header("authorization") ?? "";
+    const match = /^Bearer (.+)$/.exec(header);
+    const given = Buffer.from(match?.[1] ?? "");
+    if (given.length !== expected.length || !timingSafeEqual(given, expected)) {
+      throw new HearthError("ERR_UNAUTHORIZED", "missing or wrong API token: pass `Authorization: Bearer <token>` (HEARTH_TOKEN)");
+    }
+    await next();
+  });
+
+  const view = async (record: FunctionRecord): Promise<FunctionView> => {
+    const placement = await store.getPlacement(record.app, record.name);
+    const live = new Set((await scheduler.liveDevices()).map((d) => d.heartbeat.deviceId));
+    const devices = Object.entries(placement.devices).filter(([id]) => live.has(id));
+    const ready = devices.some(([, p]) => p.version === record.version);
+    return {
+      ...record,
+      status: ready ? "ready" : "pending",
+      devices: devices.map(([id]) => id),
+      url: `${options.publicUrl()}/fn/${record.app}/${record.name}`,
+    };
+  };
+
+  api.put("/apps/:app/functions/:fn", async (c) => {
+    const { app, fn } = parseInput(FunctionParams, c.req.param(), "path");
+    const query = parseInput(DeployQuery, c.req.query(), "query");
+    const { replicas, ...limitInput } = query;
+    const limits = resolveLimits(parseInput(FunctionLimitsInput, dropUndefined(limitInput), "limits"));
+    const bundle = await readBody(c.req.raw, MAX_BUNDLE_BYTES).catch((error: unknown) => {
+      if (error instanceof HearthError && error.code === "ERR_BODY_TOO_LARGE") {
+        throw new HearthError("ERR_BUNDLE_TOO_LARGE", `bundle is over ${MAX_BUNDLE_BYTES} bytes; split the function or drop unused dependencies`);
+      }
+      throw error;
+    });
+    if (bundle.byteLength === 0) throw new HearthError("ERR_BAD_BUNDLE", "the request body must be the function's bundled JavaScript module; it was empty");
+    checkBundle(bundle);
+    const version = createHash("sha256").update(bundle).digest("hex");
+    const now = new Date().toISOString();
+    const previous = await store.getFunction(app, fn);
+    const record: FunctionRecord = {
+      app,
+      name: fn,
+      version,
+      limits,
+      replicas: replicas ?? previous?.replicas ?? DEFAULT_REPLICAS,
+      createdAt: previous?.createdAt ?? now,
+      updatedAt: now,
+    };
+    await store.putBundle(version, bundle);
+    const existing = await store.getVersion(app, fn, version);
+    await store.saveFunction(record, existing ?? { version, size: bundle.byteLength, createdAt: now });
+    scheduler.kick();
+    return c.json(await view(record), previous ? 200 : 201);
+  });
+
+  api.get("/functions", async (c) => {
+    const records = await store.listFunctions();
+    return c.json({ functions: await Promise.all(records.map((r) => view(r))) });
+  });
+
+  api.get("/apps/:app/functions", async (c) => {
+    const { app } = parseInput(AppParams, c.req.param(), "path");
+    const records = await store.listFunctions(app);
+    return c.json({ functions: await Promise.all(records.map((r) => view(r))) });
+  });
+
+  api.get("/apps/:app/functions/:fn", async (c) => {
+    const { app, fn } = parseInput(FunctionParams, c.req.param(), "path");
+    return c.json(await view(await mustGet(store, app, fn)));
+  });
+
+  api.delete("/apps/:app/functions/:fn", async (c) => {
+    const { app, fn } = parseInput(FunctionParams, c.req.param(), "path");
+    if (!(await store.deleteFunction(app, fn))) throw notFound(app, fn);
+    scheduler.kick();
+    return c.body(null, 204);
+  });
+
+  api.get("/apps/:app/functions/:fn/versions", async (c) => {
+    const { app, fn } = parseInput(FunctionParams, c.req.param(), "path");
+    await mustGet(store, app, fn);
+    return c.json({ versions: await store.listVersions(app, fn) });
+  });
+
+  api.post("/apps/:app/functions/:fn/rollback", async (c) => {
+    const { app, fn } = parseInput(FunctionParams, c.req.param(), "path");
+    const body = parseInput(RollbackRequest, await c.req.json().catch(() => undefined), "body");
+    const record = await mustGet(store, app, fn);
+    if (!(await store.getVersion(app, fn, body.version))) {
+      throw new HearthError("ERR_VERSION_NOT_FOUND", `${app}/${fn} has no version ${body.version}; list them with GET .../versions`);
+    }
+    const next: FunctionRecord = { ...record, version: body.version, updatedAt: new Date().toISOString() };
+    const version = await store.getVersion(app, fn, body.version);
+    await store.saveFunction(next, version!);
+    scheduler.kick();
+    return c.json(await view(next));
+  });
+
+  api.get("/devices", async (c) => {
+    const now = Date.now();
+    const devices: DeviceView[] = (await scheduler.liveDevices(now)).map(({ heartbeat: h, lastSeen }) => ({
+      deviceId: DeviceId.parse(h.deviceId),
+      ownerId: h.ownerId,
+      region: h.region,
+      location: h.location,
+      cores: h.cores,
+      memoryMb: h.memoryMb,
+      activeCalls: h.activeCalls,
+      freeCores: h.freeCores,
+      functions: h.functions.length,
+      lastSeenMs: now - lastSeen,
+    }));
+    return c.json({ devices });
+  });
+
+  return api;
+}
+
+async function mustGet(store: Store, app: string, fn: string): Promise<FunctionRecord> {
+  const record = await store.getFunction(app, fn);
+  if (!record) throw notFound(app, fn);
+  return record;
+}
+
+function notFound(app: string, fn: string): HearthError {
+  return new HearthError("ERR_FUNCTION_NOT_FOUND", `no function ${app}/${fn}`);
+}
+
+function dropUndefined<T extends object>(value: T): Partial<T> {
+  return Object.fromEntries(Object.entries(value).filter(([, v]) => v !== undefined)) as Partial<T>;
+}
+
+/** A bundle must be UTF-8 text (an ES module); devices compile it, this only catches the obvious. */
+function checkBundle(bundle: Uint8Array): void {
+  try {
+    new TextDecoder("utf-8", { fatal: true }).decode(bundle);
+  } catch {
+    throw new HearthError("ERR_BAD_BUNDLE", "the bundle is not UTF-8 text; upload the JavaScript module esbuild produced (hearth deploy does this)");
+  }
+}

@@ -1,0 +1,47 @@
+/**
+ * Serves bundles to devices over the fabric: a request on the bundle subject
+ * with `{ hash }` is answered with the bundle's raw bytes. Devices verify the
+ * hash before they run anything.
+ */
+import { BundleRequest, HearthError, INVOKE_HEADERS, type Subjects } from "@hearth/protocol";
+import { headers, type NatsConnection, type Subscription } from "@nats-io/transport-node";
+import type { Logger } from "../log/index.ts";
+import type { Store } from "../state/index.ts";
+
+export function serveBundles(nc: NatsConnection, subjects: Subjects, store: Store, log: Logger): Subscription {
+  return nc.subscribe(subjects.bundleGet, {
+    queue: "platform",
+    callback: (err, msg) => {
+      if (err) return;
+      const replyError = (error: HearthError) => {
+        const h = headers();
+        h.set(INVOKE_HEADERS.errorCode, error.code);
+        h.set(INVOKE_HEADERS.errorMessage, error.message);
+        msg.respond(new Uint8Array(0), { headers: h });
+      };
+      let parsed;
+      try {
+        parsed = BundleRequest.safeParse(msg.json());
+      } catch {
+        parsed = undefined;
+      }
+      if (!parsed?.success) {
+        replyError(new HearthError("ERR_BAD_MESSAGE", "bundle request must be JSON { hash: <sha256 hex> }"));
+        return;
+      }
+      const { hash } = parsed.data;
+      store.getBundle(hash).then(
+        (bundle) => {
+          if (!bundle) return replyError(new HearthError("ERR_VERSION_NOT_FOUND", `no bundle ${hash}`));
+          const h = headers();
+          h.set(INVOKE_HEADERS.sha256, hash);
+          msg.respond(bundle, { headers: h });
+        },
+        (error: unknown) => {
+          log.error({ err: error, hash }, "could not read a bundle");
+          replyError(new HearthError("ERR_INTERNAL", "could not read the bundle"));
+        },
+      );
+    },
+  });
+}

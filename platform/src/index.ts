@@ -1,0 +1,13 @@
+/**
+ * @hearth/platform — the control plane and gateway: the API (Hono + zod),
+ * the scheduler, the bundle service, and the HTTP gateway that turns calls
+ * into NATS requests to devices.
+ */
+export { startPlatform, createHttpApp } from "./platform.ts";
+export type { Platform, PlatformOptions } from "./platform.ts";
+export { readPlatformEnv, PlatformEnv } from "./config/index.ts";
+export { createLogger, silentLogger } from "./log/index.ts";
+export type { Logger } from "./log/index.ts";
+export { Scheduler, rankCandidates } from "./scheduler/index.ts";
+export { Store, connectRedis } from "./state/index.ts";
+export type { Placement, DeviceEntry } from "./state/index.ts";

@@ -1,0 +1,93 @@
+/** Wires one platform process: NATS, state, scheduler, bundle service, API and gateway over HTTP. */
+import type { AddressInfo } from "node:net";
+import { serve, type ServerType } from "@hono/node-server";
+import { Subjects } from "@hearth/protocol";
+import { connect, type NatsConnection } from "@nats-io/transport-node";
+import { Hono } from "hono";
+import { requestId } from "hono/request-id";
+import { createApi } from "./api/index.ts";
+import { serveBundles } from "./bundles/index.ts";
+import { createGateway } from "./gateway/index.ts";
+import { notFound, onError, REQUEST_ID_HEADER, type HearthEnv } from "./http/index.ts";
+import type { Logger } from "./log/index.ts";
+import { Scheduler } from "./scheduler/index.ts";
+import { connectRedis, Store } from "./state/index.ts";
+
+export interface PlatformOptions {
+  natsUrl: string;
+  token: string;
+  log: Logger;
+  redisUrl?: string;
+  redisPrefix?: string;
+  subjectPrefix?: string;
+  host?: string;
+  port?: number;
+  publicUrl?: string;
+  /** Scheduler timings (tests shorten them). */
+  deadAfterMs?: number;
+  tickMs?: number;
+}
+
+export interface Platform extends AsyncDisposable {
+  readonly url: string;
+  readonly app: Hono<HearthEnv>;
+  readonly store: Store;
+  readonly scheduler: Scheduler;
+  readonly nc: NatsConnection;
+  readonly embeddedState: boolean;
+  close(): Promise<void>;
+}
+
+/** The HTTP app alone (API + gateway), for in-process tests with `app.request()`. */
+export function createHttpApp(parts: {
+  store: Store;
+  scheduler: Scheduler;
+  nc: NatsConnection;
+  subjects: Subjects;
+  log: Logger;
+  token: string;
+  publicUrl: () => string;
+  embeddedState: boolean;
+}): Hono<HearthEnv> {
+  const app = new Hono<HearthEnv>();
+  app.use("*", requestId({ headerName: REQUEST_ID_HEADER, limitLength: 255 }));
+  app.onError(onError(parts.log));
+  app.notFound(notFound);
+  app.route("/v1", createApi(parts));
+  app.route("/", createGateway(parts));
+  return app;
+}
+
+export async function startPlatform(options: PlatformOptions): Promise<Platform> {
+  const { log } = options;
+  const subjects = new Subjects(options.subjectPrefix);
+  const { redis, embedded } = connectRedis(options.redisUrl);
+  if (embedded) log.warn("no REDIS_URL set: state is kept in memory (ioredis-mock) and lost when the platform stops");
+  const store = new Store(redis, options.redisPrefix);
+  const nc = await connect({ servers: options.natsUrl, name: "hearth-platform", maxReconnectAttempts: -1 });
+  const scheduler = new Scheduler({ store, nc, subjects, log: log.child({ part: "scheduler" }), deadAfterMs: options.deadAfterMs, tickMs: options.tickMs });
+  const bundles = serveBundles(nc, subjects, store, log);
+  let url = options.publicUrl ?? "";
+  const app = createHttpApp({ store, scheduler, nc, subjects, log, token: options.token, publicUrl: () => url, embeddedState: embedded });
+
+  const server: ServerType = await new Promise((resolve, reject) => {
+    const s = serve({ fetch: app.fetch, hostname: options.host ?? "127.0.0.1", port: options.port ?? 0 }, () => resolve(s));
+    s.once("error", reject);
+  });
+  const address = server.address() as AddressInfo;
+  const host = address.family === "IPv6" ? `[${address.address}]` : address.address;
+  if (!url) url = `http://${host === "0.0.0.0" ? "127.0.0.1" : host}:${address.port}`;
+  scheduler.start();
+  log.info({ url, nats: options.natsUrl, state: embedded ? "embedded (ioredis-mock)" : "redis" }, "platform started");
+
+  let closing: Promise<void> | undefined;
+  const close = () =>
+    (closing ??= (async () => {
+      await new Promise<void>((resolve) => server.close(() => resolve()));
+      await scheduler[Symbol.asyncDispose]();
+      bundles.unsubscribe();
+      await nc.drain().catch(() => undefined);
+      redis.disconnect();
+    })());
+  return { url, app, store, scheduler, nc, embeddedState: embedded, close, [Symbol.asyncDispose]: close };
+}

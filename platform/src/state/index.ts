@@ -1,0 +1,160 @@
+/**
+ * Platform state in Redis (ioredis). With no REDIS_URL the platform runs on
+ * ioredis-mock in-process: the embedded default for a first run and for unit
+ * tests, announced at start-up because it keeps nothing across restarts.
+ */
+import {
+  FunctionRecord,
+  Heartbeat,
+  VersionRecord,
+  type Heartbeat as HeartbeatT,
+  type FunctionRecord as FunctionRecordT,
+  type VersionRecord as VersionRecordT,
+} from "@hearth/protocol";
+import { Redis } from "ioredis";
+import RedisMock from "ioredis-mock";
+import { z } from "zod";
+
+export interface RedisHandle {
+  redis: Redis;
+  embedded: boolean;
+}
+
+export function connectRedis(url: string | undefined): RedisHandle {
+  if (url) return { redis: new Redis(url, { maxRetriesPerRequest: 3 }), embedded: false };
+  return { redis: new RedisMock() as unknown as Redis, embedded: true };
+}
+
+/** Where a function runs: device id → the version it acknowledged. */
+export const Placement = z.strictObject({
+  devices: z.record(z.string(), z.strictObject({ version: z.string(), placedAt: z.number() })),
+});
+export type Placement = z.infer<typeof Placement>;
+
+export interface DeviceEntry {
+  heartbeat: HeartbeatT;
+  lastSeen: number;
+}
+
+const DeviceEntrySchema = z.strictObject({ heartbeat: Heartbeat, lastSeen: z.number() });
+
+/** Typed access to every key the platform keeps. Each instance owns one key prefix. */
+export class Store {
+  readonly redis: Redis;
+  readonly prefix: string;
+
+  constructor(redis: Redis, prefix = "hearth:") {
+    this.redis = redis;
+    this.prefix = prefix;
+  }
+
+  private key(...parts: string[]): string {
+    return this.prefix + parts.join(":");
+  }
+
+  // bundles: content addressed and immutable
+
+  async putBundle(hash: string, bytes: Uint8Array): Promise<void> {
+    await this.redis.set(this.key("bundle", hash), Buffer.from(bytes.buffer, bytes.byteOffset, bytes.byteLength), "NX");
+  }
+
+  async getBundle(hash: string): Promise<Buffer | null> {
+    return this.redis.getBuffer(this.key("bundle", hash));
+  }
+
+  // functions and their versions
+
+  async saveFunction(record: FunctionRecordT, version: VersionRecordT): Promise<void> {
+    const id = `${record.app}/${record.name}`;
+    await this.redis
+      .multi()
+      .set(this.key("fn", record.app, record.name), JSON.stringify(record))
+      .sadd(this.key("fns"), id)
+      .hset(this.key("versions", record.app, record.name), version.version, JSON.stringify(version))
+      .exec();
+  }
+
+  async getFunction(app: string, name: string): Promise<FunctionRecordT | null> {
+    const raw = await this.redis.get(this.key("fn", app, name));
+    return raw === null ? null : FunctionRecord.parse(JSON.parse(raw));
+  }
+
+  async listFunctions(app?: string): Promise<FunctionRecordT[]> {
+    const ids = (await this.redis.smembers(this.key("fns"))).sort();
+    const wanted = app ? ids.filter((id) => id.startsWith(`${app}/`)) : ids;
+    if (wanted.length === 0) return [];
+    const raws = await this.redis.mget(wanted.map((id) => this.key("fn", ...id.split("/"))));
+    return raws.flatMap((raw) => (raw === null ? [] : [FunctionRecord.parse(JSON.parse(raw))]));
+  }
+
+  async deleteFunction(app: string, name: string): Promise<boolean> {
+    const results = await this.redis
+      .multi()
+      .del(this.key("fn", app, name))
+      .srem(this.key("fns"), `${app}/${name}`)
+      .del(this.key("versions", app, name))
+      .del(this.key("placement", app, name))
+      .exec();
+    return results?.[0]?.[1] === 1;
+  }
+
+  async getVersion(app: string, name: string, version: string): Promise<VersionRecordT | null> {
+    const raw = await this.redis.hget(this.key("versions", app, name), version);
+    return raw === null ? null : VersionRecord.parse(JSON.parse(raw));
+  }
+
+  async listVersions(app: string, name: string): Promise<VersionRecordT[]> {
+    const all = await this.redis.hvals(this.key("versions", app, name));
+    return all.map((raw) => VersionRecord.parse(JSON.parse(raw))).sort((a, b) => b.createdAt.localeCompare(a.createdAt));
+  }
+
+  // placements, written by the scheduler
+
+  async getPlacement(app: string, name: string): Promise<Placement> {
+    const raw = await this.redis.get(this.key("placement", app, name));
+    return raw === null ? { devices: {} } : Placement.parse(JSON.parse(raw));
+  }
+
+  async setPlacement(app: string, name: string, placement: Placement): Promise<void> {
+    // Only while the function exists: a placement never resurrects a deleted function.
+    const exists = await this.redis.exists(this.key("fn", app, name));
+    if (exists) await this.redis.set(this.key("placement", app, name), JSON.stringify(placement));
+  }
+
+  // devices, fed by heartbeats
+
+  async recordHeartbeat(heartbeat: HeartbeatT, now: number): Promise<void> {
+    const entry: DeviceEntry = { heartbeat, lastSeen: now };
+    await this.redis
+      .multi()
+      .set(this.key("device", heartbeat.deviceId), JSON.stringify(entry), "PX", 10 * 60_000)
+      .zadd(this.key("devices"), now, heartbeat.deviceId)
+      .exec();
+  }
+
+  /** Devices heard from since `since` (ms since epoch). */
+  async devicesSeenSince(since: number): Promise<DeviceEntry[]> {
+    const ids = await this.redis.zrangebyscore(this.key("devices"), since, "+inf");
+    if (ids.length === 0) return [];
+    const raws = await this.redis.mget(ids.map((id) => this.key("device", id)));
+    return raws.flatMap((raw) => (raw === null ? [] : [DeviceEntrySchema.parse(JSON.parse(raw))]));
+  }
+
+  /** Forgets devices silent since before `before`. */
+  async pruneDevices(before: number): Promise<void> {
+    await this.redis.zremrangebyscore(this.key("devices"), "-inf", before);
+  }
+
+  /**
+   * Takes or renews a lease (for one scheduler leader among platform
+   * processes). Returns true while `holder` holds it.
+   */
+  async lease(name: string, holder: string, ttlMs: number): Promise<boolean> {
+    const key = this.key("lease", name);
+    const taken = await this.redis.set(key, holder, "PX", ttlMs, "NX");
+    if (taken === "OK") return true;
+    if ((await this.redis.get(key)) !== holder) return false;
+    await this.redis.pexpire(key, ttlMs);
+    return true;
+  }
+}

@@ -1,0 +1,61 @@
+/** Shapes of the platform's HTTP API, shared with the SDK. */
+import { z } from "zod";
+import { FunctionLimits, FunctionLimitsInput } from "./limits.ts";
+import { AppName, DeviceId, FunctionName, Sha256Hex } from "./names.ts";
+import { Location } from "./messages.ts";
+
+/** Query/JSON part of a deploy; the bundle itself is the raw request body. */
+export const DeployOptions = z.strictObject({
+  limits: FunctionLimitsInput.optional(),
+  replicas: z.number().int().min(1).max(16).optional(),
+});
+export type DeployOptions = z.infer<typeof DeployOptions>;
+
+export const FunctionStatus = z.enum(["pending", "ready"]);
+export type FunctionStatus = z.infer<typeof FunctionStatus>;
+
+export const VersionRecord = z.strictObject({
+  version: Sha256Hex,
+  size: z.number().int().min(0),
+  createdAt: z.string(),
+});
+export type VersionRecord = z.infer<typeof VersionRecord>;
+
+export const FunctionRecord = z.strictObject({
+  app: AppName,
+  name: FunctionName,
+  version: Sha256Hex,
+  limits: FunctionLimits,
+  replicas: z.number().int().min(1),
+  createdAt: z.string(),
+  updatedAt: z.string(),
+});
+export type FunctionRecord = z.infer<typeof FunctionRecord>;
+
+/** A function as the API shows it: its record, where it runs, and whether it serves. */
+export const FunctionView = FunctionRecord.extend({
+  status: FunctionStatus,
+  devices: z.array(DeviceId),
+  url: z.string(),
+});
+export type FunctionView = z.infer<typeof FunctionView>;
+
+export const DeviceView = z.strictObject({
+  deviceId: DeviceId,
+  ownerId: z.string(),
+  region: z.string(),
+  location: Location,
+  cores: z.number(),
+  memoryMb: z.number(),
+  activeCalls: z.number(),
+  freeCores: z.number(),
+  functions: z.number(),
+  lastSeenMs: z.number(),
+});
+export type DeviceView = z.infer<typeof DeviceView>;
+
+export const FunctionList = z.strictObject({ functions: z.array(FunctionView) });
+export const DeviceList = z.strictObject({ devices: z.array(DeviceView) });
+export const VersionList = z.strictObject({ versions: z.array(VersionRecord) });
+export const RollbackRequest = z.strictObject({ version: Sha256Hex });
+

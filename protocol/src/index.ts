@@ -1,0 +1,42 @@
+/**
+ * @hearth/protocol — the wire: zod schemas and types of every message between
+ * the platform, the devices and the SDK, the fabric's subjects, and the error
+ * registry. Depends on nothing of ours.
+ */
+export { ERROR_CODES, HearthError, isErrorCode } from "./errors.ts";
+export type { ErrorCode, ErrorEnvelope, WireError } from "./errors.ts";
+export { AppName, DeviceId, FunctionName, INVOKE_QUEUE, NAME_PATTERN, Sha256Hex, Subjects } from "./names.ts";
+export {
+  DEFAULT_LIMITS,
+  FunctionLimits,
+  FunctionLimitsInput,
+  LIMIT_CAPS,
+  MAX_BUNDLE_BYTES,
+  resolveLimits,
+} from "./limits.ts";
+export {
+  BundleRequest,
+  ControlMessage,
+  ControlReply,
+  Heartbeat,
+  HTTP_HEADER_PREFIX,
+  HttpMethod,
+  INVOKE_HEADERS,
+  InvokeMeta,
+  Location,
+  PlacedFunction,
+  RequestId,
+} from "./messages.ts";
+export {
+  DeployOptions,
+  DeviceList,
+  DeviceView,
+  FunctionList,
+  FunctionRecord,
+  FunctionStatus,
+  FunctionView,
+  RollbackRequest,
+  VersionList,
+  VersionRecord,
+} from "./api.ts";
+export { formatZodError } from "./zod-format.ts";

@@ -1,0 +1,99 @@
+/** Messages that cross the fabric between the platform and the devices. */
+import { z } from "zod";
+import { FunctionLimits } from "./limits.ts";
+import { AppName, DeviceId, FunctionName, Sha256Hex } from "./names.ts";
+
+/** Request ids: the charset and length the gateway accepts from callers. */
+export const RequestId = z.string().regex(/^[\w=-]{1,255}$/, "request id must be 1-255 characters of A-Z, a-z, 0-9, _, - and =");
+
+export const Location = z.strictObject({
+  label: z.string().min(1).max(64),
+  lat: z.number().min(-90).max(90),
+  lon: z.number().min(-180).max(180),
+});
+export type Location = z.infer<typeof Location>;
+
+export const PlacedFunction = z.strictObject({
+  app: AppName,
+  fn: FunctionName,
+  version: Sha256Hex,
+});
+export type PlacedFunction = z.infer<typeof PlacedFunction>;
+
+/** A device's heartbeat: who it is, what it offers, how busy it is, what it serves. */
+export const Heartbeat = z.strictObject({
+  deviceId: DeviceId,
+  ownerId: z.string().min(1).max(64),
+  region: z.string().min(1).max(64),
+  location: Location,
+  cores: z.number().positive().max(1024),
+  memoryMb: z.number().int().positive().max(4 * 1024 * 1024),
+  activeCalls: z.number().int().min(0),
+  freeCores: z.number().min(0),
+  functions: z.array(PlacedFunction).max(10_000),
+  agentVersion: z.string().max(32),
+  sentAt: z.number().int().positive(),
+});
+export type Heartbeat = z.infer<typeof Heartbeat>;
+
+/** Sent to a device's control subject. */
+export const ControlMessage = z.discriminatedUnion("type", [
+  z.strictObject({
+    type: z.literal("place"),
+    app: AppName,
+    fn: FunctionName,
+    version: Sha256Hex,
+    limits: FunctionLimits,
+  }),
+  z.strictObject({ type: z.literal("unplace"), app: AppName, fn: FunctionName }),
+]);
+export type ControlMessage = z.infer<typeof ControlMessage>;
+
+export const ControlReply = z.union([
+  z.strictObject({ ok: z.literal(true) }),
+  z.strictObject({ error: z.strictObject({ code: z.string(), message: z.string() }) }),
+]);
+export type ControlReply = z.infer<typeof ControlReply>;
+
+export const BundleRequest = z.strictObject({ hash: Sha256Hex });
+export type BundleRequest = z.infer<typeof BundleRequest>;
+
+/**
+ * Headers of an invocation request and its reply. The body travels as raw
+ * bytes; HTTP headers travel one NATS header each, prefixed with HTTP_HEADER_PREFIX.
+ */
+export const INVOKE_HEADERS = {
+  requestId: "Hearth-Request-Id",
+  app: "Hearth-App",
+  fn: "Hearth-Function",
+  version: "Hearth-Version",
+  method: "Hearth-Method",
+  url: "Hearth-Url",
+  deadline: "Hearth-Deadline",
+  status: "Hearth-Status",
+  errorCode: "Hearth-Error-Code",
+  errorMessage: "Hearth-Error-Message",
+  cpuMs: "Hearth-Cpu-Ms",
+  wallMs: "Hearth-Wall-Ms",
+  cold: "Hearth-Cold",
+  device: "Hearth-Device",
+  sha256: "Hearth-Sha256",
+} as const;
+
+export const HTTP_HEADER_PREFIX = "Http-";
+
+/** HTTP methods a function can be called with. */
+export const HttpMethod = z.enum(["GET", "HEAD", "POST", "PUT", "PATCH", "DELETE", "OPTIONS"]);
+export type HttpMethod = z.infer<typeof HttpMethod>;
+
+/** Metadata of one invocation, as the device parses it from the NATS headers. */
+export const InvokeMeta = z.strictObject({
+  requestId: RequestId,
+  app: AppName,
+  fn: FunctionName,
+  version: Sha256Hex,
+  method: HttpMethod,
+  url: z.url().max(8192),
+  deadline: z.coerce.number().int().positive(),
+});
+export type InvokeMeta = z.infer<typeof InvokeMeta>;

@@ -1,0 +1,85 @@
+/**
+ * `npm run demo`: a local Hearth with real parts — a nats-server, the
+ * platform (embedded in-memory state) and three device agents in different
+ * places — with examples/hello deployed through the SDK. Runs until Ctrl-C,
+ * then stops everything it started.
+ */
+import { join } from "node:path";
+import { fileURLToPath } from "node:url";
+import { freePort, startLocalHearth, type LocalHearth } from "@hearth/devkit";
+import { HearthClient } from "@hearth/sdk";
+
+const ROOT = fileURLToPath(new URL("..", import.meta.url));
+const LOG_DIR = join(ROOT, ".hearth", "demo-logs");
+const PREFERRED_PORT = 8787;
+
+async function portFor(): Promise<number> {
+  const { createServer } = await import("node:net");
+  return new Promise((resolve) => {
+    const probe = createServer();
+    probe.once("error", () => freePort().then(resolve));
+    probe.listen(PREFERRED_PORT, "127.0.0.1", () => probe.close(() => resolve(PREFERRED_PORT)));
+  });
+}
+
+const say = (line: string) => process.stdout.write(line + "\n");
+
+async function main(): Promise<void> {
+  say("Starting a local Hearth: nats-server, platform, 3 device agents...");
+  let hearth: LocalHearth | undefined;
+  let stopping = false;
+  const shutdown = async (code: number) => {
+    if (stopping) return;
+    stopping = true;
+    say("\nStopping every process the demo started...");
+    await hearth?.stop();
+    say("Stopped.");
+    process.exit(code);
+  };
+  process.on("SIGINT", () => void shutdown(0));
+  process.on("SIGTERM", () => void shutdown(0));
+
+  hearth = await startLocalHearth({
+    port: await portFor(),
+    logDir: LOG_DIR,
+    devices: [
+      { deviceId: "berlin-nuc", ownerId: "ada", region: "local", location: "berlin:52.52,13.40" },
+      { deviceId: "lisbon-laptop", ownerId: "grace", region: "local", location: "lisbon:38.72,-9.14" },
+      { deviceId: "osaka-pi", ownerId: "linus", region: "local", location: "osaka:34.69,135.50" },
+    ],
+  });
+  for (const [id, device] of hearth.devices) {
+    device.server.process.once("exit", (code, signal) => {
+      if (!stopping) say(`Device ${id} stopped (code ${code}, signal ${signal}); its functions move to the other devices.`);
+    });
+  }
+  hearth.platform.process.once("exit", () => {
+    if (!stopping) {
+      say(`The platform stopped unexpectedly; see ${join(LOG_DIR, "platform.log")}`);
+      void shutdown(1);
+    }
+  });
+
+  const client = new HearthClient({ url: hearth.url, token: hearth.token });
+  await client.deployFile(join(ROOT, "examples/hello/src/index.ts"), { app: "demo", name: "hello" });
+  const fn = await client.waitUntilReady("demo", "hello", { timeoutMs: 60_000 });
+  const url = `${fn.url}/greet?name=Ada`;
+  const check = await fetch(url);
+  if (!check.ok) throw new Error(`the deployed function answered ${check.status}: ${await check.text()}`);
+
+  say("");
+  say(`Function ready: ${url}`);
+  say("");
+  say("To deploy your own function from another terminal, paste:");
+  say(`export HEARTH_PLATFORM_URL=${hearth.url}`);
+  say(`export HEARTH_TOKEN=${hearth.token}`);
+  say("npx hearth deploy examples/hello/src/index.ts --app demo --name hello2");
+  say("");
+  say(`Devices: ${[...hearth.devices.keys()].join(", ")} (logs in ${LOG_DIR})`);
+  say("Press Ctrl-C to stop.");
+}
+
+main().catch(async (error: unknown) => {
+  process.stderr.write(`demo failed: ${error instanceof Error ? error.message : String(error)}\nLogs: ${LOG_DIR}\n`);
+  process.exit(1);
+});

@@ -1,0 +1,165 @@
+/**
+ * The `hearth` CLI: deploy and manage functions from a terminal. User errors
+ * print what happened and how to fix it, without a stack trace; only
+ * unexpected errors print a stack.
+ */
+import { existsSync } from "node:fs";
+import { AppName, formatZodError, FunctionName, HearthError, Sha256Hex, type FunctionView } from "@hearth/protocol";
+import { Command, Option } from "commander";
+import { z } from "zod";
+import { HearthClient } from "../client.ts";
+
+const Connection = z.object({
+  url: z.url({ message: "platform URL must be a URL like http://127.0.0.1:8787" }),
+  token: z.string().min(1, "no API token: pass --token or set HEARTH_TOKEN"),
+});
+
+const Limits = z.object({
+  memoryMb: z.coerce.number().int().positive().optional(),
+  cpuMs: z.coerce.number().int().positive().optional(),
+  wallMs: z.coerce.number().int().positive().optional(),
+  replicas: z.coerce.number().int().min(1).max(16).optional(),
+});
+
+function parse<T extends z.ZodType>(schema: T, value: unknown, subject: string): z.output<T> {
+  const parsed = schema.safeParse(value);
+  if (!parsed.success) throw new HearthError("ERR_BAD_REQUEST", formatZodError(parsed.error, subject));
+  return parsed.data;
+}
+
+function client(program: Command): HearthClient {
+  const opts = program.opts<{ url?: string; token?: string }>();
+  const url = opts.url ?? process.env["HEARTH_PLATFORM_URL"];
+  if (!url) throw new HearthError("ERR_BAD_REQUEST", "no platform URL: pass --url or set HEARTH_PLATFORM_URL (npm run demo prints it)");
+  const conn = parse(Connection, { url, token: opts.token ?? process.env["HEARTH_TOKEN"] ?? "" }, "connection");
+  return new HearthClient(conn);
+}
+
+function names(app: unknown, name: unknown) {
+  return { app: parse(AppName, app, "app"), name: parse(FunctionName, name, "function name") };
+}
+
+function show(fn: FunctionView): string {
+  return [
+    `${fn.app}/${fn.name}  ${fn.status}`,
+    `  version   ${fn.version}`,
+    `  url       ${fn.url}`,
+    `  devices   ${fn.devices.join(", ") || "(none yet)"}`,
+    `  limits    ${fn.limits.memoryMb} MiB, ${fn.limits.cpuMs} ms CPU, ${fn.limits.wallMs} ms wall, replicas ${fn.replicas}`,
+  ].join("\n");
+}
+
+const out = (line: string): void => {
+  process.stdout.write(line + "\n");
+};
+
+export function buildProgram(): Command {
+  const program = new Command("hearth")
+    .description("Deploy and manage Hearth functions")
+    .option("--url <url>", "platform URL (or HEARTH_PLATFORM_URL)")
+    .option("--token <token>", "API token (or HEARTH_TOKEN)")
+    .showHelpAfterError();
+
+  program
+    .command("deploy <entry>")
+    .description("bundle a function with esbuild, upload it, and wait until a device serves it")
+    .requiredOption("--app <app>", "app (application network) the function belongs to")
+    .requiredOption("--name <fn>", "function name")
+    .option("--memory-mb <n>", "memory limit per call, MiB")
+    .option("--cpu-ms <n>", "CPU-time limit per call, ms")
+    .option("--wall-ms <n>", "wall-time limit per call, ms")
+    .option("--replicas <n>", "devices to run it on")
+    .addOption(new Option("--no-wait", "return once uploaded, without waiting for a device"))
+    .option("--timeout <ms>", "how long to wait for a device", "60000")
+    .option("--json", "print the function as JSON")
+    .action(async (entry: string, flags: Record<string, unknown>) => {
+      const { app, name } = names(flags["app"], flags["name"]);
+      if (!existsSync(entry)) throw new HearthError("ERR_BAD_REQUEST", `no file ${entry}: pass the path of the function's entry module`);
+      const { replicas, ...limits } = parse(Limits, flags, "flags");
+      const timeoutMs = parse(z.coerce.number().int().positive(), flags["timeout"], "--timeout");
+      const hearth = client(program);
+      let fn = await hearth.deployFile(entry, { app, name, limits, replicas });
+      if (!flags["json"]) out(`Deployed ${app}/${name} version ${fn.version.slice(0, 12)}`);
+      if (flags["wait"] !== false) {
+        if (!flags["json"]) out("Waiting for a device to serve it...");
+        fn = await hearth.waitUntilReady(app, name, { timeoutMs });
+      }
+      out(flags["json"] ? JSON.stringify(fn, null, 2) : `Function ready: ${fn.url}`);
+    });
+
+  program
+    .command("list")
+    .description("list functions")
+    .option("--app <app>", "only this app's")
+    .option("--json", "print JSON")
+    .action(async (flags: { app?: string; json?: boolean }) => {
+      const app = flags.app === undefined ? undefined : parse(AppName, flags.app, "app");
+      const fns = await client(program).list(app);
+      if (flags.json) return out(JSON.stringify(fns, null, 2));
+      if (fns.length === 0) return out("no functions yet: deploy one with `hearth deploy <file> --app <app> --name <fn>`");
+      for (const fn of fns) out(`${fn.app}/${fn.name}\t${fn.status}\t${fn.version.slice(0, 12)}\t${fn.url}`);
+    });
+
+  program
+    .command("info <app> <fn>")
+    .description("show one function")
+    .option("--json", "print JSON")
+    .action(async (appArg: string, fnArg: string, flags: { json?: boolean }) => {
+      const { app, name } = names(appArg, fnArg);
+      const fn = await client(program).get(app, name);
+      out(flags.json ? JSON.stringify(fn, null, 2) : show(fn));
+    });
+
+  program
+    .command("delete <app> <fn>")
+    .description("delete a function")
+    .action(async (appArg: string, fnArg: string) => {
+      const { app, name } = names(appArg, fnArg);
+      await client(program).delete(app, name);
+      out(`Deleted ${app}/${name}`);
+    });
+
+  program
+    .command("versions <app> <fn>")
+    .description("list a function's versions, newest first")
+    .action(async (appArg: string, fnArg: string) => {
+      const { app, name } = names(appArg, fnArg);
+      for (const v of await client(program).versions(app, name)) out(`${v.version}\t${v.createdAt}\t${v.size} bytes`);
+    });
+
+  program
+    .command("rollback <app> <fn> <version>")
+    .description("point a function back at an older version")
+    .action(async (appArg: string, fnArg: string, versionArg: string) => {
+      const { app, name } = names(appArg, fnArg);
+      const version = parse(Sha256Hex, versionArg, "version");
+      const fn = await client(program).rollback(app, name, version);
+      out(`${app}/${name} now runs ${fn.version.slice(0, 12)}`);
+    });
+
+  program
+    .command("devices")
+    .description("list live devices")
+    .option("--json", "print JSON")
+    .action(async (flags: { json?: boolean }) => {
+      const devices = await client(program).devices();
+      if (flags.json) return out(JSON.stringify(devices, null, 2));
+      for (const d of devices) out(`${d.deviceId}\t${d.region}\t${d.location.label}\t${d.cores} cores\t${d.activeCalls} active\t${d.functions} functions`);
+    });
+
+  return program;
+}
+
+export async function run(argv: string[]): Promise<number> {
+  try {
+    await buildProgram().parseAsync(argv);
+    return 0;
+  } catch (error) {
+    if (error instanceof HearthError) {
+      process.stderr.write(`hearth: ${error.message}\n`);
+      return error.isUserError || error.code === "ERR_PLATFORM_UNREACHABLE" || error.code === "ERR_NO_DEVICE" ? 2 : 1;
+    }
+    process.stderr.write(`hearth: unexpected error\n${error instanceof Error ? error.stack : String(error)}\n`);
+    return 1;
+  }
+}

@@ -1,0 +1,11 @@
+/**
+ * @hearth/sdk — deploy and call Hearth functions from code: `HearthClient`
+ * for the platform API, `bundleFunction` (esbuild), and the function types.
+ * The `hearth` CLI is built on the same client.
+ */
+export { HearthClient } from "./client.ts";
+export type { DeployInput, HearthClientOptions, InvokeInit } from "./client.ts";
+export { bundleFunction } from "./bundle.ts";
+export type { Context, Env, HearthFunction } from "./types.ts";
+export { HearthError, ERROR_CODES } from "@hearth/protocol";
+export type { ErrorCode, FunctionView, FunctionLimitsInput, DeviceView, VersionRecord } from "@hearth/protocol";
