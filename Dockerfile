@@ -1,0 +1,41 @@
+# One image for both roles; the command picks it:
+#   docker run hearth platform                      (env: HEARTH_NATS_URL, HEARTH_TOKEN, REDIS_URL, ...)
+#   docker run hearth agent start --nats nats://...  (flags as in docs/agent.md)
+# It mirrors what scripts/bootstrap.mjs does on a dev machine: Node 24 (here
+# the official image), dependencies installed by Node 24's npm so native
+# modules (isolated-vm) match its ABI, and the SDK built. nats-server and
+# Redis are separate services, not part of this image.
+
+FROM node:24-bookworm-slim AS build
+WORKDIR /app
+RUN apt-get update \
+ && apt-get install -y --no-install-recommends python3 make g++ \
+ && rm -rf /var/lib/apt/lists/*
+COPY package.json package-lock.json ./
+COPY protocol/package.json protocol/
+COPY devkit/package.json devkit/
+COPY platform/package.json platform/
+COPY node-agent/package.json node-agent/
+COPY sdk/package.json sdk/
+COPY examples/hello/package.json examples/hello/
+COPY test/package.json test/
+COPY sdk/scripts sdk/scripts
+COPY sdk/src sdk/src
+COPY protocol/src protocol/src
+RUN npm ci --no-audit --no-fund
+COPY . .
+RUN npm prune --omit=dev --no-audit --no-fund
+
+FROM node:24-bookworm-slim
+ENV NODE_ENV=production
+WORKDIR /app
+COPY --from=build --chown=root:root /app /app
+COPY --chown=root:root docker/entrypoint.sh /usr/local/bin/hearth-entrypoint
+RUN chmod 755 /usr/local/bin/hearth-entrypoint
+# The agent keeps its identity here; the app itself stays read-only for the runtime user.
+RUN mkdir -p /var/lib/hearth && chown node:node /var/lib/hearth
+USER node
+ENV HEARTH_HOST=0.0.0.0 HEARTH_DATA_DIR=/var/lib/hearth
+EXPOSE 8787
+ENTRYPOINT ["hearth-entrypoint"]
+CMD ["platform"]
