@@ -54,7 +54,7 @@ export function createHttpApp(parts: {
   app.onError(onError(parts.log));
   app.notFound(notFound);
   app.route("/v1", createApi(parts));
-  app.route("/", createGateway(parts));
+  app.route("/", createGateway({ ...parts, onNoDevice: (a, f) => parts.scheduler.suspect(a, f) }));
   return app;
 }
 

@@ -46,6 +46,8 @@ export const ControlMessage = z.discriminatedUnion("type", [
     limits: FunctionLimits,
   }),
   z.strictObject({ type: z.literal("unplace"), app: AppName, fn: FunctionName }),
+  /** Liveness probe: a live agent answers `{ ok: true }`; a dead one has no responders. */
+  z.strictObject({ type: z.literal("ping") }),
 ]);
 export type ControlMessage = z.infer<typeof ControlMessage>;
 

@@ -141,7 +141,11 @@ describe("walking skeleton", () => {
     const fn = await deployCode("failover", `export default { fetch: () => new Response("alive") }`, {}, 1);
     expect(fn.devices).toHaveLength(1);
     const victim = fn.devices[0]!;
-    hearth.devices.get(victim)!.server.process.kill("SIGKILL");
+    const agent = hearth.devices.get(victim)!.server.process;
+    const exited = new Promise((resolve) => agent.once("exit", resolve));
+    agent.kill("SIGKILL");
+    await exited; // a call already on its way to the dying device is lost with it (504 after the wall limit)
+    const killedAt = Date.now();
     let answered = false;
     const deadline = Date.now() + 20_000;
     while (!answered && Date.now() < deadline) {
@@ -150,6 +154,8 @@ describe("walking skeleton", () => {
       if (!answered) await new Promise((r) => setTimeout(r, 250));
     }
     expect(answered).toBe(true);
+    // eslint-disable-next-line no-console -- failover time is worth seeing in the test log
+    console.log(`failover: answered again ${Date.now() - killedAt} ms after the device died`);
     const after = await client.get("e2e", "failover");
     expect(after.devices).not.toContain(victim);
   });

@@ -129,6 +129,7 @@ export class Agent implements AsyncDisposable {
     const parsed = ControlMessage.safeParse(data);
     if (!parsed.success) return reply({ error: { code: "ERR_BAD_MESSAGE", message: "invalid control message" } });
     const message = parsed.data;
+    if (message.type === "ping") return reply({ ok: true });
     const id = `${message.app}/${message.fn}`;
     try {
       if (message.type === "unplace") {

@@ -27,6 +27,8 @@ export interface GatewayOptions {
   log: Logger;
   /** How long a function record is cached; a deploy shows up within this. */
   cacheMs?: number;
+  /** Told when a known function had no device to answer (the scheduler probes and re-places). */
+  onNoDevice?: (app: string, fn: string) => void;
 }
 
 /** Hop-by-hop headers never cross a proxy (RFC 9110 §7.6.1). */
@@ -87,6 +89,7 @@ export function createGateway(options: GatewayOptions): Hono<HearthEnv> {
       });
     } catch (error) {
       if (error instanceof RequestError && error.isNoResponders()) {
+        options.onNoDevice?.(appName, fnName);
         return errorResponse(c, "ERR_NO_DEVICE", `no device is serving ${appName}/${fnName} right now; try again in a few seconds`);
       }
       if (error instanceof TimeoutError || (error instanceof RequestError && error.cause instanceof TimeoutError)) {

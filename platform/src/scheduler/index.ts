@@ -15,7 +15,7 @@ import {
   type FunctionRecord,
   type Subjects,
 } from "@hearth/protocol";
-import type { NatsConnection, Subscription } from "@nats-io/transport-node";
+import { RequestError, type NatsConnection, type Subscription } from "@nats-io/transport-node";
 import type { Logger } from "../log/index.ts";
 import type { DeviceEntry, Placement, Store } from "../state/index.ts";
 
@@ -33,6 +33,10 @@ export interface SchedulerOptions {
 
 const PLATFORM_QUEUE = "platform";
 const LEASE_NAME = "scheduler";
+/** After a failed placement, the same device is not asked for the same version again for this long. */
+const PLACE_RETRY_MS = 10_000;
+const SUSPECT_DEBOUNCE_MS = 500;
+const PROBE_TIMEOUT_MS = 1_000;
 
 export class Scheduler implements AsyncDisposable {
   readonly deadAfterMs: number;
@@ -48,6 +52,14 @@ export class Scheduler implements AsyncDisposable {
   private running?: Promise<void>;
   private again = false;
   private stopped = false;
+  /** Per-function reconcile work under way. */
+  private readonly working = new Map<string, Promise<void>>();
+  /** `<device> <app>/<fn>@<version>` → time before which that placement is not tried again. */
+  private readonly failed = new Map<string, number>();
+  /** Devices a probe found gone, with when. */
+  private readonly dead = new Map<string, number>();
+  /** Functions probed lately, with when. */
+  private readonly suspected = new Map<string, number>();
   /** Devices this process has heard from: a new one triggers a pass at once. */
   private readonly known = new Set<string>();
 
@@ -58,7 +70,7 @@ export class Scheduler implements AsyncDisposable {
     this.log = options.log;
     this.deadAfterMs = options.deadAfterMs ?? 3_500;
     this.tickMs = options.tickMs ?? 1_000;
-    this.placeTimeoutMs = options.placeTimeoutMs ?? 15_000;
+    this.placeTimeoutMs = options.placeTimeoutMs ?? 10_000;
   }
 
   start(): void {
@@ -108,13 +120,46 @@ export class Scheduler implements AsyncDisposable {
       });
   }
 
-  /** Waits for the reconcile pass under way, if any. */
+  /** Waits for the reconcile pass and the per-function work under way, if any. */
   async settle(): Promise<void> {
-    while (this.running) await this.running;
+    while (this.running || this.working.size > 0) {
+      await this.running;
+      await Promise.all(this.working.values());
+    }
   }
 
   async liveDevices(now = Date.now()): Promise<DeviceEntry[]> {
-    return this.store.devicesSeenSince(now - this.deadAfterMs);
+    const seen = await this.store.devicesSeenSince(now - this.deadAfterMs);
+    // A device found dead by a probe stays dead until it sends a heartbeat after that.
+    return seen.filter((d) => (this.dead.get(d.heartbeat.deviceId) ?? 0) < d.lastSeen);
+  }
+
+  /**
+   * Called when a call found no device for a function: probes the devices it
+   * is placed on and, if one is gone (NATS has no responder for its control
+   * subject), re-places at once instead of waiting for its heartbeats to stop.
+   */
+  suspect(app: string, fn: string): void {
+    const id = `${app}/${fn}`;
+    const now = Date.now();
+    if ((this.suspected.get(id) ?? 0) > now - SUSPECT_DEBOUNCE_MS || this.stopped) return;
+    this.suspected.set(id, now);
+    if (this.suspected.size > 10_000) this.suspected.clear();
+    void (async () => {
+      const placement = await this.store.getPlacement(app, fn);
+      const probes = Object.keys(placement.devices).map(async (deviceId) => {
+        try {
+          await this.send(deviceId, { type: "ping" }, PROBE_TIMEOUT_MS);
+        } catch (error) {
+          if (error instanceof RequestError && error.isNoResponders()) {
+            this.dead.set(deviceId, Date.now());
+            return true;
+          }
+        }
+        return false;
+      });
+      if ((await Promise.all(probes)).some(Boolean)) this.kick();
+    })().catch((error: unknown) => this.log.warn({ err: error, fn: id }, "probe failed"));
   }
 
   private async reconcile(): Promise<void> {
@@ -124,20 +169,32 @@ export class Scheduler implements AsyncDisposable {
     const live = new Map((await this.liveDevices(now)).map((d) => [d.heartbeat.deviceId, d]));
     const functions = await this.store.listFunctions();
     const wanted = new Set<string>();
-    await Promise.all(
-      functions.map(async (record) => {
-        const placement = await this.reconcileFunction(record, live);
-        for (const id of Object.keys(placement.devices)) wanted.add(`${id} ${record.app}/${record.name}`);
-      }),
-    );
-    // A device serving a function that is no longer placed there (deleted, or scaled in) is told to stop.
-    const stale: Promise<unknown>[] = [];
-    for (const [id, device] of live) {
+    const busy = new Set<string>();
+    for (const record of functions) {
+      const id = `${record.app}/${record.name}`;
+      // Each function reconciles on its own: a device that is slow to answer
+      // holds up only the function it was asked to take, never the others.
+      if (this.working.has(id)) busy.add(id);
+      else {
+        const task = this.reconcileFunction(record, live)
+          .then(() => undefined)
+          .catch((error: unknown) => this.log.error({ err: error, fn: id }, "reconcile of a function failed"))
+          .finally(() => this.working.delete(id));
+        this.working.set(id, task);
+      }
+      const placement = await this.store.getPlacement(record.app, record.name);
+      for (const deviceId of Object.keys(placement.devices)) wanted.add(`${deviceId} ${id}`);
+    }
+    // A device serving a function that is no longer placed there (deleted, or
+    // scaled in) is told to stop; not while that function's placement is under way.
+    for (const [deviceId, device] of live) {
       for (const f of device.heartbeat.functions) {
-        if (!wanted.has(`${id} ${f.app}/${f.fn}`)) stale.push(this.send(id, { type: "unplace", app: f.app, fn: f.fn }).catch(() => undefined));
+        const id = `${f.app}/${f.fn}`;
+        if (!busy.has(id) && !this.working.has(id) && !wanted.has(`${deviceId} ${id}`)) {
+          this.send(deviceId, { type: "unplace", app: f.app, fn: f.fn }).catch(() => undefined);
+        }
       }
     }
-    await Promise.all(stale);
   }
 
   private async reconcileFunction(record: FunctionRecord, live: Map<string, DeviceEntry>): Promise<Placement> {
@@ -153,13 +210,18 @@ export class Scheduler implements AsyncDisposable {
       next.devices[id] = placed;
     }
 
+    const failKey = (id: string) => `${id} ${app}/${name}@${record.version}`;
     const place = async (id: string): Promise<boolean> => {
+      if ((this.failed.get(failKey(id)) ?? 0) > Date.now()) return false;
       try {
         await this.send(id, { type: "place", app, fn: name, version: record.version, limits: record.limits });
         next.devices[id] = { version: record.version, placedAt: Date.now() };
         return true;
       } catch (error) {
         this.log.warn({ deviceId: id, app, fn: name, err: error }, "placement failed");
+        // Don't ask the same device for the same version again for a while (a bad bundle fails everywhere).
+        this.failed.set(failKey(id), Date.now() + PLACE_RETRY_MS);
+        if (this.failed.size > 10_000) this.failed.clear();
         return false;
       }
     };
@@ -196,10 +258,8 @@ export class Scheduler implements AsyncDisposable {
   }
 
   /** Sends a control message to a device and waits for its acknowledgement. */
-  private async send(deviceId: string, message: ControlMessage): Promise<void> {
-    const reply = await this.nc.request(this.subjects.control(deviceId), JSON.stringify(message), {
-      timeout: this.placeTimeoutMs,
-    });
+  private async send(deviceId: string, message: ControlMessage, timeoutMs = this.placeTimeoutMs): Promise<void> {
+    const reply = await this.nc.request(this.subjects.control(deviceId), JSON.stringify(message), { timeout: timeoutMs });
     const parsed = ControlReply.safeParse(reply.json());
     if (!parsed.success) throw new HearthError("ERR_BAD_MESSAGE", `device ${deviceId} sent an invalid control reply`);
     if ("error" in parsed.data) throw HearthError.fromWire(parsed.data.error);
