@@ -1,0 +1,134 @@
+/**
+ * Warm call through the gateway (examples/hello deployed, one device) at a
+ * fixed concurrency, against a bare Hono server doing the same work and a raw
+ * NATS request/reply echo between two processes (the floor of our path);
+ * and the CPU time each costs per call, summed over every process in its path.
+ */
+import { join } from "node:path";
+import { startNatsServer } from "@hearth/devkit";
+import type { BenchContext, Benchmark } from "./lib/bench.ts";
+import { startBenchHearth } from "./lib/bench.ts";
+import { startHelper } from "./lib/helper.ts";
+import { httpLoad, type LoadResult } from "./lib/load.ts";
+import { CpuMeter } from "./lib/proc.ts";
+import type { Row, Section } from "./lib/report.ts";
+import { fmt, sleep } from "./lib/stats.ts";
+
+const CONCURRENCY = 8;
+const PATH = "/greet?name=Ada";
+/** What examples/hello answers to PATH: the echo baseline carries the same bytes. */
+const HELLO_JSON = JSON.stringify({ message: "Hello, Ada!", path: "/greet", method: "GET" });
+
+interface Measured extends LoadResult {
+  cpuMsPerCall: number;
+  cpuByRole?: Record<string, number>;
+}
+
+export const warmCall: Benchmark = {
+  name: "warm-call",
+  async run(ctx: BenchContext): Promise<Section[]> {
+    const seconds = ctx.quick ? 3 : 10;
+    const warmupSeconds = ctx.quick ? 1 : 2;
+
+    // Hearth: platform + nats-server + one device (one sandbox process)
+    ctx.log("warm-call: starting a local Hearth with one device");
+    const h = await startBenchHearth(ctx, [{ deviceId: "bench-warm", cores: 1 }]);
+    await h.client.deployFile(join(ctx.root, "examples/hello/src/index.ts"), { app: "bench", name: "hello", replicas: 1 });
+    const fn = await h.client.waitUntilReady("bench", "hello", { timeoutMs: 30_000, intervalMs: 50 });
+    const hearthUrl = `${fn.url}${PATH}`;
+    const check = await fetch(hearthUrl);
+    if (!check.ok) throw new Error(`examples/hello answered ${check.status}: ${await check.text()}`);
+    if ((await check.text()) !== HELLO_JSON) throw new Error("examples/hello answered something else than the bench expects");
+
+    ctx.log(`warm-call: gateway, ${CONCURRENCY} connections, ${seconds} s`);
+    await httpLoad(hearthUrl, { connections: CONCURRENCY, seconds: warmupSeconds });
+    const hearth = await measure(h.pidsByRole(), () => httpLoad(hearthUrl, { connections: CONCURRENCY, seconds }));
+    await h.hearth.stop();
+
+    // Baseline 1: bare Hono in its own process, same JSON
+    ctx.log("warm-call: bare Hono baseline");
+    const hono = await startHelper(ctx.cleanup, "hono-server.ts");
+    const { port } = await hono.call<{ port: number }>("start");
+    const honoUrl = `http://127.0.0.1:${port}/fn/bench/hello${PATH}`;
+    const honoCheck = await (await fetch(honoUrl)).text();
+    if (honoCheck !== HELLO_JSON) throw new Error(`the Hono baseline answers ${honoCheck}, not what hello answers`);
+    await httpLoad(honoUrl, { connections: CONCURRENCY, seconds: warmupSeconds });
+    const bare = await measure({ hono: [hono.pid] }, () => httpLoad(honoUrl, { connections: CONCURRENCY, seconds }));
+    await hono.stop();
+
+    // Baseline 2: raw NATS request/reply echo between two processes
+    ctx.log("warm-call: raw NATS echo baseline");
+    const nats = ctx.cleanup.add("nats-server", await startNatsServer(), (n) => n.stop());
+    const responder = await startHelper(ctx.cleanup, "nats-echo.ts");
+    const requester = await startHelper(ctx.cleanup, "nats-echo.ts");
+    await responder.call("connect", { url: nats.url });
+    await requester.call("connect", { url: nats.url });
+    await responder.call("respond", { subject: "bench.echo" });
+    const run = { subject: "bench.echo", payload: HELLO_JSON, concurrency: CONCURRENCY, maxCalls: 5_000_000 };
+    await requester.call("run", { ...run, maxMs: warmupSeconds * 1000 });
+    const echo = await measure(
+      { "nats-server": [nats.server.process.pid!], responder: [responder.pid], requester: [requester.pid] },
+      () => requester.call<LoadResult>("run", { ...run, maxMs: seconds * 1000 }),
+    );
+    await requester.stop();
+    await responder.stop();
+    await nats.stop();
+
+    for (const [name, r] of [["gateway", hearth], ["Hono", bare], ["NATS echo", echo]] as const) {
+      if (r.failures > 0) ctx.log(`warm-call: warning: ${r.failures} failed calls on ${name}`);
+    }
+
+    const honoBase = (value: number) => ({ name: "bare Hono", value });
+    const natsBase = (value: number) => ({ name: "NATS echo", value });
+    const rows: Row[] = [
+      { bench: "warm", metric: "requests/s", value: hearth.rps, unit: "req/s", baseline: honoBase(bare.rps), better: "higher" },
+      { bench: "warm", metric: "requests/s", value: hearth.rps, unit: "req/s", baseline: natsBase(echo.rps), better: "higher" },
+      { bench: "warm", metric: "p50 latency", value: hearth.p50, unit: "ms", baseline: honoBase(bare.p50), better: "lower" },
+      { bench: "warm", metric: "p50 latency", value: hearth.p50, unit: "ms", baseline: natsBase(echo.p50), better: "lower" },
+      { bench: "warm", metric: "p99 latency", value: hearth.p99, unit: "ms", baseline: honoBase(bare.p99), better: "lower" },
+      { bench: "warm", metric: "p99 latency", value: hearth.p99, unit: "ms", baseline: natsBase(echo.p99), better: "lower" },
+    ];
+    const cost: Row[] = [
+      { bench: "cost", metric: "CPU per call, whole path", value: hearth.cpuMsPerCall * 1000, unit: "µs", baseline: honoBase(bare.cpuMsPerCall * 1000), better: "lower" },
+      { bench: "cost", metric: "CPU per call, whole path", value: hearth.cpuMsPerCall * 1000, unit: "µs", baseline: natsBase(echo.cpuMsPerCall * 1000), better: "lower" },
+    ];
+    for (const [role, ms] of Object.entries(hearth.cpuByRole ?? {})) {
+      cost.push({ bench: "cost", metric: `CPU per call: ${role}`, value: ms * 1000, unit: "µs", baseline: honoBase(bare.cpuMsPerCall * 1000), better: "lower" });
+    }
+    const calls = `${fmt(hearth.calls)} gateway calls, ${fmt(bare.calls)} Hono calls, ${fmt(echo.calls)} echo round trips`;
+    return [
+      {
+        title: "Warm call through the gateway",
+        rows,
+        notes: [
+          `GET /fn/bench/hello${PATH} (examples/hello, one device with one sandbox process), ${CONCURRENCY} connections for ${seconds} s after ${warmupSeconds} s of warm-up; autocannon in the bench process; ${calls}.`,
+          "bare Hono: @hono/node-server in its own process answering the same JSON; NATS echo: nats.js request/reply of the same bytes between two processes, same concurrency.",
+          "Warm call straight to a device's own HTTP ingress: not measured, the agent has no ingress yet.",
+        ],
+      },
+      {
+        title: "Cost per call (CPU time summed over every process in the path ÷ calls served)",
+        rows: cost,
+        notes: [
+          "Hearth path: platform (gateway), nats-server, agent and its sandbox processes; bare Hono: its one process; NATS echo: nats-server + requester + responder. The load generator is not counted.",
+          "CPU time from /proc/<pid>/stat (utime + stime, 10 ms ticks) over the measured window.",
+        ],
+      },
+    ];
+  },
+};
+
+async function measure(roles: Record<string, number[]>, load: () => Promise<LoadResult>): Promise<Measured> {
+  const meters = Object.fromEntries(Object.entries(roles).map(([role, pids]) => [role, new CpuMeter(() => pids)]));
+  for (const m of Object.values(meters)) m.start();
+  const result = await load();
+  await sleep(0);
+  const cpuByRole: Record<string, number> = {};
+  let total = 0;
+  for (const [role, m] of Object.entries(meters)) {
+    const used = m.stop().totalMs;
+    total += used;
+    cpuByRole[role] = result.calls > 0 ? used / result.calls : Number.NaN;
+  }
+  return { ...result, cpuMsPerCall: result.calls > 0 ? total / result.calls : Number.NaN, cpuByRole };
+}
