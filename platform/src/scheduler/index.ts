@@ -215,7 +215,7 @@ export class Scheduler implements AsyncDisposable {
       if ((this.failed.get(failKey(id)) ?? 0) > Date.now()) return false;
       try {
         await this.send(id, { type: "place", app, fn: name, version: record.version, limits: record.limits });
-        next.devices[id] = { version: record.version, placedAt: Date.now() };
+        next.devices[id] = { version: record.version, placedAt: Date.now(), limits: JSON.stringify(record.limits) };
         return true;
       } catch (error) {
         this.log.warn({ deviceId: id, app, fn: name, err: error }, "placement failed");
@@ -226,8 +226,9 @@ export class Scheduler implements AsyncDisposable {
       }
     };
 
-    // Devices on an older version get the new one.
-    const outdated = Object.entries(next.devices).filter(([, p]) => p.version !== record.version);
+    // Devices on an older version (or with older limits) get the current one.
+    const limits = JSON.stringify(record.limits);
+    const outdated = Object.entries(next.devices).filter(([, p]) => p.version !== record.version || p.limits !== limits);
     await Promise.all(
       outdated.map(async ([id]) => {
         if (!(await place(id))) delete next.devices[id];
@@ -237,10 +238,14 @@ export class Scheduler implements AsyncDisposable {
     const want = Math.min(record.replicas, live.size);
     let missing = want - Object.keys(next.devices).length;
     if (missing > 0) {
-      const candidates = rankCandidates(record, [...live.values()].filter((d) => !next.devices[d.heartbeat.deviceId]), next, live);
-      for (const candidate of candidates) {
-        if (missing <= 0) break;
-        if (await place(candidate.heartbeat.deviceId)) missing--;
+      const tried = new Set<string>();
+      while (missing > 0) {
+        // Rank again after each placement: the owner just used goes to the back.
+        const open = [...live.values()].filter((d) => !next.devices[d.heartbeat.deviceId] && !tried.has(d.heartbeat.deviceId));
+        const best = rankCandidates(record, open, next, live)[0];
+        if (!best) break;
+        tried.add(best.heartbeat.deviceId);
+        if (await place(best.heartbeat.deviceId)) missing--;
       }
     } else if (missing < 0) {
       const extra = Object.keys(next.devices).slice(want);

@@ -27,7 +27,15 @@ export function connectRedis(url: string | undefined): RedisHandle {
 
 /** Where a function runs: device id → the version it acknowledged. */
 export const Placement = z.strictObject({
-  devices: z.record(z.string(), z.strictObject({ version: z.string(), placedAt: z.number() })),
+  devices: z.record(
+    z.string(),
+    z.strictObject({
+      version: z.string(),
+      placedAt: z.number(),
+      /** The limits the device was given (JSON), so a change of limits alone re-places too. */
+      limits: z.string().optional(),
+    }),
+  ),
 });
 export type Placement = z.infer<typeof Placement>;
 

@@ -1,0 +1,191 @@
+/**
+ * The scheduler against a real nats-server, with fake devices that publish
+ * heartbeats and answer control messages the way agents do.
+ */
+import { startNatsServer, type NatsServer } from "@hearth/devkit";
+import { ControlMessage, type Heartbeat, type PlacedFunction } from "@hearth/protocol";
+import { connect, type NatsConnection } from "@nats-io/transport-node";
+import { afterAll, afterEach, beforeAll, describe, expect, it } from "vitest";
+import { silentLogger, startPlatform, type Platform } from "../src/index.ts";
+
+const TOKEN = "test-token-0123456789";
+const PREFIX = "schedtest";
+let nats: NatsServer;
+let platform: Platform;
+
+beforeAll(async () => {
+  nats = await startNatsServer();
+  platform = await startPlatform({
+    natsUrl: nats.url,
+    token: TOKEN,
+    log: silentLogger(),
+    subjectPrefix: PREFIX,
+    deadAfterMs: 1_000,
+    tickMs: 200,
+  });
+});
+afterAll(async () => {
+  await platform?.close();
+  await nats?.stop();
+});
+
+const devices: FakeDevice[] = [];
+
+afterEach(async () => {
+  await Promise.all(devices.splice(0).map((d) => d.die()));
+  // each test starts with no live device
+  await until("no live devices", async () => ((await platform.scheduler.liveDevices()).length === 0 ? true : undefined));
+});
+
+async function liveCount(n: number) {
+  await until(`${n} live devices`, async () => ((await platform.scheduler.liveDevices()).length === n ? true : undefined));
+}
+
+class FakeDevice {
+  readonly functions = new Map<string, PlacedFunction>();
+  readonly received: ControlMessage[] = [];
+  private timer?: NodeJS.Timeout;
+  readonly id: string;
+  readonly owner: string;
+  readonly nc: NatsConnection;
+  readonly accept: boolean;
+  private constructor(id: string, owner: string, nc: NatsConnection, accept: boolean) {
+    this.id = id;
+    this.owner = owner;
+    this.nc = nc;
+    this.accept = accept;
+  }
+
+  static async start(id: string, owner: string, accept = true) {
+    const nc = await connect({ servers: nats.url });
+    const device = new FakeDevice(id, owner, nc, accept);
+    nc.subscribe(`${PREFIX}.device.${id}.control`, {
+      callback: (_err, msg) => {
+        const message = ControlMessage.parse(msg.json());
+        device.received.push(message);
+        if (message.type === "place") {
+          if (!device.accept) {
+            msg.respond(JSON.stringify({ error: { code: "ERR_BAD_BUNDLE", message: "no" } }));
+            return;
+          }
+          device.functions.set(`${message.app}/${message.fn}`, { app: message.app, fn: message.fn, version: message.version });
+        }
+        if (message.type === "unplace") device.functions.delete(`${message.app}/${message.fn}`);
+        msg.respond(JSON.stringify({ ok: true }));
+      },
+    });
+    devices.push(device);
+    device.beat();
+    device.timer = setInterval(() => device.beat(), 200);
+    return device;
+  }
+
+  beat() {
+    const beat: Heartbeat = {
+      deviceId: this.id,
+      ownerId: this.owner,
+      region: "test",
+      location: { label: this.id, lat: 0, lon: 0 },
+      cores: 2,
+      memoryMb: 512,
+      activeCalls: 0,
+      freeCores: 2,
+      functions: [...this.functions.values()],
+      agentVersion: "test",
+      sentAt: Date.now(),
+    };
+    this.nc.publish(`${PREFIX}.heartbeat`, JSON.stringify(beat));
+  }
+
+  /** Goes silent: no heartbeats, no answers (like a device that lost power). */
+  async die() {
+    clearInterval(this.timer);
+    if (!this.nc.isClosed()) await this.nc.close();
+  }
+}
+
+async function deploy(app: string, fn: string, query = "", suffix = "") {
+  const res = await platform.app.request(`/v1/apps/${app}/functions/${fn}${query}`, {
+    method: "PUT",
+    headers: { authorization: `Bearer ${TOKEN}` },
+    body: `export default { fetch: () => new Response("${app}/${fn}") }${suffix}`,
+  });
+  expect(res.status).toBeLessThan(300);
+}
+
+async function until<T>(what: string, probe: () => Promise<T | undefined> | T | undefined, timeoutMs = 10_000): Promise<T> {
+  const deadline = Date.now() + timeoutMs;
+  for (;;) {
+    const value = await probe();
+    if (value !== undefined && value !== false) return value;
+    if (Date.now() > deadline) throw new Error(`timed out waiting for ${what}`);
+    await new Promise((r) => setTimeout(r, 50));
+  }
+}
+
+const placedOn = async (app: string, fn: string) => Object.keys((await platform.store.getPlacement(app, fn)).devices).sort();
+
+describe("scheduler", () => {
+  it("places replicas on live devices, spread over owners, and re-places when a device goes silent", async () => {
+    const a1 = await FakeDevice.start("s1-a1", "alice");
+    const a2 = await FakeDevice.start("s1-a2", "alice");
+    await FakeDevice.start("s1-b1", "bob");
+    await liveCount(3);
+    await deploy("s1", "fn", "?replicas=2");
+    const placed = await until("two replicas", async () => {
+      const ids = await placedOn("s1", "fn");
+      return ids.length === 2 ? ids : undefined;
+    });
+    // one replica per owner before any owner gets two
+    expect(placed).toContain("s1-b1");
+    const aliceDevice = placed.find((id) => id !== "s1-b1")!;
+    const victim = aliceDevice === "s1-a1" ? a1 : a2;
+    const survivor = victim === a1 ? a2 : a1;
+    await victim.die();
+    await until("re-placed on the survivor", async () => {
+      const ids = await placedOn("s1", "fn");
+      return ids.includes(survivor.id) && !ids.includes(victim.id) && ids.length === 2 ? ids : undefined;
+    });
+  });
+
+  it("moves replicas to a new version and to new limits, and tells devices to drop deleted functions", async () => {
+    const d = await FakeDevice.start("s2-d", "carol");
+    await liveCount(1);
+    await deploy("s2", "fn", "?replicas=1");
+    const v1 = await until("placed", () => d.functions.get("s2/fn")?.version);
+    await deploy("s2", "fn", "?replicas=1&cpuMs=77");
+    await until("new limits", () =>
+      d.received.some((m) => m.type === "place" && m.app === "s2" && m.limits.cpuMs === 77) ? true : undefined,
+    );
+    await deploy("s2", "fn", "?replicas=1&cpuMs=77", "// v2");
+    const v2 = await until("new version", () => {
+      const v = d.functions.get("s2/fn")?.version;
+      return v && v !== v1 ? v : undefined;
+    });
+    expect(v2).not.toBe(v1);
+    const res = await platform.app.request("/v1/apps/s2/functions/fn", { method: "DELETE", headers: { authorization: `Bearer ${TOKEN}` } });
+    expect(res.status).toBe(204);
+    await until("unplaced", () => (d.functions.has("s2/fn") ? undefined : true));
+  });
+
+  it("does not hammer a device that refuses a placement", async () => {
+    const refuser = await FakeDevice.start("s3-r", "dave", false);
+    await liveCount(1);
+    await deploy("s3", "fn", "?replicas=1");
+    await new Promise((r) => setTimeout(r, 1_500)); // several ticks of 200 ms
+    const attempts = refuser.received.filter((m) => m.type === "place" && m.app === "s3").length;
+    expect(attempts).toBe(1);
+    expect(await placedOn("s3", "fn")).toEqual([]);
+  });
+
+  it("ignores invalid heartbeats", async () => {
+    const nc = await connect({ servers: nats.url });
+    nc.publish(`${PREFIX}.heartbeat`, "not json");
+    nc.publish(`${PREFIX}.heartbeat`, JSON.stringify({ deviceId: "../../etc", cores: -1 }));
+    await nc.flush();
+    await new Promise((r) => setTimeout(r, 200));
+    const ids = (await platform.scheduler.liveDevices()).map((d) => d.heartbeat.deviceId);
+    expect(ids).not.toContain("../../etc");
+    await nc.close();
+  });
+});
