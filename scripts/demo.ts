@@ -24,20 +24,23 @@ async function portFor(): Promise<number> {
 
 const say = (line: string) => process.stdout.write(line + "\n");
 
+let hearth: LocalHearth | undefined;
+let stopping = false;
+
+async function shutdown(code: number): Promise<void> {
+  if (stopping) return;
+  stopping = true;
+  say("\nStopping every process the demo started...");
+  await hearth?.stop();
+  say("Stopped.");
+  process.exit(code);
+}
+
 async function main(): Promise<void> {
   say("Starting a local Hearth: nats-server, platform, 3 device agents...");
-  let hearth: LocalHearth | undefined;
-  let stopping = false;
-  const shutdown = async (code: number) => {
-    if (stopping) return;
-    stopping = true;
-    say("\nStopping every process the demo started...");
-    await hearth?.stop();
-    say("Stopped.");
-    process.exit(code);
-  };
   process.on("SIGINT", () => void shutdown(0));
   process.on("SIGTERM", () => void shutdown(0));
+  process.on("SIGHUP", () => void shutdown(0));
 
   hearth = await startLocalHearth({
     port: await portFor(),
@@ -81,5 +84,5 @@ async function main(): Promise<void> {
 
 main().catch(async (error: unknown) => {
   process.stderr.write(`demo failed: ${error instanceof Error ? error.message : String(error)}\nLogs: ${LOG_DIR}\n`);
-  process.exit(1);
+  await shutdown(1);
 });

@@ -60,7 +60,7 @@ export async function startLocalHearth(options: LocalHearthOptions): Promise<Loc
   const logTo = (name: string) => {
     if (!options.logDir) return undefined;
     mkdirSync(options.logDir, { recursive: true });
-    const stream = createWriteStream(join(options.logDir, `${name}.log`), { flags: "a" });
+    const stream = createWriteStream(join(options.logDir, `${name}.log`));
     logs.push(stream);
     return (chunk: Buffer) => stream.write(chunk);
   };
