@@ -279,9 +279,12 @@ export class Scheduler implements AsyncDisposable {
 }
 
 /**
- * Orders candidate devices for one function: owners not yet serving it first
- * (spread), then more free cores, fewer calls in flight, and a stable
- * per-function shuffle so functions don't all pile on the same device.
+ * Orders candidate devices for one function: regions not yet serving it
+ * first (so replicas cover more regions, and NATS, which prefers queue
+ * members in the caller's own cluster, answers callers near them), then
+ * owners not yet serving it (spread), then more free cores, fewer calls in
+ * flight, and a stable per-function shuffle so functions don't all pile on
+ * the same device.
  */
 export function rankCandidates(
   record: FunctionRecord,
@@ -289,15 +292,16 @@ export function rankCandidates(
   placement: Placement,
   live: Map<string, DeviceEntry>,
 ): DeviceEntry[] {
-  const owners = new Set(
-    Object.keys(placement.devices).flatMap((id) => {
-      const d = live.get(id);
-      return d ? [d.heartbeat.ownerId] : [];
-    }),
-  );
+  const placed = Object.keys(placement.devices).flatMap((id) => {
+    const d = live.get(id);
+    return d ? [d.heartbeat] : [];
+  });
+  const owners = new Set(placed.map((h) => h.ownerId));
+  const regions = new Set(placed.map((h) => h.region));
   const spread = (d: DeviceEntry) => createHash("sha1").update(`${record.app}/${record.name}/${d.heartbeat.deviceId}`).digest().readUInt32BE(0);
   return [...candidates].sort(
     (a, b) =>
+      Number(regions.has(a.heartbeat.region)) - Number(regions.has(b.heartbeat.region)) ||
       Number(owners.has(a.heartbeat.ownerId)) - Number(owners.has(b.heartbeat.ownerId)) ||
       b.heartbeat.freeCores - a.heartbeat.freeCores ||
       a.heartbeat.activeCalls - b.heartbeat.activeCalls ||
