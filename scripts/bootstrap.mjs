@@ -753,6 +753,8 @@ async function main() {
     .filter(Boolean)
     .join(path.delimiter);
   env.HEARTH_NATS_SERVER = nats;
+  // The machine's own node (e.g. Node 20): tests use it to check that the SDK and CLI run there too.
+  env.HEARTH_HOST_NODE ??= process.execPath;
   if (redis) env.HEARTH_REDIS_SERVER = redis;
   if (nodeInfo.local) env.npm_config_nodedir = LOCAL_NODE_DIR;
   // Tools that re-launch "the current node" should get Node 24 too.

@@ -128,6 +128,15 @@ describe("walking skeleton", () => {
     expect(await res.json()).toMatchObject({ message: "Hello, Grace!" });
   });
 
+  const hostNode = process.env["HEARTH_HOST_NODE"];
+  it.skipIf(!hostNode || hostNode === process.execPath)("the CLI runs on the machine's own, older Node too", async () => {
+    const { stdout: version } = await run(hostNode!, ["--version"]);
+    const { stdout } = await run(hostNode!, [`${ROOT}sdk/bin/hearth.js`, "deploy", HELLO, "--app", "e2e", "--name", "old-node"], {
+      env: { ...process.env, HEARTH_PLATFORM_URL: hearth.url, HEARTH_TOKEN: hearth.token },
+    });
+    expect(stdout, `CLI on node ${version.trim()}`).toMatch(/Function ready: \S+\/fn\/e2e\/old-node/);
+  });
+
   it("the CLI explains a user error without a stack trace", async () => {
     const failed = await run(process.execPath, [`${ROOT}sdk/bin/hearth.js`, "deploy", HELLO, "--app", "Bad Name", "--name", "x"], {
       env: { ...process.env, HEARTH_PLATFORM_URL: hearth.url, HEARTH_TOKEN: hearth.token },
