@@ -47,9 +47,14 @@ export interface LocalHearth extends AsyncDisposable {
   readonly url: string;
   readonly token: string;
   readonly nats: NatsServer;
+  /** The first platform process (replaced by restartPlatform). */
   readonly platform: SpawnedServer;
   readonly devices: Map<string, RunningDevice>;
   startDevice(spec: DeviceSpec): Promise<RunningDevice>;
+  /** Starts one more platform process on the same fabric and state; returns its URL. */
+  startPlatform(): Promise<{ url: string; server: SpawnedServer }>;
+  /** Kills the first platform process (SIGKILL) and starts it again on the same port. */
+  restartPlatform(): Promise<void>;
   stop(): Promise<void>;
 }
 
@@ -87,16 +92,20 @@ export async function startLocalHearth(options: LocalHearthOptions): Promise<Loc
     };
     if (options.redisUrl) env["REDIS_URL"] = options.redisUrl;
     else delete env["REDIS_URL"];
-    const platform = await spawnServer({
-      name: "hearth-platform",
-      command: process.execPath,
-      args: [PLATFORM_BIN],
-      env,
-      readyWhen: /HEARTH_PLATFORM_READY/,
-      onOutput: logTo("platform"),
-    });
-    started.push(platform);
-    const url = /HEARTH_PLATFORM_READY (\S+)/.exec(platform.output())![1]!;
+    let platforms = 0;
+    const launchPlatform = async (listenPort: number) => {
+      const server = await spawnServer({
+        name: "hearth-platform",
+        command: process.execPath,
+        args: [PLATFORM_BIN],
+        env: { ...env, HEARTH_PORT: String(listenPort) },
+        readyWhen: /HEARTH_PLATFORM_READY/,
+        onOutput: logTo(platforms++ === 0 ? "platform" : `platform-${platforms}`),
+      });
+      started.push(server);
+      return { server, url: /HEARTH_PLATFORM_READY (\S+)/.exec(server.output())![1]! };
+    };
+    let { server: platform, url } = await launchPlatform(port);
 
     const startDevice = async (spec: DeviceSpec): Promise<RunningDevice> => {
       const args = [AGENT_BIN, "start", "--nats", nats.url, "--device-id", spec.deviceId, "--log-level", logLevel];
@@ -117,7 +126,25 @@ export async function startLocalHearth(options: LocalHearthOptions): Promise<Loc
       return device;
     };
     await Promise.all(options.devices.map(startDevice));
-    return { url, token, nats, platform, devices, startDevice, stop, [Symbol.asyncDispose]: stop };
+    const restartPlatform = async () => {
+      platform.process.kill("SIGKILL");
+      await platform.stop();
+      ({ server: platform, url } = await launchPlatform(port));
+    };
+    return {
+      url,
+      token,
+      nats,
+      get platform() {
+        return platform;
+      },
+      devices,
+      startDevice,
+      startPlatform: async () => launchPlatform(await freePort()),
+      restartPlatform,
+      stop,
+      [Symbol.asyncDispose]: stop,
+    };
   } catch (error) {
     await stop();
     throw error;
