@@ -7,5 +7,7 @@ export { AgentConfig, parseAgentConfig, defaultDeviceId } from "./config/index.t
 export type { AgentConfigInput } from "./config/index.ts";
 export { BundleCache } from "./bundles/index.ts";
 export { SandboxPool } from "./sandbox/supervisor.ts";
+export type { CallSettings, OutboundPolicy, SandboxPoolOptions } from "./sandbox/supervisor.ts";
+export { isPublicAddress } from "./sandbox/outbound.ts";
 export type { SandboxLimits, SandboxRequest, SandboxResult } from "./sandbox/messages.ts";
 export { createLogger, silentLogger } from "./log/index.ts";

@@ -20,6 +20,38 @@ export const SandboxRequest = z.strictObject({
 });
 export type SandboxRequest = z.infer<typeof SandboxRequest>;
 
+/** Per-function settings that are not limits: the `env` argument (vars, secrets). Sent with every call; cheap to compare. */
+export const SandboxSettings = z.strictObject({
+  env: z.record(z.string(), z.string()).optional(),
+});
+export type SandboxSettings = z.infer<typeof SandboxSettings>;
+
+/**
+ * An outbound request a function makes with `fetch`, asked of the supervisor:
+ * it alone holds the function's outbound policy and may reach the network.
+ */
+export const OutboundRequest = z.strictObject({
+  method: z.string().max(32),
+  url: z.string().max(8192),
+  headers: z.array(z.tuple([z.string(), z.string()])).max(256),
+  body: z.instanceof(Uint8Array).nullable(),
+  redirect: z.enum(["follow", "error", "manual"]),
+});
+export type OutboundRequest = z.infer<typeof OutboundRequest>;
+
+export const OutboundResponse = z.union([
+  z.strictObject({
+    status: z.number().int().min(200).max(599),
+    statusText: z.string(),
+    headers: z.array(z.tuple([z.string(), z.string()])),
+    body: z.instanceof(Uint8Array),
+    url: z.string(),
+    redirected: z.boolean(),
+  }),
+  z.strictObject({ error: z.string() }),
+]);
+export type OutboundResponse = z.infer<typeof OutboundResponse>;
+
 export const ToSandbox = z.discriminatedUnion("type", [
   z.strictObject({
     type: z.literal("invoke"),
@@ -28,6 +60,7 @@ export const ToSandbox = z.discriminatedUnion("type", [
     code: z.string().optional(),
     requestId: z.string(),
     limits: SandboxLimits,
+    settings: SandboxSettings.optional(),
     request: SandboxRequest,
   }),
   z.strictObject({
@@ -36,8 +69,10 @@ export const ToSandbox = z.discriminatedUnion("type", [
     key: z.string(),
     code: z.string().optional(),
     limits: SandboxLimits,
+    settings: SandboxSettings.optional(),
   }),
   z.strictObject({ type: z.literal("drop"), key: z.string() }),
+  z.strictObject({ type: z.literal("fetched"), id: z.number().int(), response: OutboundResponse }),
 ]);
 export type ToSandbox = z.infer<typeof ToSandbox>;
 
@@ -69,6 +104,7 @@ export const FromSandbox = z.union([
     message: z.string(),
   }),
   z.strictObject({ type: z.literal("ready") }),
+  z.strictObject({ type: z.literal("fetch"), id: z.number().int(), key: z.string(), request: OutboundRequest }),
 ]);
 export type FromSandbox = z.infer<typeof FromSandbox>;
 export type SandboxResult = Extract<FromSandbox, { type: "result" }>;

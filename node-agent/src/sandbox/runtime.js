@@ -1,65 +1,152 @@
 // The in-isolate runtime: the web-standard globals a Workers-style function
-// needs, written against ECMAScript built-ins only. It runs as a closure in
-// each new context: $0 (log) and $1 (parse a URL) are host callbacks captured
-// here and never put on a global, so tenant code cannot reach them.
-// It returns bind(namespace) -> dispatch(request) for the supervisor.
+// needs, written against ECMAScript built-ins only (plus web-streams-polyfill,
+// evaluated lazily). It runs as a closure in each new context; its arguments
+// are host callbacks captured here and never put on a global, so tenant code
+// cannot reach them:
+//   $0 log(level, message)             console lines
+//   $1 parseUrl(input, base)           WHATWG URL parsing by the host
+//   $2 crypto(op, a, b, c)             random bytes, digests, HMAC (bytes are copied)
+//   $3 source(name)                    trusted library source read by the agent at start
+//   $4 timer(op, id, ms)               arm (1 once, 2 repeat) or clear (0) a host timer
+//   $5 fetch(id, request)              start an outbound fetch through the host; it answers with fetched(id, answer)
+//   $6 options                         { userAgent, maxTimers }
+// It returns { bind, fire, fetched, reset, settle } for the sandbox worker.
 const hostLog = $0;
 const hostParseUrl = $1;
+const hostCrypto = $2;
+const hostSource = $3;
+const hostTimer = $4;
+const hostFetch = $5;
+const OPTIONS = $6;
+
+// Captured before tenant code runs: the runtime must not call what a tenant may replace.
+const FunctionCtor = Function;
+const ObjectFreeze = Object.freeze;
 
 const define = (name, value) =>
   Object.defineProperty(globalThis, name, { value, writable: true, configurable: true, enumerable: false });
+// A global whose value is made on first touch (heavy polyfills): a function that never uses it never pays for it.
+const lazy = (name, make) =>
+  Object.defineProperty(globalThis, name, {
+    get() { const value = make(); define(name, value); return value; },
+    set(value) { define(name, value); },
+    configurable: true,
+    enumerable: false,
+  });
+
+// ---------- DOMException ----------
+const DOM_CODES = {
+  IndexSizeError: 1, HierarchyRequestError: 3, WrongDocumentError: 4, InvalidCharacterError: 5, NoModificationAllowedError: 7,
+  NotFoundError: 8, NotSupportedError: 9, InvalidStateError: 11, SyntaxError: 12, InvalidModificationError: 13,
+  NamespaceError: 14, InvalidAccessError: 15, TypeMismatchError: 17, SecurityError: 18, NetworkError: 19,
+  AbortError: 20, URLMismatchError: 21, QuotaExceededError: 22, TimeoutError: 23, InvalidNodeTypeError: 24, DataCloneError: 25,
+};
+class DOMException extends Error {
+  #name;
+  constructor(message = "", name = "Error") {
+    super(String(message));
+    this.#name = String(name);
+  }
+  get name() { return this.#name; }
+  get code() { return DOM_CODES[this.#name] ?? 0; }
+}
+for (const [name, code] of Object.entries(DOM_CODES)) {
+  const constant = name.replace(/Error$/, "").replace(/([a-z])([A-Z])/g, "$1_$2").toUpperCase() + "_ERR";
+  Object.defineProperty(DOMException, constant, { value: code, enumerable: true });
+}
 
 // ---------- text encoding (UTF-8 only, as on the web) ----------
+const encodeUtf8 = (s) => {
+  const out = new Uint8Array(s.length * 3);
+  let n = 0;
+  for (let i = 0; i < s.length; i++) {
+    let c = s.charCodeAt(i);
+    if (c >= 0xd800 && c <= 0xdbff && i + 1 < s.length) {
+      const d = s.charCodeAt(i + 1);
+      if (d >= 0xdc00 && d <= 0xdfff) { c = 0x10000 + ((c - 0xd800) << 10) + (d - 0xdc00); i++; } else c = 0xfffd;
+    } else if (c >= 0xd800 && c <= 0xdfff) c = 0xfffd;
+    if (c < 0x80) out[n++] = c;
+    else if (c < 0x800) { out[n++] = 0xc0 | (c >> 6); out[n++] = 0x80 | (c & 63); }
+    else if (c < 0x10000) { out[n++] = 0xe0 | (c >> 12); out[n++] = 0x80 | ((c >> 6) & 63); out[n++] = 0x80 | (c & 63); }
+    else { out[n++] = 0xf0 | (c >> 18); out[n++] = 0x80 | ((c >> 12) & 63); out[n++] = 0x80 | ((c >> 6) & 63); out[n++] = 0x80 | (c & 63); }
+  }
+  return out.slice(0, n);
+};
 class TextEncoder {
   get encoding() { return "utf-8"; }
-  encode(input = "") {
-    const s = String(input);
-    const out = [];
-    for (let i = 0; i < s.length; i++) {
-      let c = s.charCodeAt(i);
-      if (c >= 0xd800 && c <= 0xdbff && i + 1 < s.length) {
-        const d = s.charCodeAt(i + 1);
-        if (d >= 0xdc00 && d <= 0xdfff) { c = 0x10000 + ((c - 0xd800) << 10) + (d - 0xdc00); i++; } else c = 0xfffd;
-      } else if (c >= 0xd800 && c <= 0xdfff) c = 0xfffd;
-      if (c < 0x80) out.push(c);
-      else if (c < 0x800) out.push(0xc0 | (c >> 6), 0x80 | (c & 63));
-      else if (c < 0x10000) out.push(0xe0 | (c >> 12), 0x80 | ((c >> 6) & 63), 0x80 | (c & 63));
-      else out.push(0xf0 | (c >> 18), 0x80 | ((c >> 12) & 63), 0x80 | ((c >> 6) & 63), 0x80 | (c & 63));
-    }
-    return new Uint8Array(out);
+  encode(input = "") { return encodeUtf8(String(input)); }
+  encodeInto(input, dest) {
+    const bytes = encodeUtf8(String(input));
+    // never split a character: back off to the last sequence start that fits
+    let n = Math.min(bytes.length, dest.length);
+    if (n < bytes.length) while (n > 0 && (bytes[n] & 0xc0) === 0x80) n--;
+    dest.set(bytes.subarray(0, n));
+    let read = 0;
+    for (let i = 0; i < n; i++) if ((bytes[i] & 0xc0) !== 0x80) read += bytes[i] >= 0xf0 ? 2 : 1;
+    return { read, written: n };
   }
 }
+const UTF8_LABELS = ["utf-8", "utf8", "unicode-1-1-utf-8", "unicode11utf8", "unicode20utf8", "x-unicode20utf8"];
+const asBytes = (input) => {
+  if (input instanceof ArrayBuffer) return new Uint8Array(input);
+  if (ArrayBuffer.isView(input)) return new Uint8Array(input.buffer, input.byteOffset, input.byteLength);
+  if (input && Object.prototype.toString.call(input) === "[object SharedArrayBuffer]") return new Uint8Array(input);
+  throw new TypeError("The provided value is not of type '(ArrayBuffer or ArrayBufferView)'");
+};
 class TextDecoder {
+  #fatal; #ignoreBOM; #pending = null; #bomSeen = false;
+  constructor(label = "utf-8", options = {}) {
+    if (!UTF8_LABELS.includes(String(label).trim().toLowerCase())) throw new RangeError("The encoding label provided ('" + label + "') is not supported: only utf-8 is");
+    this.#fatal = Boolean(options && options.fatal);
+    this.#ignoreBOM = Boolean(options && options.ignoreBOM);
+  }
   get encoding() { return "utf-8"; }
-  decode(input) {
-    if (input === undefined) return "";
-    const b = input instanceof ArrayBuffer ? new Uint8Array(input) : new Uint8Array(input.buffer, input.byteOffset, input.byteLength);
+  get fatal() { return this.#fatal; }
+  get ignoreBOM() { return this.#ignoreBOM; }
+  decode(input, options = {}) {
+    const stream = Boolean(options && options.stream);
+    let b = input === undefined ? new Uint8Array(0) : asBytes(input);
+    if (this.#pending) { const joined = new Uint8Array(this.#pending.length + b.length); joined.set(this.#pending); joined.set(b, this.#pending.length); b = joined; this.#pending = null; }
     let s = "";
-    let i = b[0] === 0xef && b[1] === 0xbb && b[2] === 0xbf ? 3 : 0;
+    let i = 0;
+    if (!this.#bomSeen && !this.#ignoreBOM) {
+      if (b.length < 3 && stream && b.length > 0 && [0xef, 0xbb, 0xbf].slice(0, b.length).every((x, j) => b[j] === x)) { this.#pending = b; return ""; }
+      if (b[0] === 0xef && b[1] === 0xbb && b[2] === 0xbf) i = 3;
+    }
+    if (b.length > 0) this.#bomSeen = true;
     const chunk = [];
     const flush = () => { s += String.fromCharCode.apply(null, chunk); chunk.length = 0; };
+    const bad = () => { if (this.#fatal) throw new TypeError("The encoded data was not valid utf-8"); return 0xfffd; };
     while (i < b.length) {
       const x = b[i];
-      let c = 0xfffd, n = 1;
-      if (x < 0x80) c = x;
-      else if (x >= 0xc2 && x < 0xe0 && (b[i + 1] & 0xc0) === 0x80) { c = ((x & 31) << 6) | (b[i + 1] & 63); n = 2; }
-      else if (x >= 0xe0 && x < 0xf0 && (b[i + 1] & 0xc0) === 0x80 && (b[i + 2] & 0xc0) === 0x80) {
-        c = ((x & 15) << 12) | ((b[i + 1] & 63) << 6) | (b[i + 2] & 63); n = 3;
-        if (c < 0x800 || (c >= 0xd800 && c <= 0xdfff)) { c = 0xfffd; n = 1; }
-      } else if (x >= 0xf0 && x < 0xf5 && (b[i + 1] & 0xc0) === 0x80 && (b[i + 2] & 0xc0) === 0x80 && (b[i + 3] & 0xc0) === 0x80) {
-        c = ((x & 7) << 18) | ((b[i + 1] & 63) << 12) | ((b[i + 2] & 63) << 6) | (b[i + 3] & 63); n = 4;
-        if (c < 0x10000 || c > 0x10ffff) { c = 0xfffd; n = 1; }
+      const need = x < 0x80 ? 1 : x >= 0xc2 && x < 0xe0 ? 2 : x >= 0xe0 && x < 0xf0 ? 3 : x >= 0xf0 && x < 0xf5 ? 4 : 0;
+      if (stream && need > 1 && i + need > b.length) {
+        let ok = true;
+        for (let j = i + 1; j < b.length; j++) if ((b[j] & 0xc0) !== 0x80) ok = false;
+        if (ok) { this.#pending = b.slice(i); break; }
       }
+      let c, n = 1;
+      if (need === 1) c = x;
+      else if (need === 2 && (b[i + 1] & 0xc0) === 0x80) { c = ((x & 31) << 6) | (b[i + 1] & 63); n = 2; }
+      else if (need === 3 && (b[i + 1] & 0xc0) === 0x80 && (b[i + 2] & 0xc0) === 0x80) {
+        c = ((x & 15) << 12) | ((b[i + 1] & 63) << 6) | (b[i + 2] & 63); n = 3;
+        if (c < 0x800 || (c >= 0xd800 && c <= 0xdfff)) { c = bad(); n = 1; }
+      } else if (need === 4 && (b[i + 1] & 0xc0) === 0x80 && (b[i + 2] & 0xc0) === 0x80 && (b[i + 3] & 0xc0) === 0x80) {
+        c = ((x & 7) << 18) | ((b[i + 1] & 63) << 12) | ((b[i + 2] & 63) << 6) | (b[i + 3] & 63); n = 4;
+        if (c < 0x10000 || c > 0x10ffff) { c = bad(); n = 1; }
+      } else c = bad();
       if (c > 0xffff) { c -= 0x10000; chunk.push(0xd800 + (c >> 10), 0xdc00 + (c & 1023)); } else chunk.push(c);
       if (chunk.length > 8000) flush();
       i += n;
     }
     flush();
+    if (!stream) this.#bomSeen = false;
     return s;
   }
 }
 const encoder = new TextEncoder();
 const decoder = new TextDecoder();
+const utf8 = (bytes) => decoder.decode(bytes);
 
 // ---------- URL and URLSearchParams ----------
 const formDecode = (s) => decodeURIComponent(s.replace(/\+/g, " "));
@@ -218,104 +305,734 @@ class Headers {
   [Symbol.iterator]() { return this.entries(); }
 }
 
-// ---------- bodies ----------
-const toBytes = (body) => {
-  if (body === null || body === undefined) return null;
-  if (typeof body === "string") return encoder.encode(body);
-  if (body instanceof ArrayBuffer) return new Uint8Array(body.slice(0));
-  if (ArrayBuffer.isView(body)) return new Uint8Array(body.buffer.slice(body.byteOffset, body.byteOffset + body.byteLength));
-  if (body instanceof URLSearchParams) return encoder.encode(body.toString());
-  return encoder.encode(String(body));
+// ---------- base64 ----------
+const B64 = "ABCDEFGHIJKLMNOPQRSTUVWXYZabcdefghijklmnopqrstuvwxyz0123456789+/";
+const B64_INDEX = new Map([...B64].map((ch, i) => [ch, i]));
+const bytesToBase64 = (b) => {
+  let out = "";
+  for (let i = 0; i < b.length; i += 3) {
+    const n = (b[i] << 16) | ((b[i + 1] ?? 0) << 8) | (b[i + 2] ?? 0);
+    out += B64[n >> 18] + B64[(n >> 12) & 63] + (i + 1 < b.length ? B64[(n >> 6) & 63] : "=") + (i + 2 < b.length ? B64[n & 63] : "=");
+  }
+  return out;
 };
-const defaultType = (body) =>
-  typeof body === "string" ? "text/plain;charset=UTF-8"
-  : body instanceof URLSearchParams ? "application/x-www-form-urlencoded;charset=UTF-8"
-  : null;
+const base64ToBytes = (input) => {
+  let s = String(input).replace(/[\t\n\f\r ]+/g, "");
+  if (s.length % 4 === 0) s = s.replace(/==?$/, "");
+  if (s.length % 4 === 1 || /[^A-Za-z0-9+/]/.test(s)) throw new DOMException("The string to be decoded is not correctly encoded.", "InvalidCharacterError");
+  const out = new Uint8Array(Math.floor((s.length * 3) / 4));
+  let bits = 0, acc = 0, n = 0;
+  for (const ch of s) {
+    acc = (acc << 6) | B64_INDEX.get(ch);
+    bits += 6;
+    if (bits >= 8) { bits -= 8; out[n++] = (acc >> bits) & 255; }
+  }
+  return out.subarray(0, n);
+};
+function btoa(data) {
+  if (arguments.length === 0) throw new TypeError("btoa requires 1 argument");
+  const s = String(data);
+  const b = new Uint8Array(s.length);
+  for (let i = 0; i < s.length; i++) {
+    const c = s.charCodeAt(i);
+    if (c > 255) throw new DOMException("The string to be encoded contains characters outside of the Latin1 range.", "InvalidCharacterError");
+    b[i] = c;
+  }
+  return bytesToBase64(b);
+}
+function atob(data) {
+  if (arguments.length === 0) throw new TypeError("atob requires 1 argument");
+  const b = base64ToBytes(data);
+  let s = "";
+  for (let i = 0; i < b.length; i += 8192) s += String.fromCharCode.apply(null, b.subarray(i, i + 8192));
+  return s;
+}
 
+// ---------- Event, EventTarget ----------
+class Event {
+  #type; #bubbles; #cancelable; #composed; #defaultPrevented = false; #stop = false; #timeStamp;
+  _target = null;
+  constructor(type, init = {}) {
+    if (arguments.length === 0) throw new TypeError("Event requires a type");
+    this.#type = String(type);
+    this.#bubbles = Boolean(init && init.bubbles);
+    this.#cancelable = Boolean(init && init.cancelable);
+    this.#composed = Boolean(init && init.composed);
+    this.#timeStamp = performanceNow();
+  }
+  get type() { return this.#type; }
+  get bubbles() { return this.#bubbles; }
+  get cancelable() { return this.#cancelable; }
+  get composed() { return this.#composed; }
+  get defaultPrevented() { return this.#defaultPrevented; }
+  get target() { return this._target; }
+  get currentTarget() { return this._target; }
+  get srcElement() { return this._target; }
+  get timeStamp() { return this.#timeStamp; }
+  get eventPhase() { return this._target ? 2 : 0; }
+  get isTrusted() { return false; }
+  get returnValue() { return !this.#defaultPrevented; }
+  get cancelBubble() { return this.#stop; }
+  composedPath() { return this._target ? [this._target] : []; }
+  preventDefault() { if (this.#cancelable) this.#defaultPrevented = true; }
+  stopPropagation() { this.#stop = true; }
+  stopImmediatePropagation() { this.#stop = true; this._immediateStop = true; }
+}
+Object.assign(Event, { NONE: 0, CAPTURING_PHASE: 1, AT_TARGET: 2, BUBBLING_PHASE: 3 });
+class CustomEvent extends Event {
+  #detail;
+  constructor(type, init = {}) { super(type, init); this.#detail = init && init.detail !== undefined ? init.detail : null; }
+  get detail() { return this.#detail; }
+}
+const reportError = (error) => {
+  try { hostLog("error", "Uncaught " + show(error)); } catch { /* nothing left to report with */ }
+};
+class EventTarget {
+  #listeners = new Map();
+  addEventListener(type, listener, options) {
+    if (listener === null || listener === undefined) return;
+    const once = typeof options === "object" && options !== null && Boolean(options.once);
+    const signal = typeof options === "object" && options !== null ? options.signal : undefined;
+    if (signal && signal.aborted) return;
+    const list = this.#listeners.get(String(type)) ?? [];
+    if (list.some((l) => l.listener === listener)) return;
+    const entry = { listener, once };
+    list.push(entry);
+    this.#listeners.set(String(type), list);
+    if (signal) signal.addEventListener("abort", () => this.removeEventListener(type, listener));
+  }
+  removeEventListener(type, listener) {
+    const list = this.#listeners.get(String(type));
+    if (!list) return;
+    const i = list.findIndex((l) => l.listener === listener);
+    if (i >= 0) list.splice(i, 1);
+  }
+  dispatchEvent(event) {
+    if (!(event instanceof Event)) throw new TypeError("dispatchEvent needs an Event");
+    event._target = this;
+    const handler = this["on" + event.type];
+    const list = [...(this.#listeners.get(event.type) ?? [])];
+    if (typeof handler === "function") list.unshift({ listener: handler, once: false, own: true });
+    for (const entry of list) {
+      if (entry.once) this.removeEventListener(event.type, entry.listener);
+      try {
+        if (typeof entry.listener === "function") entry.listener.call(this, event);
+        else if (entry.listener && typeof entry.listener.handleEvent === "function") entry.listener.handleEvent(event);
+      } catch (error) { reportError(error); }
+      if (event._immediateStop) break;
+    }
+    return !event.defaultPrevented;
+  }
+}
+
+// ---------- AbortController, AbortSignal ----------
+const ABORT = Symbol("abort");
+class AbortSignal extends EventTarget {
+  #aborted = false; #reason = undefined;
+  onabort = null;
+  constructor(key) { super(); if (key !== ABORT) throw new TypeError("Illegal constructor"); }
+  get aborted() { return this.#aborted; }
+  get reason() { return this.#reason; }
+  throwIfAborted() { if (this.#aborted) throw this.#reason; }
+  _abort(reason) {
+    if (this.#aborted) return;
+    this.#aborted = true;
+    this.#reason = reason === undefined ? new DOMException("This operation was aborted", "AbortError") : reason;
+    this.dispatchEvent(new Event("abort"));
+  }
+  static abort(reason) { const s = new AbortSignal(ABORT); s._abort(reason); return s; }
+  static timeout(ms) {
+    const s = new AbortSignal(ABORT);
+    setTimeout(() => s._abort(new DOMException("The operation timed out.", "TimeoutError")), ms);
+    return s;
+  }
+  static any(signals) {
+    const s = new AbortSignal(ABORT);
+    for (const other of signals) {
+      if (other.aborted) { s._abort(other.reason); return s; }
+    }
+    for (const other of signals) other.addEventListener("abort", () => s._abort(other.reason), { once: true });
+    return s;
+  }
+}
+class AbortController {
+  #signal = new AbortSignal(ABORT);
+  get signal() { return this.#signal; }
+  abort(reason) { this.#signal._abort(reason); }
+}
+
+// ---------- timers (bounded by the call: the host clears them all when no call is running) ----------
+const timers = new Map();
+let nextTimer = 1;
+const armTimer = (repeat, fn, ms, args) => {
+  if (typeof fn !== "function") throw new TypeError("the callback of a timer must be a function (strings are not evaluated)");
+  if (timers.size >= OPTIONS.maxTimers) throw new RangeError("too many timers: at most " + OPTIONS.maxTimers + " may be pending");
+  const id = nextTimer++;
+  const delay = Math.max(repeat ? 1 : 0, Math.min(2 ** 31 - 1, Number(ms) || 0));
+  timers.set(id, { fn, args, repeat });
+  hostTimer(repeat ? 2 : 1, id, delay);
+  return id;
+};
+function setTimeout(fn, ms, ...args) { return armTimer(false, fn, ms, args); }
+function setInterval(fn, ms, ...args) { return armTimer(true, fn, ms, args); }
+function clearTimeout(id) { if (timers.delete(Number(id))) hostTimer(0, Number(id), 0); }
+const clearInterval = clearTimeout;
+function fireTimer(id) {
+  const timer = timers.get(id);
+  if (!timer) return;
+  if (!timer.repeat) timers.delete(id);
+  try { timer.fn(...timer.args); } catch (error) { reportError(error); }
+}
+function resetTimers() { timers.clear(); }
+function queueMicrotask(callback) {
+  if (typeof callback !== "function") throw new TypeError("queueMicrotask needs a function");
+  Promise.resolve().then(() => { try { callback(); } catch (error) { reportError(error); } });
+}
+
+// ---------- performance, navigator ----------
+// Coarse on purpose (whole milliseconds): precise clocks help timing side channels.
+const timeOrigin = Date.now();
+const performanceNow = () => Date.now() - timeOrigin;
+const performanceObject = ObjectFreeze({ now: performanceNow, timeOrigin, toJSON: () => ({ timeOrigin }) });
+const navigatorObject = ObjectFreeze({ userAgent: OPTIONS.userAgent, hardwareConcurrency: 1, language: "en", languages: ObjectFreeze(["en"]) });
+
+// ---------- structuredClone ----------
+const TYPED = ["Int8Array", "Uint8Array", "Uint8ClampedArray", "Int16Array", "Uint16Array", "Int32Array", "Uint32Array", "Float32Array", "Float64Array", "BigInt64Array", "BigUint64Array", "DataView"];
+function structuredClone(value, options) {
+  if (arguments.length === 0) throw new TypeError("structuredClone requires 1 argument");
+  const seen = new Map();
+  const cloneError = (what) => new DOMException(what + " could not be cloned.", "DataCloneError");
+  const walk = (v) => {
+    if (typeof v === "function") throw cloneError(String(v).slice(0, 60));
+    if (typeof v === "symbol") throw cloneError(String(v));
+    if (typeof v !== "object" || v === null) return v;
+    if (seen.has(v)) return seen.get(v);
+    const tag = Object.prototype.toString.call(v).slice(8, -1);
+    let out;
+    switch (tag) {
+      case "Boolean": case "Number": case "String": case "BigInt":
+        out = Object(v.valueOf()); seen.set(v, out); return out;
+      case "Date": out = new Date(v.getTime()); seen.set(v, out); return out;
+      case "RegExp": out = new RegExp(v.source, v.flags); seen.set(v, out); return out;
+      case "ArrayBuffer": out = v.slice(0); seen.set(v, out); return out;
+      case "Map": out = new Map(); seen.set(v, out); for (const [k, x] of v) out.set(walk(k), walk(x)); return out;
+      case "Set": out = new Set(); seen.set(v, out); for (const x of v) out.add(walk(x)); return out;
+      case "Error": {
+        const Ctor = { EvalError, RangeError, ReferenceError, SyntaxError, TypeError, URIError }[v.name] ?? Error;
+        out = new Ctor(String(v.message)); seen.set(v, out);
+        if (v.stack !== undefined) out.stack = String(v.stack);
+        if ("cause" in v) out.cause = walk(v.cause);
+        return out;
+      }
+      case "Array": out = new Array(v.length); seen.set(v, out); for (const k of Object.keys(v)) out[k] = walk(v[k]); return out;
+      case "Object": out = {}; seen.set(v, out); for (const k of Object.keys(v)) out[k] = walk(v[k]); return out;
+    }
+    if (TYPED.includes(tag)) {
+      const buffer = walk(v.buffer);
+      const Ctor = globalThis[tag];
+      out = tag === "DataView" ? new DataView(buffer, v.byteOffset, v.byteLength) : new Ctor(buffer, v.byteOffset, v.length);
+      seen.set(v, out);
+      return out;
+    }
+    if (v instanceof Blob) { out = v.slice(0, v.size, v.type); seen.set(v, out); return out; }
+    throw cloneError(tag + " object");
+  };
+  void options;
+  return walk(value);
+}
+
+// ---------- Blob, File, FormData ----------
+const concatBytes = (chunks, total) => {
+  if (total === undefined) { total = 0; for (const c of chunks) total += c.byteLength; }
+  const out = new Uint8Array(total);
+  let n = 0;
+  for (const c of chunks) { out.set(c, n); n += c.byteLength; }
+  return out;
+};
+class Blob {
+  #bytes; #type;
+  constructor(parts = [], options = {}) {
+    if (parts === null || typeof parts !== "object" || typeof parts[Symbol.iterator] !== "function") throw new TypeError("Blob parts must be a sequence");
+    const chunks = [];
+    for (const part of parts) {
+      if (part instanceof Blob) chunks.push(part._bytes());
+      else if (part instanceof ArrayBuffer || ArrayBuffer.isView(part)) chunks.push(asBytes(part).slice());
+      else chunks.push(encoder.encode(String(part)));
+    }
+    this.#bytes = concatBytes(chunks);
+    const type = options && options.type !== undefined ? String(options.type) : "";
+    this.#type = /^[\x20-\x7e]*$/.test(type) ? type.toLowerCase() : "";
+  }
+  _bytes() { return this.#bytes; }
+  get size() { return this.#bytes.byteLength; }
+  get type() { return this.#type; }
+  slice(start = 0, end = this.size, type = "") {
+    const size = this.size;
+    const clamp = (x) => (x < 0 ? Math.max(size + x, 0) : Math.min(x, size));
+    return new Blob([this.#bytes.subarray(clamp(Number(start) || 0), clamp(end === undefined ? size : Number(end) || 0))], { type });
+  }
+  text() { return Promise.resolve(utf8(this.#bytes)); }
+  arrayBuffer() { return Promise.resolve(this.#bytes.slice().buffer); }
+  bytes() { return Promise.resolve(this.#bytes.slice()); }
+  stream() { return streamOfBytes(this.#bytes); }
+  get [Symbol.toStringTag]() { return "Blob"; }
+}
+class File extends Blob {
+  #name; #lastModified;
+  constructor(parts, name, options = {}) {
+    if (arguments.length < 2) throw new TypeError("File requires parts and a name");
+    super(parts, options);
+    this.#name = String(name);
+    this.#lastModified = options && options.lastModified !== undefined ? Number(options.lastModified) : Date.now();
+  }
+  get name() { return this.#name; }
+  get lastModified() { return this.#lastModified; }
+  get webkitRelativePath() { return ""; }
+  get [Symbol.toStringTag]() { return "File"; }
+}
+const formValue = (value, filename) => {
+  if (value instanceof Blob) {
+    if (filename !== undefined) return new File([value], String(filename), { type: value.type });
+    return value instanceof File ? value : new File([value], "blob", { type: value.type });
+  }
+  return String(value);
+};
+class FormData {
+  #list = [];
+  constructor(form) { if (form !== undefined) throw new TypeError("FormData takes no form element here"); }
+  append(name, value, filename) { this.#list.push([String(name), formValue(value, filename)]); }
+  set(name, value, filename) {
+    const n = String(name), v = formValue(value, filename);
+    const i = this.#list.findIndex(([k]) => k === n);
+    if (i < 0) this.#list.push([n, v]);
+    else { this.#list[i] = [n, v]; this.#list = this.#list.filter(([k], j) => j <= i || k !== n); }
+  }
+  get(name) { const e = this.#list.find(([k]) => k === String(name)); return e ? e[1] : null; }
+  getAll(name) { return this.#list.filter(([k]) => k === String(name)).map(([, v]) => v); }
+  has(name) { return this.#list.some(([k]) => k === String(name)); }
+  delete(name) { this.#list = this.#list.filter(([k]) => k !== String(name)); }
+  forEach(fn, self) { for (const [k, v] of this.#list) fn.call(self, v, k, this); }
+  *entries() { for (const [k, v] of this.#list) yield [k, v]; }
+  *keys() { for (const [k] of this.#list) yield k; }
+  *values() { for (const [, v] of this.#list) yield v; }
+  [Symbol.iterator]() { return this.entries(); }
+  get [Symbol.toStringTag]() { return "FormData"; }
+}
+const escapeFormName = (s) => s.replace(/\r/g, "%0D").replace(/\n/g, "%0A").replace(/"/g, "%22");
+const encodeMultipart = (form) => {
+  const boundary = "----HearthFormBoundary" + bytesToHex(randomBytes(12));
+  const chunks = [];
+  for (const [name, value] of form) {
+    let head = "--" + boundary + "\r\nContent-Disposition: form-data; name=\"" + escapeFormName(name.replace(/\r\n?|\n/g, "\r\n")) + "\"";
+    if (typeof value === "string") {
+      chunks.push(encoder.encode(head + "\r\n\r\n" + value.replace(/\r\n?|\n/g, "\r\n") + "\r\n"));
+    } else {
+      head += "; filename=\"" + escapeFormName(value.name) + "\"\r\nContent-Type: " + (value.type || "application/octet-stream") + "\r\n\r\n";
+      chunks.push(encoder.encode(head), value._bytes(), encoder.encode("\r\n"));
+    }
+  }
+  chunks.push(encoder.encode("--" + boundary + "--\r\n"));
+  return { bytes: concatBytes(chunks), type: "multipart/form-data; boundary=" + boundary };
+};
+const indexOfBytes = (hay, needle, from) => {
+  const first = needle[0];
+  outer: for (let i = hay.indexOf(first, from); i >= 0 && i <= hay.length - needle.length; i = hay.indexOf(first, i + 1)) {
+    for (let j = 1; j < needle.length; j++) if (hay[i + j] !== needle[j]) continue outer;
+    return i;
+  }
+  return -1;
+};
+const headerParam = (header, param) => {
+  const m = new RegExp("(?:^|;)\\s*" + param + "\\s*=\\s*(?:\"((?:[^\"\\\\]|\\\\.)*)\"|([^;\\s]*))", "i").exec(header);
+  return m ? (m[1] !== undefined ? m[1].replace(/\\(.)/g, "$1") : m[2]) : undefined;
+};
+const parseMultipart = (bytes, boundary) => {
+  const form = new FormData();
+  const delimiter = encoder.encode("--" + boundary);
+  const crlf2 = encoder.encode("\r\n\r\n");
+  let at = indexOfBytes(bytes, delimiter, 0);
+  if (at < 0) throw new TypeError("Failed to parse body as FormData: no boundary found");
+  for (;;) {
+    at += delimiter.length;
+    if (bytes[at] === 0x2d && bytes[at + 1] === 0x2d) break; // closing delimiter
+    if (bytes[at] === 0x0d && bytes[at + 1] === 0x0a) at += 2;
+    const headEnd = indexOfBytes(bytes, crlf2, at);
+    if (headEnd < 0) throw new TypeError("Failed to parse body as FormData: a part has no header end");
+    const head = utf8(bytes.subarray(at, headEnd));
+    const next = indexOfBytes(bytes, encoder.encode("\r\n--" + boundary), headEnd + 4);
+    if (next < 0) throw new TypeError("Failed to parse body as FormData: a part is not terminated");
+    const content = bytes.subarray(headEnd + 4, next);
+    let disposition = "", type = "";
+    for (const line of head.split("\r\n")) {
+      const colon = line.indexOf(":");
+      const key = line.slice(0, colon).trim().toLowerCase();
+      if (key === "content-disposition") disposition = line.slice(colon + 1).trim();
+      else if (key === "content-type") type = line.slice(colon + 1).trim();
+    }
+    const name = headerParam(disposition, "name");
+    if (name === undefined) throw new TypeError("Failed to parse body as FormData: a part has no name");
+    const filename = headerParam(disposition, "filename");
+    if (filename !== undefined) form.append(name, new File([content], filename, { type }));
+    else form.append(name, utf8(content));
+    at = next + 2;
+  }
+  return form;
+};
+
+// ---------- streams (web-streams-polyfill, evaluated on first touch) ----------
+let streamsModule;
+const streams = () => {
+  if (!streamsModule) {
+    const module = { exports: {} };
+    new FunctionCtor("module", "exports", hostSource("web-streams"))(module, module.exports);
+    streamsModule = module.exports;
+  }
+  return streamsModule;
+};
+const isStream = (x) => x !== null && typeof x === "object" && typeof x.getReader === "function" && typeof x.tee === "function";
+const streamOfBytes = (bytes) =>
+  new (streams().ReadableStream)({
+    type: "bytes",
+    start(controller) {
+      if (bytes.byteLength > 0) controller.enqueue(bytes.slice());
+      controller.close();
+    },
+  });
+// Reads a stream to its end; `limit` stops a producer that never ends from eating the memory.
+const readAll = async (stream, limit = Infinity, onLimit) => {
+  const reader = stream.getReader();
+  const chunks = [];
+  let total = 0;
+  for (;;) {
+    const { done, value } = await reader.read();
+    if (done) break;
+    const chunk = typeof value === "string" ? encoder.encode(value) : value instanceof ArrayBuffer || ArrayBuffer.isView(value) ? asBytes(value) : null;
+    if (chunk === null) { reader.cancel().catch(() => {}); throw new TypeError("a body stream must yield Uint8Array chunks"); }
+    total += chunk.byteLength;
+    if (total > limit) { reader.cancel().catch(() => {}); throw onLimit(); }
+    chunks.push(chunk.slice());
+  }
+  return concatBytes(chunks, total);
+};
+const STREAM_GLOBALS = [
+  "ReadableStream", "ReadableStreamDefaultReader", "ReadableStreamBYOBReader", "ReadableStreamBYOBRequest",
+  "ReadableByteStreamController", "ReadableStreamDefaultController", "TransformStream", "TransformStreamDefaultController",
+  "WritableStream", "WritableStreamDefaultWriter", "WritableStreamDefaultController", "ByteLengthQueuingStrategy", "CountQueuingStrategy",
+];
+let textStreams;
+const makeTextStreams = () => {
+  if (textStreams) return textStreams;
+  const { TransformStream } = streams();
+  class TextEncoderStream {
+    #t = new TransformStream({ transform(chunk, c) { const b = encoder.encode(String(chunk)); if (b.length) c.enqueue(b); } });
+    get encoding() { return "utf-8"; }
+    get readable() { return this.#t.readable; }
+    get writable() { return this.#t.writable; }
+  }
+  class TextDecoderStream {
+    #d; #t;
+    constructor(label = "utf-8", options = {}) {
+      const d = (this.#d = new TextDecoder(label, options));
+      this.#t = new TransformStream({
+        transform(chunk, c) { const s = d.decode(chunk, { stream: true }); if (s) c.enqueue(s); },
+        flush(c) { const s = d.decode(); if (s) c.enqueue(s); },
+      });
+    }
+    get encoding() { return "utf-8"; }
+    get fatal() { return this.#d.fatal; }
+    get ignoreBOM() { return this.#d.ignoreBOM; }
+    get readable() { return this.#t.readable; }
+    get writable() { return this.#t.writable; }
+  }
+  return (textStreams = { TextEncoderStream, TextDecoderStream });
+};
+
+// ---------- bodies ----------
+// A body is bytes (most bodies: cheap, no streams loaded) or a ReadableStream.
+const extractBody = (body) => {
+  if (body === null || body === undefined) return { bytes: null, stream: null, type: null };
+  if (typeof body === "string") return { bytes: encoder.encode(body), stream: null, type: "text/plain;charset=UTF-8" };
+  if (body instanceof ArrayBuffer || ArrayBuffer.isView(body)) return { bytes: asBytes(body).slice(), stream: null, type: null };
+  if (body instanceof URLSearchParams) return { bytes: encoder.encode(body.toString()), stream: null, type: "application/x-www-form-urlencoded;charset=UTF-8" };
+  if (body instanceof Blob) return { bytes: body._bytes(), stream: null, type: body.type || null };
+  if (body instanceof FormData) { const m = encodeMultipart(body); return { bytes: m.bytes, stream: null, type: m.type }; }
+  if (isStream(body)) {
+    if (body.locked) throw new TypeError("the body stream is locked or was already read");
+    return { bytes: null, stream: body, type: null };
+  }
+  return { bytes: encoder.encode(String(body)), stream: null, type: "text/plain;charset=UTF-8" };
+};
+const EMPTY = new Uint8Array(0);
 class Body {
-  #bytes;
-  #used = false;
+  #bytes = null; #stream = null; #used = false;
   _initBody(body, headers) {
-    this.#bytes = toBytes(body);
-    const type = defaultType(body);
-    if (type && !headers.has("content-type")) headers.set("content-type", type);
+    const b = extractBody(body);
+    this.#bytes = b.bytes;
+    this.#stream = b.stream;
+    if (b.type && !headers.has("content-type")) headers.set("content-type", b.type);
   }
-  get bodyUsed() { return this.#used; }
-  get body() { return this.#bytes; }
-  #take() {
-    if (this.#used) return Promise.reject(new TypeError("Body has already been used"));
+  get body() {
+    if (this.#stream === null && this.#bytes !== null) { this.#stream = streamOfBytes(this.#bytes); this.#bytes = null; }
+    return this.#stream;
+  }
+  get bodyUsed() { return this.#used || (this.#stream !== null && (this.#stream.locked || this._disturbed === true)); }
+  _hasBody() { return this.#bytes !== null || this.#stream !== null; }
+  /** The body for a copy (clone, new Request(request)): bytes are shared (never mutated), a stream is teed. */
+  _cloneBody() {
+    if (this.#stream !== null) { const [a, b] = this.#stream.tee(); this.#stream = a; return b; }
+    return this.#bytes;
+  }
+  _takeStreamOrBytes() {
+    if (this.bodyUsed) throw new TypeError("Body has already been used");
+    if (this.#stream !== null) this.#used = true;
+    return this.#stream ?? this.#bytes;
+  }
+  /** All the bytes; `limit` caps a stream. */
+  async _consume(limit, onLimit) {
+    if (this.bodyUsed) throw new TypeError("Body has already been used");
     this.#used = true;
-    return Promise.resolve(this.#bytes ?? new Uint8Array(0));
+    if (this.#stream !== null) return readAll(this.#stream, limit, onLimit);
+    return this.#bytes ?? EMPTY;
   }
-  _peekBytes() { return this.#bytes; }
-  arrayBuffer() { return this.#take().then((b) => b.buffer.slice(b.byteOffset, b.byteOffset + b.byteLength)); }
-  bytes() { return this.#take().then((b) => new Uint8Array(b)); }
-  text() { return this.#take().then((b) => decoder.decode(b)); }
+  arrayBuffer() { return this._consume().then((b) => b.slice().buffer); }
+  bytes() { return this._consume().then((b) => b.slice()); }
+  text() { return this._consume().then(utf8); }
   json() { return this.text().then((t) => JSON.parse(t)); }
+  blob() { return this._consume().then((b) => new Blob([b], { type: this.headers.get("content-type") ?? "" })); }
+  async formData() {
+    const type = this.headers.get("content-type") ?? "";
+    const bytes = await this._consume();
+    if (/^multipart\/form-data/i.test(type)) {
+      const boundary = headerParam(type, "boundary");
+      if (!boundary) throw new TypeError("Failed to parse body as FormData: the multipart content type has no boundary");
+      return parseMultipart(bytes, boundary);
+    }
+    if (/^application\/x-www-form-urlencoded/i.test(type)) {
+      const form = new FormData();
+      for (const [k, v] of new URLSearchParams(utf8(bytes))) form.append(k, v);
+      return form;
+    }
+    throw new TypeError("Failed to parse body as FormData: content-type is neither multipart/form-data nor application/x-www-form-urlencoded");
+  }
 }
 
 // ---------- Request and Response ----------
 const METHODS = ["DELETE", "GET", "HEAD", "OPTIONS", "PATCH", "POST", "PUT"];
+const TOKEN = /^[!#$%&'*+.^_`|~0-9A-Za-z-]+$/;
+const neverAborted = () => new AbortController().signal;
 class Request extends Body {
-  #url; #method; #headers; #signal;
+  #url; #method; #headers; #signal; #redirect; #cache; #credentials; #mode; #integrity; #keepalive;
   constructor(input, init = {}) {
     super();
+    if (init === null || typeof init !== "object") init = {};
     const from = input instanceof Request ? input : null;
-    this.#url = new URL(from ? from.url : String(input)).href;
-    const method = String(init.method ?? (from ? from.method : "GET")).toUpperCase();
-    this.#method = METHODS.includes(method) ? method : String(init.method ?? "GET");
-    this.#headers = new Headers(init.headers ?? (from ? from.headers : undefined));
-    const body = init.body !== undefined ? init.body : from ? from._peekBytes() : null;
+    this.#url = from ? from.url : new URL(input instanceof URL ? input.href : String(input)).href;
+    const rawMethod = init.method !== undefined ? String(init.method) : from ? from.method : "GET";
+    if (!TOKEN.test(rawMethod)) throw new TypeError("'" + rawMethod + "' is not a valid HTTP method");
+    if (/^(CONNECT|TRACE|TRACK)$/i.test(rawMethod)) throw new TypeError("'" + rawMethod + "' HTTP method is unsupported");
+    this.#method = METHODS.includes(rawMethod.toUpperCase()) ? rawMethod.toUpperCase() : rawMethod;
+    this.#headers = new Headers(init.headers !== undefined ? init.headers : from ? from.headers : undefined);
+    let body = init.body;
+    if (body === undefined && from && from._hasBody()) body = from._takeStreamOrBytes();
     if (body !== null && body !== undefined && (this.#method === "GET" || this.#method === "HEAD")) {
       throw new TypeError("Request with GET/HEAD method cannot have body");
     }
     this._initBody(body, this.#headers);
-    this.#signal = init.signal ?? (from ? from.signal : null);
+    this.#signal = init.signal ?? (from ? from.signal : null) ?? neverAborted();
+    this.#redirect = String(init.redirect ?? (from ? from.redirect : "follow"));
+    if (!["follow", "error", "manual"].includes(this.#redirect)) throw new TypeError("invalid redirect mode " + this.#redirect);
+    this.#cache = String(init.cache ?? (from ? from.cache : "default"));
+    this.#credentials = String(init.credentials ?? (from ? from.credentials : "same-origin"));
+    this.#mode = String(init.mode ?? (from ? from.mode : "cors"));
+    this.#integrity = String(init.integrity ?? (from ? from.integrity : ""));
+    this.#keepalive = Boolean(init.keepalive ?? (from ? from.keepalive : false));
   }
   get url() { return this.#url; }
   get method() { return this.#method; }
   get headers() { return this.#headers; }
   get signal() { return this.#signal; }
-  get redirect() { return "follow"; }
+  get redirect() { return this.#redirect; }
+  get cache() { return this.#cache; }
+  get credentials() { return this.#credentials; }
+  get mode() { return this.#mode; }
+  get integrity() { return this.#integrity; }
+  get keepalive() { return this.#keepalive; }
+  get destination() { return ""; }
+  get referrer() { return "about:client"; }
+  get referrerPolicy() { return ""; }
   clone() {
     if (this.bodyUsed) throw new TypeError("Body has already been used");
-    return new Request(this);
+    return new Request(this.#url, { method: this.#method, headers: this.#headers, body: this._cloneBody(), signal: this.#signal, redirect: this.#redirect });
   }
+  get [Symbol.toStringTag]() { return "Request"; }
 }
 
+const NULL_BODY = [101, 103, 204, 205, 304];
+const INTERNAL = Symbol("internal");
 class Response extends Body {
-  #status; #statusText; #headers; #type = "default";
+  #status; #statusText; #headers; #type = "default"; #url = ""; #redirected = false;
   constructor(body = null, init = {}) {
     super();
+    if (init === null || typeof init !== "object") init = {};
     const status = init.status === undefined ? 200 : Number(init.status);
     if (!Number.isInteger(status) || status < 200 || status > 599) throw new RangeError("Response status must be 200-599, got " + init.status);
     this.#status = status;
     this.#statusText = String(init.statusText ?? "");
+    if (/[^\t\x20-\x7e\x80-\xff]/.test(this.#statusText)) throw new TypeError("Invalid statusText");
     this.#headers = new Headers(init.headers);
-    if (body !== null && (status === 204 || status === 205 || status === 304)) throw new TypeError("Response with null body status cannot have body");
+    if (body !== null && body !== undefined && NULL_BODY.includes(status)) throw new TypeError("Response with null body status cannot have body");
     this._initBody(body, this.#headers);
+    if (init[INTERNAL]) { this.#url = init[INTERNAL].url; this.#redirected = init[INTERNAL].redirected; }
   }
   static json(data, init = {}) {
-    const headers = new Headers(init.headers);
+    const text = JSON.stringify(data);
+    if (text === undefined) throw new TypeError("Response.json: the value is not JSON-serialisable");
+    const headers = new Headers(init && init.headers);
     if (!headers.has("content-type")) headers.set("content-type", "application/json");
-    return new Response(JSON.stringify(data), { ...init, headers });
+    return new Response(text, { ...init, headers });
   }
   static redirect(url, status = 302) {
     if (![301, 302, 303, 307, 308].includes(status)) throw new RangeError("Invalid redirect status " + status);
     return new Response(null, { status, headers: { location: new URL(url).href } });
   }
-  static error() { const r = new Response(null, { status: 200 }); r.#type = "error"; return r; }
+  static error() { const r = new Response(null, { status: 200 }); r.#type = "error"; r.#status = 0; return r; }
   get status() { return this.#status; }
   get statusText() { return this.#statusText; }
   get ok() { return this.#status >= 200 && this.#status < 300; }
   get headers() { return this.#headers; }
   get type() { return this.#type; }
-  get redirected() { return false; }
+  get url() { return this.#url; }
+  get redirected() { return this.#redirected; }
   clone() {
     if (this.bodyUsed) throw new TypeError("Body has already been used");
-    return new Response(this._peekBytes(), { status: this.#status, statusText: this.#statusText, headers: this.#headers });
+    return new Response(this._cloneBody(), {
+      status: this.#status, statusText: this.#statusText, headers: this.#headers,
+      [INTERNAL]: { url: this.#url, redirected: this.#redirected },
+    });
   }
+  get [Symbol.toStringTag]() { return "Response"; }
 }
+
+// ---------- crypto (the host computes; bytes are copied both ways) ----------
+const MAX_RANDOM = 65536;
+const randomBytes = (n) => hostCrypto("random", n);
+const bytesToHex = (b) => { let s = ""; for (const x of b) s += (x < 16 ? "0" : "") + x.toString(16); return s; };
+const INTEGER_ARRAYS = ["Int8Array", "Uint8Array", "Uint8ClampedArray", "Int16Array", "Uint16Array", "Int32Array", "Uint32Array", "BigInt64Array", "BigUint64Array"];
+function getRandomValues(array) {
+  const tag = ArrayBuffer.isView(array) ? Object.prototype.toString.call(array).slice(8, -1) : "";
+  if (!INTEGER_ARRAYS.includes(tag)) throw new DOMException("The provided ArrayBufferView is not an integer array", "TypeMismatchError");
+  if (array.byteLength > MAX_RANDOM) throw new DOMException("The ArrayBufferView's byte length (" + array.byteLength + ") exceeds the number of bytes of entropy available via this API (65536)", "QuotaExceededError");
+  new Uint8Array(array.buffer, array.byteOffset, array.byteLength).set(randomBytes(array.byteLength));
+  return array;
+}
+function randomUUID() {
+  const b = randomBytes(16);
+  b[6] = (b[6] & 0x0f) | 0x40;
+  b[8] = (b[8] & 0x3f) | 0x80;
+  const h = bytesToHex(b);
+  return h.slice(0, 8) + "-" + h.slice(8, 12) + "-" + h.slice(12, 16) + "-" + h.slice(16, 20) + "-" + h.slice(20);
+}
+const HASHES = { "SHA-1": 64, "SHA-256": 64, "SHA-384": 128, "SHA-512": 128 };
+const normalizeAlgorithm = (algorithm) => {
+  const a = typeof algorithm === "string" ? { name: algorithm } : algorithm;
+  if (!a || typeof a.name !== "string") throw new TypeError("Algorithm: name is missing");
+  return a;
+};
+const hashName = (hash) => {
+  const name = String(typeof hash === "string" ? hash : hash && hash.name).toUpperCase();
+  if (!(name in HASHES)) throw new DOMException("Unrecognized hash " + name + ": SHA-1, SHA-256, SHA-384 and SHA-512 are supported", "NotSupportedError");
+  return name;
+};
+const bufferSource = (data) => {
+  try { return asBytes(data).slice(); } catch { throw new TypeError("data must be an ArrayBuffer or an ArrayBufferView"); }
+};
+const KEY = Symbol("key");
+class CryptoKey {
+  #type; #extractable; #algorithm; #usages; #secret;
+  constructor(key, type, extractable, algorithm, usages, secret) {
+    if (key !== KEY) throw new TypeError("Illegal constructor");
+    this.#type = type; this.#extractable = extractable; this.#algorithm = ObjectFreeze(algorithm); this.#usages = ObjectFreeze(usages); this.#secret = secret;
+  }
+  get type() { return this.#type; }
+  get extractable() { return this.#extractable; }
+  get algorithm() { return this.#algorithm; }
+  get usages() { return this.#usages; }
+  static _secret(key, usage) {
+    if (!(key instanceof CryptoKey)) throw new TypeError("key is not a CryptoKey");
+    if (usage && !key.#usages.includes(usage)) throw new DOMException("key does not allow " + usage, "InvalidAccessError");
+    return key.#secret;
+  }
+  get [Symbol.toStringTag]() { return "CryptoKey"; }
+}
+const HMAC_USAGES = ["sign", "verify"];
+const checkUsages = (usages, allowed) => {
+  const list = [...usages].map(String);
+  for (const u of list) if (!allowed.includes(u)) throw new DOMException("usage " + u + " is not valid for this key", "SyntaxError");
+  if (list.length === 0) throw new DOMException("usages must not be empty", "SyntaxError");
+  return list;
+};
+const hmacKey = (secret, algorithm, extractable, usages) => {
+  const hash = hashName(algorithm.hash);
+  const length = algorithm.length !== undefined ? Number(algorithm.length) : secret.byteLength * 8;
+  return new CryptoKey(KEY, "secret", Boolean(extractable), { name: "HMAC", hash: { name: hash }, length }, checkUsages(usages, HMAC_USAGES), secret);
+};
+const b64url = (b) => bytesToBase64(b).replace(/\+/g, "-").replace(/\//g, "_").replace(/=+$/, "");
+const fromB64url = (s) => base64ToBytes(String(s).replace(/-/g, "+").replace(/_/g, "/"));
+const equalBytes = (a, b) => {
+  if (a.byteLength !== b.byteLength) return false;
+  let diff = 0;
+  for (let i = 0; i < a.byteLength; i++) diff |= a[i] ^ b[i];
+  return diff === 0;
+};
+const subtle = ObjectFreeze({
+  async digest(algorithm, data) {
+    const name = hashName(normalizeAlgorithm(algorithm).name);
+    return hostCrypto("digest", name, bufferSource(data)).buffer;
+  },
+  async importKey(format, keyData, algorithm, extractable, usages) {
+    const a = normalizeAlgorithm(algorithm);
+    if (a.name.toUpperCase() !== "HMAC") throw new DOMException("importKey supports HMAC keys only here", "NotSupportedError");
+    if (format === "raw") return hmacKey(bufferSource(keyData), a, extractable, usages);
+    if (format === "jwk") {
+      if (!keyData || keyData.kty !== "oct" || typeof keyData.k !== "string") throw new DOMException("jwk must be an oct key with k", "DataError");
+      return hmacKey(fromB64url(keyData.k), a, extractable, usages);
+    }
+    throw new DOMException("key format " + format + " is not supported for HMAC (raw, jwk)", "NotSupportedError");
+  },
+  async exportKey(format, key) {
+    const secret = CryptoKey._secret(key);
+    if (!key.extractable) throw new DOMException("key is not extractable", "InvalidAccessError");
+    if (format === "raw") return secret.slice().buffer;
+    if (format === "jwk") return { kty: "oct", k: b64url(secret), alg: "HS" + key.algorithm.hash.name.slice(4), key_ops: [...key.usages], ext: true };
+    throw new DOMException("key format " + format + " is not supported", "NotSupportedError");
+  },
+  async generateKey(algorithm, extractable, usages) {
+    const a = normalizeAlgorithm(algorithm);
+    if (a.name.toUpperCase() !== "HMAC") throw new DOMException("generateKey supports HMAC keys only here", "NotSupportedError");
+    const bits = a.length !== undefined ? Number(a.length) : HASHES[hashName(a.hash)] * 8;
+    if (!Number.isInteger(bits) || bits <= 0 || bits % 8 !== 0 || bits > 8192) throw new DOMException("invalid HMAC key length", "OperationError");
+    return hmacKey(randomBytes(bits / 8), { ...a, length: bits }, extractable, usages);
+  },
+  async sign(algorithm, key, data) {
+    if (normalizeAlgorithm(algorithm).name.toUpperCase() !== "HMAC") throw new DOMException("sign supports HMAC only here", "NotSupportedError");
+    const secret = CryptoKey._secret(key, "sign");
+    return hostCrypto("hmac", key.algorithm.hash.name, secret, bufferSource(data)).buffer;
+  },
+  async verify(algorithm, key, signature, data) {
+    if (normalizeAlgorithm(algorithm).name.toUpperCase() !== "HMAC") throw new DOMException("verify supports HMAC only here", "NotSupportedError");
+    const secret = CryptoKey._secret(key, "verify");
+    return equalBytes(hostCrypto("hmac", key.algorithm.hash.name, secret, bufferSource(data)), bufferSource(signature));
+  },
+});
+class SubtleCrypto { constructor() { throw new TypeError("Illegal constructor"); } }
+class Crypto { constructor() { throw new TypeError("Illegal constructor"); } }
+const cryptoObject = Object.create(Crypto.prototype);
+Object.defineProperties(cryptoObject, {
+  subtle: { value: subtle, enumerable: true },
+  getRandomValues: { value: getRandomValues, enumerable: true },
+  randomUUID: { value: randomUUID, enumerable: true },
+});
+ObjectFreeze(cryptoObject);
 
 // ---------- console ----------
 const LEVELS = { debug: "debug", log: "info", info: "info", warn: "warn", error: "error", trace: "debug" };
@@ -323,32 +1040,86 @@ const show = (v, depth = 0) => {
   if (typeof v === "string") return v;
   if (v instanceof Error) return v.stack || String(v);
   if (typeof v === "function") return "[Function " + (v.name || "anonymous") + "]";
+  if (typeof v === "bigint") return v.toString() + "n";
+  if (typeof v === "symbol") return v.toString();
   if (typeof v !== "object" || v === null) return String(v);
-  try { return JSON.stringify(v, (k, x) => (typeof x === "bigint" ? x.toString() + "n" : x)); } catch { return depth ? "[Object]" : Object.prototype.toString.call(v); }
+  try { return JSON.stringify(v, (k, x) => (typeof x === "bigint" ? x.toString() + "n" : x)) ?? String(v); } catch { return depth ? "[Object]" : Object.prototype.toString.call(v); }
 };
+const MAX_LOG = 16384;
+const writeLog = (level, args) => { hostLog(level, args.map((a) => show(a)).join(" ").slice(0, MAX_LOG)); };
 const consoleObject = {};
-for (const name of Object.keys(LEVELS)) {
-  consoleObject[name] = (...args) => { hostLog(LEVELS[name], args.map((a) => show(a)).join(" ").slice(0, 16384)); };
+for (const name of Object.keys(LEVELS)) consoleObject[name] = (...args) => writeLog(LEVELS[name], args);
+const counts = new Map(), started = new Map();
+Object.assign(consoleObject, {
+  dir: (v) => writeLog("info", [v]),
+  table: (v) => writeLog("info", [v]),
+  assert: (ok, ...args) => { if (!ok) writeLog("error", ["Assertion failed" + (args.length ? ":" : ""), ...args]); },
+  count: (label = "default") => { const n = (counts.get(label) ?? 0) + 1; counts.set(label, n); writeLog("info", [label + ": " + n]); },
+  countReset: (label = "default") => { counts.delete(label); },
+  time: (label = "default") => { started.set(label, performanceNow()); },
+  timeEnd: (label = "default") => { if (started.has(label)) writeLog("info", [label + ": " + (performanceNow() - started.get(label)) + "ms"]); started.delete(label); },
+  timeLog: (label = "default", ...args) => { if (started.has(label)) writeLog("info", [label + ": " + (performanceNow() - started.get(label)) + "ms", ...args]); },
+  group: (...args) => { if (args.length) writeLog("info", args); },
+  groupCollapsed: (...args) => { if (args.length) writeLog("info", args); },
+  groupEnd: () => {},
+});
+
+// ---------- fetch (outbound, through the host; the host decides what is allowed) ----------
+const fetches = new Map();
+let nextFetch = 1;
+function fetched(id, answer) {
+  const resolve = fetches.get(id);
+  fetches.delete(id);
+  if (resolve) resolve(answer);
+}
+async function fetch(input, init) {
+  const request = new Request(input, init);
+  const signal = request.signal;
+  signal.throwIfAborted();
+  const body = request._hasBody() ? await request._consume() : null;
+  const id = nextFetch++;
+  const answer = await new Promise((resolve, reject) => {
+    const onAbort = () => { fetches.delete(id); reject(signal.reason); };
+    signal.addEventListener("abort", onAbort, { once: true });
+    fetches.set(id, (value) => { signal.removeEventListener("abort", onAbort); resolve(value); });
+    hostFetch(id, { method: request.method, url: request.url, headers: [...request.headers], body, redirect: request.redirect });
+  });
+  if (answer.error) throw new TypeError(answer.error);
+  const nullBody = NULL_BODY.includes(answer.status) || request.method === "HEAD";
+  return new Response(nullBody ? null : answer.body, {
+    status: answer.status,
+    statusText: answer.statusText,
+    headers: answer.headers,
+    [INTERNAL]: { url: answer.url, redirected: answer.redirected },
+  });
 }
 
-define("TextEncoder", TextEncoder);
-define("TextDecoder", TextDecoder);
-define("URL", URL);
-define("URLSearchParams", URLSearchParams);
-define("Headers", Headers);
-define("Request", Request);
-define("Response", Response);
-define("console", consoleObject);
+// ---------- the globals ----------
+const GLOBALS = {
+  DOMException, TextEncoder, TextDecoder, URL, URLSearchParams, Headers, Request, Response, Blob, File, FormData,
+  Event, EventTarget, CustomEvent, AbortController, AbortSignal, Crypto, CryptoKey, SubtleCrypto,
+  atob, btoa, setTimeout, clearTimeout, setInterval, clearInterval, queueMicrotask, structuredClone, fetch,
+  console: consoleObject, crypto: cryptoObject, performance: performanceObject, navigator: navigatorObject,
+};
+for (const [name, value] of Object.entries(GLOBALS)) define(name, value);
+define("self", globalThis);
+for (const name of STREAM_GLOBALS) lazy(name, () => streams()[name]);
+lazy("TextEncoderStream", () => makeTextStreams().TextEncoderStream);
+lazy("TextDecoderStream", () => makeTextStreams().TextDecoderStream);
 
 // ---------- dispatch ----------
+const hearthError = (code, error) => { error.hearthCode = code; return error; };
+const calls = new Map();
+let env = ObjectFreeze({});
+const deepFreeze = (o) => { for (const v of Object.values(o)) if (typeof v === "object" && v !== null) deepFreeze(v); return ObjectFreeze(o); };
+
 // bind() takes the module namespace once after the module evaluated; the
 // function it returns turns a plain request record into a Response and back.
-return function bind(namespace) {
+function bind(namespace) {
   const handler = namespace && namespace.default;
   if (!handler || typeof handler.fetch !== "function") {
     throw new TypeError("the module must `export default { fetch(request, env, ctx) { ... } }`");
   }
-  const env = Object.freeze({});
   return async function dispatch(req) {
     try {
       return await run(req);
@@ -357,29 +1128,42 @@ return function bind(namespace) {
       const code = known ? error.hearthCode : "ERR_FUNCTION_THREW";
       let message;
       try { message = String((error && error.stack) || error); } catch { message = "unprintable error"; }
-      return { error: { code, message: message.slice(0, 4000) } };
+      return { error: { code, message: message.slice(0, 4000) }, waiting: (calls.get(req.callId) ?? []).length > 0 };
     }
   };
   async function run(req) {
+    if (req.env !== undefined) env = deepFreeze(req.env);
     const request = new Request(req.url, {
       method: req.method,
       headers: req.headers,
       body: req.method === "GET" || req.method === "HEAD" ? null : req.body,
     });
     const waits = [];
-    const ctx = Object.freeze({ waitUntil(p) { waits.push(Promise.resolve(p).catch(() => {})); }, passThroughOnException() {} });
-    const response = await handler.fetch(request, env, ctx);
-    if (!(response instanceof Response)) {
-      const error = new TypeError("fetch() must return a Response, got " + (response === null ? "null" : typeof response));
-      error.hearthCode = "ERR_BAD_RESPONSE";
-      throw error;
+    calls.set(req.callId, waits);
+    const ctx = ObjectFreeze({
+      waitUntil(p) { waits.push(Promise.resolve(p).catch(reportError)); },
+      passThroughOnException() {},
+    });
+    const response = await handler.fetch.call(handler, request, env, ctx);
+    if (!(response instanceof Response) || response.type === "error") {
+      const what = response instanceof Response ? "Response.error()" : response === null ? "null" : typeof response;
+      throw hearthError("ERR_BAD_RESPONSE", new TypeError("fetch() must return a Response, got " + what));
     }
-    const bytes = response._peekBytes() ?? new Uint8Array(0);
-    if (bytes.byteLength > req.limit) {
-      const error = new RangeError("the response body is over this function's limit of " + req.limit + " bytes");
-      error.hearthCode = "ERR_RESPONSE_TOO_LARGE";
-      throw error;
-    }
-    return { status: response.status, headers: [...response.headers], body: bytes };
+    const tooLarge = () => hearthError("ERR_RESPONSE_TOO_LARGE", new RangeError("the response body is over this function's limit of " + req.limit + " bytes"));
+    const bytes = response._hasBody() ? await response._consume(req.limit, tooLarge) : EMPTY;
+    if (bytes.byteLength > req.limit) throw tooLarge();
+    return { status: response.status, headers: [...response.headers], body: bytes, waiting: waits.length > 0 };
   }
-};
+}
+// Resolves when every promise the call handed to ctx.waitUntil has settled (also ones added meanwhile).
+async function settle(callId) {
+  const waits = calls.get(callId) ?? [];
+  for (let i = 0; i < waits.length; i++) await waits[i];
+  calls.delete(callId);
+}
+function reset() {
+  resetTimers();
+  calls.clear();
+  fetches.clear();
+}
+return { bind, fire: fireTimer, fetched, reset, settle };

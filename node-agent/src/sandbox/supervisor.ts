@@ -9,19 +9,45 @@ import { createHash } from "node:crypto";
 import { fileURLToPath } from "node:url";
 import { HearthError } from "@hearth/protocol";
 import type { Logger } from "pino";
-import { FromSandbox, type SandboxLimits, type SandboxRequest, type SandboxResult, type ToSandbox } from "./messages.ts";
+import {
+  FromSandbox,
+  type OutboundRequest,
+  type SandboxLimits,
+  type SandboxRequest,
+  type SandboxResult,
+  type SandboxSettings,
+  type ToSandbox,
+} from "./messages.ts";
+import { outboundFetch, type OutboundPolicy } from "./outbound.ts";
+
+export type { OutboundPolicy } from "./outbound.ts";
 
 export interface SandboxPoolOptions {
   size: number;
   log: Logger;
   /** Called for each console line a function writes. */
   onLog?: (entry: { key: string; requestId: string; level: string; message: string }) => void;
+  /**
+   * Resident memory one sandbox process may use (MiB, default 2048): over it,
+   * the process disposes isolates (idle ones first). Its own V8 heap is capped
+   * separately with --max-old-space-size (hostHeapMb, default 256).
+   */
+  processMemoryMb?: number;
+  hostHeapMb?: number;
+}
+
+/** What a call may carry besides its limits; all optional, so existing callers need not change. */
+export interface CallSettings {
+  /** The function's `env` argument: vars and secrets, strings only. */
+  env?: Record<string, string>;
+  /** The function's outbound fetch policy; without one, `fetch` is refused. */
+  outbound?: OutboundPolicy;
 }
 
 /** What the pool asks of a sandbox process; the code and the id are added per process. */
 type CallMessage =
-  | { type: "invoke"; key: string; requestId: string; limits: SandboxLimits; request: SandboxRequest }
-  | { type: "load"; key: string; limits: SandboxLimits };
+  | { type: "invoke"; key: string; requestId: string; limits: SandboxLimits; settings?: SandboxSettings; request: SandboxRequest }
+  | { type: "load"; key: string; limits: SandboxLimits; settings?: SandboxSettings };
 
 interface Pending {
   resolve: (result: SandboxResult) => void;
@@ -49,11 +75,16 @@ class SandboxProcess {
   start(): void {
     this.known.clear();
     const child = fork(WORKER, [], {
-      execArgv: ["--no-node-snapshot", "--disable-warning=ExperimentalWarning"],
+      execArgv: ["--no-node-snapshot", "--disable-warning=ExperimentalWarning", `--max-old-space-size=${this.pool.hostHeapMb}`],
       serialization: "advanced",
       stdio: ["ignore", "inherit", "inherit", "ipc"],
       // the sandbox gets no inherited secrets: only what it needs to run
-      env: { PATH: process.env["PATH"] ?? "", NODE_ENV: process.env["NODE_ENV"] ?? "production" },
+      env: {
+        PATH: process.env["PATH"] ?? "",
+        NODE_ENV: process.env["NODE_ENV"] ?? "production",
+        HEARTH_SANDBOX_MEMORY_MB: String(this.pool.processMemoryMb),
+        ...(process.env["HEARTH_SANDBOX_MAX_WARM"] ? { HEARTH_SANDBOX_MAX_WARM: process.env["HEARTH_SANDBOX_MAX_WARM"] } : {}),
+      },
     });
     this.child = child;
     this.ready = new Promise<void>((resolve, reject) => {
@@ -79,11 +110,20 @@ class SandboxProcess {
     }
     const message = parsed.data;
     if (message.type === "log") this.pool.onLog?.(message);
+    else if (message.type === "fetch") void this.fetchFor(message.id, message.key, message.request);
     else if (message.type === "result") {
       const p = this.pending.get(message.id);
       this.pending.delete(message.id);
       p?.resolve(message);
     }
+  }
+
+  /** Outbound fetch for a function on this process, under the policy the pool was given for it (never one the sandbox claims). */
+  private async fetchFor(id: number, key: string, request: OutboundRequest): Promise<void> {
+    const child = this.child;
+    const policy = this.known.has(key) ? this.pool.outbound.get(key) : undefined;
+    const response = await outboundFetch(request, policy);
+    if (child && child === this.child && child.connected) child.send({ type: "fetched", id, response } satisfies ToSandbox);
   }
 
   private onExit(child: ChildProcess, code: number | null, signal: string | null): void {
@@ -132,6 +172,10 @@ class SandboxProcess {
 export class SandboxPool implements AsyncDisposable {
   readonly log: Logger;
   readonly onLog: SandboxPoolOptions["onLog"];
+  readonly processMemoryMb: number;
+  readonly hostHeapMb: number;
+  /** Outbound policy per function key, as the caller last gave it. */
+  readonly outbound = new Map<string, OutboundPolicy>();
   closed = false;
   private readonly processes: SandboxProcess[];
   private counter = 0;
@@ -139,6 +183,8 @@ export class SandboxPool implements AsyncDisposable {
   constructor(options: SandboxPoolOptions) {
     this.log = options.log;
     this.onLog = options.onLog;
+    this.processMemoryMb = options.processMemoryMb ?? 2048;
+    this.hostHeapMb = options.hostHeapMb ?? 256;
     this.processes = Array.from({ length: Math.max(1, options.size) }, (_, i) => new SandboxProcess(i, this));
   }
 
@@ -157,15 +203,22 @@ export class SandboxPool implements AsyncDisposable {
   }
 
   /** Compiles a function ahead of its first call (warm-up at placement). */
-  load(key: string, code: string, limits: SandboxLimits): Promise<SandboxResult> {
-    return this.processFor(key).call({ type: "load", key, limits }, code);
+  load(key: string, code: string, limits: SandboxLimits, settings?: CallSettings): Promise<SandboxResult> {
+    return this.processFor(key).call({ type: "load", key, limits, ...this.settingsFor(key, settings) }, code);
   }
 
-  invoke(key: string, code: string, requestId: string, limits: SandboxLimits, request: SandboxRequest): Promise<SandboxResult> {
-    return this.processFor(key).call({ type: "invoke", key, requestId, limits, request }, code);
+  invoke(key: string, code: string, requestId: string, limits: SandboxLimits, request: SandboxRequest, settings?: CallSettings): Promise<SandboxResult> {
+    return this.processFor(key).call({ type: "invoke", key, requestId, limits, ...this.settingsFor(key, settings), request }, code);
+  }
+
+  private settingsFor(key: string, settings: CallSettings | undefined): { settings?: SandboxSettings } {
+    if (settings?.outbound) this.outbound.set(key, settings.outbound);
+    else this.outbound.delete(key);
+    return settings?.env ? { settings: { env: settings.env } } : {};
   }
 
   drop(key: string): void {
+    this.outbound.delete(key);
     this.processFor(key).drop(key);
   }
 

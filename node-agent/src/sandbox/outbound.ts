@@ -1,0 +1,198 @@
+/**
+ * Outbound `fetch` of functions, made by the supervisor (never by a sandbox
+ * process) under the function's policy: off unless allowed, http(s) only,
+ * optionally a list of hosts, and never to loopback, private, link-local,
+ * carrier-grade NAT, multicast or metadata addresses. The address check runs
+ * on what DNS answered, right where the socket connects (so a name cannot
+ * resolve one way for the check and another for the connection), and again
+ * on every redirect hop. Bodies and time are capped.
+ */
+import { lookup as dnsLookup, type LookupAddress } from "node:dns";
+import http from "node:http";
+import https from "node:https";
+import { BlockList, isIP } from "node:net";
+import zlib from "node:zlib";
+import type { OutboundRequest, OutboundResponse } from "./messages.ts";
+
+export interface OutboundPolicy {
+  /** Outbound fetch is off unless this is true. */
+  allow: boolean;
+  /** If given, only these hosts (exact, or `*.example.com` for subdomains). */
+  hosts?: readonly string[];
+  /** Largest response body accepted (after decompression). Default 4 MiB. */
+  maxResponseBytes?: number;
+  /** Largest request body sent. Default 1 MiB. */
+  maxRequestBytes?: number;
+  /** Time for the whole fetch, redirects included. Default 10 s. */
+  timeoutMs?: number;
+  /** Redirects followed at most. Default 5. */
+  maxRedirects?: number;
+  /** For tests only: lets these exact addresses through the address check (e.g. a 127.0.0.1 test server). */
+  allowAddresses?: readonly string[];
+}
+
+const DEFAULTS = { maxResponseBytes: 4 * 1024 * 1024, maxRequestBytes: 1024 * 1024, timeoutMs: 10_000, maxRedirects: 5 };
+
+/** Addresses a function must never reach. */
+const BLOCKED = new BlockList();
+for (const [net, prefix] of [
+  ["0.0.0.0", 8], ["10.0.0.0", 8], ["100.64.0.0", 10], ["127.0.0.0", 8], ["169.254.0.0", 16], ["172.16.0.0", 12],
+  ["192.0.0.0", 24], ["192.0.2.0", 24], ["192.88.99.0", 24], ["192.168.0.0", 16], ["198.18.0.0", 15],
+  ["198.51.100.0", 24], ["203.0.113.0", 24], ["224.0.0.0", 4], ["240.0.0.0", 4],
+] as const) BLOCKED.addSubnet(net, prefix, "ipv4");
+for (const [net, prefix] of [
+  ["::", 128], ["::1", 128], ["::ffff:0:0", 96], ["64:ff9b::", 96], ["64:ff9b:1::", 48], ["100::", 64], ["2001::", 23],
+  ["2001:db8::", 32], ["2002::", 16], ["fc00::", 7], ["fe80::", 10], ["fec0::", 10], ["ff00::", 8],
+] as const) BLOCKED.addSubnet(net, prefix, "ipv6");
+
+/** True if a function may connect to this address. IPv4-mapped IPv6 is judged by its IPv4 part. */
+export function isPublicAddress(address: string): boolean {
+  const family = isIP(address);
+  if (family === 0) return false;
+  if (family === 6) {
+    const mapped = /^::ffff:(\d+\.\d+\.\d+\.\d+)$/i.exec(address);
+    if (mapped) return isPublicAddress(mapped[1]!);
+    return !BLOCKED.check(address, "ipv6");
+  }
+  return !BLOCKED.check(address, "ipv4");
+}
+
+const HOP_BY_HOP = new Set([
+  "connection", "keep-alive", "proxy-authenticate", "proxy-authorization", "proxy-connection", "te", "trailer",
+  "transfer-encoding", "upgrade", "host", "content-length",
+]);
+
+function hostAllowed(hostname: string, hosts: readonly string[] | undefined): boolean {
+  if (!hosts) return true;
+  const h = hostname.toLowerCase().replace(/\.$/, "");
+  return hosts.some((pattern) => {
+    const p = pattern.toLowerCase();
+    return p.startsWith("*.") ? h.endsWith(p.slice(1)) && h.length > p.length - 1 : h === p;
+  });
+}
+
+class Refused extends Error {}
+
+/** Performs one outbound fetch for a function; never throws: failures come back as `{ error }` (a TypeError in the isolate). */
+export async function outboundFetch(request: OutboundRequest, policy: OutboundPolicy | undefined): Promise<OutboundResponse> {
+  if (!policy?.allow) {
+    return { error: "outbound fetch is not allowed for this function: deploy it with outbound fetch enabled (allowFetch)" };
+  }
+  const p = { ...DEFAULTS, ...policy };
+  const deadline = Date.now() + p.timeoutMs;
+  try {
+    if (request.body && request.body.byteLength > p.maxRequestBytes) throw new Refused(`the request body is over ${p.maxRequestBytes} bytes`);
+    let url = new URL(request.url);
+    let method = request.method.toUpperCase();
+    let body: Uint8Array | null = request.body;
+    const headers = request.headers.filter(([k]) => !HOP_BY_HOP.has(k.toLowerCase()));
+    for (let hop = 0; ; hop++) {
+      const answer = await once(url, method, headers, body, p, deadline);
+      const location = answer.headers.find(([k]) => k === "location")?.[1];
+      if (answer.status >= 300 && answer.status < 400 && location !== undefined && request.redirect !== "manual") {
+        answer.stream.destroy();
+        if (request.redirect === "error") throw new Refused(`redirect to ${location} refused (redirect: "error")`);
+        if (hop >= p.maxRedirects) throw new Refused(`more than ${p.maxRedirects} redirects`);
+        const next = new URL(location, url);
+        if (answer.status === 303 || ((answer.status === 301 || answer.status === 302) && method === "POST")) {
+          if (method !== "HEAD") method = "GET";
+          body = null;
+        }
+        // credentials do not follow a redirect to another origin
+        if (next.origin !== url.origin) {
+          for (let i = headers.length - 1; i >= 0; i--) if (/^(authorization|cookie)$/i.test(headers[i]![0])) headers.splice(i, 1);
+        }
+        url = next;
+        continue;
+      }
+      const bytes = await readCapped(answer.stream, answer.encoding, p.maxResponseBytes, deadline);
+      const status = answer.status < 200 || answer.status > 599 ? 502 : answer.status;
+      return {
+        status,
+        statusText: answer.statusText,
+        headers: answer.headers.filter(([k]) => !(answer.encoding && (k === "content-encoding" || k === "content-length"))),
+        body: bytes as Uint8Array<ArrayBuffer>,
+        url: url.href,
+        redirected: hop > 0,
+      };
+    }
+  } catch (error) {
+    return { error: `fetch failed: ${error instanceof Error ? error.message : String(error)}`.slice(0, 1000) };
+  }
+}
+
+interface Answer {
+  status: number;
+  statusText: string;
+  headers: [string, string][];
+  stream: http.IncomingMessage;
+  encoding: string | undefined;
+}
+
+function once(url: URL, method: string, headers: [string, string][], body: Uint8Array | null, p: OutboundPolicy & typeof DEFAULTS, deadline: number): Promise<Answer> {
+  if (url.protocol !== "http:" && url.protocol !== "https:") throw new Refused(`only http and https URLs can be fetched, not ${url.protocol}`);
+  if (url.username || url.password) throw new Refused("URLs with credentials are not fetched");
+  const hostname = url.hostname.replace(/^\[|\]$/g, "");
+  if (!hostAllowed(hostname, p.hosts)) throw new Refused(`${hostname} is not among this function's allowed hosts`);
+  const allowedAddress = (address: string) => isPublicAddress(address) || (p.allowAddresses?.includes(address) ?? false);
+  if (isIP(hostname) && !allowedAddress(hostname)) throw new Refused(`${hostname} is a private, loopback, link-local or reserved address`);
+  const remaining = deadline - Date.now();
+  if (remaining <= 0) throw new Refused("timed out");
+  // The check happens on what DNS answered, where the socket connects.
+  const lookup = (host: string, options: { all?: boolean }, callback: (...args: unknown[]) => void) => {
+    dnsLookup(host, { all: true }, (error, addresses: LookupAddress[]) => {
+      if (error) return callback(error);
+      const bad = addresses.find((a) => !allowedAddress(a.address));
+      if (bad || addresses.length === 0) {
+        return callback(new Refused(`${host} resolves to ${bad?.address ?? "nothing"}, a private, loopback, link-local or reserved address`));
+      }
+      if (options.all) callback(null, addresses);
+      else callback(null, addresses[0]!.address, addresses[0]!.family);
+    });
+  };
+  const outgoing: Record<string, string[]> = {};
+  for (const [k, v] of headers) (outgoing[k.toLowerCase()] ??= []).push(v);
+  outgoing["user-agent"] ??= ["Hearth/0.1"];
+  outgoing["accept-encoding"] = ["gzip, deflate, br"];
+  if (body) outgoing["content-length"] = [String(body.byteLength)];
+  const lib = url.protocol === "https:" ? https : http;
+  return new Promise<Answer>((resolve, reject) => {
+    const req = lib.request(url, { method, headers: outgoing, lookup: lookup as never, agent: false, timeout: remaining }, (res) => {
+      const out: [string, string][] = [];
+      for (let i = 0; i < res.rawHeaders.length; i += 2) out.push([res.rawHeaders[i]!.toLowerCase(), res.rawHeaders[i + 1]!]);
+      const encoding = /^(gzip|x-gzip|deflate|br)$/i.exec(res.headers["content-encoding"] ?? "")?.[1]?.toLowerCase();
+      resolve({ status: res.statusCode ?? 502, statusText: res.statusMessage ?? "", headers: out, stream: res, encoding });
+    });
+    req.setTimeout(remaining, () => req.destroy(new Refused("timed out")));
+    req.on("error", reject);
+    req.end(body ?? undefined);
+  });
+}
+
+function readCapped(stream: http.IncomingMessage, encoding: string | undefined, max: number, deadline: number): Promise<Uint8Array> {
+  const source: NodeJS.ReadableStream =
+    encoding === "br" ? stream.pipe(zlib.createBrotliDecompress())
+    : encoding === "deflate" ? stream.pipe(zlib.createInflate())
+    : encoding ? stream.pipe(zlib.createGunzip())
+    : stream;
+  return new Promise<Uint8Array>((resolve, reject) => {
+    const chunks: Buffer[] = [];
+    let total = 0;
+    const timer = setTimeout(() => fail(new Refused("timed out reading the response")), Math.max(1, deadline - Date.now()));
+    const fail = (error: Error) => {
+      clearTimeout(timer);
+      stream.destroy();
+      reject(error);
+    };
+    source.on("data", (chunk: Buffer) => {
+      total += chunk.byteLength;
+      if (total > max) return fail(new Refused(`the response body is over ${max} bytes`));
+      chunks.push(chunk);
+    });
+    source.on("error", fail);
+    source.on("end", () => {
+      clearTimeout(timer);
+      resolve(new Uint8Array(Buffer.concat(chunks, total)));
+    });
+  });
+}
