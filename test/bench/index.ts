@@ -8,6 +8,7 @@
  *   npm run bench -- --quick       # smaller sizes, under one minute
  *   npm run bench -- --only warm-call,density --no-write
  */
+import { resolve } from "node:path";
 import { fileURLToPath } from "node:url";
 import { parseArgs } from "node:util";
 import { z } from "zod";
@@ -33,10 +34,13 @@ const Flags = z.strictObject({
     }),
   write: z.boolean().default(true),
   out: z.string().min(1).default(`${ROOT}BENCHMARKS.md`),
+  "cpu-prof": z.string().min(1).optional(),
   help: z.boolean().default(false),
 });
 
-const USAGE = `Usage: npm run bench -- [--quick] [--only ${BENCHMARKS.map((b) => b.name).join(",")}] [--no-write] [--out FILE]`;
+const USAGE = `Usage: npm run bench -- [--quick] [--only ${BENCHMARKS.map((b) => b.name).join(",")}] [--no-write] [--out FILE] [--cpu-prof DIR]
+
+  --cpu-prof DIR   every process the bench starts (platform, agents, helpers) writes a V8 CPU profile to DIR when it exits`;
 
 function readFlags() {
   let values;
@@ -48,6 +52,7 @@ function readFlags() {
         only: { type: "string" },
         "no-write": { type: "boolean" },
         out: { type: "string" },
+        "cpu-prof": { type: "string" },
         help: { type: "boolean", short: "h" },
       },
       strict: true,
@@ -72,6 +77,12 @@ async function main(): Promise<void> {
     process.stdout.write(`${USAGE}\n`);
     return;
   }
+  if (flags["cpu-prof"]) {
+    // inherited by every child: platform and agents through startLocalHearth's env, helpers through fork
+    const dir = resolve(flags["cpu-prof"]);
+    process.env["NODE_OPTIONS"] = `${process.env["NODE_OPTIONS"] ?? ""} --cpu-prof --cpu-prof-dir=${dir}`.trim();
+    process.stderr.write(`bench: CPU profiles of the processes the bench starts go to ${dir} (figures are slower while profiling)\n`);
+  }
   const cleanup = new Cleanup();
   let interrupted = false;
   const onSignal = (signal: NodeJS.Signals) => {
@@ -92,7 +103,7 @@ async function main(): Promise<void> {
     log: (line) => process.stderr.write(`bench: ${line}\n`),
   };
   // a hard bound on each benchmark, so a hang can't hold the run
-  const budgetMs = flags.quick ? 45_000 : 240_000;
+  const budgetMs = flags.quick ? 45_000 : 360_000;
   const sections: Section[] = [];
   const failed: string[] = [];
   for (const bench of BENCHMARKS) {
@@ -114,7 +125,7 @@ async function main(): Promise<void> {
     failed.length > 0 ? `\nFailed in this run: ${failed.join(", ")} (see the bench's output).\n` : ""
   }`;
   process.stdout.write(`\n${text}\n`);
-  if (flags.write && sections.length > 0) {
+  if (flags.write && sections.length > 0 && !flags["cpu-prof"]) {
     writeBenchmarksMd(flags.out, text);
     ctx.log(`wrote ${flags.out}`);
   }
