@@ -2,13 +2,17 @@
 /** `hearth-platform`: runs one platform process configured from the environment (docs/configuration.md). */
 import { HearthError } from "@hearth/protocol";
 import { readPlatformEnv } from "./config/index.ts";
+import { readLedgerEnv } from "./ledger/index.ts";
+import { runReconcile } from "./ledger/cli.ts";
 import { createLogger } from "./log/index.ts";
 import { startPlatform } from "./platform.ts";
 
 async function main(): Promise<void> {
   let env;
+  let ledger;
   try {
     env = readPlatformEnv();
+    ledger = readLedgerEnv();
   } catch (error) {
     if (error instanceof HearthError) {
       process.stderr.write(`hearth-platform: ${error.message}\nSee docs/configuration.md for every variable.\n`);
@@ -17,6 +21,8 @@ async function main(): Promise<void> {
     throw error;
   }
   const log = createLogger("hearth-platform", env.HEARTH_LOG_LEVEL);
+  // `hearth-platform reconcile`: recompute the ledger from the usage stream and print the difference
+  if (process.argv[2] === "reconcile") process.exit(await runReconcile(env, log, process.argv.includes("--json")));
   const platform = await startPlatform({
     natsUrl: env.HEARTH_NATS_URL,
     token: env.HEARTH_TOKEN,
@@ -27,6 +33,8 @@ async function main(): Promise<void> {
     host: env.HEARTH_HOST,
     port: env.HEARTH_PORT,
     publicUrl: env.HEARTH_PUBLIC_URL,
+    ledger: ledger.HEARTH_LEDGER,
+    publicNatsUrl: ledger.HEARTH_PUBLIC_NATS_URL,
   });
   // The parent (e.g. the demo) reads this line to learn the URL.
   process.stdout.write(`HEARTH_PLATFORM_READY ${platform.url}\n`);

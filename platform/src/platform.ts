@@ -8,6 +8,7 @@ import { requestId } from "hono/request-id";
 import { createApi } from "./api/index.ts";
 import { serveBundles } from "./bundles/index.ts";
 import { createGateway } from "./gateway/index.ts";
+import { startLedger, type Ledger, type LedgerMode } from "./ledger/index.ts";
 import { notFound, onError, REQUEST_ID_HEADER, type HearthEnv } from "./http/index.ts";
 import type { Logger } from "./log/index.ts";
 import { Scheduler } from "./scheduler/index.ts";
@@ -26,6 +27,10 @@ export interface PlatformOptions {
   /** Scheduler timings (tests shorten them). */
   deadAfterMs?: number;
   tickMs?: number;
+  /** Usage metering without JetStream: "required" fails the start, "auto" (default) warns loudly and runs unmetered. */
+  ledger?: LedgerMode;
+  /** Fabric URL joined devices connect to (default: natsUrl). */
+  publicNatsUrl?: string;
 }
 
 export interface Platform extends AsyncDisposable {
@@ -35,6 +40,7 @@ export interface Platform extends AsyncDisposable {
   readonly scheduler: Scheduler;
   readonly nc: NatsConnection;
   readonly embeddedState: boolean;
+  readonly ledger: Ledger;
   close(): Promise<void>;
 }
 
@@ -48,13 +54,14 @@ export function createHttpApp(parts: {
   token: string;
   publicUrl: () => string;
   embeddedState: boolean;
+  ledger?: Ledger;
 }): Hono<HearthEnv> {
   const app = new Hono<HearthEnv>();
   app.use("*", requestId({ headerName: REQUEST_ID_HEADER, limitLength: 255 }));
   app.onError(onError(parts.log));
   app.notFound(notFound);
   app.route("/v1", createApi(parts));
-  app.route("/", createGateway({ ...parts, onNoDevice: (a, f) => parts.scheduler.suspect(a, f) }));
+  app.route("/", createGateway({ ...parts, onNoDevice: (a, f) => parts.scheduler.suspect(a, f), onCall: parts.ledger?.onCall }));
   return app;
 }
 
@@ -67,8 +74,16 @@ export async function startPlatform(options: PlatformOptions): Promise<Platform>
   const nc = await connect({ servers: options.natsUrl, name: "hearth-platform", maxReconnectAttempts: -1 });
   const scheduler = new Scheduler({ store, nc, subjects, log: log.child({ part: "scheduler" }), deadAfterMs: options.deadAfterMs, tickMs: options.tickMs });
   const bundles = serveBundles(nc, subjects, store, log);
+  const ledger = await startLedger({
+    nc, subjects, redis, prefix: options.redisPrefix, log, mode: options.ledger, publicNatsUrl: options.publicNatsUrl ?? options.natsUrl,
+  }).catch(async (error: unknown) => {
+    bundles.unsubscribe();
+    await nc.close();
+    redis.disconnect();
+    throw error;
+  });
   let url = options.publicUrl ?? "";
-  const app = createHttpApp({ store, scheduler, nc, subjects, log, token: options.token, publicUrl: () => url, embeddedState: embedded });
+  const app = createHttpApp({ store, scheduler, nc, subjects, log, token: options.token, publicUrl: () => url, embeddedState: embedded, ledger });
 
   const server: ServerType = await new Promise((resolve, reject) => {
     const s = serve({ fetch: app.fetch, hostname: options.host ?? "127.0.0.1", port: options.port ?? 0 }, () => resolve(s));
@@ -85,9 +100,11 @@ export async function startPlatform(options: PlatformOptions): Promise<Platform>
     (closing ??= (async () => {
       await new Promise<void>((resolve) => server.close(() => resolve()));
       await scheduler[Symbol.asyncDispose]();
+      // every call answered so far has its usage record stored before the fabric connection goes
+      await ledger.close();
       bundles.unsubscribe();
       await nc.drain().catch(() => undefined);
       redis.disconnect();
     })());
-  return { url, app, store, scheduler, nc, embeddedState: embedded, close, [Symbol.asyncDispose]: close };
+  return { url, app, store, scheduler, nc, embeddedState: embedded, ledger, close, [Symbol.asyncDispose]: close };
 }

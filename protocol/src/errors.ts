@@ -16,6 +16,8 @@ export const ERROR_CODES = {
   ERR_BAD_REQUEST: { status: 400, kind: "user" },
   ERR_BAD_BUNDLE: { status: 400, kind: "user" },
   ERR_UNAUTHORIZED: { status: 401, kind: "user" },
+  ERR_JOIN_TOKEN_INVALID: { status: 401, kind: "user" },
+  ERR_FORBIDDEN: { status: 403, kind: "user" },
   ERR_NOT_FOUND: { status: 404, kind: "user" },
   ERR_FUNCTION_NOT_FOUND: { status: 404, kind: "user" },
   ERR_VERSION_NOT_FOUND: { status: 404, kind: "user" },
@@ -28,6 +30,7 @@ export const ERROR_CODES = {
   ERR_CPU_LIMIT: { status: 503, kind: "user" },
   ERR_MEMORY_LIMIT: { status: 503, kind: "user" },
   ERR_WALL_TIME_LIMIT: { status: 504, kind: "user" },
+  ERR_FUNCTION_QUARANTINED: { status: 503, kind: "user" },
   // system errors: Hearth, the fabric or a device is at fault
   ERR_INTERNAL: { status: 500, kind: "system" },
   ERR_BAD_MESSAGE: { status: 502, kind: "system" },
@@ -36,6 +39,8 @@ export const ERROR_CODES = {
   ERR_NO_DEVICE: { status: 503, kind: "system" },
   ERR_DEVICE_TIMEOUT: { status: 504, kind: "system" },
   ERR_PLATFORM_UNREACHABLE: { status: 503, kind: "system" },
+  ERR_DEVICE_BUSY: { status: 503, kind: "system" },
+  ERR_LEDGER_UNAVAILABLE: { status: 503, kind: "system" },
 } as const satisfies Record<string, ErrorSpec>;
 
 export type ErrorCode = keyof typeof ERROR_CODES;

@@ -39,4 +39,22 @@ export {
   VersionList,
   VersionRecord,
 } from "./api.ts";
+export {
+  AppUsage,
+  DayUsage,
+  DeviceCreditDay,
+  DeviceCredits,
+  FunctionUsage,
+  JoinRequest,
+  JoinResponse,
+  JoinTokenRequest,
+  JoinTokenResponse,
+  ReconcileReport,
+  UsageDay,
+  UsageOutcome,
+  UsageRecord,
+  UsageReport,
+  UsageTotals,
+  usageDay,
+} from "./usage.ts";
 export { formatZodError } from "./zod-format.ts";

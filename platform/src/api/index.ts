@@ -21,6 +21,7 @@ import { Hono } from "hono";
 import { z } from "zod";
 import { readBody } from "../gateway/index.ts";
 import { parseInput, type HearthEnv } from "../http/index.ts";
+import { createDeviceRoutes, createLedgerRoutes, type Ledger } from "../ledger/index.ts";
 import type { Scheduler } from "../scheduler/index.ts";
 import type { Store } from "../state/index.ts";
 
@@ -31,6 +32,8 @@ export interface ApiOptions {
   /** Base URL callers use, for the function URLs the API returns. */
   publicUrl: () => string;
   embeddedState: boolean;
+  /** Usage, credits and device joins (docs/ledger.md). */
+  ledger?: Ledger;
 }
 
 const FunctionParams = z.object({ app: AppName, fn: FunctionName });
@@ -58,6 +61,9 @@ export function createApi(options: ApiOptions): Hono<HearthEnv> {
     return c.json({ ok: true, embeddedState: options.embeddedState, devices: devices.length });
   });
 
+  // joining and reading a device's credits authenticate with join and device tokens
+  if (options.ledger) api.route("/", createDeviceRoutes(options.ledger, options.token));
+
   api.use("*", async (c, next) => {
     const header = c.req.header("authorization") ?? "";
     const match = /^Bearer (.+)$/.exec(header);
@@ -67,6 +73,8 @@ export function createApi(options: ApiOptions): Hono<HearthEnv> {
     }
     await next();
   });
+
+  if (options.ledger) api.route("/", createLedgerRoutes(options.ledger));
 
   const view = async (record: FunctionRecord): Promise<FunctionView> => {
     const placement = await store.getPlacement(record.app, record.name);

@@ -19,6 +19,7 @@ import { Hono, type Context } from "hono";
 import { errorResponse, type HearthEnv } from "../http/index.ts";
 import type { Logger } from "../log/index.ts";
 import type { Store } from "../state/index.ts";
+import type { CallHook } from "../usage/index.ts";
 
 export interface GatewayOptions {
   store: Store;
@@ -29,6 +30,8 @@ export interface GatewayOptions {
   cacheMs?: number;
   /** Told when a known function had no device to answer (the scheduler probes and re-places). */
   onNoDevice?: (app: string, fn: string) => void;
+  /** Told of every call that reached the fabric, once it is over (usage metering; see platform/src/usage). */
+  onCall?: CallHook;
 }
 
 /** Hop-by-hop headers never cross a proxy (RFC 9110 §7.6.1). */
@@ -81,6 +84,13 @@ export function createGateway(options: GatewayOptions): Hono<HearthEnv> {
       if (!HOP_BY_HOP.has(key)) h.append(HTTP_HEADER_PREFIX + key, value);
     });
 
+    const at = Date.now();
+    const started = performance.now();
+    const meter = (status: number, reply?: { headers?: MsgHdrs; data: Uint8Array }, gatewayError?: string) =>
+      options.onCall?.({
+        requestId, app: appName, fn: fnName, version: record.version, at, wallMs: performance.now() - started,
+        requestBytes: body.byteLength, responseBytes: reply?.data.byteLength ?? 0, status, reply: reply?.headers, gatewayError,
+      });
     let reply;
     try {
       reply = await nc.request(subjects.invoke(appName, fnName), body, {
@@ -90,14 +100,18 @@ export function createGateway(options: GatewayOptions): Hono<HearthEnv> {
     } catch (error) {
       if (error instanceof RequestError && error.isNoResponders()) {
         options.onNoDevice?.(appName, fnName);
+        meter(503, undefined, "ERR_NO_DEVICE");
         return errorResponse(c, "ERR_NO_DEVICE", `no device is serving ${appName}/${fnName} right now; try again in a few seconds`);
       }
       if (error instanceof TimeoutError || (error instanceof RequestError && error.cause instanceof TimeoutError)) {
+        meter(504, undefined, "ERR_DEVICE_TIMEOUT");
         return errorResponse(c, "ERR_DEVICE_TIMEOUT", `the device did not answer within ${record.limits.wallMs + FABRIC_MARGIN_MS} ms`);
       }
       throw error;
     }
-    return toResponse(c, reply.headers, reply.data, log);
+    const response = toResponse(c, reply.headers, reply.data, log);
+    meter(response.status, reply);
+    return response;
   };
 
   app.all("/fn/:app/:fn", handle);

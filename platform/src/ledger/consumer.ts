@@ -1,0 +1,159 @@
+/**
+ * The ledger consumer: a durable pull consumer on the usage stream that folds
+ * each record into Redis (LedgerStore.apply, idempotent) and acks it only
+ * after the write. A crash between the write and the ack means a redelivery,
+ * which the seen marks turn into a no-op; a crash before the write means a
+ * redelivery that counts. Either way each record counts exactly once.
+ */
+import { UsageRecord, type Subjects } from "@hearth/protocol";
+import {
+  AckPolicy,
+  DeliverPolicy,
+  jetstream,
+  jetstreamManager,
+  type ConsumerMessages,
+  type JetStreamManager,
+  type JsMsg,
+} from "@nats-io/jetstream";
+import type { NatsConnection } from "@nats-io/transport-node";
+import type { Logger } from "../log/index.ts";
+import { usageNames } from "../usage/index.ts";
+import type { LedgerStore } from "./store.ts";
+
+const NANOS_PER_MS = 1_000_000;
+
+export interface LedgerConsumerOptions {
+  nc: NatsConnection;
+  subjects: Subjects;
+  store: LedgerStore;
+  log: Logger;
+  /** Fault injection for tests: runs after a record is written, before it is acked. */
+  afterApply?: (record: UsageRecord, applied: boolean) => void | Promise<void>;
+  /** How long a delivered record may stay unacked before JetStream redelivers it (when the consumer is created). */
+  ackWaitMs?: number;
+}
+
+/** Creates (or keeps) the ledger's durable consumer on the usage stream. */
+export async function ensureLedgerConsumer(jsm: JetStreamManager, subjects: Subjects, ackWaitMs = 30_000): Promise<void> {
+  const names = usageNames(subjects);
+  try {
+    await jsm.consumers.info(names.stream, names.durable);
+    return;
+  } catch (error) {
+    if ((error as { name?: string }).name !== "ConsumerNotFoundError" && !/consumer not found/i.test((error as Error).message)) throw error;
+  }
+  await jsm.consumers.add(names.stream, {
+    durable_name: names.durable,
+    ack_policy: AckPolicy.Explicit,
+    deliver_policy: DeliverPolicy.All,
+    filter_subject: names.filter,
+    ack_wait: ackWaitMs * NANOS_PER_MS,
+    max_ack_pending: 1_000,
+  });
+}
+
+export class LedgerConsumer implements AsyncDisposable {
+  private readonly options: LedgerConsumerOptions;
+  private messages?: ConsumerMessages;
+  private running?: Promise<void>;
+  private stopped = false;
+  /** Counters for tests and logs. */
+  readonly stats = { applied: 0, duplicates: 0, invalid: 0, retries: 0 };
+
+  private constructor(options: LedgerConsumerOptions) {
+    this.options = options;
+  }
+
+  static async start(options: LedgerConsumerOptions): Promise<LedgerConsumer> {
+    const jsm = await jetstreamManager(options.nc, { timeout: 5_000 });
+    await ensureLedgerConsumer(jsm, options.subjects, options.ackWaitMs);
+    const consumer = new LedgerConsumer(options);
+    consumer.running = consumer.run();
+    return consumer;
+  }
+
+  private async run(): Promise<void> {
+    const { nc, subjects, log } = this.options;
+    const names = usageNames(subjects);
+    const js = jetstream(nc);
+    for (let attempt = 0; !this.stopped; attempt++) {
+      try {
+        const consumer = await js.consumers.get(names.stream, names.durable);
+        this.messages = await consumer.consume({ max_messages: 256 });
+        if (this.stopped) this.messages.stop();
+        attempt = 0;
+        for await (const m of this.messages) {
+          if (this.stopped) break;
+          await this.handle(m);
+        }
+      } catch (error) {
+        if (this.stopped || nc.isClosed()) break;
+        log.warn({ err: error, attempt }, "ledger consumer interrupted; resuming");
+      }
+      if (!this.stopped && !nc.isClosed()) await sleep(Math.min(5_000, 100 * 2 ** Math.min(attempt, 6)));
+      if (nc.isClosed()) break;
+    }
+  }
+
+  private async handle(m: JsMsg): Promise<void> {
+    const { store, log } = this.options;
+    let data: unknown;
+    try {
+      data = m.json();
+    } catch {
+      data = undefined;
+    }
+    const parsed = UsageRecord.safeParse(data);
+    if (!parsed.success) {
+      // a record that can never be folded is kept in the stream (for people) but not redelivered
+      this.stats.invalid++;
+      log.error({ seq: m.seq, subject: m.subject }, "usage record did not validate; terminated, not counted");
+      m.term();
+      return;
+    }
+    const record = parsed.data;
+    for (let attempt = 0; ; attempt++) {
+      if (this.stopped) return; // not acked: redelivered to whoever consumes next
+      try {
+        const applied = await store.apply(record);
+        if (applied) this.stats.applied++;
+        else this.stats.duplicates++;
+        await this.options.afterApply?.(record, applied);
+        break;
+      } catch (error) {
+        this.stats.retries++;
+        if (attempt % 10 === 0) log.warn({ err: error, requestId: record.requestId, attempt }, "could not write usage to Redis; retrying before ack");
+        m.working();
+        await sleep(Math.min(2_000, 50 * 2 ** Math.min(attempt, 6)));
+      }
+    }
+    try {
+      m.ack();
+    } catch {
+      // the connection went away: the record is redelivered and counts nothing twice
+    }
+  }
+
+  /** True once the consumer has nothing pending and nothing unacknowledged. */
+  async caughtUp(): Promise<boolean> {
+    const names = usageNames(this.options.subjects);
+    const jsm = await jetstreamManager(this.options.nc);
+    const info = await jsm.consumers.info(names.stream, names.durable);
+    return info.num_pending === 0 && info.num_ack_pending === 0;
+  }
+
+  /** Stops taking records; the one being written finishes its write (its ack may be left for a redelivery). */
+  async close(): Promise<void> {
+    this.stopped = true;
+    this.messages?.stop();
+    await this.running;
+  }
+
+  [Symbol.asyncDispose](): Promise<void> {
+    return this.close();
+  }
+}
+
+function sleep(ms: number): Promise<void> {
+  return new Promise((r) => setTimeout(r, ms));
+}

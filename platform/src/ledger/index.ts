@@ -1,0 +1,196 @@
+/**
+ * The usage ledger of one platform process: the usage stream (created at
+ * start), the publisher the gateway hands each finished call to, the
+ * durable consumer that folds records into Redis, reconciliation, device
+ * accounts (join), and the HTTP routes that show usage and credits.
+ *
+ * Without JetStream there is no durable usage stream. `mode` decides what
+ * then happens: "required" stops the platform with a clear error (the
+ * `hearth-platform` default), "auto" starts without metering and says so
+ * loudly at start and on every usage request (the library default, so
+ * embedded and test platforms on a plain nats-server still run).
+ * See docs/ledger.md.
+ */
+import { timingSafeEqual } from "node:crypto";
+import {
+  AppName,
+  DeviceId,
+  formatZodError,
+  HearthError,
+  JoinRequest,
+  JoinTokenRequest,
+  UsageDay,
+  type ReconcileReport,
+  type Subjects,
+  type UsageReport,
+} from "@hearth/protocol";
+import type { NatsConnection } from "@nats-io/transport-node";
+import { Hono } from "hono";
+import type { Redis } from "ioredis";
+import { z } from "zod";
+import { parseInput, type HearthEnv } from "../http/index.ts";
+import type { Logger } from "../log/index.ts";
+import { UsagePublisher, type CallHook } from "../usage/index.ts";
+import { Accounts } from "./accounts.ts";
+import { LedgerConsumer } from "./consumer.ts";
+import { reconcileLedger } from "./reconcile.ts";
+import { LedgerStore } from "./store.ts";
+
+export { Accounts } from "./accounts.ts";
+export { LedgerConsumer, ensureLedgerConsumer } from "./consumer.ts";
+export { formatReconcile, readUsageStream, reconcileLedger } from "./reconcile.ts";
+export { LedgerStore, SEEN_TTL_SECONDS } from "./store.ts";
+
+export type LedgerMode = "required" | "auto" | "off";
+export const LedgerMode = z.enum(["required", "auto", "off"]);
+
+/** The ledger's environment variables, read through zod like every other (docs/configuration.md). */
+export const LedgerEnv = z.object({
+  HEARTH_LEDGER: LedgerMode.default("required"),
+  HEARTH_PUBLIC_NATS_URL: z.string().regex(/^(nats|tls|ws|wss):\/\/.+/, "HEARTH_PUBLIC_NATS_URL must be a nats://, tls://, ws:// or wss:// URL").optional(),
+});
+export type LedgerEnv = z.infer<typeof LedgerEnv>;
+
+export function readLedgerEnv(env: NodeJS.ProcessEnv = process.env): Readonly<LedgerEnv> {
+  const parsed = LedgerEnv.safeParse(env);
+  if (!parsed.success) throw new HearthError("ERR_BAD_REQUEST", formatZodError(parsed.error, "environment"));
+  return Object.freeze(parsed.data);
+}
+
+export interface LedgerOptions {
+  nc: NatsConnection;
+  subjects: Subjects;
+  redis: Redis;
+  prefix?: string;
+  log: Logger;
+  mode?: LedgerMode;
+  /** The fabric URL joined devices are told to connect to. */
+  publicNatsUrl: string;
+  /** Run the consumer in this process (default true; several platform processes may all run it). */
+  consume?: boolean;
+}
+
+export interface Ledger extends AsyncDisposable {
+  /** False when running without JetStream: nothing is metered. */
+  readonly metering: boolean;
+  readonly store: LedgerStore;
+  readonly accounts: Accounts;
+  readonly publisher?: UsagePublisher;
+  readonly consumer?: LedgerConsumer;
+  /** The gateway's hook (a no-op without metering). */
+  readonly onCall: CallHook;
+  reconcile(): Promise<ReconcileReport>;
+  usage(app?: string, day?: string): Promise<UsageReport>;
+  close(): Promise<void>;
+}
+
+export async function startLedger(options: LedgerOptions): Promise<Ledger> {
+  const { nc, subjects, redis, log } = options;
+  const prefix = options.prefix ?? "hearth:";
+  const mode = options.mode ?? "auto";
+  const store = new LedgerStore(redis, prefix);
+  const accounts = new Accounts({ redis, prefix, publicNatsUrl: options.publicNatsUrl, subjectPrefix: subjects.prefix });
+  let publisher: UsagePublisher | undefined;
+  let consumer: LedgerConsumer | undefined;
+  if (mode !== "off") {
+    try {
+      publisher = await UsagePublisher.start({ nc, subjects, log: log.child({ part: "usage" }) });
+      if (options.consume !== false) consumer = await LedgerConsumer.start({ nc, subjects, store, log: log.child({ part: "ledger" }) });
+    } catch (error) {
+      const reason = (error as Error).message;
+      if (mode === "required") {
+        throw new HearthError(
+          "ERR_LEDGER_UNAVAILABLE",
+          `usage metering needs JetStream, and it is not available on the fabric (${reason}). Enable it (nats-server -js, or jetstream {} in its config), or set HEARTH_LEDGER=off to run without metering (calls are then not billed or credited).`,
+          { cause: error },
+        );
+      }
+      log.warn({ err: error }, "!!! JetStream is not available: calls are NOT metered, billed or credited (HEARTH_LEDGER=auto). Enable JetStream on the nats-server.");
+      await publisher?.close(0);
+      publisher = undefined;
+    }
+  } else {
+    log.warn("!!! HEARTH_LEDGER=off: calls are NOT metered, billed or credited");
+  }
+  const metering = publisher !== undefined;
+  const unavailable = () =>
+    new HearthError("ERR_LEDGER_UNAVAILABLE", "usage metering is off on this platform (no JetStream); see docs/ledger.md");
+
+  const close = async () => {
+    await publisher?.close();
+    await consumer?.close();
+  };
+  return {
+    metering,
+    store,
+    accounts,
+    publisher,
+    consumer,
+    onCall: publisher ? publisher.record : () => undefined,
+    async reconcile() {
+      if (!metering) throw unavailable();
+      return reconcileLedger({ nc, subjects, store, log });
+    },
+    async usage(app, day) {
+      if (!metering) throw unavailable();
+      const apps = app ? [app] : await store.apps();
+      return { apps: await Promise.all(apps.map((a) => store.appUsage(a, day))) };
+    },
+    close,
+    [Symbol.asyncDispose]: close,
+  };
+}
+
+const UsageQuery = z.strictObject({ app: AppName.optional(), day: UsageDay.optional() });
+const DeviceParams = z.object({ id: DeviceId });
+const CreditsQuery = z.strictObject({ day: UsageDay.optional() });
+
+function bearer(header: string | undefined): string {
+  return /^Bearer (.{1,512})$/.exec(header ?? "")?.[1] ?? "";
+}
+
+function sameToken(given: string, expected: string): boolean {
+  const a = Buffer.from(given);
+  const b = Buffer.from(expected);
+  return a.length === b.length && timingSafeEqual(a, b);
+}
+
+/**
+ * Routes that authenticate on their own (mounted before the API's token
+ * check): a device joins with a join token; a device's credits are read with
+ * the API token or that device's own token.
+ */
+export function createDeviceRoutes(ledger: Ledger, token: string): Hono<HearthEnv> {
+  const app = new Hono<HearthEnv>();
+  app.post("/devices/join", async (c) => {
+    const body = parseInput(JoinRequest, await c.req.json().catch(() => undefined), "body");
+    return c.json(await ledger.accounts.join(body.token, body.deviceId), 201);
+  });
+  app.get("/devices/:id/credits", async (c) => {
+    const { id } = parseInput(DeviceParams, c.req.param(), "path");
+    const query = parseInput(CreditsQuery, c.req.query(), "query");
+    const given = bearer(c.req.header("authorization"));
+    if (!given) throw new HearthError("ERR_UNAUTHORIZED", "pass `Authorization: Bearer <token>`: the API token, or the device token `hearth-agent join` stored");
+    if (!sameToken(given, token) && !(await ledger.accounts.isDeviceToken(id, given))) {
+      throw new HearthError("ERR_FORBIDDEN", `this token cannot read the credits of device ${id}`);
+    }
+    if (!ledger.metering) throw new HearthError("ERR_LEDGER_UNAVAILABLE", "usage metering is off on this platform (no JetStream); see docs/ledger.md");
+    return c.json(await ledger.store.deviceCredits(id, query.day));
+  });
+  return app;
+}
+
+/** Routes behind the API token: developers' usage, join tokens, reconciliation. */
+export function createLedgerRoutes(ledger: Ledger): Hono<HearthEnv> {
+  const app = new Hono<HearthEnv>();
+  app.get("/usage", async (c) => {
+    const query = parseInput(UsageQuery, c.req.query(), "query");
+    return c.json(await ledger.usage(query.app, query.day));
+  });
+  app.post("/join-tokens", async (c) => {
+    const body = parseInput(JoinTokenRequest, await c.req.json().catch(() => undefined), "body");
+    return c.json(await ledger.accounts.createJoinToken(body.ownerId, body.region, body.ttlSeconds), 201);
+  });
+  app.post("/ledger/reconcile", async (c) => c.json(await ledger.reconcile()));
+  return app;
+}

@@ -1,0 +1,226 @@
+/**
+ * The ledger's accounts in Redis: per-app usage by day and function, and
+ * per-device credits by day, folded from usage records.
+ *
+ * Folding is idempotent: one Lua script marks the record's request id as seen
+ * (in a per-day set) and adds its integers to the accounts, or does nothing
+ * at all when the id was already seen. Redis runs a script atomically, so a
+ * record is counted once or not at all, however often it is delivered.
+ */
+import type { AppUsage, DayUsage, DeviceCredits, FunctionUsage, UsageRecord, UsageTotals } from "@hearth/protocol";
+import type { Redis } from "ioredis";
+
+/** How long a day's seen marks live: longer than the stream keeps records, so no replayable record is forgotten. */
+export const SEEN_TTL_SECONDS = 36 * 86_400;
+
+/** Hash fields of an account, all whole numbers. */
+export const ACCOUNT_FIELDS = ["calls", "errors", "cold", "cpuUs", "wallUs", "reqB", "respB"] as const;
+export type AccountField = (typeof ACCOUNT_FIELDS)[number];
+export type Account = Record<AccountField, number>;
+
+/** Device credit fields. */
+export const CREDIT_FIELDS = ["calls", "cpuUs", "wallUs"] as const;
+export type CreditField = (typeof CREDIT_FIELDS)[number];
+
+const APPLY = `
+if redis.call('SADD', KEYS[1], ARGV[1]) == 0 then return 0 end
+redis.call('EXPIRE', KEYS[1], ARGV[2])
+local fn = ARGV[3]
+local values = { calls = '1', errors = ARGV[4], cold = ARGV[5], cpuUs = ARGV[6], wallUs = ARGV[7], reqB = ARGV[8], respB = ARGV[9] }
+local names = { 'calls', 'errors', 'cold', 'cpuUs', 'wallUs', 'reqB', 'respB' }
+for i = 1, #names do
+  local name = names[i]
+  local v = values[name]
+  if v ~= '0' then
+    redis.call('HINCRBY', KEYS[2], name, v)
+    redis.call('HINCRBY', KEYS[2], fn .. '|' .. name, v)
+  end
+end
+redis.call('SADD', KEYS[3], ARGV[10])
+redis.call('SADD', KEYS[4], ARGV[11])
+if ARGV[12] ~= '' then
+  redis.call('HINCRBY', KEYS[5], 'calls', 1)
+  if ARGV[6] ~= '0' then redis.call('HINCRBY', KEYS[5], 'cpuUs', ARGV[6]) end
+  if ARGV[7] ~= '0' then redis.call('HINCRBY', KEYS[5], 'wallUs', ARGV[7]) end
+  redis.call('SADD', KEYS[6], ARGV[10])
+  redis.call('SADD', KEYS[7], ARGV[12])
+end
+return 1
+`;
+
+export function emptyAccount(): Account {
+  return { calls: 0, errors: 0, cold: 0, cpuUs: 0, wallUs: 0, reqB: 0, respB: 0 };
+}
+
+/** What one record adds to its app's account (the device's account takes calls, cpuUs and wallUs). */
+export function accountDelta(record: UsageRecord): Account {
+  return {
+    calls: 1,
+    errors: record.outcome === "ok" ? 0 : 1,
+    cold: record.cold ? 1 : 0,
+    cpuUs: record.cpuUs,
+    wallUs: record.wallUs,
+    reqB: record.requestBytes,
+    respB: record.responseBytes,
+  };
+}
+
+export function totalsOf(a: Account): UsageTotals {
+  return {
+    calls: a.calls,
+    errors: a.errors,
+    coldStarts: a.cold,
+    cpuUs: a.cpuUs,
+    wallUs: a.wallUs,
+    requestBytes: a.reqB,
+    responseBytes: a.respB,
+    cpuSeconds: a.cpuUs / 1e6,
+  };
+}
+
+function int(value: string | undefined): number {
+  const n = Number(value ?? "0");
+  return Number.isSafeInteger(n) ? n : 0;
+}
+
+/** Splits an app-day hash into the day's total and each function's. */
+export function parseAppDay(hash: Record<string, string>): { total: Account; functions: Map<string, Account> } {
+  const total = emptyAccount();
+  const functions = new Map<string, Account>();
+  for (const [key, value] of Object.entries(hash)) {
+    const bar = key.indexOf("|");
+    if (bar < 0) {
+      if ((ACCOUNT_FIELDS as readonly string[]).includes(key)) total[key as AccountField] = int(value);
+      continue;
+    }
+    const fn = key.slice(0, bar);
+    const field = key.slice(bar + 1);
+    if (!(ACCOUNT_FIELDS as readonly string[]).includes(field)) continue;
+    let account = functions.get(fn);
+    if (!account) functions.set(fn, (account = emptyAccount()));
+    account[field as AccountField] = int(value);
+  }
+  return { total, functions };
+}
+
+export class LedgerStore {
+  readonly redis: Redis;
+  readonly prefix: string;
+
+  constructor(redis: Redis, prefix = "hearth:") {
+    this.redis = redis;
+    this.prefix = prefix;
+  }
+
+  key(...parts: string[]): string {
+    return this.prefix + "ledger:" + parts.join(":");
+  }
+
+  seenKey(day: string): string {
+    return this.key("seen", day);
+  }
+  appDayKey(app: string, day: string): string {
+    return this.key("app", app, day);
+  }
+  deviceDayKey(deviceId: string, day: string): string {
+    return this.key("device", deviceId, day);
+  }
+
+  /** Folds one record in. True when it counted now; false when it had been counted before. */
+  async apply(record: UsageRecord): Promise<boolean> {
+    const d = accountDelta(record);
+    const keys = [
+      this.seenKey(record.day),
+      this.appDayKey(record.app, record.day),
+      this.key("app-days", record.app),
+      this.key("apps"),
+      this.deviceDayKey(record.deviceId ?? "-", record.day),
+      this.key("device-days", record.deviceId ?? "-"),
+      this.key("devices"),
+    ];
+    const args = [
+      record.requestId,
+      String(SEEN_TTL_SECONDS),
+      record.fn,
+      String(d.errors),
+      String(d.cold),
+      String(d.cpuUs),
+      String(d.wallUs),
+      String(d.reqB),
+      String(d.respB),
+      record.day,
+      record.app,
+      record.deviceId ?? "",
+    ];
+    const result = await this.redis.eval(APPLY, keys.length, ...keys, ...args);
+    return Number(result) === 1;
+  }
+
+  async apps(): Promise<string[]> {
+    return (await this.redis.smembers(this.key("apps"))).sort();
+  }
+
+  async devices(): Promise<string[]> {
+    return (await this.redis.smembers(this.key("devices"))).sort();
+  }
+
+  async appDays(app: string): Promise<string[]> {
+    return (await this.redis.smembers(this.key("app-days", app))).sort();
+  }
+
+  async deviceDays(deviceId: string): Promise<string[]> {
+    return (await this.redis.smembers(this.key("device-days", deviceId))).sort();
+  }
+
+  /** One app's usage, every day it has (or one day), by function. */
+  async appUsage(app: string, day?: string): Promise<AppUsage> {
+    const days = day ? [day] : await this.appDays(app);
+    const out: DayUsage[] = [];
+    const sum = emptyAccount();
+    for (const d of days) {
+      const hash = await this.redis.hgetall(this.appDayKey(app, d));
+      if (Object.keys(hash).length === 0) continue;
+      const { total, functions } = parseAppDay(hash);
+      for (const f of ACCOUNT_FIELDS) sum[f] += total[f];
+      const fns: FunctionUsage[] = [...functions.entries()]
+        .sort(([a], [b]) => a.localeCompare(b))
+        .map(([fn, account]) => ({ fn, ...totalsOf(account) }));
+      out.push({ day: d, totals: totalsOf(total), functions: fns });
+    }
+    return { app, totals: totalsOf(sum), days: out };
+  }
+
+  async deviceCredits(deviceId: string, day?: string): Promise<DeviceCredits> {
+    const days = day ? [day] : await this.deviceDays(deviceId);
+    const total = { calls: 0, cpuUs: 0, wallUs: 0, credits: 0 };
+    const out: DeviceCredits["days"] = [];
+    for (const d of days) {
+      const hash = await this.redis.hgetall(this.deviceDayKey(deviceId, d));
+      if (Object.keys(hash).length === 0) continue;
+      const entry = { day: d, calls: int(hash["calls"]), cpuUs: int(hash["cpuUs"]), wallUs: int(hash["wallUs"]), credits: 0 };
+      entry.credits = entry.cpuUs / 1e6;
+      total.calls += entry.calls;
+      total.cpuUs += entry.cpuUs;
+      total.wallUs += entry.wallUs;
+      out.push(entry);
+    }
+    total.credits = total.cpuUs / 1e6;
+    return { deviceId, days: out, total };
+  }
+
+  /**
+   * Atomically (MULTI): which of `requestIds` the ledger has counted, and the
+   * account hash as it is at that same instant. Reconciliation compares the
+   * two without racing the consumer.
+   */
+  async snapshot(day: string, accountKey: string, requestIds: string[]): Promise<{ seen: boolean[]; hash: Record<string, string> }> {
+    const multi = this.redis.multi();
+    for (const id of requestIds) multi.sismember(this.seenKey(day), id);
+    multi.hgetall(accountKey);
+    const results = (await multi.exec()) ?? [];
+    for (const [error] of results) if (error) throw error;
+    const seen = results.slice(0, requestIds.length).map(([, v]) => Number(v) === 1);
+    const hash = (results[requestIds.length]?.[1] ?? {}) as Record<string, string>;
+    return { seen, hash };
+  }
+}

@@ -1,0 +1,264 @@
+/**
+ * Usage metering at the gateway: every finished call becomes one
+ * UsageRecord, published to the usage stream (JetStream) with the request id
+ * as its message id, so a retried publish is dropped as a duplicate inside
+ * the stream's window. The gateway's own observations (who called what,
+ * when, how long, how many bytes) are the record; the device's CPU claim
+ * rides along, capped by the wall time the gateway observed.
+ *
+ * Publishing never delays the caller's answer: records are queued and
+ * published with retries (with backoff) until JetStream acknowledges them;
+ * `flush()` waits for the queue on shutdown. See docs/ledger.md.
+ */
+import {
+  DeviceId,
+  INVOKE_HEADERS,
+  isErrorCode,
+  usageDay,
+  UsageRecord,
+  type Subjects,
+  type UsageRecord as UsageRecordT,
+} from "@hearth/protocol";
+import {
+  DiscardPolicy,
+  jetstream,
+  jetstreamManager,
+  RetentionPolicy,
+  StorageType,
+  type JetStreamClient,
+  type JetStreamManager,
+  type StreamConfig,
+} from "@nats-io/jetstream";
+import type { MsgHdrs, NatsConnection } from "@nats-io/transport-node";
+import type { Logger } from "../log/index.ts";
+
+/** What the gateway knows when a call is over. */
+export interface CallFacts {
+  requestId: string;
+  app: string;
+  fn: string;
+  version: string;
+  /** When the gateway received the call (ms since epoch). */
+  at: number;
+  /** Wall time the gateway observed, from sending the invocation to having the reply (ms). */
+  wallMs: number;
+  requestBytes: number;
+  responseBytes: number;
+  /** The HTTP status the caller got. */
+  status: number;
+  /** The device's reply headers (none when no device answered). */
+  reply?: MsgHdrs;
+  /** The code the gateway answered with when no device replied (no device, timeout). */
+  gatewayError?: string;
+}
+
+/** Hands a finished call's facts to whoever meters them (the gateway calls it once per call). */
+export type CallHook = (facts: CallFacts) => void;
+
+const NANOS_PER_MS = 1_000_000;
+const DAY_MS = 86_400_000;
+
+/** How long the usage stream keeps records: a billing month plus margin. */
+export const USAGE_MAX_AGE_MS = 35 * DAY_MS;
+/** Window in which JetStream drops a record whose request id it already holds. */
+export const USAGE_DUPLICATE_WINDOW_MS = 10 * 60_000;
+
+/** Names of the usage stream and its subjects for one subject prefix (each Hearth, or test, owns its own). */
+export function usageNames(subjects: Subjects) {
+  const stream = `${subjects.prefix.toUpperCase().replace(/[^A-Z0-9_-]/g, "_")}_USAGE`;
+  return {
+    stream,
+    /** Every usage record's subject. */
+    filter: `${subjects.prefix}.usage.>`,
+    subject: (app: string, fn: string) => `${subjects.prefix}.usage.${app}.${fn}`,
+    /** The ledger's durable consumer. */
+    durable: "ledger",
+  };
+}
+
+/** Makes sure the usage stream exists with the settings the ledger's exactness relies on. */
+export async function ensureUsageStream(jsm: JetStreamManager, subjects: Subjects): Promise<StreamConfig> {
+  const names = usageNames(subjects);
+  const config: Partial<StreamConfig> & { name: string } = {
+    name: names.stream,
+    subjects: [names.filter],
+    retention: RetentionPolicy.Limits,
+    storage: StorageType.File,
+    discard: DiscardPolicy.Old,
+    max_age: USAGE_MAX_AGE_MS * NANOS_PER_MS,
+    duplicate_window: USAGE_DUPLICATE_WINDOW_MS * NANOS_PER_MS,
+  };
+  try {
+    const info = await jsm.streams.info(names.stream);
+    const current = info.config;
+    if (current.max_age !== config.max_age || current.duplicate_window !== config.duplicate_window) {
+      return (await jsm.streams.update(names.stream, { ...current, max_age: config.max_age, duplicate_window: config.duplicate_window })).config;
+    }
+    return current;
+  } catch (error) {
+    if ((error as { name?: string }).name !== "StreamNotFoundError" && !/stream not found/i.test((error as Error).message)) throw error;
+    return (await jsm.streams.add(config)).config;
+  }
+}
+
+/** Parses a device-reported number of milliseconds into whole microseconds; anything odd counts as 0. */
+function microsFromHeader(value: string | undefined): number {
+  if (!value || value.length > 32 || !/^\d+(\.\d+)?$/.test(value)) return 0;
+  const ms = Number(value);
+  return Number.isFinite(ms) ? Math.round(ms * 1000) : 0;
+}
+
+/** Builds the record of one call from what the gateway saw (and the device's claims, capped). */
+export function usageRecordOf(facts: CallFacts): UsageRecordT {
+  const wallUs = Math.max(0, Math.round(facts.wallMs * 1000));
+  const h = facts.reply;
+  const device = h?.get(INVOKE_HEADERS.device);
+  const deviceId = device && DeviceId.safeParse(device).success ? device : null;
+  const claimedCpuUs = deviceId ? microsFromHeader(h?.get(INVOKE_HEADERS.cpuMs)) : 0;
+  const code = facts.gatewayError ?? h?.get(INVOKE_HEADERS.errorCode);
+  // ok only when the caller got the status the device answered with
+  const answered = Number(h?.get(INVOKE_HEADERS.status));
+  const outcome = code ? (isErrorCode(code) ? code : "ERR_BAD_MESSAGE") : answered === facts.status ? "ok" : "ERR_BAD_MESSAGE";
+  return UsageRecord.parse({
+    v: 1,
+    requestId: facts.requestId,
+    app: facts.app,
+    fn: facts.fn,
+    version: facts.version,
+    deviceId,
+    at: Math.round(facts.at),
+    day: usageDay(facts.at),
+    wallUs,
+    // a device cannot bill for more CPU than the call lasted as the gateway saw it
+    cpuUs: Math.min(claimedCpuUs, wallUs),
+    claimedCpuUs,
+    requestBytes: facts.requestBytes,
+    responseBytes: facts.responseBytes,
+    cold: h?.get(INVOKE_HEADERS.cold) === "1",
+    status: facts.status,
+    outcome,
+  });
+}
+
+export interface UsagePublisherOptions {
+  nc: NatsConnection;
+  subjects: Subjects;
+  log: Logger;
+  /** Publishes at once; the rest wait in order. */
+  maxInFlight?: number;
+  /** Records held while JetStream is unreachable before the oldest are logged and dropped. */
+  maxQueued?: number;
+}
+
+/** Publishes usage records to the usage stream, retrying until each is acknowledged. */
+export class UsagePublisher implements AsyncDisposable {
+  readonly js: JetStreamClient;
+  private readonly names: ReturnType<typeof usageNames>;
+  private readonly log: Logger;
+  private readonly maxInFlight: number;
+  private readonly maxQueued: number;
+  private readonly queue: UsageRecordT[] = [];
+  private readonly inFlight = new Set<Promise<void>>();
+  private closed = false;
+  private idle: (() => void)[] = [];
+  /** Counters for tests and status. */
+  readonly stats = { published: 0, duplicates: 0, retries: 0, dropped: 0 };
+
+  private constructor(js: JetStreamClient, options: UsagePublisherOptions) {
+    this.js = js;
+    this.names = usageNames(options.subjects);
+    this.log = options.log;
+    this.maxInFlight = options.maxInFlight ?? 256;
+    this.maxQueued = options.maxQueued ?? 100_000;
+  }
+
+  /** Creates the usage stream if needed; throws when JetStream is not available. */
+  static async start(options: UsagePublisherOptions): Promise<UsagePublisher> {
+    const jsm = await jetstreamManager(options.nc, { timeout: 5_000 });
+    await ensureUsageStream(jsm, options.subjects);
+    return new UsagePublisher(jetstream(options.nc, { timeout: 5_000 }), options);
+  }
+
+  /** The gateway's hook: meters one finished call. Never throws, never waits. */
+  readonly record: CallHook = (facts) => {
+    let record: UsageRecordT;
+    try {
+      record = usageRecordOf(facts);
+    } catch (error) {
+      this.log.error({ requestId: facts.requestId, err: error }, "could not build the usage record of a call");
+      return;
+    }
+    this.enqueue(record);
+  };
+
+  /** Publishes a record as it is (also used to replay records in tests and repairs). */
+  enqueue(record: UsageRecordT): void {
+    if (this.inFlight.size < this.maxInFlight) return this.start(record);
+    if (this.queue.length >= this.maxQueued) {
+      const lost = this.queue.shift()!;
+      this.stats.dropped++;
+      // the record goes to the log in full so an operator can replay it
+      this.log.error({ usageRecord: lost }, "usage queue is full: JetStream has been unreachable too long; record logged and dropped");
+    }
+    this.queue.push(record);
+  }
+
+  private start(record: UsageRecordT): void {
+    const p = this.publish(record).finally(() => {
+      this.inFlight.delete(p);
+      const next = this.queue.shift();
+      if (next) this.start(next);
+      else if (this.inFlight.size === 0) for (const resolve of this.idle.splice(0)) resolve();
+    });
+    this.inFlight.add(p);
+  }
+
+  private async publish(record: UsageRecordT): Promise<void> {
+    const data = JSON.stringify(record);
+    for (let attempt = 0; ; attempt++) {
+      try {
+        const ack = await this.js.publish(this.names.subject(record.app, record.fn), data, { msgID: record.requestId });
+        if (ack.duplicate) this.stats.duplicates++;
+        else this.stats.published++;
+        return;
+      } catch (error) {
+        if (this.closed && attempt >= 3) {
+          this.stats.dropped++;
+          this.log.error({ usageRecord: record, err: error }, "platform stopping and JetStream unreachable: usage record logged and dropped");
+          return;
+        }
+        this.stats.retries++;
+        if (attempt === 0 || attempt % 10 === 0) this.log.warn({ requestId: record.requestId, attempt, err: error }, "usage record not yet stored; retrying");
+        await new Promise((r) => setTimeout(r, Math.min(5_000, 50 * 2 ** Math.min(attempt, 7))));
+      }
+    }
+  }
+
+  /** Records not yet acknowledged by JetStream. */
+  get backlog(): number {
+    return this.queue.length + this.inFlight.size;
+  }
+
+  /** Waits until every record so far is stored (or `timeoutMs` passes); true when nothing is left. */
+  async flush(timeoutMs = 10_000): Promise<boolean> {
+    if (this.backlog === 0) return true;
+    let timer: NodeJS.Timeout | undefined;
+    await Promise.race([
+      new Promise<void>((resolve) => this.idle.push(resolve)),
+      new Promise<void>((resolve) => (timer = setTimeout(resolve, timeoutMs))),
+    ]);
+    clearTimeout(timer);
+    return this.backlog === 0;
+  }
+
+  async close(timeoutMs = 10_000): Promise<void> {
+    this.closed = true;
+    if (!(await this.flush(timeoutMs))) {
+      this.log.error({ backlog: this.backlog }, "stopping with usage records not yet stored in JetStream");
+    }
+  }
+
+  [Symbol.asyncDispose](): Promise<void> {
+    return this.close();
+  }
+}

@@ -1,0 +1,280 @@
+/**
+ * The usage ledger against a real nats-server with JetStream, on ioredis-mock
+ * and (when installed) a real redis-server: records are stored once, folded
+ * once, survive a consumer killed between write and ack, a replay of the
+ * whole stream and a Redis restart, and reconciliation finds no difference.
+ */
+import { randomUUID } from "node:crypto";
+import { redisServerBinary, startNatsServer, startRedisServer, type NatsServer, type RedisServer } from "@hearth/devkit";
+import { Subjects, usageDay, type UsageRecord } from "@hearth/protocol";
+import { jetstreamManager } from "@nats-io/jetstream";
+import { connect, type NatsConnection } from "@nats-io/transport-node";
+import { Redis } from "ioredis";
+import RedisMock from "ioredis-mock";
+import { afterAll, beforeAll, describe, expect, it } from "vitest";
+import { LedgerConsumer, LedgerStore, reconcileLedger, startLedger } from "../src/ledger/index.ts";
+import { silentLogger } from "../src/log/index.ts";
+import { usageNames } from "../src/usage/index.ts";
+
+const log = silentLogger();
+const VERSION = "a".repeat(64);
+const HAS_REDIS = redisServerBinary() !== undefined;
+
+let nats: NatsServer;
+let nc: NatsConnection;
+let redisServer: RedisServer | undefined;
+
+beforeAll(async () => {
+  nats = await startNatsServer({ jetstream: true });
+  nc = await connect({ servers: nats.url });
+  if (HAS_REDIS) redisServer = await startRedisServer();
+});
+afterAll(async () => {
+  await nc?.close();
+  await nats?.stop();
+  await redisServer?.stop();
+});
+
+let counter = 0;
+/** A unique subject prefix and Redis key prefix per test, so tests share servers without sharing state. */
+function owned() {
+  const n = ++counter;
+  return { subjects: new Subjects(`led${n}${randomUUID().slice(0, 6)}`), prefix: `t${n}${randomUUID().slice(0, 6)}:` };
+}
+
+function record(i: number, over: Partial<UsageRecord> = {}): UsageRecord {
+  const at = Date.UTC(2026, 10, 22, 12, 0, 0) + i;
+  return {
+    v: 1,
+    requestId: `req-${i}`,
+    app: "shop",
+    fn: i % 3 === 0 ? "cart" : "search",
+    version: VERSION,
+    deviceId: i % 2 === 0 ? "dev-a" : "dev-b",
+    at,
+    day: usageDay(at),
+    wallUs: 1_000 + i,
+    cpuUs: 500 + i,
+    claimedCpuUs: 500 + i,
+    requestBytes: 10 + i,
+    responseBytes: 100 + i,
+    cold: i % 5 === 0,
+    status: i % 7 === 0 ? 500 : 200,
+    outcome: i % 7 === 0 ? "ERR_FUNCTION_THREW" : "ok",
+    ...over,
+  };
+}
+
+/** What N records must add up to, computed independently of the ledger's code. */
+function expected(records: UsageRecord[]) {
+  const sum = (f: (r: UsageRecord) => number) => records.reduce((a, r) => a + f(r), 0);
+  return {
+    calls: records.length,
+    errors: records.filter((r) => r.outcome !== "ok").length,
+    coldStarts: records.filter((r) => r.cold).length,
+    cpuUs: sum((r) => r.cpuUs),
+    wallUs: sum((r) => r.wallUs),
+    requestBytes: sum((r) => r.requestBytes),
+    responseBytes: sum((r) => r.responseBytes),
+  };
+}
+
+async function waitFor(what: string, check: () => Promise<boolean>, timeoutMs = 20_000): Promise<void> {
+  const deadline = Date.now() + timeoutMs;
+  for (let i = 0; i < 2_000; i++) {
+    if (await check()) return;
+    if (Date.now() > deadline) break;
+    await new Promise((r) => setTimeout(r, 25));
+  }
+  throw new Error(`timed out waiting for ${what}`);
+}
+
+const backends: [string, () => Promise<Redis>][] = [["ioredis-mock", async () => new RedisMock() as unknown as Redis]];
+if (HAS_REDIS) backends.push(["redis-server", async () => new Redis(redisServer!.url, { maxRetriesPerRequest: 1 })]);
+
+describe.each(backends)("usage ledger on %s", (_name, makeRedis) => {
+  it("folds each record once: per app by day and function, per device by day", async () => {
+    const { subjects, prefix } = owned();
+    const redis = await makeRedis();
+    const ledger = await startLedger({ nc, subjects, redis, prefix, log, mode: "required", publicNatsUrl: nats.url });
+    try {
+      const records = Array.from({ length: 60 }, (_, i) => record(i));
+      for (const r of records) ledger.publisher!.enqueue(r);
+      // the same records again: JetStream drops them as duplicates (same message id)
+      for (const r of records.slice(0, 20)) ledger.publisher!.enqueue(r);
+      expect(await ledger.publisher!.flush()).toBe(true);
+      expect(ledger.publisher!.stats.duplicates).toBe(20);
+      await waitFor("ledger caught up", () => ledger.consumer!.caughtUp());
+
+      const usage = await ledger.usage("shop");
+      expect(usage.apps).toHaveLength(1);
+      const app = usage.apps[0]!;
+      expect(app.totals).toMatchObject(expected(records));
+      expect(app.days.map((d) => d.day)).toEqual(["2026-11-22"]);
+      const cart = app.days[0]!.functions.find((f) => f.fn === "cart")!;
+      expect(cart).toMatchObject(expected(records.filter((r) => r.fn === "cart")));
+      const devA = await ledger.store.deviceCredits("dev-a");
+      const a = records.filter((r) => r.deviceId === "dev-a");
+      expect(devA.total).toEqual({ calls: a.length, cpuUs: expected(a).cpuUs, wallUs: expected(a).wallUs, credits: expected(a).cpuUs / 1e6 });
+      const report = await reconcileLedger({ nc, subjects, store: ledger.store, log });
+      expect(report).toMatchObject({ records: 60, pending: 0, differences: [] });
+    } finally {
+      await ledger.close();
+      redis.disconnect();
+    }
+  });
+
+  it("replaying the whole stream to a fresh consumer counts nothing twice", async () => {
+    const { subjects, prefix } = owned();
+    const redis = await makeRedis();
+    const ledger = await startLedger({ nc, subjects, redis, prefix, log, mode: "required", publicNatsUrl: nats.url });
+    try {
+      const records = Array.from({ length: 40 }, (_, i) => record(i));
+      for (const r of records) ledger.publisher!.enqueue(r);
+      await ledger.publisher!.flush();
+      await waitFor("ledger caught up", () => ledger.consumer!.caughtUp());
+      const before = (await ledger.usage("shop")).apps[0]!.totals;
+
+      // replay: delete the durable consumer and start over from the first record, twice
+      await ledger.consumer!.close();
+      const jsm = await jetstreamManager(nc);
+      for (let round = 0; round < 2; round++) {
+        await jsm.consumers.delete(usageNames(subjects).stream, "ledger");
+        const replay = await LedgerConsumer.start({ nc, subjects, store: ledger.store, log });
+        await waitFor("replay caught up", () => replay.caughtUp());
+        expect(replay.stats).toMatchObject({ applied: 0, duplicates: 40 });
+        await replay.close();
+      }
+      expect((await ledger.usage("shop")).apps[0]!.totals).toEqual(before);
+      expect(before).toMatchObject(expected(records));
+      expect((await reconcileLedger({ nc, subjects, store: ledger.store, log })).differences).toEqual([]);
+    } finally {
+      await ledger.close();
+      redis.disconnect();
+    }
+  });
+
+  it("a consumer killed between write and ack, then restarted, loses nothing and counts nothing twice", async () => {
+    const { subjects, prefix } = owned();
+    const redis = await makeRedis();
+    // this platform only publishes; the consumer runs on its own connection so it can be killed
+    const ledger = await startLedger({ nc, subjects, redis, prefix, log, mode: "required", publicNatsUrl: nats.url, consume: false });
+    const store = new LedgerStore(redis, prefix);
+    try {
+      const records = Array.from({ length: 50 }, (_, i) => record(i));
+      for (const r of records) ledger.publisher!.enqueue(r);
+      await ledger.publisher!.flush();
+
+      const doomed = await connect({ servers: nats.url });
+      let written = 0;
+      const victim = await LedgerConsumer.start({
+        nc: doomed,
+        subjects,
+        store,
+        log,
+        ackWaitMs: 1_000, // a dead consumer's unacked records come back after this
+        afterApply: async () => {
+          // the 17th record is written to Redis; the process "dies" before its ack
+          if (++written === 17) await doomed.close();
+        },
+      });
+      await doomed.closed();
+      await victim.close();
+      const partial = (await ledger.usage("shop")).apps[0]!.totals.calls;
+      expect(partial).toBeGreaterThanOrEqual(17);
+      expect(partial).toBeLessThan(50);
+
+      const survivor = await LedgerConsumer.start({ nc, subjects, store, log });
+      await waitFor("survivor caught up", () => survivor.caughtUp());
+      // at least the record written but never acked comes back, and counts nothing
+      expect(survivor.stats.duplicates).toBeGreaterThanOrEqual(1);
+      await survivor.close();
+      expect((await ledger.usage("shop")).apps[0]!.totals).toMatchObject(expected(records));
+      expect((await reconcileLedger({ nc, subjects, store, log })).differences).toEqual([]);
+    } finally {
+      await ledger.close();
+      redis.disconnect();
+    }
+  });
+
+  it("reconciliation reports a tampered account, field by field", async () => {
+    const { subjects, prefix } = owned();
+    const redis = await makeRedis();
+    const ledger = await startLedger({ nc, subjects, redis, prefix, log, mode: "required", publicNatsUrl: nats.url });
+    try {
+      for (let i = 0; i < 10; i++) ledger.publisher!.enqueue(record(i));
+      await ledger.publisher!.flush();
+      await waitFor("ledger caught up", () => ledger.consumer!.caughtUp());
+      expect((await ledger.reconcile()).differences).toEqual([]);
+      await redis.hincrby(ledger.store.appDayKey("shop", "2026-11-22"), "cpuUs", 7);
+      await redis.hincrby(ledger.store.deviceDayKey("dev-a", "2026-11-22"), "calls", 1);
+      const report = await ledger.reconcile();
+      expect(report.differences).toEqual(
+        expect.arrayContaining([
+          expect.objectContaining({ account: "app shop 2026-11-22", field: "cpuUs", ledger: expected(Array.from({ length: 10 }, (_, i) => record(i))).cpuUs + 7 }),
+          expect.objectContaining({ account: "device dev-a 2026-11-22", field: "calls", ledger: 6, stream: 5 }),
+        ]),
+      );
+      expect(report.differences).toHaveLength(2);
+    } finally {
+      await ledger.close();
+      redis.disconnect();
+    }
+  });
+});
+
+describe.skipIf(!HAS_REDIS)("usage ledger across a Redis restart (redis-server)", () => {
+  it("keeps totals exact when Redis restarts while records stream in", async () => {
+    const redis = await startRedisServer();
+    const client = new Redis(redis.url, { maxRetriesPerRequest: 1, retryStrategy: () => 50 });
+    client.on("error", () => undefined);
+    const { subjects, prefix } = owned();
+    const ledger = await startLedger({ nc, subjects, redis: client, prefix, log, mode: "required", publicNatsUrl: nats.url });
+    try {
+      const records = Array.from({ length: 300 }, (_, i) => record(i));
+      for (const r of records.slice(0, 150)) ledger.publisher!.enqueue(r);
+      await ledger.publisher!.flush();
+      await redis.restart(); // stops (AOF on) and starts again on the same port and data dir
+      for (const r of records.slice(150)) ledger.publisher!.enqueue(r);
+      await ledger.publisher!.flush();
+      await waitFor("ledger caught up", () => ledger.consumer!.caughtUp(), 30_000);
+      expect((await ledger.usage("shop")).apps[0]!.totals).toMatchObject(expected(records));
+      expect((await ledger.reconcile()).differences).toEqual([]);
+    } finally {
+      await ledger.close();
+      client.disconnect();
+      await redis.stop();
+    }
+  });
+});
+
+describe("usage ledger without JetStream", () => {
+  let plain: NatsServer;
+  let plainNc: NatsConnection;
+  beforeAll(async () => {
+    plain = await startNatsServer();
+    plainNc = await connect({ servers: plain.url });
+  });
+  afterAll(async () => {
+    await plainNc?.close();
+    await plain?.stop();
+  });
+
+  it("refuses to start when required, naming the fix", async () => {
+    const { subjects, prefix } = owned();
+    const redis = new RedisMock() as unknown as Redis;
+    await expect(startLedger({ nc: plainNc, subjects, redis, prefix, log, mode: "required", publicNatsUrl: plain.url })).rejects.toMatchObject({
+      code: "ERR_LEDGER_UNAVAILABLE",
+      message: expect.stringMatching(/Enable it \(nats-server -js/),
+    });
+  });
+
+  it("runs unmetered in auto mode and says so on usage requests", async () => {
+    const { subjects, prefix } = owned();
+    const redis = new RedisMock() as unknown as Redis;
+    const ledger = await startLedger({ nc: plainNc, subjects, redis, prefix, log, mode: "auto", publicNatsUrl: plain.url });
+    expect(ledger.metering).toBe(false);
+    await expect(ledger.usage()).rejects.toMatchObject({ code: "ERR_LEDGER_UNAVAILABLE" });
+    await ledger.close();
+  });
+});

@@ -1,0 +1,146 @@
+/**
+ * Usage metering on the wire: the record the gateway writes for every call
+ * (the basis of billing and of device credits), and the views the API gives
+ * developers (usage) and device owners (credits).
+ *
+ * Times are whole microseconds and sizes whole bytes, so the ledger only ever
+ * adds integers: totals are exact, whatever order records are folded in.
+ */
+import { z } from "zod";
+import { AppName, DeviceId, FunctionName, Sha256Hex } from "./names.ts";
+import { RequestId } from "./messages.ts";
+
+/** A UTC calendar day, `YYYY-MM-DD`. */
+export const UsageDay = z.string().regex(/^\d{4}-(0[1-9]|1[0-2])-(0[1-9]|[12]\d|3[01])$/, "day must be YYYY-MM-DD (UTC)");
+export type UsageDay = z.infer<typeof UsageDay>;
+
+/** `ok`, or the error code the caller got. */
+export const UsageOutcome = z.string().regex(/^(ok|ERR_[A-Z_]{1,60})$/, "outcome must be ok or an ERR_ code");
+
+const count = z.number().int().min(0).max(Number.MAX_SAFE_INTEGER);
+
+/**
+ * One call, as the gateway saw it. `cpuUs` is what is billed and credited:
+ * the device's claim (`claimedCpuUs`) capped by the wall time the gateway
+ * observed (`wallUs`), so a device cannot claim more than the call lasted.
+ */
+export const UsageRecord = z.strictObject({
+  v: z.literal(1),
+  requestId: RequestId,
+  app: AppName,
+  fn: FunctionName,
+  version: Sha256Hex,
+  /** The device that answered; null when none did (no device, timeout). */
+  deviceId: DeviceId.nullable(),
+  /** When the gateway received the call (ms since epoch). */
+  at: z.number().int().positive(),
+  day: UsageDay,
+  wallUs: count,
+  cpuUs: count,
+  claimedCpuUs: count,
+  requestBytes: count,
+  responseBytes: count,
+  cold: z.boolean(),
+  status: z.number().int().min(100).max(599),
+  outcome: UsageOutcome,
+});
+export type UsageRecord = z.infer<typeof UsageRecord>;
+
+/** Sums over a set of calls. */
+export const UsageTotals = z.strictObject({
+  calls: count,
+  /** Calls whose outcome was not `ok`. */
+  errors: count,
+  coldStarts: count,
+  cpuUs: count,
+  wallUs: count,
+  requestBytes: count,
+  responseBytes: count,
+  /** cpuUs / 1e6, for people. */
+  cpuSeconds: z.number().min(0),
+});
+export type UsageTotals = z.infer<typeof UsageTotals>;
+
+export const FunctionUsage = UsageTotals.extend({ fn: FunctionName });
+export type FunctionUsage = z.infer<typeof FunctionUsage>;
+
+export const DayUsage = z.strictObject({ day: UsageDay, totals: UsageTotals, functions: z.array(FunctionUsage) });
+export type DayUsage = z.infer<typeof DayUsage>;
+
+export const AppUsage = z.strictObject({ app: AppName, totals: UsageTotals, days: z.array(DayUsage) });
+export type AppUsage = z.infer<typeof AppUsage>;
+
+/** `GET /v1/usage?app=&day=` */
+export const UsageReport = z.strictObject({ apps: z.array(AppUsage) });
+export type UsageReport = z.infer<typeof UsageReport>;
+
+/** A device's credit for one day: 1 credit = 1 CPU-second served (as billed). */
+export const DeviceCreditDay = z.strictObject({
+  day: UsageDay,
+  calls: count,
+  cpuUs: count,
+  wallUs: count,
+  credits: z.number().min(0),
+});
+export type DeviceCreditDay = z.infer<typeof DeviceCreditDay>;
+
+/** `GET /v1/devices/:id/credits` */
+export const DeviceCredits = z.strictObject({
+  deviceId: DeviceId,
+  days: z.array(DeviceCreditDay),
+  total: z.strictObject({ calls: count, cpuUs: count, wallUs: count, credits: z.number().min(0) }),
+});
+export type DeviceCredits = z.infer<typeof DeviceCredits>;
+
+/** `POST /v1/devices/join`: a device owner's agent registers with a join token. */
+export const JoinRequest = z.strictObject({
+  token: z.string().min(16).max(256),
+  deviceId: DeviceId,
+  cores: z.number().positive().max(1024).optional(),
+  memoryMb: z.number().int().positive().optional(),
+  agentVersion: z.string().max(32).optional(),
+});
+export type JoinRequest = z.infer<typeof JoinRequest>;
+
+/** What a joined device keeps (in its data dir, mode 0600) to start and to read its credits. */
+export const JoinResponse = z.strictObject({
+  deviceId: DeviceId,
+  ownerId: z.string().min(1).max(64),
+  region: z.string().min(1).max(64),
+  natsUrl: z.string().min(1).max(2048),
+  subjectPrefix: z.string().regex(/^[a-z][a-z0-9_-]{0,31}$/),
+  /** Lets the device (and its owner) read this device's credits. */
+  deviceToken: z.string().min(32).max(256),
+  joinedAt: z.string(),
+});
+export type JoinResponse = z.infer<typeof JoinResponse>;
+
+/** `POST /v1/join-tokens` (operator): a token an owner passes to `hearth-agent join`. */
+export const JoinTokenRequest = z.strictObject({
+  ownerId: z.string().regex(/^[A-Za-z0-9_.@-]{1,64}$/, "ownerId must be 1-64 characters of A-Z, a-z, 0-9, _ . @ -"),
+  region: z.string().min(1).max(64).optional(),
+  /** How long the token can be used, seconds (default one day). */
+  ttlSeconds: z.number().int().min(60).max(30 * 86_400).optional(),
+});
+export type JoinTokenRequest = z.infer<typeof JoinTokenRequest>;
+
+export const JoinTokenResponse = z.strictObject({ token: z.string(), ownerId: z.string(), expiresAt: z.string() });
+export type JoinTokenResponse = z.infer<typeof JoinTokenResponse>;
+
+/** The result of recomputing the ledger from the stream. */
+export const ReconcileReport = z.strictObject({
+  records: count,
+  /** Records in the stream the ledger has not folded in yet (still in flight). */
+  pending: count,
+  days: z.array(UsageDay),
+  /** Every account whose stored total differs from the recomputed one; empty when exact. */
+  differences: z.array(
+    z.strictObject({ account: z.string(), field: z.string(), ledger: z.number(), stream: z.number() }),
+  ),
+});
+export type ReconcileReport = z.infer<typeof ReconcileReport>;
+
+/** The UTC day of a time (ms since epoch). */
+export function usageDay(ms: number): string {
+  return new Date(ms).toISOString().slice(0, 10);
+}
