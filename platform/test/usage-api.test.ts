@@ -1,0 +1,148 @@
+/**
+ * Metering through the gateway and the usage, credits and join endpoints,
+ * in-process (`app.request()`), against a real nats-server with JetStream.
+ * The "device" here is a plain NATS responder, so the test controls exactly
+ * what it claims.
+ */
+import { startNatsServer, type NatsServer } from "@hearth/devkit";
+import { INVOKE_HEADERS, INVOKE_QUEUE, Subjects, type DeviceCredits, type UsageReport } from "@hearth/protocol";
+import { connect, headers, type NatsConnection } from "@nats-io/transport-node";
+import { afterAll, beforeAll, describe, expect, it } from "vitest";
+import { silentLogger, startPlatform, type Platform } from "../src/index.ts";
+
+const TOKEN = "usage-token-0123456789";
+const auth = { authorization: `Bearer ${TOKEN}` };
+const PREFIX = "usageapi";
+
+let nats: NatsServer;
+let platform: Platform;
+let device: NatsConnection;
+
+beforeAll(async () => {
+  nats = await startNatsServer({ jetstream: true });
+  platform = await startPlatform({ natsUrl: nats.url, token: TOKEN, log: silentLogger(), subjectPrefix: PREFIX, ledger: "required" });
+  device = await connect({ servers: nats.url });
+  const subjects = new Subjects(PREFIX);
+  // A device that claims far more CPU than the call can have taken.
+  device.subscribe(subjects.invoke("meter", "greedy"), {
+    queue: INVOKE_QUEUE,
+    callback: (_err, msg) => {
+      const h = headers();
+      h.set(INVOKE_HEADERS.status, "200");
+      h.set(INVOKE_HEADERS.cpuMs, "999999.5");
+      h.set(INVOKE_HEADERS.wallMs, "1.0");
+      h.set(INVOKE_HEADERS.cold, "1");
+      h.set(INVOKE_HEADERS.device, "greedy-dev");
+      msg.respond(new TextEncoder().encode("x".repeat(42)), { headers: h });
+    },
+  });
+  // An honest one that fails the call.
+  device.subscribe(subjects.invoke("meter", "thrower"), {
+    queue: INVOKE_QUEUE,
+    callback: (_err, msg) => {
+      const h = headers();
+      h.set(INVOKE_HEADERS.errorCode, "ERR_FUNCTION_THREW");
+      h.set(INVOKE_HEADERS.errorMessage, "boom");
+      h.set(INVOKE_HEADERS.cpuMs, "0.25");
+      h.set(INVOKE_HEADERS.device, "honest-dev");
+      msg.respond(new Uint8Array(0), { headers: h });
+    },
+  });
+  await device.flush();
+  for (const fn of ["greedy", "thrower", "nobody"]) {
+    const res = await platform.app.request(`/v1/apps/meter/functions/${fn}`, { method: "PUT", headers: auth, body: "export default { fetch() { return new Response('') } }" });
+    expect(res.status).toBe(201);
+  }
+});
+
+afterAll(async () => {
+  await device?.close();
+  await platform?.close();
+  await nats?.stop();
+});
+
+async function usage(query = "app=meter"): Promise<UsageReport> {
+  const res = await platform.app.request(`/v1/usage?${query}`, { headers: auth });
+  expect(res.status).toBe(200);
+  return (await res.json()) as UsageReport;
+}
+
+async function settle(): Promise<void> {
+  await platform.ledger.publisher!.flush();
+  for (let i = 0; i < 400 && !(await platform.ledger.consumer!.caughtUp()); i++) await new Promise((r) => setTimeout(r, 25));
+}
+
+describe("metering at the gateway", () => {
+  it("bills the gateway's record: bytes as seen, the device's CPU claim capped by the observed wall time", async () => {
+    const body = "y".repeat(100);
+    for (let i = 0; i < 3; i++) {
+      const res = await platform.app.request("/fn/meter/greedy/x", { method: "POST", body });
+      expect(res.status).toBe(200);
+      expect(await res.text()).toBe("x".repeat(42));
+    }
+    const thrown = await platform.app.request("/fn/meter/thrower");
+    expect(thrown.status).toBe(500);
+    const none = await platform.app.request("/fn/meter/nobody");
+    expect(none.status).toBe(503);
+    await settle();
+
+    const report = await usage();
+    const app = report.apps[0]!;
+    expect(app.totals).toMatchObject({ calls: 5, errors: 2, coldStarts: 3, requestBytes: 300, responseBytes: 126 });
+    const day = app.days[0]!;
+    const greedy = day.functions.find((f) => f.fn === "greedy")!;
+    expect(greedy.calls).toBe(3);
+    // the claim was ~1000 s per call; what is billed never exceeds what the gateway saw
+    expect(greedy.cpuUs).toBeLessThanOrEqual(greedy.wallUs);
+    expect(greedy.cpuUs).toBeGreaterThan(0);
+    expect(day.functions.find((f) => f.fn === "thrower")).toMatchObject({ calls: 1, errors: 1, cpuUs: 250 });
+    expect(day.functions.find((f) => f.fn === "nobody")).toMatchObject({ calls: 1, errors: 1, cpuUs: 0 });
+
+    const credits = await platform.app.request("/v1/devices/greedy-dev/credits", { headers: auth });
+    const c = (await credits.json()) as DeviceCredits;
+    expect(c.total.calls).toBe(3);
+    expect(c.total.cpuUs).toBe(greedy.cpuUs);
+
+    const reconcile = await platform.app.request("/v1/ledger/reconcile", { method: "POST", headers: auth });
+    expect(await reconcile.json()).toMatchObject({ records: 5, pending: 0, differences: [] });
+  });
+
+  it("validates the usage query and needs the API token", async () => {
+    expect((await platform.app.request("/v1/usage?day=yesterday", { headers: auth })).status).toBe(400);
+    expect((await platform.app.request("/v1/usage?app=Bad_App", { headers: auth })).status).toBe(400);
+    expect((await platform.app.request("/v1/usage")).status).toBe(401);
+    const other = await usage("app=meter&day=1999-01-01");
+    expect(other.apps[0]!.days).toEqual([]);
+  });
+});
+
+describe("joining devices", () => {
+  it("issues a single-use join token; the device token reads only its own credits", async () => {
+    const made = await platform.app.request("/v1/join-tokens", { method: "POST", headers: { ...auth, "content-type": "application/json" }, body: JSON.stringify({ ownerId: "ada" }) });
+    expect(made.status).toBe(201);
+    const { token } = (await made.json()) as { token: string };
+    const join = (deviceId: string) =>
+      platform.app.request("/v1/devices/join", { method: "POST", headers: { "content-type": "application/json" }, body: JSON.stringify({ token, deviceId }) });
+    const joined = await join("ada-laptop");
+    expect(joined.status).toBe(201);
+    const identity = (await joined.json()) as { deviceToken: string; ownerId: string; natsUrl: string; subjectPrefix: string };
+    expect(identity).toMatchObject({ ownerId: "ada", natsUrl: nats.url, subjectPrefix: PREFIX });
+
+    const again = await join("ada-laptop-2");
+    expect(again.status).toBe(401);
+    expect(((await again.json()) as { error: { code: string } }).error.code).toBe("ERR_JOIN_TOKEN_INVALID");
+
+    const mine = await platform.app.request("/v1/devices/ada-laptop/credits", { headers: { authorization: `Bearer ${identity.deviceToken}` } });
+    expect(mine.status).toBe(200);
+    expect(await mine.json()).toMatchObject({ deviceId: "ada-laptop", total: { calls: 0, credits: 0 } });
+    const theirs = await platform.app.request("/v1/devices/greedy-dev/credits", { headers: { authorization: `Bearer ${identity.deviceToken}` } });
+    expect(theirs.status).toBe(403);
+    expect((await platform.app.request("/v1/devices/ada-laptop/credits")).status).toBe(401);
+  });
+
+  it("refuses a bad join body with a message naming the field", async () => {
+    const res = await platform.app.request("/v1/devices/join", { method: "POST", headers: { "content-type": "application/json" }, body: JSON.stringify({ token: "short", deviceId: "ok" }) });
+    expect(res.status).toBe(400);
+    expect(((await res.json()) as { error: { message: string } }).error.message).toMatch(/token/);
+  });
+});
