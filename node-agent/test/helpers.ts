@@ -49,7 +49,7 @@ export async function call(pool: SandboxPool, key: string, code: string, input: 
 }
 
 export function text(result: SandboxResult): string {
-  if (!result.ok) throw new Error(`call failed: ${result.code}: ${result.message}`);
+  if (!result.ok) throw new Error(`call failed: ${result.code}: ${result.message}`, { cause: result });
   return new TextDecoder().decode(result.body);
 }
 

@@ -50,12 +50,22 @@ type CallMessage =
   | { type: "load"; key: string; limits: SandboxLimits; settings?: SandboxSettings };
 
 interface Pending {
+  key: string;
   resolve: (result: SandboxResult) => void;
   reject: (error: Error) => void;
 }
 
 const WORKER = fileURLToPath(new URL("./worker.ts", import.meta.url));
 const RESTART_DELAY_MS = 100;
+const MAX_RESTART_DELAY_MS = 5_000;
+/** A process that lived this long before dying resets the restart back-off. */
+const HEALTHY_AFTER_MS = 10_000;
+/** How long a function that crashed its sandbox process is refused. */
+const QUARANTINE_MS = 60_000;
+/** A function in flight at this many crashes within SUSPECT_WINDOW_MS is quarantined (at once if it was the only one in flight). */
+const SUSPECT_CRASHES = 2;
+const SUSPECT_WINDOW_MS = 10 * 60_000;
+const STDERR_TAIL = 4096;
 
 class SandboxProcess {
   child?: ChildProcess;
@@ -64,6 +74,9 @@ class SandboxProcess {
   readonly known = new Set<string>();
   ready!: Promise<void>;
   restarts = 0;
+  private startedAt = 0;
+  private quickCrashes = 0;
+  private stderrTail = "";
   private readonly index: number;
   private readonly pool: SandboxPool;
 
@@ -77,7 +90,8 @@ class SandboxProcess {
     const child = fork(WORKER, [], {
       execArgv: ["--no-node-snapshot", "--disable-warning=ExperimentalWarning", `--max-old-space-size=${this.pool.hostHeapMb}`],
       serialization: "advanced",
-      stdio: ["ignore", "inherit", "inherit", "ipc"],
+      // stderr is read, not inherited: V8's fatal-error dumps become one log line, not noise on the agent's stderr
+      stdio: ["ignore", "inherit", "pipe", "ipc"],
       // the sandbox gets no inherited secrets: only what it needs to run
       env: {
         PATH: process.env["PATH"] ?? "",
@@ -87,6 +101,12 @@ class SandboxProcess {
       },
     });
     this.child = child;
+    this.startedAt = Date.now();
+    this.stderrTail = "";
+    child.stderr?.setEncoding("utf8");
+    child.stderr?.on("data", (chunk: string) => {
+      this.stderrTail = (this.stderrTail + chunk).slice(-STDERR_TAIL);
+    });
     this.ready = new Promise<void>((resolve, reject) => {
       const onMessage = (m: unknown) => {
         if ((m as { type?: unknown })?.type === "ready") {
@@ -130,12 +150,31 @@ class SandboxProcess {
     if (this.child !== child) return;
     this.child = undefined;
     const error = new HearthError("ERR_SANDBOX_CRASHED", "the sandbox process running this function stopped; the call was not completed");
+    const inFlight = new Set([...this.pending.values()].map((p) => p.key));
     for (const p of this.pending.values()) p.reject(error);
     this.pending.clear();
     if (this.pool.closed) return;
     this.restarts++;
-    this.pool.log.warn({ sandbox: this.index, code, signal, restarts: this.restarts }, "sandbox process exited; restarting");
-    setTimeout(() => !this.pool.closed && this.start(), RESTART_DELAY_MS).unref();
+    const oom = /heap out of memory|CALL_AND_RETRY_LAST|is_heap_oom|Ineffective mark-compacts|invalid table size|invalid array length/i.test(this.stderrTail);
+    this.pool.log.warn(
+      { sandbox: this.index, code, signal, restarts: this.restarts, oom, inFlight: [...inFlight], stderr: this.stderrTail.slice(-1000) },
+      "sandbox process exited; restarting",
+    );
+    // Whoever was running when it died is suspect: a function that keeps crashing its process is refused for a while.
+    // (An outside SIGKILL or SIGTERM says nothing about the functions; V8's aborts and faults do.)
+    const faulted = oom || (signal !== null && ["SIGABRT", "SIGTRAP", "SIGSEGV", "SIGILL", "SIGBUS", "SIGFPE"].includes(signal));
+    if (faulted) for (const key of inFlight) this.pool.suspect(key, inFlight.size === 1);
+    this.quickCrashes = Date.now() - this.startedAt > HEALTHY_AFTER_MS ? 0 : this.quickCrashes + 1;
+    const delay = Math.min(MAX_RESTART_DELAY_MS, RESTART_DELAY_MS * 2 ** Math.max(0, this.quickCrashes - 1));
+    // Calls that arrive meanwhile wait for the new process instead of failing.
+    this.ready = new Promise<void>((resolve, reject) => {
+      setTimeout(() => {
+        if (this.pool.closed) return reject(new HearthError("ERR_SANDBOX_CRASHED", "the sandbox pool is closed"));
+        this.start();
+        this.ready.then(resolve, reject);
+      }, delay).unref();
+    });
+    this.ready.catch(() => undefined);
   }
 
   async call(message: CallMessage, code: string): Promise<SandboxResult> {
@@ -146,7 +185,7 @@ class SandboxProcess {
     const withCode = this.known.has(message.key) ? message : { ...message, code };
     this.known.add(message.key);
     return new Promise<SandboxResult>((resolve, reject) => {
-      this.pending.set(id, { resolve, reject });
+      this.pending.set(id, { key: message.key, resolve, reject });
       child.send({ ...withCode, id } as ToSandbox, (error) => {
         if (error && this.pending.delete(id)) reject(new HearthError("ERR_SANDBOX_CRASHED", `could not reach the sandbox: ${error.message}`));
       });
@@ -176,6 +215,8 @@ export class SandboxPool implements AsyncDisposable {
   readonly hostHeapMb: number;
   /** Outbound policy per function key, as the caller last gave it. */
   readonly outbound = new Map<string, OutboundPolicy>();
+  private readonly suspects = new Map<string, number[]>();
+  private readonly quarantined = new Map<string, number>();
   closed = false;
   private readonly processes: SandboxProcess[];
   private counter = 0;
@@ -203,12 +244,50 @@ export class SandboxPool implements AsyncDisposable {
   }
 
   /** Compiles a function ahead of its first call (warm-up at placement). */
-  load(key: string, code: string, limits: SandboxLimits, settings?: CallSettings): Promise<SandboxResult> {
-    return this.processFor(key).call({ type: "load", key, limits, ...this.settingsFor(key, settings) }, code);
+  async load(key: string, code: string, limits: SandboxLimits, settings?: CallSettings): Promise<SandboxResult> {
+    return this.refusal(key) ?? this.processFor(key).call({ type: "load", key, limits, ...this.settingsFor(key, settings) }, code);
   }
 
-  invoke(key: string, code: string, requestId: string, limits: SandboxLimits, request: SandboxRequest, settings?: CallSettings): Promise<SandboxResult> {
-    return this.processFor(key).call({ type: "invoke", key, requestId, limits, ...this.settingsFor(key, settings), request }, code);
+  async invoke(key: string, code: string, requestId: string, limits: SandboxLimits, request: SandboxRequest, settings?: CallSettings): Promise<SandboxResult> {
+    return this.refusal(key) ?? this.processFor(key).call({ type: "invoke", key, requestId, limits, ...this.settingsFor(key, settings), request }, code);
+  }
+
+  /**
+   * Records that a function was running when its sandbox process died. Some
+   * allocation patterns make V8 abort the whole process at an isolate's heap
+   * limit instead of throwing; quarantine keeps such a function from taking
+   * the process (and every other function on it) down again and again.
+   */
+  suspect(key: string, alone: boolean): void {
+    const now = Date.now();
+    const times = (this.suspects.get(key) ?? []).filter((t) => now - t < SUSPECT_WINDOW_MS);
+    times.push(now);
+    this.suspects.set(key, times);
+    if (alone || times.length >= SUSPECT_CRASHES) {
+      this.quarantined.set(key, now + QUARANTINE_MS);
+      this.suspects.delete(key);
+      this.log.warn({ key, forMs: QUARANTINE_MS }, "function quarantined: it crashed its sandbox process");
+    }
+  }
+
+  private refusal(key: string): SandboxResult | undefined {
+    const until = this.quarantined.get(key);
+    if (until === undefined) return undefined;
+    if (Date.now() >= until) {
+      this.quarantined.delete(key);
+      return undefined;
+    }
+    const seconds = Math.ceil((until - Date.now()) / 1000);
+    return {
+      type: "result",
+      id: 0,
+      ok: false,
+      code: "ERR_FUNCTION_QUARANTINED",
+      message: `this function crashed its sandbox process (most often by exhausting its memory in one allocation) and is refused for ${seconds} s more`,
+      cpuMs: 0,
+      wallMs: 0,
+      cold: false,
+    };
   }
 
   private settingsFor(key: string, settings: CallSettings | undefined): { settings?: SandboxSettings } {
