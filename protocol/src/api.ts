@@ -3,11 +3,14 @@ import { z } from "zod";
 import { FunctionLimits, FunctionLimitsInput } from "./limits.ts";
 import { AppName, DeviceId, FunctionName, Sha256Hex } from "./names.ts";
 import { Location } from "./messages.ts";
+import { FunctionEnv, OutboundSettings } from "./settings.ts";
 
 /** Query/JSON part of a deploy; the bundle itself is the raw request body. */
 export const DeployOptions = z.strictObject({
   limits: FunctionLimitsInput.optional(),
   replicas: z.number().int().min(1).max(16).optional(),
+  env: FunctionEnv.optional(),
+  outbound: OutboundSettings.optional(),
 });
 export type DeployOptions = z.infer<typeof DeployOptions>;
 
@@ -29,11 +32,15 @@ export const FunctionRecord = z.strictObject({
   replicas: z.number().int().min(1),
   createdAt: z.string(),
   updatedAt: z.string(),
+  /** The function's `env` (vars and secrets). Never shown by the API: views list the names only. */
+  env: FunctionEnv.optional(),
+  outbound: OutboundSettings.optional(),
 });
 export type FunctionRecord = z.infer<typeof FunctionRecord>;
 
 /** A function as the API shows it: its record, where it runs, and whether it serves. */
-export const FunctionView = FunctionRecord.extend({
+export const FunctionView = FunctionRecord.omit({ env: true }).extend({
+  envNames: z.array(z.string()).optional(),
   status: FunctionStatus,
   devices: z.array(DeviceId),
   url: z.string(),

@@ -58,3 +58,14 @@ export {
   usageDay,
 } from "./usage.ts";
 export { formatZodError } from "./zod-format.ts";
+export {
+  decodeEnvHeader,
+  encodeEnvHeader,
+  ENV_HEADER,
+  ENV_NAME_PATTERN,
+  FunctionEnv,
+  HostPattern,
+  MAX_ENV_BYTES,
+  MAX_ENV_VARS,
+  OutboundSettings,
+} from "./settings.ts";

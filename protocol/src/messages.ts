@@ -2,6 +2,7 @@
 import { z } from "zod";
 import { FunctionLimits } from "./limits.ts";
 import { AppName, DeviceId, FunctionName, Sha256Hex } from "./names.ts";
+import { FunctionEnv, OutboundSettings } from "./settings.ts";
 
 /** Request ids: the charset and length the gateway accepts from callers. */
 export const RequestId = z.string().regex(/^[\w=-]{1,255}$/, "request id must be 1-255 characters of A-Z, a-z, 0-9, _, - and =");
@@ -44,6 +45,8 @@ export const ControlMessage = z.discriminatedUnion("type", [
     fn: FunctionName,
     version: Sha256Hex,
     limits: FunctionLimits,
+    env: FunctionEnv.optional(),
+    outbound: OutboundSettings.optional(),
   }),
   z.strictObject({ type: z.literal("unplace"), app: AppName, fn: FunctionName }),
   /** Liveness probe: a live agent answers `{ ok: true }`; a dead one has no responders. */

@@ -1,6 +1,8 @@
 /** A typed client for the Hearth platform API. */
 import {
   DeviceList,
+  encodeEnvHeader,
+  ENV_HEADER,
   FunctionList,
   FunctionView,
   HearthError,
@@ -30,6 +32,12 @@ export interface DeployInput {
   code: string | Uint8Array;
   limits?: FunctionLimitsInput;
   replicas?: number;
+  /** The function's `env` argument: vars and secrets (strings). Omitted: the function keeps the env it has. */
+  env?: Record<string, string>;
+  /** Let the function `fetch` the internet (never private or local addresses). Omitted: unchanged (off at first). */
+  allowFetch?: boolean;
+  /** Narrow outbound fetch to these hosts (`api.example.com`, `*.example.com`); implies allowFetch. */
+  fetchHosts?: string[];
 }
 
 export interface InvokeInit {
@@ -64,10 +72,10 @@ export class HearthClient {
     this.fetchImpl = options.fetch ?? globalThis.fetch;
   }
 
-  private async api<S extends z.ZodType>(method: string, path: string, schema: S | null, init: { body?: BodyInit; query?: Record<string, string>; json?: unknown } = {}): Promise<z.output<S>> {
+  private async api<S extends z.ZodType>(method: string, path: string, schema: S | null, init: { body?: BodyInit; query?: Record<string, string>; json?: unknown; headers?: Record<string, string> } = {}): Promise<z.output<S>> {
     const url = new URL(`${this.url}/v1${path}`);
     for (const [k, v] of Object.entries(init.query ?? {})) url.searchParams.set(k, v);
-    const headers: Record<string, string> = { authorization: `Bearer ${this.token}` };
+    const headers: Record<string, string> = { ...init.headers, authorization: `Bearer ${this.token}` };
     let body = init.body;
     if (init.json !== undefined) {
       headers["content-type"] = "application/json";
@@ -96,8 +104,12 @@ export class HearthClient {
     const query: Record<string, string> = {};
     for (const [k, v] of Object.entries(input.limits ?? {})) if (v !== undefined) query[k] = String(v);
     if (input.replicas !== undefined) query["replicas"] = String(input.replicas);
+    if (input.allowFetch !== undefined) query["allowFetch"] = String(input.allowFetch);
+    if (input.fetchHosts !== undefined) query["fetchHosts"] = input.fetchHosts.join(",");
+    // the env (secrets) goes in a header, never in the URL
+    const headers = input.env !== undefined ? { [ENV_HEADER]: encodeEnvHeader(input.env) } : undefined;
     const code = typeof input.code === "string" ? new TextEncoder().encode(input.code) : input.code;
-    return this.api("PUT", `/apps/${enc(input.app)}/functions/${enc(input.name)}`, FunctionView, { body: code as BodyInit, query });
+    return this.api("PUT", `/apps/${enc(input.app)}/functions/${enc(input.name)}`, FunctionView, { body: code as BodyInit, query, headers });
   }
 
   /**

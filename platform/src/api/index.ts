@@ -6,8 +6,12 @@
 import { createHash, timingSafeEqual } from "node:crypto";
 import {
   AppName,
+  decodeEnvHeader,
   DeviceId,
+  ENV_HEADER,
+  FunctionEnv,
   FunctionLimitsInput,
+  OutboundSettings,
   FunctionName,
   HearthError,
   MAX_BUNDLE_BYTES,
@@ -47,6 +51,9 @@ const DeployQuery = z.strictObject({
   wallMs: z.coerce.number().optional(),
   requestBytes: z.coerce.number().optional(),
   responseBytes: z.coerce.number().optional(),
+  /** Outbound fetch: `allowFetch=true`, optionally narrowed by `fetchHosts=a.example,*.b.example`. The env travels in the Hearth-Env header. */
+  allowFetch: z.enum(["true", "false"]).optional(),
+  fetchHosts: z.string().max(16_384).optional(),
 });
 
 const DEFAULT_REPLICAS = 2;
@@ -81,8 +88,11 @@ export function createApi(options: ApiOptions): Hono<HearthEnv> {
     const live = new Set((await scheduler.liveDevices()).map((d) => d.heartbeat.deviceId));
     const devices = Object.entries(placement.devices).filter(([id]) => live.has(id));
     const ready = devices.some(([, p]) => p.version === record.version);
+    // env values (secrets) never leave the platform through the API: only their names
+    const { env, ...shown } = record;
     return {
-      ...record,
+      ...shown,
+      ...(env ? { envNames: Object.keys(env) } : {}),
       status: ready ? "ready" : "pending",
       devices: devices.map(([id]) => id),
       url: `${options.publicUrl()}/fn/${record.app}/${record.name}`,
@@ -92,7 +102,17 @@ export function createApi(options: ApiOptions): Hono<HearthEnv> {
   api.put("/apps/:app/functions/:fn", async (c) => {
     const { app, fn } = parseInput(FunctionParams, c.req.param(), "path");
     const query = parseInput(DeployQuery, c.req.query(), "query");
-    const { replicas, ...limitInput } = query;
+    const { replicas, allowFetch, fetchHosts, ...limitInput } = query;
+    const envHeader = c.req.header(ENV_HEADER);
+    const env = envHeader === undefined ? undefined : parseInput(FunctionEnv, decodeEnvHeader(envHeader), "env");
+    const outbound =
+      allowFetch === undefined && fetchHosts === undefined
+        ? undefined
+        : parseInput(
+            OutboundSettings,
+            dropUndefined({ allow: allowFetch !== "false", hosts: fetchHosts?.split(",").map((h) => h.trim()).filter(Boolean) }),
+            "outbound",
+          );
     const limits = resolveLimits(parseInput(FunctionLimitsInput, dropUndefined(limitInput), "limits"));
     const bundle = await readBody(c.req.raw, MAX_BUNDLE_BYTES).catch((error: unknown) => {
       if (error instanceof HearthError && error.code === "ERR_BODY_TOO_LARGE") {
@@ -113,6 +133,8 @@ export function createApi(options: ApiOptions): Hono<HearthEnv> {
       replicas: replicas ?? previous?.replicas ?? DEFAULT_REPLICAS,
       createdAt: previous?.createdAt ?? now,
       updatedAt: now,
+      // a deploy that does not name them keeps the function's env and outbound settings
+      ...dropUndefined({ env: env ?? previous?.env, outbound: outbound ?? previous?.outbound }),
     };
     await store.putBundle(version, bundle);
     const existing = await store.getVersion(app, fn, version);
