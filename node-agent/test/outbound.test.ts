@@ -1,0 +1,144 @@
+/**
+ * Outbound fetch from functions: off unless allowed, never to private or
+ * local addresses (checked after DNS and on every redirect), capped in size
+ * and time. A local HTTP server on 127.0.0.1 stands in for the internet; the
+ * policy's test-only `allowAddresses` lets exactly that address through.
+ */
+import { createServer, type Server } from "node:http";
+import type { AddressInfo } from "node:net";
+import { gzipSync } from "node:zlib";
+import { afterAll, beforeAll, describe, expect, it } from "vitest";
+import { isPublicAddress, type OutboundPolicy } from "../src/sandbox/outbound.ts";
+import type { SandboxPool } from "../src/sandbox/supervisor.ts";
+import { call, json, jsonFunction, startPool, uniqueKey } from "./helpers.ts";
+
+let pool: SandboxPool;
+let server: Server;
+let origin: string;
+let port: number;
+
+beforeAll(async () => {
+  pool = await startPool();
+  server = createServer((req, res) => {
+    const url = new URL(req.url ?? "/", "http://x");
+    switch (url.pathname) {
+      case "/hello": {
+        let body = "";
+        req.on("data", (c: Buffer) => (body += c.toString()));
+        req.on("end", () => {
+          res.writeHead(201, { "content-type": "application/json", "x-seen-ua": req.headers["user-agent"] ?? "" });
+          res.end(JSON.stringify({ method: req.method, body, custom: req.headers["x-custom"] ?? null, host: req.headers.host }));
+        });
+        return;
+      }
+      case "/redirect":
+        res.writeHead(302, { location: url.searchParams.get("to") ?? "/hello" });
+        return res.end();
+      case "/big":
+        res.writeHead(200, { "content-type": "application/octet-stream" });
+        return res.end(Buffer.alloc(2 * 1024 * 1024, 1));
+      case "/gzip":
+        res.writeHead(200, { "content-type": "text/plain", "content-encoding": "gzip" });
+        return res.end(gzipSync("unzipped text"));
+      case "/hang":
+        return; // never answers
+      default:
+        res.writeHead(404);
+        res.end();
+    }
+  });
+  await new Promise<void>((resolve) => server.listen(0, "127.0.0.1", resolve));
+  port = (server.address() as AddressInfo).port;
+  origin = `http://127.0.0.1:${port}`;
+});
+
+afterAll(async () => {
+  server?.closeAllConnections();
+  await new Promise((resolve) => server?.close(resolve));
+  await pool?.[Symbol.asyncDispose]();
+});
+
+const LOCAL_TEST: OutboundPolicy = { allow: true, allowAddresses: ["127.0.0.1"] };
+
+/** Runs `fetch(url, init)` in a function and reports what it saw, or the error it got. */
+async function fetchFrom(url: string, outbound: OutboundPolicy | undefined, init = "{}") {
+  return json(
+    await call(
+      pool,
+      uniqueKey("out"),
+      jsonFunction(`
+        try {
+          const res = await fetch(${JSON.stringify(url)}, ${init});
+          return { status: res.status, url: res.url, redirected: res.redirected, type: res.headers.get("content-type"), ua: res.headers.get("x-seen-ua"), body: await res.text() };
+        } catch (e) { return { error: e.name + ": " + e.message }; }
+      `),
+      { settings: outbound ? { outbound } : undefined, limits: { wallMs: 5_000 } },
+    ),
+  ) as { status?: number; url?: string; redirected?: boolean; type?: string; ua?: string; body?: string; error?: string };
+}
+
+describe("address checks", () => {
+  it("refuses loopback, private, link-local, CGNAT, metadata, multicast and mapped forms; allows public ones", () => {
+    for (const address of [
+      "127.0.0.1", "127.1.2.3", "10.1.2.3", "172.16.0.1", "172.31.255.255", "192.168.1.1", "169.254.169.254", "100.64.0.1",
+      "0.0.0.0", "224.0.0.1", "255.255.255.255", "::", "::1", "fe80::1", "fc00::1", "fd00:ec2::254", "::ffff:127.0.0.1",
+      "::ffff:10.0.0.1", "::ffff:7f00:1", "0:0:0:0:0:ffff:a9fe:a9fe", "64:ff9b::a00:1", "2002:a00:1::1", "ff02::1", "not-an-ip",
+    ]) {
+      expect([address, isPublicAddress(address)]).toEqual([address, false]);
+    }
+    for (const address of ["8.8.8.8", "1.1.1.1", "93.184.216.34", "2606:4700:4700::1111", "2a00:1450:4001:80b::200e", "::ffff:8.8.8.8"]) {
+      expect([address, isPublicAddress(address)]).toEqual([address, true]);
+    }
+  });
+});
+
+describe("fetch from a function", () => {
+  it("is refused unless the function is allowed it", async () => {
+    expect((await fetchFrom(`${origin}/hello`, undefined)).error).toMatch(/TypeError: outbound fetch is not allowed/);
+    expect((await fetchFrom(`${origin}/hello`, { allow: false })).error).toMatch(/not allowed/);
+  });
+
+  it("goes through the host when allowed: method, headers and body out, status, headers and body back", async () => {
+    const out = await fetchFrom(`${origin}/hello`, LOCAL_TEST, `{ method: "POST", body: "ping", headers: { "x-custom": "1", host: "evil.example" } }`);
+    expect(out.status).toBe(201);
+    expect(out.type).toBe("application/json");
+    expect(out.ua).toMatch(/^Hearth/);
+    expect(JSON.parse(out.body!)).toEqual({ method: "POST", body: "ping", custom: "1", host: `127.0.0.1:${port}` });
+  });
+
+  it("refuses loopback and private addresses, by IP literal and after DNS", async () => {
+    for (const url of [`${origin}/hello`, `http://localhost:${port}/hello`, `http://[::1]:${port}/`, "http://169.254.169.254/latest/meta-data/", "http://10.0.0.1/"]) {
+      const out = await fetchFrom(url, { allow: true, timeoutMs: 2_000 });
+      expect([url, out.error]).toEqual([url, expect.stringMatching(/private, loopback, link-local or reserved/)]);
+    }
+  });
+
+  it("checks every redirect hop: a public-looking start cannot bounce into the private network", async () => {
+    for (const to of ["http://169.254.169.254/latest/meta-data/", `http://[::1]:${port}/hello`, "http://192.168.0.1/admin"]) {
+      const out = await fetchFrom(`${origin}/redirect?to=${encodeURIComponent(to)}`, LOCAL_TEST);
+      expect([to, out.error]).toEqual([to, expect.stringMatching(/private, loopback, link-local or reserved/)]);
+    }
+    const followed = await fetchFrom(`${origin}/redirect?to=/hello`, LOCAL_TEST);
+    expect([followed.status, followed.redirected, followed.url]).toEqual([201, true, `${origin}/hello`]);
+    const manual = await fetchFrom(`${origin}/redirect?to=/hello`, LOCAL_TEST, `{ redirect: "manual" }`);
+    expect(manual.status).toBe(302);
+    const refused = await fetchFrom(`${origin}/redirect?to=/hello`, LOCAL_TEST, `{ redirect: "error" }`);
+    expect(refused.error).toMatch(/redirect/);
+  });
+
+  it("only reaches the allowed hosts, and only http(s)", async () => {
+    expect((await fetchFrom(`${origin}/hello`, { ...LOCAL_TEST, hosts: ["api.example.com"] })).error).toMatch(/not among this function's allowed hosts/);
+    expect((await fetchFrom("file:///etc/passwd", LOCAL_TEST)).error).toMatch(/only http and https/);
+  });
+
+  it("caps the response size and the time, and decompresses", async () => {
+    expect((await fetchFrom(`${origin}/big`, { ...LOCAL_TEST, maxResponseBytes: 1024 * 1024 })).error).toMatch(/over 1048576 bytes/);
+    expect((await fetchFrom(`${origin}/hang`, { ...LOCAL_TEST, timeoutMs: 200 })).error).toMatch(/timed out/);
+    expect((await fetchFrom(`${origin}/gzip`, LOCAL_TEST)).body).toBe("unzipped text");
+  });
+
+  it("can be aborted by the function", async () => {
+    const out = await fetchFrom(`${origin}/hang`, LOCAL_TEST, `{ signal: AbortSignal.timeout(50) }`);
+    expect(out.error).toMatch(/^TimeoutError/);
+  });
+});
