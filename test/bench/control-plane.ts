@@ -10,12 +10,12 @@
  * same fake devices' control subjects.
  */
 import { randomUUID } from "node:crypto";
-import { startLocalHearth } from "@hearth/devkit";
+import type { LocalHearth } from "@hearth/devkit";
 import { Subjects } from "@hearth/protocol";
 import { HearthClient } from "@hearth/sdk";
 import { connect } from "@nats-io/transport-node";
 import { distinctFunction } from "./cold-start.ts";
-import type { BenchContext, Benchmark } from "./lib/bench.ts";
+import { startStatefulHearth, type BenchContext, type Benchmark } from "./lib/bench.ts";
 import { withTimeout } from "./lib/cleanup.ts";
 import { startHelper, type Helper } from "./lib/helper.ts";
 import { CpuMeter } from "./lib/proc.ts";
@@ -36,6 +36,7 @@ interface SizeResult {
   placedShare: number;
   placedBaselineShare: number;
   natsShare: number;
+  redisShare: number;
   placed: number;
   deployed: number;
   functions: number;
@@ -55,6 +56,17 @@ interface PlacementEvent {
 }
 
 const now = () => performance.timeOrigin + performance.now();
+
+let slowReports = 0;
+
+/** Throws with the platform's last words when it is gone; otherwise a passing error (a slow answer) is only logged. */
+function platformAlive(hearth: LocalHearth, error?: unknown): void {
+  const p = hearth.platform.process;
+  if (p.exitCode !== null || p.signalCode !== null) {
+    throw new Error(`the platform process exited (code ${p.exitCode}, signal ${p.signalCode}):\n${hearth.platform.output().slice(-3_000)}`);
+  }
+  if (error && slowReports++ < 3) process.stderr.write(`bench: control-plane: platform slow to answer: ${error instanceof Error ? error.message : String(error)}\n`);
+}
 
 async function share(pids: number[], ms: number): Promise<number> {
   const meter = new CpuMeter(() => pids);
@@ -77,8 +89,9 @@ async function pool<T>(items: T[], limit: number, task: (item: T) => Promise<voi
 async function runSize(ctx: BenchContext, devices: number, functions: number, windowMs: number): Promise<SizeResult> {
   const runId = randomUUID().slice(0, 8);
   ctx.log(`control-plane: ${devices} devices, then ${functions} functions`);
-  const hearth = ctx.cleanup.add("local Hearth", await startLocalHearth({ devices: [], logLevel: "warn" }), (h) => h.stop());
-  const client = new HearthClient({ url: hearth.url, token: hearth.token });
+  const { hearth, redisPid } = await startStatefulHearth(ctx, []);
+  // every API call bounded: a saturated platform must not hold the bench
+  const client = new HearthClient({ url: hearth.url, token: hearth.token, fetch: (input, init) => fetch(input, { ...init, signal: AbortSignal.timeout(20_000) }) });
   const platformPid = hearth.platform.process.pid!;
   const natsPid = hearth.nats.server.process.pid!;
   const subjects = new Subjects();
@@ -93,16 +106,26 @@ async function runSize(ctx: BenchContext, devices: number, functions: number, wi
   let registered = 0;
   const registerUntil = performance.now() + (ctx.quick ? 8_000 : 30_000);
   while (registered < devices && performance.now() < registerUntil) {
-    const health = await withTimeout(fetch(`${hearth.url}/v1/health`).then((r) => r.json() as Promise<{ devices: number }>), 15_000, "GET /v1/health");
-    registered = health.devices;
+    try {
+      const health = await withTimeout(fetch(`${hearth.url}/v1/health`).then((r) => r.json() as Promise<{ devices: number }>), 15_000, "GET /v1/health");
+      registered = health.devices;
+    } catch (error) {
+      platformAlive(hearth, error);
+    }
     if (registered < devices) await sleep(250);
   }
+  platformAlive(hearth);
   const registerMs = performance.now() - t0;
   await sleep(HEARTBEAT_MS);
 
   // heartbeats alone
   const simBefore = await sim.call<{ sent: number; elapsedMs: number }>("stats");
-  const [idleShare, idleBaselineShare, natsShare] = await Promise.all([share([platformPid], windowMs), share([consumer.pid], windowMs), share([natsPid], windowMs)]);
+  const [idleShare, idleBaselineShare, natsShare, redisShare] = await Promise.all([
+    share([platformPid], windowMs),
+    share([consumer.pid], windowMs),
+    share([natsPid], windowMs),
+    redisPid === undefined ? Promise.resolve(Number.NaN) : share([redisPid], windowMs),
+  ]);
   const simAfter = await sim.call<{ sent: number; elapsedMs: number }>("stats");
   const heartbeatsPerSec = ((simAfter.sent - simBefore.sent) / (simAfter.elapsedMs - simBefore.elapsedMs)) * 1000;
 
@@ -113,12 +136,19 @@ async function runSize(ctx: BenchContext, devices: number, functions: number, wi
   const deployUntil = performance.now() + (ctx.quick ? 8_000 : 60_000);
   const tDeploy = performance.now();
   let next = 0;
+  let deployErrors = 0;
   const deploying = Promise.all(
     Array.from({ length: DEPLOY_CONCURRENCY }, async () => {
       while (next < functions && performance.now() < deployUntil) {
         const i = next++;
         const t = performance.now();
-        await client.deploy({ app: "cp", name: `f-${i}`, code: distinctFunction(i, salt), replicas: REPLICAS });
+        try {
+          await client.deploy({ app: "cp", name: `f-${i}`, code: distinctFunction(i, salt), replicas: REPLICAS });
+        } catch (error) {
+          deployErrors++;
+          platformAlive(hearth, error);
+          continue;
+        }
         deployMs.push(performance.now() - t);
         acked.set(`cp/f-${i}`, now());
       }
@@ -146,6 +176,7 @@ async function runSize(ctx: BenchContext, devices: number, functions: number, wi
     await sleep(100);
   }
   await withTimeout(deploying, 30_000, "deploys in flight");
+  if (deployErrors > 0) ctx.log(`control-plane: ${deployErrors} deploys failed at ${devices} devices`);
   const placed = countPlaced();
   const deployedCount = acked.size;
   const placeAllMs = performance.now() - tDeploy;
@@ -188,6 +219,7 @@ async function runSize(ctx: BenchContext, devices: number, functions: number, wi
     placedShare,
     placedBaselineShare,
     natsShare,
+    redisShare,
     placed,
     deployed: deployedCount,
     functions,
@@ -233,9 +265,9 @@ export const controlPlane: Benchmark = {
         notes: [
           ...results.map(
             (r) =>
-              `${fmt(r.devices)} devices: heartbeats achieved ${fmt(r.heartbeatsPerSec)}/s (target ${fmt((r.devices * 1000) / HEARTBEAT_MS)}/s), ${r.registered >= r.devices ? "all" : `only ${fmt(r.registered)}`} listed by the platform ${fmt(r.registerMs)} ms after the first, nats-server ${fmt(r.natsShare * 100)}% of a core; deploy API p50 ${fmt(r.deployP50)} ms; ${fmt(r.deployed)} of ${fmt(r.functions)} deployed and ${fmt(r.placed)} placed within the time bound.`,
+              `${fmt(r.devices)} devices: heartbeats achieved ${fmt(r.heartbeatsPerSec)}/s (target ${fmt((r.devices * 1000) / HEARTBEAT_MS)}/s), ${r.registered >= r.devices ? "all" : `only ${fmt(r.registered)}`} listed by the platform ${fmt(r.registerMs)} ms after the first, nats-server ${fmt(r.natsShare * 100)}%${Number.isNaN(r.redisShare) ? "" : ` and redis-server ${fmt(r.redisShare * 100)}%`} of a core (heartbeats only); deploy API p50 ${fmt(r.deployP50)} ms; ${fmt(r.deployed)} of ${fmt(r.functions)} deployed and ${fmt(r.placed)} placed within the time bound.`,
           ),
-          `Devices are simulated in one helper process (valid Heartbeats every ${HEARTBEAT_MS} ms, spread over the interval; control messages answered {"ok":true}); the platform runs as its own process with embedded state (ioredis-mock); CPU share = CPU time ÷ wall time over ${windowMs / 1000} s windows.`,
+          `Devices are simulated in one helper process (valid Heartbeats every ${HEARTBEAT_MS} ms, spread over the interval; control messages answered {"ok":true}); the platform runs as its own process with ${ctx.state === "redis" ? "its state in a real redis-server (whose CPU is reported in the notes)" : "embedded state (ioredis-mock)"}; CPU share = CPU time ÷ wall time over ${windowMs / 1000} s windows.`,
           `${fmt(functions)} functions deployed through the API ${DEPLOY_CONCURRENCY} at a time, ${REPLICAS} replicas each; placement latency = deploy acknowledged → the last wanted replica's control message at its device. Deploys stop after ${ctx.quick ? 8 : 60} s and placements are awaited ${ctx.quick ? 5 : 30} s more, so a saturated platform shows as fewer functions placed. Baseline: as many raw request/replies to the same fake devices, ${DEPLOY_CONCURRENCY} at a time.`,
         ],
       },

@@ -15,7 +15,7 @@ import { z } from "zod";
 import { coldStart } from "./cold-start.ts";
 import { controlPlane } from "./control-plane.ts";
 import { density } from "./density.ts";
-import type { BenchContext, Benchmark } from "./lib/bench.ts";
+import { resolveState, type BenchContext, type Benchmark } from "./lib/bench.ts";
 import { Cleanup, withTimeout } from "./lib/cleanup.ts";
 import { describeMachine, renderMachine, renderSections, writeBenchmarksMd, type Section } from "./lib/report.ts";
 import { warmCall } from "./warm-call.ts";
@@ -25,6 +25,7 @@ const ROOT = fileURLToPath(new URL("../../", import.meta.url));
 
 const Flags = z.strictObject({
   quick: z.boolean().default(false),
+  state: z.enum(["auto", "redis", "embedded"]).default("auto"),
   only: z
     .string()
     .optional()
@@ -38,8 +39,9 @@ const Flags = z.strictObject({
   help: z.boolean().default(false),
 });
 
-const USAGE = `Usage: npm run bench -- [--quick] [--only ${BENCHMARKS.map((b) => b.name).join(",")}] [--no-write] [--out FILE] [--cpu-prof DIR]
+const USAGE = `Usage: npm run bench -- [--quick] [--only ${BENCHMARKS.map((b) => b.name).join(",")}] [--no-write] [--out FILE] [--state auto|redis|embedded] [--cpu-prof DIR]
 
+  --state          platform state: a real redis-server (auto picks it when installed) or ioredis-mock in-process
   --cpu-prof DIR   every process the bench starts (platform, agents, helpers) writes a V8 CPU profile to DIR when it exits`;
 
 function readFlags() {
@@ -49,6 +51,7 @@ function readFlags() {
       args: process.argv.slice(2),
       options: {
         quick: { type: "boolean" },
+        state: { type: "string" },
         only: { type: "string" },
         "no-write": { type: "boolean" },
         out: { type: "string" },
@@ -98,6 +101,7 @@ async function main(): Promise<void> {
   const t0 = performance.now();
   const ctx: BenchContext = {
     quick: flags.quick,
+    state: resolveState(flags.state),
     cleanup,
     root: ROOT,
     log: (line) => process.stderr.write(`bench: ${line}\n`),
@@ -120,7 +124,7 @@ async function main(): Promise<void> {
     ctx.log(`${bench.name} took ${((performance.now() - t) / 1000).toFixed(1)} s`);
   }
   const seconds = (performance.now() - t0) / 1000;
-  const mode = flags.quick ? "--quick" : "full";
+  const mode = `${flags.quick ? "--quick" : "full"}, state ${ctx.state === "redis" ? "redis-server" : "embedded (ioredis-mock)"}`;
   const text = `${renderMachine(describeMachine(), mode, started, seconds)}\n${renderSections(sections)}${
     failed.length > 0 ? `\nFailed in this run: ${failed.join(", ")} (see the bench's output).\n` : ""
   }`;

@@ -101,7 +101,7 @@ export const warmCall: Benchmark = {
         title: "Warm call through the gateway",
         rows,
         notes: [
-          `GET /fn/bench/hello${PATH} (examples/hello, one device with one sandbox process), ${CONCURRENCY} connections for ${seconds} s after ${warmupSeconds} s of warm-up; autocannon in the bench process; ${calls}.`,
+          `GET /fn/bench/hello${PATH} (examples/hello, one device with one sandbox process, platform state ${ctx.state === "redis" ? "in redis-server" : "embedded"}), ${CONCURRENCY} connections for ${seconds} s after ${warmupSeconds} s of warm-up; autocannon in the bench process; ${calls}.`,
           "bare Hono: @hono/node-server in its own process answering the same JSON; NATS echo: nats.js request/reply of the same bytes between two processes, same concurrency.",
           "Warm call straight to a device's own HTTP ingress: not measured, the agent has no ingress yet.",
         ],
@@ -110,7 +110,7 @@ export const warmCall: Benchmark = {
         title: "Cost per call (CPU time summed over every process in the path ÷ calls served)",
         rows: cost,
         notes: [
-          "Hearth path: platform (gateway), nats-server, agent and its sandbox processes; bare Hono: its one process; NATS echo: nats-server + requester + responder. The load generator is not counted.",
+          "Hearth path: platform (gateway, usage metering and ledger), nats-server, redis-server when used, agent and its sandbox processes; bare Hono: its one process; NATS echo: nats-server + requester + responder. The load generator is not counted.",
           "CPU time from /proc/<pid>/stat (utime + stime, 10 ms ticks) over the measured window.",
         ],
       },

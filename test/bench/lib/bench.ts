@@ -1,5 +1,5 @@
 /** What every benchmark gets from the runner, and the local Hearth they share the recipe of. */
-import { startLocalHearth, type DeviceSpec, type LocalHearth } from "@hearth/devkit";
+import { redisServerBinary, startLocalHearth, startRedisServer, type DeviceSpec, type LocalHearth } from "@hearth/devkit";
 import { HearthClient } from "@hearth/sdk";
 import type { Cleanup } from "./cleanup.ts";
 import { treeOf } from "./proc.ts";
@@ -7,6 +7,8 @@ import type { Section } from "./report.ts";
 
 export interface BenchContext {
   quick: boolean;
+  /** Platform state: a real redis-server (as in production) or ioredis-mock in the platform process. */
+  state: "redis" | "embedded";
   cleanup: Cleanup;
   /** Repo root, with a trailing slash. */
   root: string;
@@ -27,8 +29,27 @@ export interface BenchHearth {
   pidsByRole(): Record<string, number[]>;
 }
 
+/** The state the run uses: `auto` is a real redis-server when one is installed. */
+export function resolveState(wanted: "auto" | "redis" | "embedded"): "redis" | "embedded" {
+  if (wanted !== "auto") return wanted;
+  return redisServerBinary() ? "redis" : "embedded";
+}
+
+/** A local Hearth (with its own redis-server when the run uses one), stopped by the cleanup. */
+export async function startStatefulHearth(ctx: BenchContext, devices: DeviceSpec[]): Promise<{ hearth: LocalHearth; redisPid?: number }> {
+  let redisUrl: string | undefined;
+  let redisPid: number | undefined;
+  if (ctx.state === "redis") {
+    const redis = ctx.cleanup.add("redis-server", await startRedisServer(), (r) => r.stop());
+    redisUrl = redis.url;
+    redisPid = redis.server.process.pid;
+  }
+  const hearth = ctx.cleanup.add("local Hearth", await startLocalHearth({ devices, logLevel: "warn", redisUrl }), (h) => h.stop());
+  return { hearth, redisPid };
+}
+
 export async function startBenchHearth(ctx: BenchContext, devices: DeviceSpec[]): Promise<BenchHearth> {
-  const hearth = ctx.cleanup.add("local Hearth", await startLocalHearth({ devices, logLevel: "warn" }), (h) => h.stop());
+  const { hearth, redisPid } = await startStatefulHearth(ctx, devices);
   const client = new HearthClient({ url: hearth.url, token: hearth.token });
   const pidsByRole = () => {
     const agents: number[] = [];
@@ -39,12 +60,14 @@ export async function startBenchHearth(ctx: BenchContext, devices: DeviceSpec[])
       agents.push(pid);
       sandboxes.push(...treeOf(pid).slice(1));
     }
-    return {
+    const roles: Record<string, number[]> = {
       platform: [hearth.platform.process.pid!],
       "nats-server": [hearth.nats.server.process.pid!],
       agent: agents,
       sandbox: sandboxes,
     };
+    if (redisPid !== undefined) roles["redis-server"] = [redisPid];
+    return roles;
   };
   return { hearth, client, pidsByRole, pathPids: () => Object.values(pidsByRole()).flat() };
 }

@@ -16,7 +16,7 @@ export function median(values: readonly number[]): number {
 export function fmt(value: number): string {
   if (!Number.isFinite(value)) return "n/a";
   const abs = Math.abs(value);
-  if (Number.isInteger(value) && abs >= 10) return value.toLocaleString("en-US");
+  if (Number.isInteger(value)) return value.toLocaleString("en-US");
   const digits = abs >= 100 ? 0 : abs >= 10 ? 1 : abs >= 1 ? 2 : 3;
   return value.toLocaleString("en-US", { minimumFractionDigits: digits, maximumFractionDigits: digits });
 }
