@@ -48,7 +48,8 @@ const MAX_TIMERS = 1_000;
 const MAX_RANDOM_BYTES = 65_536;
 const MAX_HASH_INPUT = 64 * 1024 * 1024;
 const FETCH_TIMEOUT_MS = 60_000;
-const USER_AGENT = "Hearth/0.1 (+https://github.com/hearth)";
+const USER_AGENT = "Hearth/0.1";
+const HOP_BY_HOP = new Set(["connection", "keep-alive", "proxy-connection", "transfer-encoding", "te", "trailer", "upgrade", "content-length"]);
 
 interface Instance {
   key: string;
@@ -416,7 +417,9 @@ async function invoke(
     if (body.byteLength > limits.responseBytes) {
       return fail("ERR_RESPONSE_TOO_LARGE", `the response body is over this function's limit of ${limits.responseBytes} bytes`);
     }
-    send({ type: "result", id, ok: true, status: result.status, headers: result.headers, body, ...timing() });
+    // framing is the gateway's business: hop-by-hop headers and a length the body may not have are dropped
+    const headers = result.headers.filter(([name]) => !HOP_BY_HOP.has(name.toLowerCase()));
+    send({ type: "result", id, ok: true, status: result.status, headers, body, ...timing() });
   } catch (error) {
     const message = errorMessage(error);
     let code: ErrorCode = reason ?? instance.killedFor ?? "ERR_FUNCTION_THREW";
