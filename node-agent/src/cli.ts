@@ -1,17 +1,28 @@
 /**
- * `hearth-agent`: the device owner's command. `start` joins the fabric and
- * serves placed functions until SIGINT/SIGTERM, then drains: no new calls,
- * in-flight calls finish within the grace period.
+ * `hearth-agent`: the device owner's command.
  *
- * Flags override the config file (--config, JSON), which overrides the
- * environment (HEARTH_NATS_URL, HEARTH_DEVICE_ID, ...). All three are
+ * - `join <platform-url> --token <join-token>` registers the device and keeps
+ *   its identity in the data dir (0600).
+ * - `start` serves placed functions within the owner's caps (cores, memory,
+ *   schedule, idle-only, battery) until SIGINT/SIGTERM or `drain`, then
+ *   drains: no new calls, in-flight calls finish within the grace period.
+ * - `status` shows what the running agent does and the credits it earned;
+ *   `pause`, `resume` and `drain` steer it (over its control socket).
+ *
+ * Flags override the config file (--config, or <dataDir>/config.json), which
+ * overrides the environment, which overrides the joined identity. All are
  * validated by one zod schema; a bad value names its key.
  */
-import { readFileSync } from "node:fs";
-import { HearthError } from "@hearth/protocol";
+import { existsSync, readFileSync } from "node:fs";
+import { join } from "node:path";
+import { DeviceCredits, formatZodError, HearthError, JoinResponse } from "@hearth/protocol";
 import { Command, InvalidArgumentError } from "commander";
-import { Agent } from "./agent/index.ts";
-import { defaultDeviceId, parseAgentConfig } from "./config/index.ts";
+import { z } from "zod";
+import { AGENT_VERSION, type AgentStatus } from "./agent/index.ts";
+import { defaultDataDir, defaultDeviceId, resolveAgentConfig } from "./config/index.ts";
+import { pickDevice, request } from "./control/index.ts";
+import { startDaemon } from "./daemon/index.ts";
+import { readIdentity, writeIdentity, type Identity } from "./identity/index.ts";
 import { createLogger } from "./log/index.ts";
 
 function number(value: string): number {
@@ -27,13 +38,8 @@ function location(value: string) {
   return { label: match[1]!, lat: Number(match[2]), lon: Number(match[3]) };
 }
 
-function fromEnv(env: NodeJS.ProcessEnv): Record<string, unknown> {
-  const out: Record<string, unknown> = {};
-  if (env["HEARTH_NATS_URL"]) out["natsUrl"] = env["HEARTH_NATS_URL"];
-  if (env["HEARTH_DEVICE_ID"]) out["deviceId"] = env["HEARTH_DEVICE_ID"];
-  if (env["HEARTH_SUBJECT_PREFIX"]) out["subjectPrefix"] = env["HEARTH_SUBJECT_PREFIX"];
-  if (env["HEARTH_LOG_LEVEL"]) out["logLevel"] = env["HEARTH_LOG_LEVEL"];
-  return out;
+function collect(value: string, previous: string[] | undefined): string[] {
+  return [...(previous ?? []), value];
 }
 
 function readConfigFile(path: string): Record<string, unknown> {
@@ -52,59 +58,187 @@ function readConfigFile(path: string): Record<string, unknown> {
   }
 }
 
+const out = (line: string): void => {
+  process.stdout.write(line + "\n");
+};
+
 const program = new Command("hearth-agent")
   .description("Donate a bounded share of this device to run Hearth functions")
   .showHelpAfterError();
 
 program
-  .command("start")
-  .description("join the fabric and serve functions until stopped (Ctrl-C drains)")
-  .option("--nats <url>", "fabric URL (or HEARTH_NATS_URL)")
-  .option("--config <file>", "JSON config file with the same keys as docs/agent.md")
+  .command("join <platform-url>")
+  .description("register this device with a platform, using a join token from its operator")
+  .requiredOption("--token <join-token>", "the join token (single use)")
   .option("--device-id <id>", "this device's id (default: host name)")
+  .option("--data-dir <dir>", "where to keep the identity (or HEARTH_AGENT_DIR; default ~/.hearth-agent)")
+  .action(async (platformUrl: string, flags: { token: string; deviceId?: string; dataDir?: string }) => {
+    const url = z.url().safeParse(platformUrl);
+    if (!url.success) throw new HearthError("ERR_BAD_REQUEST", `'${platformUrl}' is not a URL (e.g. https://hearth.example.org)`);
+    const dataDir = flags.dataDir ?? defaultDataDir();
+    const deviceId = flags.deviceId ?? defaultDeviceId();
+    const base = url.data.replace(/\/+$/, "");
+    let response: Response;
+    try {
+      response = await fetch(`${base}/v1/devices/join`, {
+        method: "POST",
+        headers: { "content-type": "application/json" },
+        body: JSON.stringify({ token: flags.token, deviceId, agentVersion: AGENT_VERSION }),
+        signal: AbortSignal.timeout(15_000),
+      });
+    } catch (error) {
+      throw new HearthError("ERR_PLATFORM_UNREACHABLE", `cannot reach the platform at ${base}: ${(error as Error).message}`);
+    }
+    const body: unknown = await response.json().catch(() => undefined);
+    if (!response.ok) {
+      const error = (body as { error?: { code?: unknown; message?: unknown } } | undefined)?.error;
+      throw HearthError.fromWire({ code: error?.code, message: error?.message ?? `the platform answered ${response.status}` });
+    }
+    const parsed = JoinResponse.safeParse(body);
+    if (!parsed.success) throw new HearthError("ERR_BAD_MESSAGE", formatZodError(parsed.error, "join response"));
+    const path = writeIdentity(dataDir, { ...parsed.data, platformUrl: base });
+    out(`Joined ${base} as device ${parsed.data.deviceId} (owner ${parsed.data.ownerId}, region ${parsed.data.region}).`);
+    out(`Fabric: ${parsed.data.natsUrl}`);
+    out(`Identity and device token saved to ${path} (readable by you only).`);
+    out("Start serving with: hearth-agent start   (caps: --cores, --memory-mb, --schedule, --idle-only)");
+  });
+
+program
+  .command("start")
+  .description("join the fabric and serve functions within your caps until stopped (Ctrl-C or hearth-agent drain drains)")
+  .option("--nats <url>", "fabric URL (or HEARTH_NATS_URL; join stores it)")
+  .option("--config <file>", "JSON config file with the keys of docs/agent.md (default <data-dir>/config.json when it exists)")
+  .option("--data-dir <dir>", "identity, control socket and pid file (or HEARTH_AGENT_DIR; default ~/.hearth-agent)")
+  .option("--device-id <id>", "this device's id (default: the joined id, else host name)")
   .option("--owner <id>", "owner id, for spreading replicas over owners")
   .option("--region <name>", "region (NATS cluster) this device joins")
   .option("--location <label:lat,lon>", "where the device is, e.g. berlin:52.52,13.40", location)
-  .option("--cores <n>", "cores to donate (default: half of this machine's)", number)
-  .option("--memory-mb <n>", "memory to donate to functions, MiB", number)
+  .option("--cores <n>", "cores to donate: at most this many calls run at once (default: half of this machine's)", number)
+  .option("--memory-mb <n>", "memory to donate to functions, MiB (default 512)", number)
+  .option("--schedule <window>", "serve only in this window, local time, e.g. 'weekdays 22:00-07:00' (repeatable)", collect)
+  .option("--idle-only", "pause while your own load is high")
+  .option("--no-pause-on-battery", "keep serving on battery")
+  .option("--drain-grace-ms <n>", "how long in-flight calls may finish after a drain", number)
   .option("--sandboxes <n>", "sandbox processes (default: one per donated core)", number)
   .option("--log-level <level>", "fatal, error, warn, info, debug, trace or silent")
   .action(async (flags: Record<string, unknown>) => {
-    const file = typeof flags["config"] === "string" ? readConfigFile(flags["config"]) : {};
-    const cli = Object.fromEntries(
-      Object.entries({
+    const dataDir = (flags["dataDir"] as string | undefined) ?? defaultDataDir();
+    const configPath = (flags["config"] as string | undefined) ?? (existsSync(join(dataDir, "config.json")) ? join(dataDir, "config.json") : undefined);
+    const config = resolveAgentConfig({
+      env: process.env,
+      identity: readIdentity(dataDir),
+      file: configPath ? readConfigFile(configPath) : undefined,
+      flags: {
         natsUrl: flags["nats"],
+        dataDir: flags["dataDir"],
         deviceId: flags["deviceId"],
         ownerId: flags["owner"],
         region: flags["region"],
         location: flags["location"],
         cores: flags["cores"],
         memoryMb: flags["memoryMb"],
+        schedule: flags["schedule"],
+        idleOnly: flags["idleOnly"],
+        // commander sets it true by default; only an explicit --no-pause-on-battery counts as a flag
+        pauseOnBattery: flags["pauseOnBattery"] === false ? false : undefined,
+        drainGraceMs: flags["drainGraceMs"],
         sandboxes: flags["sandboxes"],
         logLevel: flags["logLevel"],
-      }).filter(([, v]) => v !== undefined),
-    );
-    const merged: Record<string, unknown> = { deviceId: defaultDeviceId(), ...fromEnv(process.env), ...file, ...cli };
-    if (merged["natsUrl"] === undefined) {
-      throw new HearthError("ERR_BAD_REQUEST", "no fabric URL: pass --nats nats://host:4222 or set HEARTH_NATS_URL");
-    }
-    const config = parseAgentConfig(merged);
+      },
+    });
     const log = createLogger("hearth-agent", config.logLevel);
-    const agent = await Agent.start(config, log);
+    const daemon = await startDaemon(config, log);
     process.stdout.write(`HEARTH_AGENT_READY ${config.deviceId}\n`);
-    let stopping = false;
     const stop = (signal: string) => {
-      if (stopping) return;
-      stopping = true;
-      log.info({ signal }, "draining: no new calls; in-flight calls may finish");
-      agent.close().then(
+      log.info({ signal }, "stopping");
+      daemon.stop().then(
         () => process.exit(0),
         () => process.exit(1),
       );
     };
     process.on("SIGTERM", () => stop("SIGTERM"));
     process.on("SIGINT", () => stop("SIGINT"));
+    await daemon.stopped;
+    process.exit(0);
   });
+
+async function credits(identity: Identity | undefined, deviceId: string): Promise<string> {
+  if (!identity || identity.deviceId !== deviceId) return "credits   (join a platform with hearth-agent join to see them)";
+  try {
+    const day = new Date().toISOString().slice(0, 10);
+    const res = await fetch(`${identity.platformUrl}/v1/devices/${encodeURIComponent(deviceId)}/credits`, {
+      headers: { authorization: `Bearer ${identity.deviceToken}` },
+      signal: AbortSignal.timeout(3_000),
+    });
+    const parsed = DeviceCredits.safeParse(await res.json());
+    if (!res.ok || !parsed.success) return `credits   unavailable (the platform answered ${res.status})`;
+    const today = parsed.data.days.find((d) => d.day === day);
+    return `credits   ${(today?.credits ?? 0).toFixed(3)} today, ${parsed.data.total.credits.toFixed(3)} in all (1 credit = 1 CPU-second served, as the platform metered it)`;
+  } catch (error) {
+    return `credits   unavailable (${(error as Error).message})`;
+  }
+}
+
+function statusLines(s: AgentStatus, creditLine: string): string[] {
+  const state = s.state === "paused" ? `paused (${s.pausedFor.join(", ")})` : s.state;
+  return [
+    `device    ${s.deviceId} (owner ${s.ownerId})  ${state}${s.connected ? "" : "  [fabric: reconnecting]"}`,
+    `cores     ${s.coresInUse} in use of ${s.cores} donated${s.queued > 0 ? `, ${s.queued} call(s) waiting` : ""}`,
+    `memory    ${s.memoryWarmMb} MiB in warm isolates of ${s.memoryMb} MiB donated`,
+    `today     ${s.today.calls} calls (${s.today.errors} failed), ${(s.today.cpuMs / 1000).toFixed(3)} CPU-seconds`,
+    creditLine,
+    `functions ${s.functions.length === 0 ? "(none placed)" : s.functions.map((f) => `${f.app}/${f.fn}`).join(", ")}`,
+  ];
+}
+
+program
+  .command("status")
+  .description("what the running agent does: cores in use vs donated, calls and CPU-seconds today, credits (live in a terminal)")
+  .option("--data-dir <dir>", "the running agent's data dir (or HEARTH_AGENT_DIR)")
+  .option("--device-id <id>", "which agent, when several run with this data dir")
+  .option("--json", "print JSON once")
+  .option("--once", "print once, even in a terminal")
+  .action(async (flags: { dataDir?: string; deviceId?: string; json?: boolean; once?: boolean }) => {
+    const dataDir = flags.dataDir ?? defaultDataDir();
+    const identity = readIdentity(dataDir);
+    const deviceId = pickDevice(dataDir, flags.deviceId, identity?.deviceId);
+    const fetchStatus = async () => {
+      const reply = await request(dataDir, deviceId, { cmd: "status" });
+      if (!reply.ok || !reply.status) throw new HearthError("ERR_BAD_MESSAGE", reply.ok ? "the agent sent no status" : reply.error);
+      return reply.status;
+    };
+    if (flags.json) return out(JSON.stringify(await fetchStatus(), null, 2));
+    const live = process.stdout.isTTY && !flags.once;
+    for (let frame = 0; ; frame++) {
+      const s = await fetchStatus();
+      const lines = statusLines(s, frame % 5 === 0 || !live ? (lastCredits = await credits(identity, s.deviceId)) : lastCredits);
+      if (!live) {
+        for (const line of lines) out(line);
+        return;
+      }
+      process.stdout.write("\x1b[H\x1b[2J" + lines.join("\n") + "\n\n(live; Ctrl-C to quit)\n");
+      await new Promise((r) => setTimeout(r, 1_000));
+    }
+  });
+let lastCredits = "";
+
+for (const [cmd, description] of [
+  ["pause", "stop taking calls (in-flight calls finish); the agent stays up"],
+  ["resume", "take calls again after pause"],
+  ["drain", "stop taking calls, let in-flight calls finish within the grace period, then stop the agent"],
+] as const) {
+  program
+    .command(cmd)
+    .description(description)
+    .option("--data-dir <dir>", "the running agent's data dir (or HEARTH_AGENT_DIR)")
+    .option("--device-id <id>", "which agent, when several run with this data dir")
+    .action(async (flags: { dataDir?: string; deviceId?: string }) => {
+      const dataDir = flags.dataDir ?? defaultDataDir();
+      const reply = await request(dataDir, pickDevice(dataDir, flags.deviceId, readIdentity(dataDir)?.deviceId), { cmd });
+      if (!reply.ok) throw new HearthError("ERR_BAD_REQUEST", reply.error);
+      out(cmd === "drain" ? "draining: no new calls; the agent stops once in-flight calls finish" : cmd === "pause" ? "paused: in-flight calls finish, no new ones" : "resumed");
+    });
+}
 
 program.parseAsync(process.argv).catch((error: unknown) => {
   if (error instanceof HearthError) {

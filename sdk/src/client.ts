@@ -1,13 +1,17 @@
 /** A typed client for the Hearth platform API. */
 import {
+  DeviceCredits,
   DeviceList,
   encodeEnvHeader,
   ENV_HEADER,
   FunctionList,
   FunctionView,
   HearthError,
+  UsageReport,
   VersionList,
+  type DeviceCredits as DeviceCreditsT,
   type DeviceView,
+  type UsageReport as UsageReportT,
   type FunctionLimitsInput,
   type FunctionView as FunctionViewT,
   type VersionRecord,
@@ -199,6 +203,33 @@ export class HearthClient {
    */
   async devices(): Promise<DeviceView[]> {
     return (await this.api("GET", "/devices", DeviceList)).devices;
+  }
+
+  /**
+   * Usage of your apps (calls, CPU-seconds, bytes), by day and function.
+   *
+   * @example
+   * const { apps } = await hearth.usage({ app: "demo" });
+   * console.log(apps[0]?.totals.cpuSeconds);
+   */
+  async usage(filter: { app?: string; day?: string } = {}): Promise<UsageReportT> {
+    const query: Record<string, string> = {};
+    if (filter.app !== undefined) query["app"] = filter.app;
+    if (filter.day !== undefined) query["day"] = filter.day;
+    return this.api("GET", "/usage", UsageReport, { query });
+  }
+
+  /**
+   * A device's credits by day (1 credit = 1 CPU-second served). Needs the API
+   * token or the device's own token.
+   *
+   * @example
+   * const credits = await hearth.deviceCredits("my-laptop");
+   */
+  async deviceCredits(deviceId: string, filter: { day?: string } = {}): Promise<DeviceCreditsT> {
+    const query: Record<string, string> = {};
+    if (filter.day !== undefined) query["day"] = filter.day;
+    return this.api("GET", `/devices/${enc(deviceId)}/credits`, DeviceCredits, { query });
   }
 
   /**

@@ -20,11 +20,31 @@ import {
 import { connect, headers as natsHeaders, type Msg, type NatsConnection, type Subscription } from "@nats-io/transport-node";
 import { BundleCache } from "../bundles/index.ts";
 import type { AgentConfig } from "../config/index.ts";
+import { CoreGate, WarmIsolates } from "../limits/index.ts";
 import type { Logger } from "../log/index.ts";
+import type { PauseReason } from "../owner/index.ts";
 import { SandboxPool } from "../sandbox/supervisor.ts";
 import type { SandboxResult } from "../sandbox/messages.ts";
 
 export const AGENT_VERSION = "0.1.0";
+
+/** What `hearth-agent status` shows (from the running daemon, over its control socket). */
+export interface AgentStatus {
+  deviceId: string;
+  ownerId: string;
+  state: "serving" | "paused" | "draining";
+  pausedFor: PauseReason[];
+  cores: number;
+  coresInUse: number;
+  queued: number;
+  memoryMb: number;
+  memoryWarmMb: number;
+  functions: { app: string; fn: string; version: string; memoryMb: number }[];
+  /** Served today (UTC), as this device metered it; the platform's ledger is what counts for credits. */
+  today: { day: string; calls: number; errors: number; cpuMs: number };
+  connected: boolean;
+  startedAt: string;
+}
 
 interface Placed {
   app: string;
@@ -48,6 +68,13 @@ export class Agent implements AsyncDisposable {
   private idle?: () => void;
   private closing?: Promise<void>;
   draining = false;
+  /** Set while the owner's schedule, load, battery or own wish keeps the device off the fabric. */
+  private pausedFor: PauseReason[] = [];
+  private pausing?: Promise<void>;
+  readonly gate: CoreGate;
+  readonly memory: WarmIsolates;
+  private today = { day: "", calls: 0, errors: 0, cpuMs: 0 };
+  private readonly startedAt = new Date().toISOString();
 
   private constructor(config: Readonly<AgentConfig>, log: Logger, nc: NatsConnection, pool: SandboxPool) {
     this.config = config;
@@ -56,9 +83,11 @@ export class Agent implements AsyncDisposable {
     this.pool = pool;
     this.subjects = new Subjects(config.subjectPrefix);
     this.bundles = new BundleCache(nc, this.subjects);
+    this.gate = new CoreGate({ slots: config.cores, maxQueued: config.queueMax, maxWaitMs: config.queueWaitMs });
+    this.memory = new WarmIsolates(config.memoryMb, (key) => this.pool.drop(key));
   }
 
-  static async start(config: Readonly<AgentConfig>, log: Logger): Promise<Agent> {
+  static async start(config: Readonly<AgentConfig>, log: Logger, options: { paused?: PauseReason[] } = {}): Promise<Agent> {
     const pool = new SandboxPool({
       size: config.sandboxes ?? Math.max(1, Math.ceil(config.cores)),
       log,
@@ -78,8 +107,25 @@ export class Agent implements AsyncDisposable {
       throw new HearthError("ERR_PLATFORM_UNREACHABLE", `could not connect to the fabric at ${config.natsUrl}: ${(error as Error).message}`);
     }
     const agent = new Agent(config, log, nc, pool);
-    agent.listen();
+    agent.watchConnection();
+    if (options.paused && options.paused.length > 0) {
+      agent.pausedFor = [...options.paused];
+      log.info({ reasons: agent.pausedFor }, "starting paused: not joining the fabric for calls yet");
+    } else agent.listen();
     return agent;
+  }
+
+  /** Logs the fabric connection going and coming back (nats.js reconnects with backoff, forever). */
+  private watchConnection(): void {
+    void (async () => {
+      for await (const s of this.nc.status()) {
+        if (s.type === "disconnect") this.log.warn({ server: s.server }, "lost the fabric; reconnecting");
+        else if (s.type === "reconnect") {
+          this.log.info({ server: s.server }, "back on the fabric");
+          this.heartbeat();
+        }
+      }
+    })().catch(() => undefined);
   }
 
   private listen(): void {
@@ -99,7 +145,7 @@ export class Agent implements AsyncDisposable {
   }
 
   heartbeat(): void {
-    if (this.nc.isClosed() || this.draining) return;
+    if (this.nc.isClosed() || this.draining || this.pausedFor.length > 0) return;
     const beat: Heartbeat = {
       deviceId: this.config.deviceId,
       ownerId: this.config.ownerId,
@@ -108,7 +154,7 @@ export class Agent implements AsyncDisposable {
       cores: this.config.cores,
       memoryMb: this.config.memoryMb,
       activeCalls: this.active,
-      freeCores: Math.max(0, this.config.cores - this.active),
+      freeCores: Math.max(0, this.config.cores - this.gate.inUse),
       functions: [...this.placed.values()].map(({ app, fn, version }) => ({ app, fn, version })),
       agentVersion: AGENT_VERSION,
       sentAt: Date.now(),
@@ -136,14 +182,28 @@ export class Agent implements AsyncDisposable {
         this.unplace(id);
         return reply({ ok: true });
       }
-      if (this.draining) throw new HearthError("ERR_NO_DEVICE", "this device is draining");
-      const code = await this.bundles.get(message.version);
-      // Warm up: compile the new version before it takes calls, so a bad bundle fails the placement.
-      const loaded = await this.pool.load(`${id}@${message.version}`, code, sandboxLimits(message.limits));
-      if (!loaded.ok) throw new HearthError(loaded.code, loaded.message);
+      if (this.draining || this.pausedFor.length > 0) throw new HearthError("ERR_NO_DEVICE", "this device is draining or paused");
+      const key = `${id}@${message.version}`;
+      // The owner's memory cap: the warm isolate needs room (idle ones are evicted first), or the placement is refused.
+      const release = this.memory.use(key, message.limits.memoryMb);
+      try {
+        const code = await this.bundles.get(message.version);
+        // Warm up: compile the new version before it takes calls, so a bad bundle fails the placement.
+        const loaded = await this.pool.load(key, code, sandboxLimits(message.limits));
+        if (!loaded.ok) {
+          this.memory.forget(key);
+          throw new HearthError(loaded.code, loaded.message);
+        }
+        if (this.draining || this.pausedFor.length > 0) throw new HearthError("ERR_NO_DEVICE", "this device started draining or pausing");
+      } finally {
+        release();
+      }
       const current = this.placed.get(id);
       if (current) {
-        if (current.version !== message.version) this.pool.drop(`${id}@${current.version}`);
+        if (current.version !== message.version) {
+          this.pool.drop(`${id}@${current.version}`);
+          this.memory.forget(`${id}@${current.version}`);
+        }
         Object.assign(current, { version: message.version, limits: message.limits });
       } else {
         const sub = this.nc.subscribe(this.subjects.invoke(message.app, message.fn), {
@@ -168,6 +228,7 @@ export class Agent implements AsyncDisposable {
     const placed = this.placed.get(id);
     if (!placed) return;
     this.placed.delete(id);
+    this.memory.forget(`${id}@${placed.version}`);
     // drain: calls already delivered still get their answer
     placed.sub.drain().catch(() => undefined);
     this.pool.drop(`${id}@${placed.version}`);
@@ -177,7 +238,10 @@ export class Agent implements AsyncDisposable {
 
   private async onInvoke(msg: Msg): Promise<void> {
     const started = performance.now();
+    // counted from arrival, so a drain waits for queued calls too: none is lost
     this.active++;
+    let release: (() => void) | undefined;
+    let metered: { cpuMs: number; ok: boolean } | undefined;
     try {
       const h = msg.headers;
       const meta = InvokeMeta.safeParse({
@@ -202,14 +266,24 @@ export class Agent implements AsyncDisposable {
       }
       // The gateway may already run a newer (or rolled-back) version than the last placement: it names the version.
       const code = await this.bundles.get(version);
+      // At most `cores` calls run at once; the rest wait (bounded) for a core.
+      release = await this.gate.acquire(meta.data.deadline - Date.now());
+      const key = `${app}/${fn}@${version}`;
+      const core = release;
+      const isolate = this.memory.use(key, placed.limits.memoryMb);
+      release = () => {
+        isolate();
+        core();
+      };
       const remaining = meta.data.deadline - Date.now();
       const limits = sandboxLimits({ ...placed.limits, wallMs: Math.max(1, Math.min(placed.limits.wallMs, remaining)) });
-      const result = await this.pool.invoke(`${app}/${fn}@${version}`, code, requestId, limits, {
+      const result = await this.pool.invoke(key, code, requestId, limits, {
         method: meta.data.method,
         url: meta.data.url,
         headers: requestHeaders,
         body: msg.data.byteLength > 0 ? (msg.data as Uint8Array<ArrayBuffer>) : null,
       });
+      metered = { cpuMs: result.cpuMs, ok: result.ok };
       this.respond(msg, result);
     } catch (error) {
       const e = error instanceof HearthError ? error : new HearthError("ERR_INTERNAL", (error as Error).message);
@@ -221,9 +295,90 @@ export class Agent implements AsyncDisposable {
       h.set(INVOKE_HEADERS.device, this.config.deviceId);
       msg.respond(new Uint8Array(0), { headers: h });
     } finally {
+      release?.();
+      if (metered) this.meter(metered.cpuMs, metered.ok);
       this.active--;
       if (this.active === 0) this.idle?.();
     }
+  }
+
+  private meter(cpuMs: number, ok: boolean): void {
+    const day = new Date().toISOString().slice(0, 10);
+    if (this.today.day !== day) this.today = { day, calls: 0, errors: 0, cpuMs: 0 };
+    this.today.calls++;
+    if (!ok) this.today.errors++;
+    this.today.cpuMs += cpuMs;
+  }
+
+  /** A snapshot for `hearth-agent status`. */
+  status(): AgentStatus {
+    const day = new Date().toISOString().slice(0, 10);
+    if (this.today.day !== day) this.today = { day, calls: 0, errors: 0, cpuMs: 0 };
+    return {
+      deviceId: this.config.deviceId,
+      ownerId: this.config.ownerId,
+      state: this.draining ? "draining" : this.pausedFor.length > 0 ? "paused" : "serving",
+      pausedFor: [...this.pausedFor],
+      cores: this.config.cores,
+      coresInUse: this.gate.inUse,
+      queued: this.gate.queued,
+      memoryMb: this.config.memoryMb,
+      memoryWarmMb: this.memory.usedMb,
+      functions: [...this.placed.values()].map((p) => ({ app: p.app, fn: p.fn, version: p.version, memoryMb: p.limits.memoryMb })),
+      today: { ...this.today },
+      connected: !this.nc.isClosed() && this.nc.getServer() !== "",
+      startedAt: this.startedAt,
+    };
+  }
+
+  get paused(): readonly PauseReason[] {
+    return this.pausedFor;
+  }
+
+  /**
+   * Leaves the fabric for calls while the owner's schedule, load, battery or
+   * wish says so: the same as a drain (no new calls at once, in-flight calls
+   * finish within the grace period), but the agent stays up and serves again
+   * on resume. An empty list resumes.
+   */
+  async setPaused(reasons: readonly PauseReason[]): Promise<void> {
+    if (this.draining) return;
+    await this.pausing;
+    const was = this.pausedFor.length > 0;
+    this.pausedFor = [...reasons];
+    if (reasons.length > 0 && !was) {
+      this.log.info({ reasons }, "pausing: leaving the fabric for new calls; in-flight calls may finish");
+      this.pausing = this.leave(this.config.drainGraceMs);
+      await this.pausing;
+      this.log.info({ reasons }, "paused");
+    } else if (reasons.length === 0 && was) {
+      this.log.info("resuming: joining the fabric again");
+      this.listen();
+    }
+  }
+
+  /** Stops heartbeats and control, leaves every queue group, forgets placements, waits for calls in flight. */
+  private async leave(graceMs: number): Promise<void> {
+    clearInterval(this.heartbeatTimer);
+    this.control?.unsubscribe();
+    this.control = undefined;
+    const placed = [...this.placed.values()];
+    this.placed.clear();
+    await Promise.all(placed.map((p) => p.sub.drain().catch(() => undefined)));
+    await this.waitIdle(graceMs);
+    // the owner gets the memory back while paused
+    for (const key of this.memory.clear()) this.pool.drop(key);
+  }
+
+  private async waitIdle(graceMs: number): Promise<void> {
+    if (this.active === 0) return;
+    await new Promise<void>((resolve) => {
+      const timer = setTimeout(resolve, graceMs);
+      this.idle = () => {
+        clearTimeout(timer);
+        resolve();
+      };
+    });
   }
 
   private respond(msg: Msg, result: SandboxResult): void {
@@ -254,16 +409,9 @@ export class Agent implements AsyncDisposable {
   async drain(graceMs = this.config.drainGraceMs): Promise<void> {
     this.draining = true;
     clearInterval(this.heartbeatTimer);
+    await this.pausing;
     await Promise.all([...this.placed.values()].map((p) => p.sub.drain().catch(() => undefined)));
-    if (this.active > 0) {
-      await new Promise<void>((resolve) => {
-        const timer = setTimeout(resolve, graceMs);
-        this.idle = () => {
-          clearTimeout(timer);
-          resolve();
-        };
-      });
-    }
+    await this.waitIdle(graceMs);
   }
 
   close(): Promise<void> {

@@ -2,9 +2,11 @@
  * The agent's configuration: one zod schema for flags, config files and
  * environment alike, parsed once at start-up and frozen.
  */
-import { availableParallelism, hostname, totalmem } from "node:os";
+import { availableParallelism, homedir, hostname, totalmem } from "node:os";
+import { join } from "node:path";
 import { DeviceId, formatZodError, HearthError, Location } from "@hearth/protocol";
 import { z } from "zod";
+import { ScheduleWindowSchema } from "../owner/schedule.ts";
 
 export const AgentConfig = z.strictObject({
   natsUrl: z.string().regex(/^(nats|tls|ws|wss):\/\/.+/, "natsUrl must be a nats://, tls://, ws:// or wss:// URL"),
@@ -32,6 +34,25 @@ export const AgentConfig = z.strictObject({
   /** Sandbox processes; defaults to one per donated core. */
   sandboxes: z.number().int().min(1).max(64).optional(),
   logLevel: z.enum(["fatal", "error", "warn", "info", "debug", "trace", "silent"]).default("info"),
+  /** Where the agent keeps its identity (0600), its control socket and its pid file. */
+  dataDir: z.string().min(1, "dataDir must not be empty").max(1024).default(() => defaultDataDir()),
+  /** When to serve, local time, e.g. ["weekdays 22:00-07:00", "weekends 00:00-24:00"]; empty = always. */
+  schedule: z.array(ScheduleWindowSchema).max(32, "schedule takes at most 32 windows").default([]),
+  /** Pause while the owner's own load is high (idlePauseAbove for idleForMs); serve again once it stays below idleResumeBelow. */
+  idleOnly: z.boolean().default(false),
+  idlePauseAbove: z.number().gt(0, "idlePauseAbove must be more than 0").max(1, "idlePauseAbove is a fraction of the machine, at most 1").default(0.5),
+  idleResumeBelow: z.number().min(0, "idleResumeBelow must be at least 0").lt(1, "idleResumeBelow must be less than 1").default(0.25),
+  idleForMs: z.number().int().min(0).max(3_600_000).default(30_000),
+  /** Pause while the machine runs on battery (where the OS says so). */
+  pauseOnBattery: z.boolean().default(true),
+  /** How often schedule, battery and load are checked. */
+  checkMs: z.number().int().min(50).max(60_000).default(2_000),
+  /** Calls that may wait for a free core, and for how long, before failing with ERR_DEVICE_BUSY. */
+  queueMax: z.number().int().min(0).max(10_000).default(32),
+  queueWaitMs: z.number().int().min(0).max(60_000).default(5_000),
+}).refine((c) => c.idleResumeBelow < c.idlePauseAbove, {
+  message: "idleResumeBelow must be below idlePauseAbove (the gap is the hysteresis that stops flapping)",
+  path: ["idleResumeBelow"],
 });
 export type AgentConfig = z.infer<typeof AgentConfig>;
 export type AgentConfigInput = z.input<typeof AgentConfig>;
@@ -42,6 +63,53 @@ export function parseAgentConfig(input: unknown, subject = "agent config"): Read
   return Object.freeze(parsed.data);
 }
 
+/** `HEARTH_AGENT_DIR`, else ~/.hearth-agent. */
+export function defaultDataDir(env: NodeJS.ProcessEnv = process.env): string {
+  return env["HEARTH_AGENT_DIR"] || join(homedir(), ".hearth-agent");
+}
+
 export function defaultDeviceId(): string {
   return hostname().replace(/[^A-Za-z0-9_-]/g, "-").slice(0, 48) || "device";
+}
+
+/** The environment variables the agent reads (docs/agent.md). */
+export function configFromEnv(env: NodeJS.ProcessEnv): Record<string, unknown> {
+  const out: Record<string, unknown> = {};
+  if (env["HEARTH_NATS_URL"]) out["natsUrl"] = env["HEARTH_NATS_URL"];
+  if (env["HEARTH_DEVICE_ID"]) out["deviceId"] = env["HEARTH_DEVICE_ID"];
+  if (env["HEARTH_SUBJECT_PREFIX"]) out["subjectPrefix"] = env["HEARTH_SUBJECT_PREFIX"];
+  if (env["HEARTH_LOG_LEVEL"]) out["logLevel"] = env["HEARTH_LOG_LEVEL"];
+  if (env["HEARTH_AGENT_DIR"]) out["dataDir"] = env["HEARTH_AGENT_DIR"];
+  return out;
+}
+
+export interface ConfigSources {
+  /** Parsed command-line flags (undefined = not given). */
+  flags?: Record<string, unknown>;
+  /** The config file's object. */
+  file?: Record<string, unknown>;
+  env?: NodeJS.ProcessEnv;
+  /** What `hearth-agent join` stored: the device's id, owner, region and fabric. */
+  identity?: { deviceId: string; ownerId: string; region: string; natsUrl: string; subjectPrefix: string };
+}
+
+/**
+ * One config from every source, later ones winning: defaults, the joined
+ * identity, the environment, the config file, flags. Validated once; a bad
+ * value is an ERR_BAD_REQUEST naming its key.
+ */
+export function resolveAgentConfig(sources: ConfigSources): Readonly<AgentConfig> {
+  const defined = (o: Record<string, unknown> | undefined) => Object.fromEntries(Object.entries(o ?? {}).filter(([, v]) => v !== undefined));
+  const id = sources.identity;
+  const merged: Record<string, unknown> = {
+    deviceId: defaultDeviceId(),
+    ...(id ? { deviceId: id.deviceId, ownerId: id.ownerId, region: id.region, natsUrl: id.natsUrl, subjectPrefix: id.subjectPrefix } : {}),
+    ...configFromEnv(sources.env ?? {}),
+    ...defined(sources.file),
+    ...defined(sources.flags),
+  };
+  if (merged["natsUrl"] === undefined) {
+    throw new HearthError("ERR_BAD_REQUEST", "no fabric URL: run hearth-agent join <platform-url> --token <token>, pass --nats nats://host:4222, or set HEARTH_NATS_URL");
+  }
+  return parseAgentConfig(merged);
 }

@@ -4,7 +4,7 @@
  * unexpected errors print a stack.
  */
 import { existsSync } from "node:fs";
-import { AppName, formatZodError, FunctionName, HearthError, Sha256Hex, type FunctionView } from "@hearth/protocol";
+import { AppName, formatZodError, FunctionName, HearthError, Sha256Hex, UsageDay, type FunctionView, type UsageReport } from "@hearth/protocol";
 import { Command, Option } from "commander";
 import { z } from "zod";
 import { HearthClient } from "../client.ts";
@@ -147,7 +147,39 @@ export function buildProgram(): Command {
       for (const d of devices) out(`${d.deviceId}\t${d.region}\t${d.location.label}\t${d.cores} cores\t${d.activeCalls} active\t${d.functions} functions`);
     });
 
+  program
+    .command("usage")
+    .description("calls, CPU-seconds and bytes of your apps, by day and function")
+    .option("--app <app>", "only this app")
+    .option("--day <YYYY-MM-DD>", "only this day (UTC)")
+    .option("--json", "print JSON")
+    .action(async (flags: { app?: string; day?: string; json?: boolean }) => {
+      const app = flags.app === undefined ? undefined : parse(AppName, flags.app, "app");
+      const day = flags.day === undefined ? undefined : parse(UsageDay, flags.day, "--day");
+      const report = await client(program).usage({ app, day });
+      if (flags.json) return out(JSON.stringify(report, null, 2));
+      for (const line of usageLines(report)) out(line);
+    });
+
   return program;
+}
+
+/** The usage report as a table for people. */
+export function usageLines(report: UsageReport): string[] {
+  if (report.apps.every((a) => a.days.length === 0)) return ["no usage yet: calls show up here within seconds of being made"];
+  const lines: string[] = [];
+  const row = (label: string, t: { calls: number; errors: number; cpuSeconds: number; wallUs: number; requestBytes: number; responseBytes: number }) =>
+    `${label.padEnd(28)} ${String(t.calls).padStart(8)} ${String(t.errors).padStart(7)} ${t.cpuSeconds.toFixed(3).padStart(10)} ${(t.wallUs / 1e6).toFixed(3).padStart(10)} ${String(t.requestBytes).padStart(10)} ${String(t.responseBytes).padStart(10)}`;
+  for (const app of report.apps) {
+    if (app.days.length === 0) continue;
+    lines.push(`${app.app}`, `${"day / function".padEnd(28)} ${"calls".padStart(8)} ${"errors".padStart(7)} ${"cpu s".padStart(10)} ${"wall s".padStart(10)} ${"bytes in".padStart(10)} ${"bytes out".padStart(10)}`);
+    for (const day of app.days) {
+      lines.push(row(day.day, day.totals));
+      for (const fn of day.functions) lines.push(row(`  ${fn.fn}`, fn));
+    }
+    lines.push(row("total", app.totals), "");
+  }
+  return lines;
 }
 
 export async function run(argv: string[]): Promise<number> {
