@@ -264,6 +264,29 @@ describe("timers and giant answers", () => {
     expect(logs.filter((l) => l.key === key && l.message === "tick").length).toBe(ticks);
   });
 
+  it("a log flood is cut at the per-call budget with one notice", async () => {
+    const key = uniqueKey("log-flood");
+    const result = await call(pool, key, `export default { fetch() { for (let i = 0; i < 100000; i++) console.log("line " + i); return new Response("done"); } }`);
+    expect(text(result)).toBe("done");
+    for (let i = 0; i < 50 && !logs.some((l) => l.key === key && /log limit reached/.test(l.message)); i++) await new Promise((r) => setTimeout(r, 20));
+    const lines = logs.filter((l) => l.key === key);
+    expect(lines.length).toBeLessThanOrEqual(1_001);
+    expect(lines.at(-1)?.message).toMatch(/log limit reached/);
+    await stillServing();
+  });
+
+  it("tampering with the runtime's own built-ins does not lift the host's bounds", async () => {
+    const result = await hostile(
+      "tamper-timers",
+      `Object.defineProperty(Map.prototype, "size", { get: () => 0 });
+       for (let i = 0; i < 50000; i++) setTimeout(() => {}, 60_000);
+       throw new Error("armed them all");`,
+      { limits: { cpuMs: 5_000 } },
+    );
+    expect(["ERR_FUNCTION_THREW", "ERR_CPU_LIMIT", "ERR_MEMORY_LIMIT", "ERR_WALL_TIME_LIMIT"]).toContain(result.code);
+    await stillServing();
+  });
+
   it("too many timers: the function gets a RangeError, the host stays bounded", async () => {
     const result = await hostile("timers", `for (let i = 0; ; i++) setTimeout(() => {}, 60_000);`);
     expect(result.code).toBe("ERR_FUNCTION_THREW");

@@ -45,6 +45,11 @@ const LOAD_TIMEOUT_MS = 2_000;
 const CPU_POLL_MS = 5;
 const MEMORY_POLL_MS = 250;
 const MAX_TIMERS = 1_000;
+/** Per call (or per run of overlapping calls) budgets: a function cannot flood the pipe, the logs or the network. */
+const MAX_LOG_LINES = 1_000;
+const MAX_LOG_BYTES = 256 * 1024;
+const MAX_FETCHES = 50;
+const MAX_URL_LENGTH = 2 * 1024 * 1024;
 const MAX_RANDOM_BYTES = 65_536;
 const MAX_HASH_INPUT = 64 * 1024 * 1024;
 const FETCH_TIMEOUT_MS = 60_000;
@@ -70,6 +75,10 @@ interface Instance {
   /** Why the isolate was stopped, for every call that was on it. */
   killedFor?: ErrorCode;
   heapBytes: number;
+  /** Spent from the budgets above since the isolate last went idle. */
+  logLines: number;
+  logBytes: number;
+  fetchCount: number;
 }
 
 class CallError extends Error {
@@ -91,6 +100,7 @@ function send(message: FromSandbox): void {
 }
 
 function parseUrl(input: string, base: string | undefined) {
+  if (String(input).length > MAX_URL_LENGTH || (base !== undefined && String(base).length > MAX_URL_LENGTH)) return null;
   try {
     const u = new URL(String(input), base === undefined ? undefined : String(base));
     return {
@@ -206,12 +216,22 @@ async function createInstance(key: string, limits: SandboxLimits): Promise<Insta
   const code = codes.get(key);
   if (code === undefined) throw new CallError("ERR_INTERNAL", `no code for ${key}`);
   const isolate = new ivm.Isolate({ memoryLimit: limits.memoryMb });
-  const instance = { key, isolate, memoryMb: limits.memoryMb, requestId: "", active: 0, timers: new Map(), envJson: "", heapBytes: 0 } as Instance;
+  const instance = {
+    key,
+    isolate,
+    memoryMb: limits.memoryMb,
+    requestId: "",
+    active: 0,
+    timers: new Map(),
+    envJson: "",
+    heapBytes: 0,
+    logLines: 0,
+    logBytes: 0,
+    fetchCount: 0,
+  } as Instance;
   try {
     const context = await isolate.createContext();
-    const log = new ivm.Callback((level: string, message: string) => {
-      send({ type: "log", key, requestId: instance.requestId, level: level as "info", message: String(message).slice(0, 16384) });
-    });
+    const log = new ivm.Callback((level: string, message: string) => writeLog(instance, level, String(message)));
     const timer = new ivm.Callback((op: number, id: number, ms: number) => armTimer(instance, op, id, ms));
     const fetchCallback = new ivm.Callback((id: number, raw: unknown) => startFetch(instance, id, raw));
     const options = new ivm.ExternalCopy({ userAgent: USER_AGENT, maxTimers: MAX_TIMERS }).copyInto();
@@ -261,10 +281,31 @@ async function createInstance(key: string, limits: SandboxLimits): Promise<Insta
 }
 
 /** Starts an outbound fetch for the isolate; the answer goes back in only while a call still runs there. */
+const LEVELS = new Set(["debug", "info", "warn", "error"]);
+function writeLog(instance: Instance, level: string, message: string): void {
+  if (instance.logLines > MAX_LOG_LINES || instance.logBytes > MAX_LOG_BYTES) return;
+  const line = message.slice(0, 16_384);
+  instance.logLines++;
+  instance.logBytes += line.length;
+  const over = instance.logLines > MAX_LOG_LINES || instance.logBytes > MAX_LOG_BYTES;
+  send({
+    type: "log",
+    key: instance.key,
+    requestId: instance.requestId,
+    level: over ? "warn" : ((LEVELS.has(level) ? level : "info") as "info"),
+    message: over ? `log limit reached (${MAX_LOG_LINES} lines or ${MAX_LOG_BYTES} bytes per call): further lines of this call are dropped` : line,
+  });
+}
+
 function startFetch(instance: Instance, id: number, raw: unknown): void {
   if (instance.active === 0) return;
   const parsed = OutboundFromIsolate.safeParse(raw);
-  const answer = parsed.success ? outboundFetch(instance.key, parsed.data as OutboundRequest) : Promise.resolve({ error: "invalid fetch request" });
+  const answer =
+    ++instance.fetchCount > MAX_FETCHES
+      ? Promise.resolve({ error: `too many fetches: at most ${MAX_FETCHES} per call` })
+      : parsed.success
+        ? outboundFetch(instance.key, parsed.data as OutboundRequest)
+        : Promise.resolve({ error: "invalid fetch request" });
   void answer.then((response) => {
     if (instance.active === 0 || instance.isolate.isDisposed) return;
     instance.fetched
@@ -279,6 +320,8 @@ function armTimer(instance: Instance, op: number, id: number, ms: number): void 
   instance.timers.delete(id);
   // No call is running: a timer armed now would outlive it, so it never fires.
   if (op === 0 || instance.active === 0 || instance.isolate.isDisposed) return;
+  // the runtime bounds timers too, but it lives among tenant code: the host keeps its own bound
+  if (instance.timers.size >= MAX_TIMERS) return;
   const delay = Math.max(0, Math.min(Number(ms) || 0, 2 ** 31 - 1));
   const fire = () => {
     if (op === 1) instance.timers.delete(id);
@@ -364,6 +407,11 @@ async function invoke(
   if (!request) return send({ type: "result", id, ok: true, status: 200, headers: [], body: new Uint8Array(0), ...timing() });
 
   instance.requestId = requestId;
+  if (instance.active === 0) {
+    instance.logLines = 0;
+    instance.logBytes = 0;
+    instance.fetchCount = 0;
+  }
   instance.active++;
   const { isolate } = instance;
   const cpuStart = isolate.cpuTime;
