@@ -30,20 +30,31 @@ export const warmCall: Benchmark = {
     const seconds = ctx.quick ? 3 : 10;
     const warmupSeconds = ctx.quick ? 1 : 2;
 
-    // Hearth: platform + nats-server + one device (one sandbox process)
-    ctx.log("warm-call: starting a local Hearth with one device");
-    const h = await startBenchHearth(ctx, [{ deviceId: "bench-warm", cores: 1 }]);
-    await h.client.deployFile(join(ctx.root, "examples/hello/src/index.ts"), { app: "bench", name: "hello", replicas: 1 });
-    const fn = await h.client.waitUntilReady("bench", "hello", { timeoutMs: 30_000, intervalMs: 50 });
-    const hearthUrl = `${fn.url}${PATH}`;
-    const check = await fetch(hearthUrl);
-    if (!check.ok) throw new Error(`examples/hello answered ${check.status}: ${await check.text()}`);
-    if ((await check.text()) !== HELLO_JSON) throw new Error("examples/hello answered something else than the bench expects");
-
-    ctx.log(`warm-call: gateway, ${CONCURRENCY} connections, ${seconds} s`);
-    await httpLoad(hearthUrl, { connections: CONCURRENCY, seconds: warmupSeconds });
-    const hearth = await measure(h.pidsByRole(), () => httpLoad(hearthUrl, { connections: CONCURRENCY, seconds }));
-    await h.hearth.stop();
+    // Hearth: platform + nats-server (+ redis-server) + one device (one sandbox process); with usage metering as shipped, then without
+    const hearthRun = async (ledger: "required" | "off"): Promise<Measured> => {
+      ctx.log(`warm-call: local Hearth with one device, usage metering ${ledger === "off" ? "off" : "on"}`);
+      const previous = process.env["HEARTH_LEDGER"];
+      process.env["HEARTH_LEDGER"] = ledger; // startLocalHearth hands the platform this environment
+      let h;
+      try {
+        h = await startBenchHearth(ctx, [{ deviceId: "bench-warm", cores: 1 }]);
+      } finally {
+        if (previous === undefined) delete process.env["HEARTH_LEDGER"];
+        else process.env["HEARTH_LEDGER"] = previous;
+      }
+      await h.client.deployFile(join(ctx.root, "examples/hello/src/index.ts"), { app: "bench", name: "hello", replicas: 1 });
+      const fn = await h.client.waitUntilReady("bench", "hello", { timeoutMs: 30_000, intervalMs: 50 });
+      const url = `${fn.url}${PATH}`;
+      const check = await fetch(url);
+      const text = await check.text();
+      if (!check.ok || text !== HELLO_JSON) throw new Error(`examples/hello answered ${check.status} ${text}, not what the bench expects`);
+      await httpLoad(url, { connections: CONCURRENCY, seconds: warmupSeconds });
+      const result = await measure(h.pidsByRole(), () => httpLoad(url, { connections: CONCURRENCY, seconds }));
+      await h.hearth.stop();
+      return result;
+    };
+    const hearth = await hearthRun("required");
+    const unmetered = await hearthRun("off");
 
     // Baseline 1: bare Hono in its own process, same JSON
     ctx.log("warm-call: bare Hono baseline");
@@ -74,7 +85,7 @@ export const warmCall: Benchmark = {
     await responder.stop();
     await nats.stop();
 
-    for (const [name, r] of [["gateway", hearth], ["Hono", bare], ["NATS echo", echo]] as const) {
+    for (const [name, r] of [["gateway", hearth], ["gateway unmetered", unmetered], ["Hono", bare], ["NATS echo", echo]] as const) {
       if (r.failures > 0) ctx.log(`warm-call: warning: ${r.failures} failed calls on ${name}`);
     }
 
@@ -87,6 +98,9 @@ export const warmCall: Benchmark = {
       { bench: "warm", metric: "p50 latency", value: hearth.p50, unit: "ms", baseline: natsBase(echo.p50), better: "lower" },
       { bench: "warm", metric: "p99 latency", value: hearth.p99, unit: "ms", baseline: honoBase(bare.p99), better: "lower" },
       { bench: "warm", metric: "p99 latency", value: hearth.p99, unit: "ms", baseline: natsBase(echo.p99), better: "lower" },
+      { bench: "warm", metric: "requests/s, usage metering off", value: unmetered.rps, unit: "req/s", baseline: honoBase(bare.rps), better: "higher" },
+      { bench: "warm", metric: "p50 latency, usage metering off", value: unmetered.p50, unit: "ms", baseline: honoBase(bare.p50), better: "lower" },
+      { bench: "warm", metric: "p99 latency, usage metering off", value: unmetered.p99, unit: "ms", baseline: honoBase(bare.p99), better: "lower" },
     ];
     const cost: Row[] = [
       { bench: "cost", metric: "CPU per call, whole path", value: hearth.cpuMsPerCall * 1000, unit: "µs", baseline: honoBase(bare.cpuMsPerCall * 1000), better: "lower" },
@@ -95,13 +109,18 @@ export const warmCall: Benchmark = {
     for (const [role, ms] of Object.entries(hearth.cpuByRole ?? {})) {
       cost.push({ bench: "cost", metric: `CPU per call: ${role}`, value: ms * 1000, unit: "µs", baseline: honoBase(bare.cpuMsPerCall * 1000), better: "lower" });
     }
-    const calls = `${fmt(hearth.calls)} gateway calls, ${fmt(bare.calls)} Hono calls, ${fmt(echo.calls)} echo round trips`;
+    cost.push({ bench: "cost", metric: "CPU per call, whole path, usage metering off", value: unmetered.cpuMsPerCall * 1000, unit: "µs", baseline: honoBase(bare.cpuMsPerCall * 1000), better: "lower" });
+    for (const [role, ms] of Object.entries(unmetered.cpuByRole ?? {})) {
+      cost.push({ bench: "cost", metric: `CPU per call: ${role}, usage metering off`, value: ms * 1000, unit: "µs", baseline: honoBase(bare.cpuMsPerCall * 1000), better: "lower" });
+    }
+    const calls = `${fmt(hearth.calls)} gateway calls (${fmt(unmetered.calls)} unmetered), ${fmt(bare.calls)} Hono calls, ${fmt(echo.calls)} echo round trips`;
     return [
       {
         title: "Warm call through the gateway",
         rows,
         notes: [
           `GET /fn/bench/hello${PATH} (examples/hello, one device with one sandbox process, platform state ${ctx.state === "redis" ? "in redis-server" : "embedded"}), ${CONCURRENCY} connections for ${seconds} s after ${warmupSeconds} s of warm-up; autocannon in the bench process; ${calls}.`,
+          "Usage metering on is the platform as shipped (a usage record per call to JetStream, folded into the ledger in the same platform process); off is HEARTH_LEDGER=off, to show what metering costs.",
           "bare Hono: @hono/node-server in its own process answering the same JSON; NATS echo: nats.js request/reply of the same bytes between two processes, same concurrency.",
           "Warm call straight to a device's own HTTP ingress: not measured, the agent has no ingress yet.",
         ],

@@ -86,7 +86,7 @@ export function renderSections(sections: Section[]): string {
 
 export function renderMachine(m: Machine, mode: string, startedAt: Date, seconds: number): string {
   return [
-    `Run: ${startedAt.toISOString()}, mode \`${mode}\`, ${fmt(seconds)} s in all.`,
+    `Run: ${startedAt.toISOString()}, ${mode}, ${fmt(seconds)} s in all.`,
     "",
     `Machine: ${m.cpu}, ${m.cores} cores, ${fmt(m.memoryGiB)} GiB memory, Linux ${m.kernel}; Node ${m.node}; nats-server ${m.natsServer}.`,
     "",
