@@ -324,6 +324,25 @@ describe("the device keeps serving", () => {
     expect(!result.ok && result.code).toBe("ERR_CPU_LIMIT");
   });
 
+  it("a sandbox process over its own memory cap sheds idle isolates (they start cold next time) and keeps serving", async () => {
+    const small = await startPool({ processMemoryMb: 160 });
+    try {
+      const holder = `let keep; export default { fetch() { keep ??= new Uint8Array(40 * 1024 * 1024).fill(7); return new Response(String(keep.length)); } };`;
+      const keys = Array.from({ length: 5 }, (_, i) => uniqueKey(`holder-${i}`));
+      for (const key of keys) expect(text(await call(small, key, holder, { limits: { memoryMb: 64 } }))).toBe(String(40 * 1024 * 1024));
+      let first: SandboxResult | undefined;
+      for (let i = 0; i < 40; i++) {
+        await new Promise((r) => setTimeout(r, 50));
+        first = await call(small, keys[0]!, holder, { limits: { memoryMb: 64 } });
+        if (first.ok && first.cold) break;
+      }
+      expect(first?.ok && first.cold).toBe(true);
+      expect(text(await call(small, uniqueKey("after"), HELLO, { path: "/ok" }))).toBe("still serving /ok");
+    } finally {
+      await small[Symbol.asyncDispose]();
+    }
+  });
+
   it("a sandbox process killed with SIGKILL is restarted; only the calls on it fail, with ERR_SANDBOX_CRASHED", async () => {
     const two = await startPool({ size: 2 });
     try {
