@@ -1,0 +1,186 @@
+/**
+ * The owner's caps and pauses, end to end: a real nats-server, a platform and
+ * an agent daemon (in this process, so the test can move the agent's clock),
+ * functions called over HTTP through the gateway. Then real agent processes:
+ * SIGTERM and `hearth-agent drain` with calls in flight, and `status`.
+ */
+import { execFile } from "node:child_process";
+import { mkdtempSync, rmSync } from "node:fs";
+import { tmpdir } from "node:os";
+import { join } from "node:path";
+import { fileURLToPath } from "node:url";
+import { promisify } from "node:util";
+import { startLocalHearth, startNatsServer, type LocalHearth, type NatsServer } from "@hearth/devkit";
+import { resolveAgentConfig, silentLogger as agentLog, startDaemon, type Daemon } from "@hearth/node-agent";
+import { silentLogger, startPlatform, type Platform } from "@hearth/platform";
+import { HearthClient } from "@hearth/sdk";
+import { afterAll, beforeAll, describe, expect, it } from "vitest";
+
+const ROOT = fileURLToPath(new URL("../../", import.meta.url));
+const AGENT_BIN = join(ROOT, "node-agent/bin/hearth-agent.js");
+const run = promisify(execFile);
+const TOKEN = "drain-token-0123456789abcdef";
+
+/** Sleeps `ms` inside the call, then says when it started and ended. */
+const SLOW = (ms: number) => `export default { async fetch() {
+  const start = Date.now();
+  await new Promise((r) => setTimeout(r, ${ms}));
+  return Response.json({ start, end: Date.now() });
+} }`;
+
+async function until(what: string, check: () => Promise<boolean> | boolean, timeoutMs = 20_000): Promise<void> {
+  const deadline = Date.now() + timeoutMs;
+  for (let i = 0; i < 4_000; i++) {
+    if (await check()) return;
+    if (Date.now() > deadline) break;
+    await new Promise((r) => setTimeout(r, 25));
+  }
+  throw new Error(`timed out waiting for ${what}`);
+}
+
+describe("caps and pauses of one in-process agent", () => {
+  let nats: NatsServer;
+  let platform: Platform;
+  let client: HearthClient;
+  let daemon: Daemon;
+  let dataDir: string;
+  /** The agent's clock: the test moves it across the schedule's edge. */
+  let now = new Date(2026, 10, 23, 12, 0);
+
+  beforeAll(async () => {
+    nats = await startNatsServer({ jetstream: true });
+    platform = await startPlatform({ natsUrl: nats.url, token: TOKEN, log: silentLogger(), subjectPrefix: "draine2e", deadAfterMs: 1_500, tickMs: 200 });
+    client = new HearthClient({ url: platform.url, token: TOKEN });
+    dataDir = mkdtempSync(join(tmpdir(), "hearth-agent-"));
+    const config = resolveAgentConfig({
+      flags: {
+        natsUrl: nats.url,
+        subjectPrefix: "draine2e",
+        deviceId: "one-core",
+        dataDir,
+        cores: 1,
+        memoryMb: 256,
+        schedule: ["daily 08:00-20:00"],
+        pauseOnBattery: false,
+        heartbeatMs: 200,
+        checkMs: 60_000, // the test ticks the schedule itself
+        drainGraceMs: 10_000,
+      },
+    });
+    daemon = await startDaemon(config, agentLog(), { sensors: { now: () => now } });
+  });
+
+  afterAll(async () => {
+    await daemon?.stop();
+    await platform?.close();
+    await nats?.stop();
+    if (dataDir) rmSync(dataDir, { recursive: true, force: true });
+  });
+
+  it("a device donating 1 core never runs two calls at once", async () => {
+    await client.deploy({ app: "caps", name: "slow", code: SLOW(150), replicas: 1 });
+    await client.waitUntilReady("caps", "slow", { timeoutMs: 20_000 });
+    const answers = await Promise.all(
+      Array.from({ length: 5 }, async () => {
+        const res = await client.invoke("caps", "slow");
+        expect(res.status).toBe(200);
+        return (await res.json()) as { start: number; end: number };
+      }),
+    );
+    answers.sort((a, b) => a.start - b.start);
+    for (let i = 1; i < answers.length; i++) expect(answers[i]!.start).toBeGreaterThanOrEqual(answers[i - 1]!.end);
+    expect(daemon.agent.gate.peak).toBe(1);
+  });
+
+  it("a schedule window closing drains the device without failing in-flight calls, and it serves again when the window opens", async () => {
+    await client.deploy({ app: "caps", name: "night", code: SLOW(1_000), replicas: 1 });
+    await client.waitUntilReady("caps", "night", { timeoutMs: 20_000 });
+    const inFlight = Array.from({ length: 2 }, () => client.invoke("caps", "night"));
+    await until("both calls on the device", () => daemon.agent.activeCalls === 2);
+
+    now = new Date(2026, 10, 23, 20, 30); // the window closes
+    daemon.availability.tick();
+    for (const res of await Promise.all(inFlight)) expect(res.status).toBe(200);
+    await until("paused", () => daemon.status().state === "paused");
+    expect(daemon.status().pausedFor).toEqual(["schedule"]);
+
+    const refused = await client.invoke("caps", "night");
+    expect(refused.status).toBe(503);
+    expect(((await refused.json()) as { error: { code: string } }).error.code).toBe("ERR_NO_DEVICE");
+
+    now = new Date(2026, 10, 24, 8, 0); // next morning
+    daemon.availability.tick();
+    await until("serving again", async () => (await client.invoke("caps", "night")).status === 200, 20_000);
+    expect(daemon.status().state).toBe("serving");
+  });
+});
+
+describe("real agent processes", () => {
+  let hearth: LocalHearth;
+  let client: HearthClient;
+  const dataDir = mkdtempSync(join(tmpdir(), "hearth-agents-"));
+  const previous = process.env["HEARTH_AGENT_DIR"];
+
+  beforeAll(async () => {
+    // the agents devkit starts inherit this: their control sockets go to a temp dir
+    process.env["HEARTH_AGENT_DIR"] = dataDir;
+    hearth = await startLocalHearth({
+      logLevel: "warn",
+      devices: [
+        { deviceId: "drain-a", cores: 2 },
+        { deviceId: "drain-b", cores: 2 },
+        { deviceId: "drain-c", cores: 2 },
+      ],
+    });
+    client = new HearthClient({ url: hearth.url, token: hearth.token });
+  }, 60_000);
+
+  afterAll(async () => {
+    await hearth?.stop();
+    if (previous === undefined) delete process.env["HEARTH_AGENT_DIR"];
+    else process.env["HEARTH_AGENT_DIR"] = previous;
+    rmSync(dataDir, { recursive: true, force: true });
+  });
+
+  const agent = (...args: string[]) => run(process.execPath, [AGENT_BIN, ...args, "--data-dir", dataDir], { env: { ...process.env } });
+
+  it("status prints cores in use vs donated and what it served today, as plain lines off a terminal", async () => {
+    await client.deploy({ app: "drain", name: "quick", code: SLOW(1), replicas: 3 });
+    await client.waitUntilReady("drain", "quick", { timeoutMs: 20_000 });
+    for (let i = 0; i < 6; i++) expect((await client.invoke("drain", "quick")).status).toBe(200);
+    const { stdout } = await agent("status", "--device-id", "drain-a");
+    expect(stdout).toMatch(/^device {4}drain-a \(owner local\) {2}serving/m);
+    expect(stdout).toMatch(/^cores {5}\d+ in use of 2 donated/m);
+    expect(stdout).toMatch(/^today {5}\d+ calls \(0 failed\), [\d.]+ CPU-seconds/m);
+    expect(stdout).toMatch(/^credits {3}\(join a platform/m);
+    const json = JSON.parse((await agent("status", "--device-id", "drain-a", "--json")).stdout) as { cores: number; functions: unknown[] };
+    expect(json.cores).toBe(2);
+    expect(json.functions).toHaveLength(1);
+  });
+
+  it("SIGTERM and hearth-agent drain let in-flight calls finish: none is lost", async () => {
+    await client.deploy({ app: "drain", name: "slow", code: SLOW(1_500), replicas: 3 });
+    await client.waitUntilReady("drain", "slow", { timeoutMs: 20_000 });
+    const ready = await client.get("drain", "slow");
+    await until("placed on all three", async () => (await client.get("drain", "slow")).devices.length === 3);
+    expect(ready.devices.length).toBeGreaterThanOrEqual(1);
+
+    const calls = Array.from({ length: 9 }, () => client.invoke("drain", "slow"));
+    // give the calls time to reach the devices (NATS spreads them over the queue group)
+    await new Promise((r) => setTimeout(r, 300));
+    const a = hearth.devices.get("drain-a")!.server.process;
+    const aExit = new Promise<number | null>((r) => a.once("exit", (code) => r(code)));
+    a.kill("SIGTERM");
+    const { stdout } = await agent("drain", "--device-id", "drain-b");
+    expect(stdout).toMatch(/draining/);
+    const b = hearth.devices.get("drain-b")!.server.process;
+    const bExit = new Promise<number | null>((r) => (b.exitCode !== null ? r(b.exitCode) : b.once("exit", (code) => r(code))));
+
+    const statuses = await Promise.all(calls.map(async (p) => (await p).status));
+    expect(statuses).toEqual(Array(9).fill(200));
+    expect(await aExit).toBe(0);
+    expect(await bExit).toBe(0);
+    // the third device still serves
+    expect((await client.invoke("drain", "slow")).status).toBe(200);
+  });
+});
