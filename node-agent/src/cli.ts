@@ -128,6 +128,7 @@ program
       env: process.env,
       identity: readIdentity(dataDir),
       file: configPath ? readConfigFile(configPath) : undefined,
+      filePath: configPath,
       flags: {
         natsUrl: flags["nats"],
         dataDir: flags["dataDir"],

@@ -52,6 +52,12 @@ describe("agent config", () => {
     [{ dataDir: "" }, /dataDir: dataDir must not be empty/],
     [{ logLevel: "loud" }, /logLevel: /],
     [{ coress: 2 }, /coress/],
+    [{ sandboxes: 0 }, /sandboxes: /],
+    [{ checkMs: 1 }, /checkMs: /],
+    [{ ownerId: "" }, /ownerId: /],
+    [{ region: "x".repeat(65) }, /region: /],
+    [{ location: { label: "home", lat: 91, lon: 0 } }, /location.lat: /],
+    [{ subjectPrefix: "Bad Prefix" }, /subjectPrefix: /],
   ])("refuses %j with an error naming the key", (bad, message) => {
     let error: unknown;
     try {
@@ -60,6 +66,17 @@ describe("agent config", () => {
       error = e;
     }
     expect(error).toMatchObject({ code: "ERR_BAD_REQUEST", message: expect.stringMatching(message) });
+  });
+
+  it("says which flag, file key or variable set the bad value", () => {
+    expect(() => resolveAgentConfig({ flags: { ...base, memoryMb: 10 } })).toThrow(/\(set by flag --memory-mb\)/);
+    expect(() => resolveAgentConfig({ flags: base, file: { cores: 0 }, filePath: "/etc/hearth/agent.json" })).toThrow(
+      /\(set by key "cores" of the config file \/etc\/hearth\/agent\.json\)/,
+    );
+    expect(() => resolveAgentConfig({ env: { HEARTH_LOG_LEVEL: "loud", HEARTH_NATS_URL: "nats://x:4222" }, flags: { deviceId: "d" } })).toThrow(
+      /logLevel: .*\(set by environment variable HEARTH_LOG_LEVEL\)/,
+    );
+    expect(() => resolveAgentConfig({ flags: { ...base, natsUrl: "http://x" } })).toThrow(/\(set by flag --nats\)/);
   });
 
   it("says how to get a fabric URL when there is none", () => {

@@ -57,11 +57,34 @@ export const AgentConfig = z.strictObject({
 export type AgentConfig = z.infer<typeof AgentConfig>;
 export type AgentConfigInput = z.input<typeof AgentConfig>;
 
-export function parseAgentConfig(input: unknown, subject = "agent config"): Readonly<AgentConfig> {
+/**
+ * Validates a whole config. `origin`, when given, says where each top-level
+ * key's value came from, so an error tells the owner which flag, file or
+ * variable to fix.
+ */
+export function parseAgentConfig(input: unknown, subject = "agent config", origin?: (key: string) => string | undefined): Readonly<AgentConfig> {
   const parsed = AgentConfig.safeParse(input);
-  if (!parsed.success) throw new HearthError("ERR_BAD_REQUEST", formatZodError(parsed.error, subject));
+  if (!parsed.success) {
+    let message = formatZodError(parsed.error, subject);
+    const origins = [...new Set(parsed.error.issues.map((i) => (i.path.length > 0 ? origin?.(String(i.path[0])) : undefined)).filter((o) => o !== undefined))];
+    if (origins.length > 0) message += ` (set by ${origins.join("; ")})`;
+    throw new HearthError("ERR_BAD_REQUEST", message);
+  }
   return Object.freeze(parsed.data);
 }
+
+/** The flag that sets a config key (`memoryMb` → `--memory-mb`). */
+const FLAG_OF: Record<string, string> = { natsUrl: "--nats", ownerId: "--owner" };
+const flagOf = (key: string) => FLAG_OF[key] ?? `--${key.replace(/[A-Z]/g, (c) => `-${c.toLowerCase()}`)}`;
+
+/** The environment variable that sets each config key. */
+const ENV_OF: Record<string, string> = {
+  natsUrl: "HEARTH_NATS_URL",
+  deviceId: "HEARTH_DEVICE_ID",
+  subjectPrefix: "HEARTH_SUBJECT_PREFIX",
+  logLevel: "HEARTH_LOG_LEVEL",
+  dataDir: "HEARTH_AGENT_DIR",
+};
 
 /** `HEARTH_AGENT_DIR`, else ~/.hearth-agent. */
 export function defaultDataDir(env: NodeJS.ProcessEnv = process.env): string {
@@ -75,11 +98,7 @@ export function defaultDeviceId(): string {
 /** The environment variables the agent reads (docs/agent.md). */
 export function configFromEnv(env: NodeJS.ProcessEnv): Record<string, unknown> {
   const out: Record<string, unknown> = {};
-  if (env["HEARTH_NATS_URL"]) out["natsUrl"] = env["HEARTH_NATS_URL"];
-  if (env["HEARTH_DEVICE_ID"]) out["deviceId"] = env["HEARTH_DEVICE_ID"];
-  if (env["HEARTH_SUBJECT_PREFIX"]) out["subjectPrefix"] = env["HEARTH_SUBJECT_PREFIX"];
-  if (env["HEARTH_LOG_LEVEL"]) out["logLevel"] = env["HEARTH_LOG_LEVEL"];
-  if (env["HEARTH_AGENT_DIR"]) out["dataDir"] = env["HEARTH_AGENT_DIR"];
+  for (const [key, variable] of Object.entries(ENV_OF)) if (env[variable]) out[key] = env[variable];
   return out;
 }
 
@@ -88,6 +107,8 @@ export interface ConfigSources {
   flags?: Record<string, unknown>;
   /** The config file's object. */
   file?: Record<string, unknown>;
+  /** Where the config file is, for error messages. */
+  filePath?: string;
   env?: NodeJS.ProcessEnv;
   /** What `hearth-agent join` stored: the device's id, owner, region and fabric. */
   identity?: { deviceId: string; ownerId: string; region: string; natsUrl: string; subjectPrefix: string };
@@ -101,15 +122,23 @@ export interface ConfigSources {
 export function resolveAgentConfig(sources: ConfigSources): Readonly<AgentConfig> {
   const defined = (o: Record<string, unknown> | undefined) => Object.fromEntries(Object.entries(o ?? {}).filter(([, v]) => v !== undefined));
   const id = sources.identity;
-  const merged: Record<string, unknown> = {
-    deviceId: defaultDeviceId(),
-    ...(id ? { deviceId: id.deviceId, ownerId: id.ownerId, region: id.region, natsUrl: id.natsUrl, subjectPrefix: id.subjectPrefix } : {}),
-    ...configFromEnv(sources.env ?? {}),
-    ...defined(sources.file),
-    ...defined(sources.flags),
-  };
+  const layers: [source: (key: string) => string, values: Record<string, unknown>][] = [
+    [() => "the default", { deviceId: defaultDeviceId() }],
+    [() => "the identity hearth-agent join stored", id ? { deviceId: id.deviceId, ownerId: id.ownerId, region: id.region, natsUrl: id.natsUrl, subjectPrefix: id.subjectPrefix } : {}],
+    [(key) => `environment variable ${ENV_OF[key]}`, configFromEnv(sources.env ?? {})],
+    [(key) => `key "${key}" of the config file${sources.filePath ? ` ${sources.filePath}` : ""}`, defined(sources.file)],
+    [(key) => `flag ${flagOf(key)}`, defined(sources.flags)],
+  ];
+  const merged: Record<string, unknown> = {};
+  const origin = new Map<string, string>();
+  for (const [source, values] of layers) {
+    for (const [key, value] of Object.entries(values)) {
+      merged[key] = value;
+      origin.set(key, source(key));
+    }
+  }
   if (merged["natsUrl"] === undefined) {
     throw new HearthError("ERR_BAD_REQUEST", "no fabric URL: run hearth-agent join <platform-url> --token <token>, pass --nats nats://host:4222, or set HEARTH_NATS_URL");
   }
-  return parseAgentConfig(merged);
+  return parseAgentConfig(merged, "agent config", (key) => origin.get(key));
 }

@@ -20,6 +20,8 @@ export function identityPath(dataDir: string): string {
 
 export function writeIdentity(dataDir: string, identity: Identity): string {
   mkdirSync(dataDir, { recursive: true, mode: 0o700 });
+  // mkdir's mode does not apply to a folder that already exists: the device token must not be readable by others
+  chmodSync(dataDir, 0o700);
   const path = identityPath(dataDir);
   const tmp = `${path}.${process.pid}.tmp`;
   writeFileSync(tmp, JSON.stringify(identity, null, 2) + "\n", { mode: 0o600 });

@@ -1,0 +1,135 @@
+/**
+ * The device owner's first steps, as real `hearth-agent` processes: join with
+ * a join token (identity kept 0600 in a 0700 dir), start with the joined
+ * identity, see credits in `status`, and clear errors for bad flags and bad
+ * config files, each naming what to fix. Real nats-server and platform.
+ */
+import { execFile, spawn } from "node:child_process";
+import { chmodSync, mkdirSync, mkdtempSync, readFileSync, rmSync, statSync, writeFileSync } from "node:fs";
+import { tmpdir } from "node:os";
+import { join } from "node:path";
+import { fileURLToPath } from "node:url";
+import { startNatsServer, type NatsServer } from "@hearth/devkit";
+import { silentLogger, startPlatform, type Platform } from "@hearth/platform";
+import { afterAll, beforeAll, describe, expect, it } from "vitest";
+
+const ROOT = fileURLToPath(new URL("../../", import.meta.url));
+const AGENT_BIN = join(ROOT, "node-agent/bin/hearth-agent.js");
+const TOKEN = "agent-cli-token-0123456789abcdef";
+const PREFIX = "agentcli";
+
+interface Ran {
+  code: number | null;
+  stdout: string;
+  stderr: string;
+}
+
+/** Runs `hearth-agent ...` to completion (bounded), without HEARTH_* from the test's own environment. */
+function agent(args: string[], timeoutMs = 20_000): Promise<Ran> {
+  const env = Object.fromEntries(Object.entries(process.env).filter(([k]) => !k.startsWith("HEARTH_")));
+  return new Promise((resolve) => {
+    execFile(process.execPath, [AGENT_BIN, ...args], { env, timeout: timeoutMs }, (error, stdout, stderr) => {
+      const code = error ? (typeof error.code === "number" ? error.code : null) : 0;
+      resolve({ code, stdout, stderr });
+    });
+  });
+}
+
+describe("hearth-agent for an owner", () => {
+  let nats: NatsServer;
+  let platform: Platform;
+  const dir = mkdtempSync(join(tmpdir(), "hearth-agent-cli-"));
+  const dataDir = join(dir, "data");
+
+  beforeAll(async () => {
+    nats = await startNatsServer({ jetstream: true });
+    platform = await startPlatform({ natsUrl: nats.url, token: TOKEN, log: silentLogger(), subjectPrefix: PREFIX });
+  });
+
+  afterAll(async () => {
+    await platform?.close();
+    await nats?.stop();
+    rmSync(dir, { recursive: true, force: true });
+  });
+
+  it("joins with a join token and keeps the identity readable by the owner only", async () => {
+    const res = await fetch(`${platform.url}/v1/join-tokens`, {
+      method: "POST",
+      headers: { authorization: `Bearer ${TOKEN}`, "content-type": "application/json" },
+      body: JSON.stringify({ ownerId: "ada", region: "eu" }),
+    });
+    expect(res.status).toBe(201);
+    const { token } = (await res.json()) as { token: string };
+
+    // an existing, too-open data dir is tightened
+    mkdirSync(dataDir, { recursive: true });
+    chmodSync(dataDir, 0o755);
+    const joined = await agent(["join", platform.url, "--token", token, "--device-id", "owner-box", "--data-dir", dataDir]);
+    expect(joined.stderr).toBe("");
+    expect(joined.code).toBe(0);
+    expect(joined.stdout).toMatch(/^Joined .* as device owner-box \(owner ada, region eu\)\./m);
+    const identityFile = join(dataDir, "identity.json");
+    expect(statSync(identityFile).mode & 0o777).toBe(0o600);
+    expect(statSync(dataDir).mode & 0o777).toBe(0o700);
+    expect(JSON.parse(readFileSync(identityFile, "utf8"))).toMatchObject({ deviceId: "owner-box", ownerId: "ada", natsUrl: nats.url, subjectPrefix: PREFIX });
+
+    // a join token is single use
+    const again = await agent(["join", platform.url, "--token", token, "--device-id", "other-box", "--data-dir", join(dir, "other")]);
+    expect(again.code).toBe(2);
+    expect(again.stderr).toMatch(/^hearth-agent: .*token/m);
+    expect(again.stderr).not.toMatch(/\n\s+at /); // a user error: no stack trace
+  });
+
+  it("refuses bad flags and bad config files with a message naming what to fix, and no stack trace", async () => {
+    const notNumber = await agent(["start", "--data-dir", dataDir, "--cores", "two"]);
+    expect(notNumber.code).not.toBe(0);
+    expect(notNumber.stderr).toMatch(/'two' is not a number/);
+
+    const tooSmall = await agent(["start", "--data-dir", dataDir, "--memory-mb", "10"]);
+    expect(tooSmall.code).toBe(2);
+    expect(tooSmall.stderr).toMatch(/memoryMb: memoryMb must be at least 64 \(set by flag --memory-mb\)/);
+    expect(tooSmall.stderr).not.toMatch(/\n\s+at /);
+
+    const notJson = join(dir, "broken.json");
+    writeFileSync(notJson, "{ cores: 1 ");
+    const broken = await agent(["start", "--data-dir", dataDir, "--config", notJson]);
+    expect(broken.code).toBe(2);
+    expect(broken.stderr).toContain(`config file ${notJson} is not a JSON object`);
+
+    const badKey = join(dir, "bad-key.json");
+    writeFileSync(badKey, JSON.stringify({ schedule: ["weekdays 25:00-07:00"] }));
+    const badValue = await agent(["start", "--data-dir", dataDir, "--config", badKey]);
+    expect(badValue.code).toBe(2);
+    expect(badValue.stderr).toMatch(/schedule\.0: .*\(set by key "schedule" of the config file .*bad-key\.json\)/);
+  });
+
+  it("starts from the joined identity alone, shows its credits in status, and stops cleanly on SIGTERM", async () => {
+    const child = spawn(process.execPath, [AGENT_BIN, "start", "--data-dir", dataDir, "--cores", "1", "--memory-mb", "128", "--no-pause-on-battery"], {
+      env: Object.fromEntries(Object.entries(process.env).filter(([k]) => !k.startsWith("HEARTH_"))),
+      stdio: ["ignore", "pipe", "pipe"],
+    });
+    try {
+      let output = "";
+      await new Promise<void>((resolve, reject) => {
+        const timer = setTimeout(() => reject(new Error(`agent did not start: ${output}`)), 20_000);
+        child.stdout.on("data", (d: Buffer) => {
+          output += d.toString();
+          if (output.includes("HEARTH_AGENT_READY owner-box")) {
+            clearTimeout(timer);
+            resolve();
+          }
+        });
+        child.once("exit", (code) => reject(new Error(`agent exited with ${code}: ${output}`)));
+      });
+      const status = await agent(["status", "--data-dir", dataDir]);
+      expect(status.code).toBe(0);
+      expect(status.stdout).toMatch(/^device {4}owner-box \(owner ada\) {2}serving/m);
+      expect(status.stdout).toMatch(/^cores {5}0 in use of 1 donated/m);
+      expect(status.stdout).toMatch(/^credits {3}0\.000 today, 0\.000 in all/m);
+    } finally {
+      const exited = new Promise<number | null>((r) => (child.exitCode !== null ? r(child.exitCode) : child.once("exit", (code) => r(code))));
+      child.kill("SIGTERM");
+      expect(await exited).toBe(0);
+    }
+  });
+});
