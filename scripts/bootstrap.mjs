@@ -688,6 +688,42 @@ async function ensureDeps(nodeInfo) {
 }
 
 // ---------------------------------------------------------------------------
+// step 4b: the SDK build (sdk/dist), which `npx hearth`, the demo and the CLI
+// tests run; npm's `prepare` builds it on install, but not after a source edit
+
+function newestMtime(dir) {
+  let newest = 0;
+  let entries = [];
+  try {
+    entries = fs.readdirSync(dir, { withFileTypes: true });
+  } catch {
+    return newest;
+  }
+  for (const e of entries) {
+    const p = path.join(dir, e.name);
+    if (e.isDirectory()) newest = Math.max(newest, newestMtime(p));
+    else if (e.isFile()) newest = Math.max(newest, mtimeMs(p) ?? 0);
+  }
+  return newest;
+}
+
+function sdkBuildAge() {
+  const built = Math.min(mtimeMs(path.join(REPO, 'sdk', 'dist', 'cli.js')) ?? 0, mtimeMs(path.join(REPO, 'sdk', 'dist', 'index.js')) ?? 0);
+  const sources = Math.max(newestMtime(path.join(REPO, 'sdk', 'src')), newestMtime(path.join(REPO, 'protocol', 'src')));
+  return built >= sources ? null : built;
+}
+
+async function ensureSdkBuild(nodeInfo) {
+  if (sdkBuildAge() === null) return;
+  await acquireLock();
+  const built = sdkBuildAge();
+  if (built === null) return; // built while we waited
+  say(built === 0 ? 'building the SDK (sdk/dist is missing)' : 'rebuilding the SDK (sdk/src or protocol/src changed since sdk/dist was built)');
+  const r = await run(nodeInfo.node, [path.join(REPO, 'sdk', 'scripts', 'build.mjs')], { cwd: REPO });
+  if (r.code !== 0) fail(`the SDK build failed (exit ${r.code}):\n${tail(r.out, 20)}`, 'Fix the error above (npm run build shows it too) and run this again.');
+}
+
+// ---------------------------------------------------------------------------
 // step 5: run the command
 
 function parseArgs(argv) {
@@ -745,6 +781,7 @@ async function main() {
   const nats = await ensureNats();
   const redis = await ensureRedis(withRedis);
   await ensureDeps(nodeInfo);
+  await ensureSdkBuild(nodeInfo);
   releaseLock();
 
   const nodeBin = path.dirname(nodeInfo.node);
