@@ -34,6 +34,7 @@ describe("agent config", () => {
     [{ cores: 0 }, /cores: cores must be more than 0/],
     [{ cores: 100_000 }, /cores: cores must be at most \d+/],
     [{ cores: "two" }, /cores: .*number/],
+    [{ cores: 1.5 }, /cores: cores must be a whole number/],
     [{ memoryMb: 10 }, /memoryMb: memoryMb must be at least 64/],
     [{ memoryMb: 1e12 }, /memoryMb: memoryMb must be at most this machine's memory/],
     [{ natsUrl: "http://x" }, /natsUrl: natsUrl must be a nats:\/\//],

@@ -18,6 +18,7 @@ export const AgentConfig = z.strictObject({
   /** Cores donated: at most this many calls run at once. */
   cores: z
     .number()
+    .int("cores must be a whole number: at most this many calls run at once")
     .positive("cores must be more than 0")
     .max(availableParallelism(), `cores must be at most ${availableParallelism()} (this machine's cores)`)
     .default(Math.max(1, Math.floor(availableParallelism() / 2))),
