@@ -4,16 +4,31 @@
  * places — with examples/hello deployed through the SDK. Runs until Ctrl-C,
  * then stops everything it started.
  */
-import { join } from "node:path";
+import { join, resolve } from "node:path";
 import { fileURLToPath } from "node:url";
 import { freePort, startLocalHearth, type LocalHearth } from "@hearth/devkit";
 import { HearthClient } from "@hearth/sdk";
+import { z } from "zod";
 
 const ROOT = fileURLToPath(new URL("..", import.meta.url));
-const LOG_DIR = join(ROOT, ".hearth", "demo-logs");
+
+/** The demo's own knobs, validated like every other environment. */
+const DemoEnv = z.object({
+  /** Platform port; when unset, 8787 if it is free, else any free port. */
+  HEARTH_PORT: z.coerce.number().int().min(1, "HEARTH_PORT must be 1-65535").max(65535, "HEARTH_PORT must be 1-65535").optional(),
+  /** Where each process's log file goes. */
+  HEARTH_DEMO_LOG_DIR: z.string().min(1).optional(),
+});
+const parsedEnv = DemoEnv.safeParse(process.env);
+if (!parsedEnv.success) {
+  process.stderr.write(`demo: ${parsedEnv.error.issues.map((i) => `${i.path.join(".")}: ${i.message}`).join("; ")}\n`);
+  process.exit(2);
+}
+const LOG_DIR = resolve(parsedEnv.data.HEARTH_DEMO_LOG_DIR ?? join(ROOT, ".hearth", "demo-logs"));
 const PREFERRED_PORT = 8787;
 
 async function portFor(): Promise<number> {
+  if (parsedEnv.success && parsedEnv.data.HEARTH_PORT !== undefined) return parsedEnv.data.HEARTH_PORT;
   const { createServer } = await import("node:net");
   return new Promise((resolve) => {
     const probe = createServer();
