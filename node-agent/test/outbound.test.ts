@@ -42,6 +42,17 @@ beforeAll(async () => {
         return res.end(gzipSync("unzipped text"));
       case "/hang":
         return; // never answers
+      case "/trickle": {
+        // headers one byte at a time, each just inside a socket idle timeout: only a total deadline stops it
+        const socket = req.socket;
+        const head = "HTTP/1.1 200 OK\r\ncontent-type: text/plain\r\nx-slow: " + "a".repeat(200) + "\r\n\r\nbody";
+        let i = 0;
+        const drip = setInterval(() => {
+          if (socket.destroyed || i >= head.length) return clearInterval(drip);
+          socket.write(head[i++]!);
+        }, 20);
+        return;
+      }
       default:
         res.writeHead(404);
         res.end();
@@ -83,6 +94,9 @@ describe("address checks", () => {
       "127.0.0.1", "127.1.2.3", "10.1.2.3", "172.16.0.1", "172.31.255.255", "192.168.1.1", "169.254.169.254", "100.64.0.1",
       "0.0.0.0", "224.0.0.1", "255.255.255.255", "::", "::1", "fe80::1", "fc00::1", "fd00:ec2::254", "::ffff:127.0.0.1",
       "::ffff:10.0.0.1", "::ffff:7f00:1", "0:0:0:0:0:ffff:a9fe:a9fe", "64:ff9b::a00:1", "2002:a00:1::1", "ff02::1", "not-an-ip",
+      // IPv4-compatible (deprecated) and IPv4-translated forms
+      "::127.0.0.1", "::7f00:1", "::169.254.169.254", "::10.0.0.1", "::8.8.8.8", "::ffff:0:127.0.0.1", "::ffff:0:7f00:1",
+      "0:0:0:0:ffff:0:a9fe:a9fe", "::ffff:0:10.0.0.1",
     ]) {
       expect([address, isPublicAddress(address)]).toEqual([address, false]);
     }
@@ -134,6 +148,10 @@ describe("fetch from a function", () => {
   it("caps the response size and the time, and decompresses", async () => {
     expect((await fetchFrom(`${origin}/big`, { ...LOCAL_TEST, maxResponseBytes: 1024 * 1024 })).error).toMatch(/over 1048576 bytes/);
     expect((await fetchFrom(`${origin}/hang`, { ...LOCAL_TEST, timeoutMs: 200 })).error).toMatch(/timed out/);
+    // a server that trickles its headers a byte at a time still hits the total time cap
+    const started = Date.now();
+    expect((await fetchFrom(`${origin}/trickle`, { ...LOCAL_TEST, timeoutMs: 300 })).error).toMatch(/timed out/);
+    expect(Date.now() - started).toBeLessThan(2_000);
     expect((await fetchFrom(`${origin}/gzip`, LOCAL_TEST)).body).toBe("unzipped text");
   });
 

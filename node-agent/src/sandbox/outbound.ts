@@ -42,7 +42,9 @@ for (const [net, prefix] of [
 ] as const) BLOCKED.addSubnet(net, prefix, "ipv4");
 for (const [net, prefix] of [
   // (IPv4-mapped ::ffff:0:0/96 is judged by its IPv4 part below; BlockList would also match plain IPv4 against it)
-  ["::", 128], ["::1", 128], ["64:ff9b::", 96], ["64:ff9b:1::", 48], ["100::", 64], ["2001::", 23],
+  // ::/96 holds ::, ::1 and the deprecated IPv4-compatible ::a.b.c.d; ::ffff:0:0:0/96 is IPv4-translated (SIIT, ::ffff:0:a.b.c.d).
+  // Neither has a legitimate public use, and some stacks route them to the embedded IPv4 address: refused whole.
+  ["::", 96], ["::ffff:0:0:0", 96], ["64:ff9b::", 96], ["64:ff9b:1::", 48], ["100::", 64], ["2001::", 23],
   ["2001:db8::", 32], ["2002::", 16], ["fc00::", 7], ["fe80::", 10], ["fec0::", 10], ["ff00::", 8],
 ] as const) BLOCKED.addSubnet(net, prefix, "ipv6");
 
@@ -163,14 +165,20 @@ function once(url: URL, method: string, headers: [string, string][], body: Uint8
   if (body) outgoing["content-length"] = [String(body.byteLength)];
   const lib = url.protocol === "https:" ? https : http;
   return new Promise<Answer>((resolve, reject) => {
-    const req = lib.request(url, { method, headers: outgoing, lookup: lookup as never, agent: false, timeout: remaining }, (res) => {
+    // One absolute deadline for connect + headers (a socket timeout would restart on every byte a slow server trickles);
+    // the body has its own timer to the same deadline in readCapped.
+    const timer = setTimeout(() => req.destroy(new Refused("timed out")), remaining);
+    const req = lib.request(url, { method, headers: outgoing, lookup: lookup as never, agent: false }, (res) => {
+      clearTimeout(timer);
       const out: [string, string][] = [];
       for (let i = 0; i < res.rawHeaders.length; i += 2) out.push([res.rawHeaders[i]!.toLowerCase(), res.rawHeaders[i + 1]!]);
       const encoding = /^(gzip|x-gzip|deflate|br)$/i.exec(res.headers["content-encoding"] ?? "")?.[1]?.toLowerCase();
       resolve({ status: res.statusCode ?? 502, statusText: res.statusMessage ?? "", headers: out, stream: res, encoding });
     });
-    req.setTimeout(remaining, () => req.destroy(new Refused("timed out")));
-    req.on("error", reject);
+    req.on("error", (error) => {
+      clearTimeout(timer);
+      reject(error);
+    });
     req.end(body ?? undefined);
   });
 }
