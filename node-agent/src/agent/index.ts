@@ -14,8 +14,10 @@ import {
   InvokeMeta,
   Subjects,
   type ControlReply,
+  type FunctionEnv,
   type FunctionLimits,
   type Heartbeat,
+  type OutboundSettings,
 } from "@hearth/protocol";
 import { connect, headers as natsHeaders, type Msg, type NatsConnection, type Subscription } from "@nats-io/transport-node";
 import { BundleCache } from "../bundles/index.ts";
@@ -23,7 +25,7 @@ import type { AgentConfig } from "../config/index.ts";
 import { CoreGate, WarmIsolates } from "../limits/index.ts";
 import type { Logger } from "../log/index.ts";
 import type { PauseReason } from "../owner/index.ts";
-import { SandboxPool } from "../sandbox/supervisor.ts";
+import { SandboxPool, type CallSettings } from "../sandbox/supervisor.ts";
 import type { SandboxResult } from "../sandbox/messages.ts";
 
 export const AGENT_VERSION = "0.1.0";
@@ -51,6 +53,9 @@ interface Placed {
   fn: string;
   version: string;
   limits: FunctionLimits;
+  /** The function's env (vars and secrets): handed to the sandbox with each call, never logged. */
+  env?: FunctionEnv;
+  outbound?: OutboundSettings;
   sub: Subscription;
 }
 
@@ -189,7 +194,7 @@ export class Agent implements AsyncDisposable {
       try {
         const code = await this.bundles.get(message.version);
         // Warm up: compile the new version before it takes calls, so a bad bundle fails the placement.
-        const loaded = await this.pool.load(key, code, sandboxLimits(message.limits));
+        const loaded = await this.pool.load(key, code, sandboxLimits(message.limits), callSettings(message));
         if (!loaded.ok) {
           this.memory.forget(key);
           throw new HearthError(loaded.code, loaded.message);
@@ -204,7 +209,8 @@ export class Agent implements AsyncDisposable {
           this.pool.drop(`${id}@${current.version}`);
           this.memory.forget(`${id}@${current.version}`);
         }
-        Object.assign(current, { version: message.version, limits: message.limits });
+        // a redeploy that changes only env or outbound lands here too: later calls get the new ones
+        Object.assign(current, { version: message.version, limits: message.limits, env: message.env, outbound: message.outbound });
       } else {
         const sub = this.nc.subscribe(this.subjects.invoke(message.app, message.fn), {
           queue: INVOKE_QUEUE,
@@ -212,7 +218,7 @@ export class Agent implements AsyncDisposable {
             if (!err) void this.onInvoke(m);
           },
         });
-        this.placed.set(id, { app: message.app, fn: message.fn, version: message.version, limits: message.limits, sub });
+        this.placed.set(id, { app: message.app, fn: message.fn, version: message.version, limits: message.limits, env: message.env, outbound: message.outbound, sub });
       }
       this.log.info({ app: message.app, fn: message.fn, version: message.version.slice(0, 12) }, "function placed");
       this.heartbeat();
@@ -282,7 +288,7 @@ export class Agent implements AsyncDisposable {
         url: meta.data.url,
         headers: requestHeaders,
         body: msg.data.byteLength > 0 ? (msg.data as Uint8Array<ArrayBuffer>) : null,
-      });
+      }, callSettings(placed));
       metered = { cpuMs: result.cpuMs, ok: result.ok };
       this.respond(msg, result);
     } catch (error) {
@@ -431,6 +437,14 @@ export class Agent implements AsyncDisposable {
 
 function sandboxLimits(limits: FunctionLimits) {
   return { memoryMb: limits.memoryMb, cpuMs: limits.cpuMs, wallMs: limits.wallMs, responseBytes: limits.responseBytes };
+}
+
+/** What the sandbox needs besides limits: the env, and the outbound policy (without one, `fetch` is refused). */
+function callSettings(f: { env?: FunctionEnv; outbound?: OutboundSettings }): CallSettings {
+  return {
+    ...(f.env ? { env: f.env } : {}),
+    ...(f.outbound ? { outbound: { allow: f.outbound.allow, ...(f.outbound.hosts ? { hosts: f.outbound.hosts } : {}) } } : {}),
+  };
 }
 
 function oneLine(value: string): string {

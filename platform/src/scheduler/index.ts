@@ -210,12 +210,22 @@ export class Scheduler implements AsyncDisposable {
       next.devices[id] = placed;
     }
 
+    const settings = settingsFingerprint(record);
     const failKey = (id: string) => `${id} ${app}/${name}@${record.version}`;
     const place = async (id: string): Promise<boolean> => {
       if ((this.failed.get(failKey(id)) ?? 0) > Date.now()) return false;
       try {
-        await this.send(id, { type: "place", app, fn: name, version: record.version, limits: record.limits });
-        next.devices[id] = { version: record.version, placedAt: Date.now(), limits: JSON.stringify(record.limits) };
+        // env holds secrets: it goes to the device in the place message only, never into a log line or the placement record
+        const message: ControlMessage = { type: "place", app, fn: name, version: record.version, limits: record.limits };
+        if (record.env) message.env = record.env;
+        if (record.outbound) message.outbound = record.outbound;
+        await this.send(id, message);
+        next.devices[id] = {
+          version: record.version,
+          placedAt: Date.now(),
+          limits: JSON.stringify(record.limits),
+          ...(settings === undefined ? {} : { settings }),
+        };
         return true;
       } catch (error) {
         this.log.warn({ deviceId: id, app, fn: name, err: error }, "placement failed");
@@ -226,9 +236,11 @@ export class Scheduler implements AsyncDisposable {
       }
     };
 
-    // Devices on an older version (or with older limits) get the current one.
+    // Devices on an older version (or with older limits, env or outbound settings) get the current one.
     const limits = JSON.stringify(record.limits);
-    const outdated = Object.entries(next.devices).filter(([, p]) => p.version !== record.version || p.limits !== limits);
+    const outdated = Object.entries(next.devices).filter(
+      ([, p]) => p.version !== record.version || p.limits !== limits || p.settings !== settings,
+    );
     await Promise.all(
       outdated.map(async ([id]) => {
         if (!(await place(id))) delete next.devices[id];
@@ -276,6 +288,19 @@ export class Scheduler implements AsyncDisposable {
     await this.settle();
     if (this.heartbeats && !this.nc.isClosed()) this.heartbeats.unsubscribe();
   }
+}
+
+/**
+ * A fingerprint of a function's env and outbound settings, so a deploy that
+ * changes only those re-places it: a SHA-256 over both, or undefined when it
+ * has neither (placements made before settings existed still match). The
+ * placement record keeps this, never the env itself.
+ */
+export function settingsFingerprint(record: Pick<FunctionRecord, "env" | "outbound">): string | undefined {
+  if (record.env === undefined && record.outbound === undefined) return undefined;
+  return createHash("sha256")
+    .update(JSON.stringify([record.env ?? null, record.outbound ?? null]))
+    .digest("base64url");
 }
 
 /**

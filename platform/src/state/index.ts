@@ -34,6 +34,8 @@ export const Placement = z.strictObject({
       placedAt: z.number(),
       /** The limits the device was given (JSON), so a change of limits alone re-places too. */
       limits: z.string().optional(),
+      /** A fingerprint of the env and outbound settings the device was given (never the values), so a change of those alone re-places too. */
+      settings: z.string().optional(),
     }),
   ),
 });

@@ -1,0 +1,167 @@
+/**
+ * End to end, a function's settings reach the devices that run it: its `env`
+ * (vars and secrets) and its outbound fetch policy, set at deploy through the
+ * SDK, carried in the placement to real agent processes, seen by the isolate.
+ * A redeploy that changes only the env is seen by calls within seconds, and
+ * no secret ever shows up in a log line of the platform or the agents.
+ */
+import { mkdtempSync, readdirSync, readFileSync, rmSync } from "node:fs";
+import { createServer, type Server } from "node:http";
+import type { AddressInfo } from "node:net";
+import { tmpdir } from "node:os";
+import { join } from "node:path";
+import { startLocalHearth, type LocalHearth } from "@hearth/devkit";
+import { HearthClient } from "@hearth/sdk";
+import { afterAll, beforeAll, describe, expect, it } from "vitest";
+
+const APP = "settings";
+/** A value no log line may hold. */
+const SECRET = `sk-live-${Math.random().toString(36).slice(2)}-do-not-log`;
+
+/** Says what its env holds, or fetches `?to=` and says what happened. */
+const CODE = `export default { async fetch(request, env) {
+  const url = new URL(request.url);
+  if (url.pathname.endsWith("/fetch")) {
+    try {
+      const res = await fetch(url.searchParams.get("to"));
+      return Response.json({ fetched: res.status, body: await res.text() });
+    } catch (e) {
+      return Response.json({ refused: e instanceof TypeError, message: String(e && e.message) });
+    }
+  }
+  return Response.json({
+    greeting: env.GREETING ?? null,
+    keyLength: typeof env.API_KEY === "string" ? env.API_KEY.length : null,
+    keyMatches: env.API_KEY === url.searchParams.get("expect"),
+    frozen: Object.isFrozen(env),
+  });
+} }`;
+
+let hearth: LocalHearth;
+let client: HearthClient;
+let target: Server;
+let targetUrl: string;
+let targetHits = 0;
+const logDir = mkdtempSync(join(tmpdir(), "hearth-settings-logs-"));
+
+beforeAll(async () => {
+  // A server on loopback: what a function must never reach (the owner's own machine).
+  target = createServer((_req, res) => {
+    targetHits++;
+    res.end("private");
+  });
+  await new Promise<void>((resolve) => target.listen(0, "127.0.0.1", resolve));
+  targetUrl = `http://127.0.0.1:${(target.address() as AddressInfo).port}/`;
+  hearth = await startLocalHearth({
+    // debug: the most a log ever says, and still no secret in it
+    logLevel: "debug",
+    logDir,
+    devices: [
+      { deviceId: "set-a", ownerId: "ada" },
+      { deviceId: "set-b", ownerId: "grace" },
+    ],
+  });
+  client = new HearthClient({ url: hearth.url, token: hearth.token });
+}, 60_000);
+
+afterAll(async () => {
+  await hearth?.stop();
+  await new Promise((resolve) => target?.close(resolve));
+  rmSync(logDir, { recursive: true, force: true });
+});
+
+async function call(name: string, path = "/", query = ""): Promise<Record<string, unknown>> {
+  const res = await client.invoke(APP, name, `${path}${query}`);
+  expect(res.status).toBe(200);
+  return (await res.json()) as Record<string, unknown>;
+}
+
+describe("env", () => {
+  it("a function deployed with env sees it, on every replica", async () => {
+    await client.deploy({ app: APP, name: "env", code: CODE, replicas: 2, env: { GREETING: "hello", API_KEY: SECRET } });
+    await client.waitUntilReady(APP, "env", { timeoutMs: 20_000 });
+    // both replicas placed, so the calls below reach both devices
+    await until("placed on both devices", async () => (await client.get(APP, "env")).devices.length === 2);
+    for (let i = 0; i < 12; i++) {
+      const res = await client.invoke(APP, "env", `/?expect=${SECRET}`);
+      expect(res.status).toBe(200);
+      expect(await res.json()).toEqual({ greeting: "hello", keyLength: SECRET.length, keyMatches: true, frozen: true });
+    }
+    // the API shows the names only
+    const view = await client.get(APP, "env");
+    expect(view.envNames?.sort()).toEqual(["API_KEY", "GREETING"]);
+    expect(JSON.stringify(view)).not.toContain(SECRET);
+  });
+
+  it("a redeploy with a new env value is seen by calls within seconds, and one without env keeps it", async () => {
+    const started = Date.now();
+    await client.deploy({ app: APP, name: "env", code: CODE, replicas: 2, env: { GREETING: "bonjour", API_KEY: SECRET } });
+    // every replica: several calls in a row all see the new value
+    await until(
+      "the new env on every call",
+      async () => {
+        for (let i = 0; i < 8; i++) if ((await call("env")).greeting !== "bonjour") return false;
+        return true;
+      },
+      10_000,
+    );
+    expect(Date.now() - started).toBeLessThan(10_000);
+
+    // same code, no env named: the function keeps its env
+    await client.deploy({ app: APP, name: "env", code: CODE, replicas: 2 });
+    await new Promise((r) => setTimeout(r, 1_000));
+    for (let i = 0; i < 4; i++) expect((await call("env")).greeting).toBe("bonjour");
+  });
+});
+
+describe("outbound fetch", () => {
+  it("is refused for a function deployed without allowFetch", async () => {
+    await client.deploy({ app: APP, name: "nofetch", code: CODE, replicas: 1 });
+    await client.waitUntilReady(APP, "nofetch", { timeoutMs: 20_000 });
+    const answer = await call("nofetch", "/fetch", `?to=${encodeURIComponent(targetUrl)}`);
+    expect(answer["refused"]).toBe(true);
+    expect(answer["message"]).toMatch(/outbound fetch is not allowed/);
+  });
+
+  it("with allowFetch, reaching a loopback address is refused as a private address", async () => {
+    await client.deploy({ app: APP, name: "fetcher", code: CODE, replicas: 1, allowFetch: true });
+    await client.waitUntilReady(APP, "fetcher", { timeoutMs: 20_000 });
+    const answer = await call("fetcher", "/fetch", `?to=${encodeURIComponent(targetUrl)}`);
+    expect(answer["refused"]).toBe(true);
+    // not "not allowed": the policy reached the device, and its address check refused loopback
+    expect(answer["message"]).toMatch(/127\.0\.0\.1 is a private, loopback/);
+    const byName = await call("fetcher", "/fetch", `?to=${encodeURIComponent(targetUrl.replace("127.0.0.1", "localhost"))}`);
+    expect(byName["refused"]).toBe(true);
+    expect(byName["message"]).toMatch(/private, loopback/);
+  });
+
+  it("fetchHosts narrows it, and turning it on later reaches a placed function", async () => {
+    await client.deploy({ app: APP, name: "nofetch", code: CODE, replicas: 1, fetchHosts: ["api.example.com"] });
+    await until(
+      "the new policy on the device",
+      async () => /not among this function's allowed hosts/.test(String((await call("nofetch", "/fetch", `?to=${encodeURIComponent(targetUrl)}`))["message"])),
+      10_000,
+    );
+    expect(targetHits).toBe(0);
+  });
+});
+
+describe("logs", () => {
+  it("no secret appears in any log line of the platform or the agents", async () => {
+    const files = readdirSync(logDir);
+    expect(files.length).toBeGreaterThanOrEqual(3);
+    const all = files.map((f) => readFileSync(join(logDir, f), "utf8")).join("\n");
+    // the logs did record the placements (they are not just empty)
+    expect(all).toMatch(/function placed/);
+    expect(all).not.toContain(SECRET);
+  });
+});
+
+async function until(what: string, check: () => Promise<boolean>, timeoutMs = 20_000): Promise<void> {
+  const deadline = Date.now() + timeoutMs;
+  while (Date.now() < deadline) {
+    if (await check()) return;
+    await new Promise((r) => setTimeout(r, 100));
+  }
+  throw new Error(`timed out waiting for ${what}`);
+}
