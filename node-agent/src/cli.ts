@@ -163,18 +163,34 @@ program
     process.exit(0);
   });
 
+/** The device's credits as the platform metered them (the device token `join` stored authorizes it). */
+async function fetchCredits(identity: Identity, timeoutMs: number): Promise<DeviceCredits> {
+  let res: Response;
+  try {
+    res = await fetch(`${identity.platformUrl}/v1/devices/${encodeURIComponent(identity.deviceId)}/credits`, {
+      headers: { authorization: `Bearer ${identity.deviceToken}` },
+      signal: AbortSignal.timeout(timeoutMs),
+    });
+  } catch (error) {
+    throw new HearthError("ERR_PLATFORM_UNREACHABLE", `cannot reach the platform at ${identity.platformUrl}: ${(error as Error).message}`);
+  }
+  const body: unknown = await res.json().catch(() => undefined);
+  const parsed = DeviceCredits.safeParse(body);
+  if (!res.ok || !parsed.success) {
+    const error = (body as { error?: { code?: unknown; message?: unknown } } | undefined)?.error;
+    throw HearthError.fromWire({ code: error?.code, message: error?.message ?? `the platform answered ${res.status} without credits` });
+  }
+  return parsed.data;
+}
+
+const today = () => new Date().toISOString().slice(0, 10);
+
 async function credits(identity: Identity | undefined, deviceId: string): Promise<string> {
   if (!identity || identity.deviceId !== deviceId) return "credits   (join a platform with hearth-agent join to see them)";
   try {
-    const day = new Date().toISOString().slice(0, 10);
-    const res = await fetch(`${identity.platformUrl}/v1/devices/${encodeURIComponent(deviceId)}/credits`, {
-      headers: { authorization: `Bearer ${identity.deviceToken}` },
-      signal: AbortSignal.timeout(3_000),
-    });
-    const parsed = DeviceCredits.safeParse(await res.json());
-    if (!res.ok || !parsed.success) return `credits   unavailable (the platform answered ${res.status})`;
-    const today = parsed.data.days.find((d) => d.day === day);
-    return `credits   ${(today?.credits ?? 0).toFixed(3)} today, ${parsed.data.total.credits.toFixed(3)} in all (1 credit = 1 CPU-second served, as the platform metered it)`;
+    const data = await fetchCredits(identity, 3_000);
+    const day = data.days.find((d) => d.day === today());
+    return `credits   ${(day?.credits ?? 0).toFixed(3)} today, ${data.total.credits.toFixed(3)} in all (1 credit = 1 CPU-second served, as the platform metered it)`;
   } catch (error) {
     return `credits   unavailable (${(error as Error).message})`;
   }
@@ -222,6 +238,25 @@ program
     }
   });
 let lastCredits = "";
+
+program
+  .command("credits")
+  .description("credits this device earned, by day, as the platform metered them (needs hearth-agent join; the agent need not run)")
+  .option("--data-dir <dir>", "where join kept the identity (or HEARTH_AGENT_DIR)")
+  .option("--json", "print the platform's answer as JSON")
+  .action(async (flags: { dataDir?: string; json?: boolean }) => {
+    const dataDir = flags.dataDir ?? defaultDataDir();
+    const identity = readIdentity(dataDir);
+    if (!identity) throw new HearthError("ERR_BAD_REQUEST", `this device has not joined a platform (no identity in ${dataDir}): run hearth-agent join <platform-url> --token <join-token>`);
+    const data = await fetchCredits(identity, 15_000);
+    if (flags.json) return out(JSON.stringify(data, null, 2));
+    out(`device ${data.deviceId} on ${identity.platformUrl} (1 credit = 1 CPU-second served)`);
+    out(`${"day".padEnd(12)}${"calls".padStart(10)}${"CPU-seconds".padStart(14)}${"credits".padStart(12)}`);
+    const row = (label: string, d: { calls: number; cpuUs: number; credits: number }) =>
+      out(`${label.padEnd(12)}${String(d.calls).padStart(10)}${(d.cpuUs / 1e6).toFixed(3).padStart(14)}${d.credits.toFixed(3).padStart(12)}`);
+    for (const d of [...data.days].sort((a, b) => a.day.localeCompare(b.day))) row(d.day, d);
+    row("total", data.total);
+  });
 
 for (const [cmd, description] of [
   ["pause", "stop taking calls (in-flight calls finish); the agent stays up"],

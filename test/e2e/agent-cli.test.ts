@@ -11,6 +11,7 @@ import { join } from "node:path";
 import { fileURLToPath } from "node:url";
 import { startNatsServer, type NatsServer } from "@hearth/devkit";
 import { silentLogger, startPlatform, type Platform } from "@hearth/platform";
+import { HearthClient } from "@hearth/sdk";
 import { afterAll, beforeAll, describe, expect, it } from "vitest";
 
 const ROOT = fileURLToPath(new URL("../../", import.meta.url));
@@ -103,7 +104,7 @@ describe("hearth-agent for an owner", () => {
     expect(badValue.stderr).toMatch(/schedule\.0: .*\(set by key "schedule" of the config file .*bad-key\.json\)/);
   });
 
-  it("starts from the joined identity alone, shows its credits in status, and stops cleanly on SIGTERM", async () => {
+  it("starts from the joined identity alone, shows its credits in status and by day, and stops cleanly on SIGTERM", async () => {
     const child = spawn(process.execPath, [AGENT_BIN, "start", "--data-dir", dataDir, "--cores", "1", "--memory-mb", "128", "--no-pause-on-battery"], {
       env: Object.fromEntries(Object.entries(process.env).filter(([k]) => !k.startsWith("HEARTH_"))),
       stdio: ["ignore", "pipe", "pipe"],
@@ -126,6 +127,25 @@ describe("hearth-agent for an owner", () => {
       expect(status.stdout).toMatch(/^device {4}owner-box \(owner ada\) {2}serving/m);
       expect(status.stdout).toMatch(/^cores {5}0 in use of 1 donated/m);
       expect(status.stdout).toMatch(/^credits {3}0\.000 today, 0\.000 in all/m);
+
+      // serve three calls, then read the credits the platform metered for them, by day
+      const client = new HearthClient({ url: platform.url, token: TOKEN });
+      await client.deploy({ app: "owner", name: "work", code: `export default { fetch() { let x = 0; for (let i = 0; i < 2e5; i++) x += i; return new Response(String(x)); } }` });
+      await client.waitUntilReady("owner", "work", { timeoutMs: 20_000 });
+      for (let i = 0; i < 3; i++) expect((await client.invoke("owner", "work")).status).toBe(200);
+      let credits: { days: { day: string; calls: number }[]; total: { calls: number; credits: number } } | undefined;
+      for (let i = 0; i < 50; i++) {
+        const res = await agent(["credits", "--data-dir", dataDir, "--json"]);
+        expect(res.code).toBe(0);
+        credits = JSON.parse(res.stdout) as typeof credits;
+        if (credits!.total.calls >= 3) break;
+        await new Promise((r) => setTimeout(r, 100));
+      }
+      expect(credits!.total.calls).toBe(3);
+      expect(credits!.total.credits).toBeGreaterThan(0);
+      const table = await agent(["credits", "--data-dir", dataDir]);
+      expect(table.stdout).toMatch(new RegExp(`^${new Date().toISOString().slice(0, 10)} +3 +[\\d.]+ +[\\d.]+$`, "m"));
+      expect(table.stdout).toMatch(/^total +3 /m);
     } finally {
       const exited = new Promise<number | null>((r) => (child.exitCode !== null ? r(child.exitCode) : child.once("exit", (code) => r(code))));
       child.kill("SIGTERM");
