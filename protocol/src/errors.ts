@@ -41,6 +41,7 @@ export const ERROR_CODES = {
   ERR_PLATFORM_UNREACHABLE: { status: 503, kind: "system" },
   ERR_DEVICE_BUSY: { status: 503, kind: "system" },
   ERR_LEDGER_UNAVAILABLE: { status: 503, kind: "system" },
+  ERR_LOGS_UNAVAILABLE: { status: 503, kind: "system" },
 } as const satisfies Record<string, ErrorSpec>;
 
 export type ErrorCode = keyof typeof ERROR_CODES;

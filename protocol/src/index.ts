@@ -69,3 +69,16 @@ export {
   MAX_ENV_VARS,
   OutboundSettings,
 } from "./settings.ts";
+export {
+  DEFAULT_LOG_LIMIT,
+  LogEntry,
+  LogLevel,
+  LogLine,
+  LogList,
+  LogSince,
+  LogsQuery,
+  logSubject,
+  logSubjectFilter,
+  MAX_LOG_LIMIT,
+  MAX_LOG_MESSAGE_CHARS,
+} from "./logs.ts";
