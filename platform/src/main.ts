@@ -21,8 +21,8 @@ async function main(): Promise<void> {
     throw error;
   }
   const log = createLogger("hearth-platform", env.HEARTH_LOG_LEVEL);
-  // `hearth-platform reconcile`: recompute the ledger from the usage stream and print the difference
-  if (process.argv[2] === "reconcile") process.exit(await runReconcile(env, log, process.argv.includes("--json")));
+  // `hearth-platform reconcile [--repair] [--json]`: recompute the ledger from the usage stream and print the difference (docs/ledger.md)
+  if (process.argv[2] === "reconcile") process.exit(await runReconcile(env, log, process.argv.includes("--json"), process.argv.includes("--repair")));
   const platform = await startPlatform({
     natsUrl: env.HEARTH_NATS_URL,
     token: env.HEARTH_TOKEN,

@@ -14,6 +14,7 @@ import RedisMock from "ioredis-mock";
 import { afterAll, beforeAll, describe, expect, it } from "vitest";
 import { LedgerConsumer, LedgerStore, reconcileLedger, startLedger } from "../src/ledger/index.ts";
 import { silentLogger } from "../src/log/index.ts";
+import { accountDelta } from "../src/ledger/store.ts";
 import { usageNames } from "../src/usage/index.ts";
 
 const log = silentLogger();
@@ -45,7 +46,8 @@ function owned() {
 function record(i: number, over: Partial<UsageRecord> = {}): UsageRecord {
   const at = Date.UTC(2026, 10, 22, 12, 0, 0) + i;
   return {
-    v: 1,
+    v: 2,
+    id: `00000000-0000-4000-8000-${String(i).padStart(12, "0")}`,
     requestId: `req-${i}`,
     app: "shop",
     fn: i % 3 === 0 ? "cart" : "search",
@@ -216,6 +218,97 @@ describe.each(backends)("usage ledger on %s", (_name, makeRedis) => {
         ]),
       );
       expect(report.differences).toHaveLength(2);
+    } finally {
+      await ledger.close();
+      redis.disconnect();
+    }
+  });
+});
+
+describe.each(backends)("reconcile --repair on %s", (_name, makeRedis) => {
+  it("records acknowledged and then lost by Redis are missing (not pending); repair folds them back once", async () => {
+    const { subjects, prefix } = owned();
+    const redis = await makeRedis();
+    const ledger = await startLedger({ nc, subjects, redis, prefix, log, mode: "required", publicNatsUrl: nats.url });
+    try {
+      const records = Array.from({ length: 30 }, (_, i) => record(i));
+      for (const r of records) await ledger.publisher!.store(r);
+      await waitFor("ledger caught up", () => ledger.consumer!.caughtUp());
+      // Redis loses the last writes: 12 records' seen marks and their share of the totals
+      const lost = records.slice(18);
+      for (const r of lost) {
+        await redis.srem(ledger.store.seenKey(r.day), r.id);
+        const app = ledger.store.appDayKey("shop", r.day);
+        for (const [field, value] of Object.entries(accountDelta(r))) {
+          await redis.hincrby(app, field, -value);
+          await redis.hincrby(app, `${r.fn}|${field}`, -value);
+        }
+        const device = ledger.store.deviceDayKey(r.deviceId!, r.day);
+        await redis.hincrby(device, "calls", -1);
+        await redis.hincrby(device, "cpuUs", -r.cpuUs);
+        await redis.hincrby(device, "wallUs", -r.wallUs);
+      }
+      const report = await ledger.reconcile();
+      expect(report).toMatchObject({ records: 30, pending: 0, missing: 12 });
+      expect(report.differences.length).toBeGreaterThan(0);
+
+      const repair = await ledger.repair();
+      expect(repair.before.missing).toBe(12);
+      expect(repair.reapplied).toBe(12);
+      // folded in whole again: nothing else needed rewriting
+      expect(repair.rewritten).toEqual([]);
+      expect(repair.after).toMatchObject({ records: 30, pending: 0, missing: 0, differences: [] });
+      expect((await ledger.usage("shop")).apps[0]!.totals).toMatchObject({ calls: 30, cpuUs: expected(records).cpuUs });
+
+      // idempotent: a second repair finds nothing and does nothing
+      const again = await ledger.repair();
+      expect(again).toMatchObject({ reapplied: 0, rewritten: [], before: { missing: 0, differences: [] } });
+      expect((await ledger.usage("shop")).apps[0]!.totals).toMatchObject(expected(records));
+    } finally {
+      await ledger.close();
+      redis.disconnect();
+    }
+  });
+
+  it("records not yet acknowledged are pending, not missing", async () => {
+    const { subjects, prefix } = owned();
+    const redis = await makeRedis();
+    const ledger = await startLedger({ nc, subjects, redis, prefix, log, mode: "required", publicNatsUrl: nats.url, consume: false });
+    try {
+      for (let i = 0; i < 7; i++) await ledger.publisher!.store(record(i));
+      expect(await ledger.reconcile()).toMatchObject({ records: 7, pending: 7, missing: 0, differences: [] });
+      const repair = await ledger.repair();
+      expect(repair).toMatchObject({ reapplied: 0, rewritten: [] });
+    } finally {
+      await ledger.close();
+      redis.disconnect();
+    }
+  });
+
+  it("rewrites a tampered account to what the stream says, and only that account", async () => {
+    const { subjects, prefix } = owned();
+    const redis = await makeRedis();
+    const ledger = await startLedger({ nc, subjects, redis, prefix, log, mode: "required", publicNatsUrl: nats.url });
+    try {
+      const records = Array.from({ length: 20 }, (_, i) => record(i));
+      for (const r of records) await ledger.publisher!.store(r);
+      await waitFor("ledger caught up", () => ledger.consumer!.caughtUp());
+      await redis.hincrby(ledger.store.appDayKey("shop", "2026-11-22"), "respB", 1_000);
+      await redis.hset(ledger.store.appDayKey("shop", "2026-11-22"), "ghost|calls", "3");
+      await redis.hincrby(ledger.store.deviceDayKey("dev-b", "2026-11-22"), "cpuUs", -5);
+      const repair = await ledger.repair();
+      expect(repair.before.differences.length).toBeGreaterThanOrEqual(3);
+      expect(repair.reapplied).toBe(0);
+      expect(repair.rewritten.sort()).toEqual(["app shop 2026-11-22", "device dev-b 2026-11-22"]);
+      expect(repair.after).toMatchObject({ missing: 0, differences: [] });
+      const usage = (await ledger.usage("shop")).apps[0]!;
+      expect(usage.totals).toMatchObject(expected(records));
+      expect(usage.days[0]!.functions.map((f) => f.fn)).toEqual(["cart", "search"]);
+      // and the consumer keeps folding into the rewritten account
+      await ledger.publisher!.store(record(100));
+      await waitFor("ledger caught up", () => ledger.consumer!.caughtUp());
+      expect((await ledger.usage("shop")).apps[0]!.totals.calls).toBe(21);
+      expect((await ledger.reconcile()).differences).toEqual([]);
     } finally {
       await ledger.close();
       redis.disconnect();

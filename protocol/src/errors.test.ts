@@ -18,7 +18,7 @@ describe("error registry", () => {
     const error = HearthError.fromWire(new HearthError("ERR_CPU_LIMIT", "too much").toWire());
     expect(error).toBeInstanceOf(HearthError);
     expect(error.code).toBe("ERR_CPU_LIMIT");
-    expect(error.status).toBe(503);
+    expect(error.status).toBe(504);
     expect(HearthError.fromWire({ code: "ERR_NOPE", message: "x" }).code).toBe("ERR_BAD_MESSAGE");
   });
 });

@@ -27,7 +27,7 @@ export const ERROR_CODES = {
   ERR_FUNCTION_THREW: { status: 500, kind: "user" },
   ERR_BAD_RESPONSE: { status: 500, kind: "user" },
   ERR_RESPONSE_TOO_LARGE: { status: 502, kind: "user" },
-  ERR_CPU_LIMIT: { status: 503, kind: "user" },
+  ERR_CPU_LIMIT: { status: 504, kind: "user" },
   ERR_MEMORY_LIMIT: { status: 503, kind: "user" },
   ERR_WALL_TIME_LIMIT: { status: 504, kind: "user" },
   ERR_FUNCTION_QUARANTINED: { status: 503, kind: "user" },
@@ -42,9 +42,40 @@ export const ERROR_CODES = {
   ERR_DEVICE_BUSY: { status: 503, kind: "system" },
   ERR_LEDGER_UNAVAILABLE: { status: 503, kind: "system" },
   ERR_LOGS_UNAVAILABLE: { status: 503, kind: "system" },
+  ERR_BAD_DEVICE_REPLY: { status: 502, kind: "system" },
 } as const satisfies Record<string, ErrorSpec>;
 
 export type ErrorCode = keyof typeof ERROR_CODES;
+
+/**
+ * The codes a device may answer an invocation with: what the function did
+ * (threw, broke a limit, answered badly) and what the device or its sandbox
+ * could not do. The gateway answers any other code from a device with
+ * ERR_BAD_DEVICE_REPLY, so a device cannot make the platform say, for
+ * example, 401 ERR_UNAUTHORIZED.
+ */
+export const DEVICE_ERROR_CODES = [
+  "ERR_FUNCTION_THREW",
+  "ERR_BAD_RESPONSE",
+  "ERR_RESPONSE_TOO_LARGE",
+  "ERR_CPU_LIMIT",
+  "ERR_MEMORY_LIMIT",
+  "ERR_WALL_TIME_LIMIT",
+  "ERR_FUNCTION_QUARANTINED",
+  "ERR_BAD_BUNDLE",
+  "ERR_SANDBOX_CRASHED",
+  "ERR_BUNDLE_INTEGRITY",
+  "ERR_DEVICE_BUSY",
+  "ERR_NO_DEVICE",
+  "ERR_PLATFORM_UNREACHABLE",
+  "ERR_BAD_MESSAGE",
+  "ERR_INTERNAL",
+] as const satisfies readonly ErrorCode[];
+export type DeviceErrorCode = (typeof DEVICE_ERROR_CODES)[number];
+
+export function isDeviceErrorCode(value: unknown): value is DeviceErrorCode {
+  return typeof value === "string" && (DEVICE_ERROR_CODES as readonly string[]).includes(value);
+}
 
 export function isErrorCode(value: unknown): value is ErrorCode {
   return typeof value === "string" && Object.hasOwn(ERROR_CODES, value);

@@ -3,8 +3,8 @@
  * the platform, the devices and the SDK, the fabric's subjects, and the error
  * registry. Depends on nothing of ours.
  */
-export { ERROR_CODES, HearthError, isErrorCode } from "./errors.ts";
-export type { ErrorCode, ErrorEnvelope, WireError } from "./errors.ts";
+export { DEVICE_ERROR_CODES, ERROR_CODES, HearthError, isDeviceErrorCode, isErrorCode } from "./errors.ts";
+export type { DeviceErrorCode, ErrorCode, ErrorEnvelope, WireError } from "./errors.ts";
 export { AppName, DeviceId, FunctionName, INVOKE_QUEUE, NAME_PATTERN, Sha256Hex, Subjects } from "./names.ts";
 export {
   DEFAULT_LIMITS,
@@ -50,7 +50,9 @@ export {
   JoinTokenRequest,
   JoinTokenResponse,
   ReconcileReport,
+  RepairReport,
   UsageDay,
+  UsageId,
   UsageOutcome,
   UsageRecord,
   UsageReport,

@@ -19,13 +19,24 @@ export const UsageOutcome = z.string().regex(/^(ok|ERR_[A-Z_]{1,60})$/, "outcome
 
 const count = z.number().int().min(0).max(Number.MAX_SAFE_INTEGER);
 
+/** A usage record's own id: made by the gateway for each call (a UUID), never by the caller. */
+export const UsageId = z.string().regex(/^[0-9a-f]{8}-[0-9a-f]{4}-[0-9a-f]{4}-[0-9a-f]{4}-[0-9a-f]{12}$/, "usage id must be a lowercase UUID");
+export type UsageId = z.infer<typeof UsageId>;
+
 /**
  * One call, as the gateway saw it. `cpuUs` is what is billed and credited:
  * the device's claim (`claimedCpuUs`) capped by the wall time the gateway
  * observed (`wallUs`), so a device cannot claim more than the call lasted.
+ *
+ * `id` identifies the record: the stream's message id (duplicates dropped
+ * inside the window) and the ledger's seen mark. It is made by the gateway,
+ * one per call; `requestId` is the caller's (or the gateway's) request id,
+ * kept for correlation with logs only, since a caller may send the same
+ * `X-Request-Id` many times. See docs/ledger.md.
  */
 export const UsageRecord = z.strictObject({
-  v: z.literal(1),
+  v: z.literal(2),
+  id: UsageId,
   requestId: RequestId,
   app: AppName,
   fn: FunctionName,
@@ -130,8 +141,10 @@ export type JoinTokenResponse = z.infer<typeof JoinTokenResponse>;
 /** The result of recomputing the ledger from the stream. */
 export const ReconcileReport = z.strictObject({
   records: count,
-  /** Records in the stream the ledger has not folded in yet (still in flight). */
+  /** Records in the stream the ledger's consumer has not acknowledged yet and has not folded in (still in flight). */
   pending: count,
+  /** Records the consumer acknowledged that the ledger does not hold (Redis lost the write): a difference. */
+  missing: count,
   days: z.array(UsageDay),
   /** Every account whose stored total differs from the recomputed one; empty when exact. */
   differences: z.array(
@@ -139,6 +152,17 @@ export const ReconcileReport = z.strictObject({
   ),
 });
 export type ReconcileReport = z.infer<typeof ReconcileReport>;
+
+/** `reconcile --repair`: what was found, what was done, and the ledger afterwards. */
+export const RepairReport = z.strictObject({
+  before: ReconcileReport,
+  /** Missing records folded in again (each once: the fold is idempotent). */
+  reapplied: count,
+  /** Accounts whose totals were rewritten to what the stream says. */
+  rewritten: z.array(z.string()),
+  after: ReconcileReport,
+});
+export type RepairReport = z.infer<typeof RepairReport>;
 
 /** The UTC day of a time (ms since epoch). */
 export function usageDay(ms: number): string {

@@ -77,8 +77,13 @@ describe("walking skeleton", () => {
     await deployCode("thrower", `export default { fetch() { throw new Error("secret detail") } }`);
     const res = await client.invoke("e2e", "thrower");
     expect(res.status).toBe(500);
+    const text = await res.clone().text();
     const error = await errorOf(res);
     expect(error.code).toBe("ERR_FUNCTION_THREW");
+    // the caller learns only that it threw and where to look, never what the function said or where
+    expect(error.message).toBe(`the function threw an uncaught exception; see its logs for request ${error.requestId}`);
+    expect(text).not.toMatch(/secret detail/);
+    expect(text).not.toMatch(/\bat\s+\S+\s*\(|\.js:\d+|\.ts:\d+|Error:/);
   });
 
   it("answers 504 ERR_WALL_TIME_LIMIT when a call outlives its wall limit", async () => {
@@ -88,10 +93,10 @@ describe("walking skeleton", () => {
     expect((await errorOf(res)).code).toBe("ERR_WALL_TIME_LIMIT");
   });
 
-  it("answers 503 ERR_CPU_LIMIT for a busy loop, and the device keeps serving others", async () => {
+  it("answers 504 ERR_CPU_LIMIT for a busy loop (a time limit), and the device keeps serving others", async () => {
     await deployCode("spinner", `export default { fetch() { for (;;) {} } }`, { cpuMs: 50 });
     const res = await client.invoke("e2e", "spinner");
-    expect(res.status).toBe(503);
+    expect(res.status).toBe(504);
     expect((await errorOf(res)).code).toBe("ERR_CPU_LIMIT");
     const ok = await client.invoke("e2e", "hello", "/after");
     expect(ok.status).toBe(200);

@@ -2,24 +2,35 @@
  * The gateway: `ANY /fn/<app>/<fn>/<path...>` becomes a NATS request on the
  * function's invocation subject (metadata in headers, the body as raw bytes),
  * and the device's reply becomes the HTTP response.
+ *
+ * A device is a stranger's machine: its reply headers are validated with
+ * zod, only the error codes a device may legitimately send pass (anything
+ * else is 502 ERR_BAD_DEVICE_REPLY), and the caller gets the gateway's own
+ * message for each, never the device's (a function's error message or stack
+ * stays in its logs). The call's usage record is stored before the answer
+ * goes out (see platform/src/usage). Every response carries Server-Timing.
  */
 import {
   AppName,
+  DeviceId,
   FunctionName,
   HearthError,
   HTTP_HEADER_PREFIX,
   HttpMethod,
   INVOKE_HEADERS,
-  isErrorCode,
+  isDeviceErrorCode,
+  type DeviceErrorCode,
+  type FunctionLimits,
   type FunctionRecord,
   type Subjects,
 } from "@hearth/protocol";
 import { headers as natsHeaders, RequestError, TimeoutError, type MsgHdrs, type NatsConnection } from "@nats-io/transport-node";
 import { Hono, type Context } from "hono";
+import { z } from "zod";
 import { errorResponse, type HearthEnv } from "../http/index.ts";
 import type { Logger } from "../log/index.ts";
 import type { Store } from "../state/index.ts";
-import type { CallHook } from "../usage/index.ts";
+import type { CallFacts, CallHook } from "../usage/index.ts";
 
 export interface GatewayOptions {
   store: Store;
@@ -30,7 +41,7 @@ export interface GatewayOptions {
   cacheMs?: number;
   /** Told when a known function had no device to answer (the scheduler probes and re-places). */
   onNoDevice?: (app: string, fn: string) => void;
-  /** Told of every call that reached the fabric, once it is over (usage metering; see platform/src/usage). */
+  /** Told of every call that reached the fabric, once it is over; awaited before the answer goes out (usage metering; see platform/src/usage). */
   onCall?: CallHook;
 }
 
@@ -54,6 +65,13 @@ export function createGateway(options: GatewayOptions): Hono<HearthEnv> {
   const { store, nc, subjects, log } = options;
   const records = new RecordCache(store, options.cacheMs ?? 500);
   const app = new Hono<HearthEnv>();
+
+  // Every gateway response, errors made here included, says how long the gateway took.
+  app.use("/fn/*", async (c, next) => {
+    const started = performance.now();
+    await next();
+    addServerTiming(c.res.headers, `total;dur=${(performance.now() - started).toFixed(2)}`);
+  });
 
   const handle = async (c: Context<HearthEnv>) => {
     const appName = c.req.param("app") ?? "";
@@ -86,11 +104,19 @@ export function createGateway(options: GatewayOptions): Hono<HearthEnv> {
 
     const at = Date.now();
     const started = performance.now();
-    const meter = (status: number, reply?: { headers?: MsgHdrs; data: Uint8Array }, gatewayError?: string) =>
-      options.onCall?.({
-        requestId, app: appName, fn: fnName, version: record.version, at, wallMs: performance.now() - started,
-        requestBytes: body.byteLength, responseBytes: reply?.data.byteLength ?? 0, status, reply: reply?.headers, gatewayError,
-      });
+    /** Stores the call's usage record (awaited: it is durable before the caller has the answer), then answers. */
+    const answer = async (response: Response, facts: Pick<CallFacts, "responseBytes" | "errorCode" | "device">) => {
+      const wallMs = performance.now() - started;
+      if (options.onCall) {
+        const metering = performance.now();
+        await options.onCall({
+          requestId, app: appName, fn: fnName, version: record.version, at, wallMs,
+          requestBytes: body.byteLength, status: response.status, ...facts,
+        });
+        addServerTiming(response.headers, `usage;dur=${(performance.now() - metering).toFixed(2)}`);
+      }
+      return response;
+    };
     let reply;
     try {
       reply = await nc.request(subjects.invoke(appName, fnName), body, {
@@ -100,23 +126,122 @@ export function createGateway(options: GatewayOptions): Hono<HearthEnv> {
     } catch (error) {
       if (error instanceof RequestError && error.isNoResponders()) {
         options.onNoDevice?.(appName, fnName);
-        meter(503, undefined, "ERR_NO_DEVICE");
-        return errorResponse(c, "ERR_NO_DEVICE", `no device is serving ${appName}/${fnName} right now; try again in a few seconds`);
+        const response = errorResponse(c, "ERR_NO_DEVICE", `no device is serving ${appName}/${fnName} right now; try again in a few seconds`);
+        return answer(response, { responseBytes: 0, errorCode: "ERR_NO_DEVICE" });
       }
       if (error instanceof TimeoutError || (error instanceof RequestError && error.cause instanceof TimeoutError)) {
-        meter(504, undefined, "ERR_DEVICE_TIMEOUT");
-        return errorResponse(c, "ERR_DEVICE_TIMEOUT", `the device did not answer within ${record.limits.wallMs + FABRIC_MARGIN_MS} ms`);
+        const response = errorResponse(c, "ERR_DEVICE_TIMEOUT", `the device did not answer within ${record.limits.wallMs + FABRIC_MARGIN_MS} ms`);
+        return answer(response, { responseBytes: 0, errorCode: "ERR_DEVICE_TIMEOUT" });
       }
       throw error;
     }
-    const response = toResponse(c, reply.headers, reply.data, log);
-    meter(response.status, reply);
-    return response;
+    const parsed = parseDeviceReply(reply.headers);
+    if (!parsed.ok) {
+      log.warn({ requestId, app: appName, fn: fnName, problem: parsed.problem }, "device sent an invalid reply");
+      const response = errorResponse(c, "ERR_BAD_DEVICE_REPLY", "the device that took the call answered with an invalid reply; retry");
+      return answer(response, { responseBytes: reply.data.byteLength, errorCode: "ERR_BAD_DEVICE_REPLY" });
+    }
+    const device = { id: parsed.reply.device, cpuMs: parsed.reply.cpuMs, cold: parsed.reply.cold === "1" };
+    const timing = serverTiming(parsed.reply);
+    if ("errorCode" in parsed.reply) {
+      const { errorCode, errorMessage } = parsed.reply;
+      // the device's message can hold the function's own error text: never the caller's to see
+      if (ERROR_CODES_KIND_SYSTEM.has(errorCode)) log.warn({ requestId, app: appName, fn: fnName, code: errorCode, deviceId: device.id, deviceMessage: errorMessage }, "device reported a failure");
+      const response = errorResponse(c, errorCode, deviceErrorMessage(errorCode, requestId, record.limits));
+      addServerTiming(response.headers, timing);
+      if (errorCode === "ERR_NO_DEVICE") options.onNoDevice?.(appName, fnName);
+      return answer(response, { responseBytes: reply.data.byteLength, errorCode, device });
+    }
+    const response = toResponse(c, parsed.reply.status, reply.headers!, reply.data);
+    addServerTiming(response.headers, timing);
+    return answer(response, { responseBytes: reply.data.byteLength, device });
   };
 
   app.all("/fn/:app/:fn", handle);
   app.all("/fn/:app/:fn/*", handle);
   return app;
+}
+
+/** Codes a device may send that are the device's or its sandbox's failing, not the function's (logged). */
+const ERROR_CODES_KIND_SYSTEM = new Set<string>(["ERR_SANDBOX_CRASHED", "ERR_BUNDLE_INTEGRITY", "ERR_PLATFORM_UNREACHABLE", "ERR_BAD_MESSAGE", "ERR_INTERNAL"]);
+
+/** The caller's message for each code a device may send: the gateway's words, built from what the gateway knows. */
+export function deviceErrorMessage(code: DeviceErrorCode, requestId: string, limits: FunctionLimits): string {
+  switch (code) {
+    case "ERR_FUNCTION_THREW":
+      return `the function threw an uncaught exception; see its logs for request ${requestId}`;
+    case "ERR_BAD_RESPONSE":
+      return `the function's fetch() did not return a Response; see its logs for request ${requestId}`;
+    case "ERR_RESPONSE_TOO_LARGE":
+      return `the function's response body is over its limit of ${limits.responseBytes} bytes`;
+    case "ERR_CPU_LIMIT":
+      return `the call used more than its ${limits.cpuMs} ms of CPU time and was stopped`;
+    case "ERR_MEMORY_LIMIT":
+      return `the function went over its ${limits.memoryMb} MiB memory limit and was stopped`;
+    case "ERR_WALL_TIME_LIMIT":
+      return `the call ran longer than its ${limits.wallMs} ms wall limit and was stopped`;
+    case "ERR_FUNCTION_QUARANTINED":
+      return "the function crashed its sandbox on the device that took the call and is refused there for a minute; see docs/runtime.md";
+    case "ERR_BAD_BUNDLE":
+      return `the function's bundle did not load on the device; see its logs for request ${requestId}`;
+    case "ERR_SANDBOX_CRASHED":
+      return "the sandbox running the call died; retry";
+    case "ERR_BUNDLE_INTEGRITY":
+      return "the device received a bundle that failed its hash check and refused to run it; retry";
+    case "ERR_DEVICE_BUSY":
+      return "the device that took the call is at its donated capacity; retry";
+    case "ERR_NO_DEVICE":
+      return "the device that took the call no longer serves this function; try again in a few seconds";
+    case "ERR_PLATFORM_UNREACHABLE":
+      return "the device could not fetch the function from the platform; retry";
+    case "ERR_BAD_MESSAGE":
+      return "the device could not read the invocation; retry";
+    case "ERR_INTERNAL":
+      return "the device failed unexpectedly; quote the request id when reporting it";
+  }
+}
+
+/** A header value the device sets that must be absent or match. */
+const optionalHeader = <T extends z.ZodType>(schema: T) => z.preprocess((v) => (v === "" ? undefined : v), schema.optional());
+const Millis = z.string().max(24).regex(/^\d{1,12}(\.\d{1,6})?$/, "must be a decimal number of ms");
+const ReplyCommon = {
+  cpuMs: optionalHeader(Millis),
+  wallMs: optionalHeader(Millis),
+  cold: optionalHeader(z.enum(["0", "1"])),
+  device: DeviceId,
+};
+/** A device's reply: an answer (status) or an error (a device code), with its timings and its id. */
+const DeviceReply = z.union([
+  z.strictObject({
+    ...ReplyCommon,
+    errorCode: z.string().refine(isDeviceErrorCode, "must be an error code a device may send").transform((c) => c as DeviceErrorCode),
+    errorMessage: optionalHeader(z.string().max(2_000)),
+  }),
+  z.strictObject({
+    ...ReplyCommon,
+    status: z.string().regex(/^[2-5]\d\d$/, "must be an HTTP status 200-599").transform(Number),
+  }),
+]);
+type DeviceReply = z.infer<typeof DeviceReply>;
+
+function parseDeviceReply(h: MsgHdrs | undefined): { ok: true; reply: DeviceReply } | { ok: false; problem: string } {
+  if (!h) return { ok: false, problem: "no headers" };
+  const get = (name: string) => h.get(name) || undefined;
+  const errorCode = get(INVOKE_HEADERS.errorCode);
+  const fields: Record<string, string | undefined> = {
+    cpuMs: get(INVOKE_HEADERS.cpuMs),
+    wallMs: get(INVOKE_HEADERS.wallMs),
+    cold: get(INVOKE_HEADERS.cold),
+    device: get(INVOKE_HEADERS.device),
+  };
+  if (errorCode !== undefined) {
+    fields["errorCode"] = errorCode;
+    fields["errorMessage"] = get(INVOKE_HEADERS.errorMessage);
+  } else fields["status"] = get(INVOKE_HEADERS.status);
+  const parsed = DeviceReply.safeParse(fields);
+  if (parsed.success) return { ok: true, reply: parsed.data };
+  const problem = parsed.error.issues.map((i) => `${i.path.join(".") || "reply"}: ${i.message}`).join("; ");
+  return { ok: false, problem: errorCode !== undefined ? `error code ${errorCode.slice(0, 64)}: ${problem}` : problem };
 }
 
 /** Reads a request body, refusing with 413 once it passes `limit` bytes (before reading it all). */
@@ -141,28 +266,14 @@ export async function readBody(request: Request, limit: number): Promise<Uint8Ar
   return chunks.length === 1 ? chunks[0]! : Buffer.concat(chunks, size);
 }
 
-function toResponse(c: Context<HearthEnv>, h: MsgHdrs | undefined, data: Uint8Array, log: Logger): Response {
-  if (!h) return errorResponse(c, "ERR_BAD_MESSAGE", "the device sent a reply without headers");
-  const code = h.get(INVOKE_HEADERS.errorCode);
-  if (code) {
-    const message = h.get(INVOKE_HEADERS.errorMessage) || "the function failed";
-    if (!isErrorCode(code)) {
-      log.warn({ requestId: c.get("requestId"), code }, "device replied with an unknown error code");
-      return errorResponse(c, "ERR_BAD_MESSAGE", "the device replied with an unknown error");
-    }
-    const response = errorResponse(c, code, message);
-    response.headers.set("Server-Timing", serverTiming(h));
-    return response;
-  }
-  const status = Number(h.get(INVOKE_HEADERS.status));
-  if (!Number.isInteger(status) || status < 200 || status > 599) {
-    return errorResponse(c, "ERR_BAD_MESSAGE", "the device replied with an invalid status");
-  }
+function toResponse(c: Context<HearthEnv>, status: number, h: MsgHdrs, data: Uint8Array): Response {
   const out = new Headers();
   for (const key of h.keys()) {
     if (!key.startsWith(HTTP_HEADER_PREFIX)) continue;
     const name = key.slice(HTTP_HEADER_PREFIX.length);
-    if (HOP_BY_HOP.has(name.toLowerCase()) || name.toLowerCase() === "content-length") continue;
+    const lower = name.toLowerCase();
+    // the gateway's own headers are the gateway's to set
+    if (HOP_BY_HOP.has(lower) || lower === "content-length" || lower === "server-timing" || lower === "x-request-id") continue;
     for (const value of h.values(key)) {
       try {
         out.append(name, value);
@@ -171,17 +282,21 @@ function toResponse(c: Context<HearthEnv>, h: MsgHdrs | undefined, data: Uint8Ar
       }
     }
   }
-  out.set("Server-Timing", serverTiming(h));
   out.set("X-Request-Id", c.get("requestId"));
   const nullBody = status === 204 || status === 304 || c.req.method === "HEAD";
   return new Response(nullBody ? null : (data as Uint8Array<ArrayBuffer>), { status, headers: out });
 }
 
-function serverTiming(h: MsgHdrs): string {
-  const cpu = Number(h.get(INVOKE_HEADERS.cpuMs)) || 0;
-  const wall = Number(h.get(INVOKE_HEADERS.wallMs)) || 0;
-  const cold = h.get(INVOKE_HEADERS.cold) === "1";
-  return `cpu;dur=${cpu.toFixed(2)}, wall;dur=${wall.toFixed(2)}, start;desc=${cold ? "cold" : "warm"}`;
+function serverTiming(reply: DeviceReply): string {
+  const cpu = Number(reply.cpuMs ?? "0");
+  const wall = Number(reply.wallMs ?? "0");
+  return `cpu;dur=${cpu.toFixed(2)}, wall;dur=${wall.toFixed(2)}, start;desc=${reply.cold === "1" ? "cold" : "warm"}`;
+}
+
+/** Appends metrics to a response's Server-Timing header. */
+function addServerTiming(headers: Headers, metrics: string): void {
+  const existing = headers.get("Server-Timing");
+  headers.set("Server-Timing", existing ? `${existing}, ${metrics}` : metrics);
 }
 
 /** A short-lived cache of function records, so a warm call costs no Redis round trip. */

@@ -122,7 +122,7 @@ export class LedgerConsumer implements AsyncDisposable {
         break;
       } catch (error) {
         this.stats.retries++;
-        if (attempt % 10 === 0) log.warn({ err: error, requestId: record.requestId, attempt }, "could not write usage to Redis; retrying before ack");
+        if (attempt % 10 === 0) log.warn({ err: error, usageId: record.id, requestId: record.requestId, attempt }, "could not write usage to Redis; retrying before ack");
         m.working();
         await sleep(Math.min(2_000, 50 * 2 ** Math.min(attempt, 6)));
       }

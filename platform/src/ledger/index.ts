@@ -21,6 +21,7 @@ import {
   JoinTokenRequest,
   UsageDay,
   type ReconcileReport,
+  type RepairReport,
   type Subjects,
   type UsageReport,
 } from "@hearth/protocol";
@@ -33,12 +34,12 @@ import type { Logger } from "../log/index.ts";
 import { UsagePublisher, type CallHook } from "../usage/index.ts";
 import { Accounts } from "./accounts.ts";
 import { LedgerConsumer } from "./consumer.ts";
-import { reconcileLedger } from "./reconcile.ts";
+import { reconcileLedger, repairLedger } from "./reconcile.ts";
 import { LedgerStore } from "./store.ts";
 
 export { Accounts } from "./accounts.ts";
 export { LedgerConsumer, ensureLedgerConsumer } from "./consumer.ts";
-export { formatReconcile, readUsageStream, reconcileLedger } from "./reconcile.ts";
+export { formatReconcile, formatRepair, readUsageStream, reconcileLedger, repairLedger } from "./reconcile.ts";
 export { LedgerStore, SEEN_TTL_SECONDS } from "./store.ts";
 
 export type LedgerMode = "required" | "auto" | "off";
@@ -68,6 +69,8 @@ export interface LedgerOptions {
   publicNatsUrl: string;
   /** Run the consumer in this process (default true; several platform processes may all run it). */
   consume?: boolean;
+  /** How long a call waits for its usage record to be stored before it falls back to the retry queue (see platform/src/usage). */
+  usageAckTimeoutMs?: number;
 }
 
 export interface Ledger extends AsyncDisposable {
@@ -80,6 +83,8 @@ export interface Ledger extends AsyncDisposable {
   /** The gateway's hook (a no-op without metering). */
   readonly onCall: CallHook;
   reconcile(): Promise<ReconcileReport>;
+  /** Makes the ledger match the stream again (idempotent); see reconcile.ts. */
+  repair(): Promise<RepairReport>;
   usage(app?: string, day?: string): Promise<UsageReport>;
   close(): Promise<void>;
 }
@@ -94,7 +99,7 @@ export async function startLedger(options: LedgerOptions): Promise<Ledger> {
   let consumer: LedgerConsumer | undefined;
   if (mode !== "off") {
     try {
-      publisher = await UsagePublisher.start({ nc, subjects, log: log.child({ part: "usage" }) });
+      publisher = await UsagePublisher.start({ nc, subjects, log: log.child({ part: "usage" }), ackTimeoutMs: options.usageAckTimeoutMs });
       if (options.consume !== false) consumer = await LedgerConsumer.start({ nc, subjects, store, log: log.child({ part: "ledger" }) });
     } catch (error) {
       const reason = (error as Error).message;
@@ -131,6 +136,10 @@ export async function startLedger(options: LedgerOptions): Promise<Ledger> {
       if (!metering) throw unavailable();
       return reconcileLedger({ nc, subjects, store, log });
     },
+    async repair() {
+      if (!metering) throw unavailable();
+      return repairLedger({ nc, subjects, store, log: log.child({ part: "ledger" }) });
+    },
     async usage(app, day) {
       if (!metering) throw unavailable();
       const apps = app ? [app] : await store.apps();
@@ -144,6 +153,7 @@ export async function startLedger(options: LedgerOptions): Promise<Ledger> {
 const UsageQuery = z.strictObject({ app: AppName.optional(), day: UsageDay.optional() });
 const DeviceParams = z.object({ id: DeviceId });
 const CreditsQuery = z.strictObject({ day: UsageDay.optional() });
+const ReconcileQuery = z.strictObject({ repair: z.enum(["0", "1", "false", "true"]).optional() });
 
 function bearer(header: string | undefined): string {
   return /^Bearer (.{1,512})$/.exec(header ?? "")?.[1] ?? "";
@@ -191,6 +201,10 @@ export function createLedgerRoutes(ledger: Ledger): Hono<HearthEnv> {
     const body = parseInput(JoinTokenRequest, await c.req.json().catch(() => undefined), "body");
     return c.json(await ledger.accounts.createJoinToken(body.ownerId, body.region, body.ttlSeconds), 201);
   });
-  app.post("/ledger/reconcile", async (c) => c.json(await ledger.reconcile()));
+  app.post("/ledger/reconcile", async (c) => {
+    const query = parseInput(ReconcileQuery, c.req.query(), "query");
+    const repair = query.repair === "1" || query.repair === "true";
+    return c.json(repair ? await ledger.repair() : await ledger.reconcile());
+  });
   return app;
 }

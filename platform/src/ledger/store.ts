@@ -2,8 +2,8 @@
  * The ledger's accounts in Redis: per-app usage by day and function, and
  * per-device credits by day, folded from usage records.
  *
- * Folding is idempotent: one Lua script marks the record's request id as seen
- * (in a per-day set) and adds its integers to the accounts, or does nothing
+ * Folding is idempotent: one Lua script marks the record's id (made by the
+ * gateway, one per call) as seen (in a per-day set) and adds its integers to the accounts, or does nothing
  * at all when the id was already seen. Redis runs a script atomically, so a
  * record is counted once or not at all, however often it is delivered.
  */
@@ -139,7 +139,7 @@ export class LedgerStore {
       this.key("devices"),
     ];
     const args = [
-      record.requestId,
+      record.id,
       String(SEEN_TTL_SECONDS),
       record.fn,
       String(d.errors),
@@ -209,18 +209,18 @@ export class LedgerStore {
   }
 
   /**
-   * Atomically (MULTI): which of `requestIds` the ledger has counted, and the
+   * Atomically (MULTI): which of the records `ids` the ledger has counted, and the
    * account hash as it is at that same instant. Reconciliation compares the
    * two without racing the consumer.
    */
-  async snapshot(day: string, accountKey: string, requestIds: string[]): Promise<{ seen: boolean[]; hash: Record<string, string> }> {
+  async snapshot(day: string, accountKey: string, ids: string[]): Promise<{ seen: boolean[]; hash: Record<string, string> }> {
     const multi = this.redis.multi();
-    for (const id of requestIds) multi.sismember(this.seenKey(day), id);
+    for (const id of ids) multi.sismember(this.seenKey(day), id);
     multi.hgetall(accountKey);
     const results = (await multi.exec()) ?? [];
     for (const [error] of results) if (error) throw error;
-    const seen = results.slice(0, requestIds.length).map(([, v]) => Number(v) === 1);
-    const hash = (results[requestIds.length]?.[1] ?? {}) as Record<string, string>;
+    const seen = results.slice(0, ids.length).map(([, v]) => Number(v) === 1);
+    const hash = (results[ids.length]?.[1] ?? {}) as Record<string, string>;
     return { seen, hash };
   }
 }

@@ -1,19 +1,21 @@
 /**
  * Usage metering at the gateway: every finished call becomes one
- * UsageRecord, published to the usage stream (JetStream) with the request id
- * as its message id, so a retried publish is dropped as a duplicate inside
- * the stream's window. The gateway's own observations (who called what,
- * when, how long, how many bytes) are the record; the device's CPU claim
- * rides along, capped by the wall time the gateway observed.
+ * UsageRecord, published to the usage stream (JetStream) with the record's
+ * own id (made here, one per call, never the caller's request id) as its
+ * message id, so a retried publish is dropped as a duplicate inside the
+ * stream's window. The gateway's own observations (who called what, when,
+ * how long, how many bytes) are the record; the device's CPU claim rides
+ * along, capped by the wall time the gateway observed.
  *
- * Publishing never delays the caller's answer: records are queued and
- * published with retries (with backoff) until JetStream acknowledges them;
- * `flush()` waits for the queue on shutdown. See docs/ledger.md.
+ * The record is durable before the caller gets the answer: the gateway
+ * awaits JetStream's ack (a short timeout). Only when JetStream does not ack
+ * in time does the record fall back to an in-memory retry queue (logged
+ * loudly, counted in `stats.deferred`); `flush()` waits for that queue on
+ * shutdown. See docs/ledger.md.
  */
+import { randomUUID } from "node:crypto";
 import {
   DeviceId,
-  INVOKE_HEADERS,
-  isErrorCode,
   usageDay,
   UsageRecord,
   type Subjects,
@@ -29,11 +31,12 @@ import {
   type JetStreamManager,
   type StreamConfig,
 } from "@nats-io/jetstream";
-import type { MsgHdrs, NatsConnection } from "@nats-io/transport-node";
+import type { NatsConnection } from "@nats-io/transport-node";
 import type { Logger } from "../log/index.ts";
 
 /** What the gateway knows when a call is over. */
 export interface CallFacts {
+  /** The caller's request id (or the gateway's, when the caller sent none): for correlation, not identity. */
   requestId: string;
   app: string;
   fn: string;
@@ -46,14 +49,14 @@ export interface CallFacts {
   responseBytes: number;
   /** The HTTP status the caller got. */
   status: number;
-  /** The device's reply headers (none when no device answered). */
-  reply?: MsgHdrs;
-  /** The code the gateway answered with when no device replied (no device, timeout). */
-  gatewayError?: string;
+  /** The error code the caller got; none when the device's answer went through. */
+  errorCode?: string;
+  /** What a device that answered with a valid reply said about itself (none when no device did). */
+  device?: { id: string; cpuMs?: string; cold: boolean };
 }
 
-/** Hands a finished call's facts to whoever meters them (the gateway calls it once per call). */
-export type CallHook = (facts: CallFacts) => void;
+/** Hands a finished call's facts to whoever meters them (the gateway awaits it once per call, before answering). */
+export type CallHook = (facts: CallFacts) => Promise<void> | void;
 
 const NANOS_PER_MS = 1_000_000;
 const DAY_MS = 86_400_000;
@@ -108,19 +111,14 @@ function microsFromHeader(value: string | undefined): number {
   return Number.isFinite(ms) ? Math.round(ms * 1000) : 0;
 }
 
-/** Builds the record of one call from what the gateway saw (and the device's claims, capped). */
+/** Builds the record of one call from what the gateway saw (and the device's claims, capped); `id` is new and unique. */
 export function usageRecordOf(facts: CallFacts): UsageRecordT {
   const wallUs = Math.max(0, Math.round(facts.wallMs * 1000));
-  const h = facts.reply;
-  const device = h?.get(INVOKE_HEADERS.device);
-  const deviceId = device && DeviceId.safeParse(device).success ? device : null;
-  const claimedCpuUs = deviceId ? microsFromHeader(h?.get(INVOKE_HEADERS.cpuMs)) : 0;
-  const code = facts.gatewayError ?? h?.get(INVOKE_HEADERS.errorCode);
-  // ok only when the caller got the status the device answered with
-  const answered = Number(h?.get(INVOKE_HEADERS.status));
-  const outcome = code ? (isErrorCode(code) ? code : "ERR_BAD_MESSAGE") : answered === facts.status ? "ok" : "ERR_BAD_MESSAGE";
+  const deviceId = facts.device && DeviceId.safeParse(facts.device.id).success ? facts.device.id : null;
+  const claimedCpuUs = deviceId ? microsFromHeader(facts.device?.cpuMs) : 0;
   return UsageRecord.parse({
-    v: 1,
+    v: 2,
+    id: randomUUID(),
     requestId: facts.requestId,
     app: facts.app,
     fn: facts.fn,
@@ -134,9 +132,9 @@ export function usageRecordOf(facts: CallFacts): UsageRecordT {
     claimedCpuUs,
     requestBytes: facts.requestBytes,
     responseBytes: facts.responseBytes,
-    cold: h?.get(INVOKE_HEADERS.cold) === "1",
+    cold: deviceId !== null && facts.device?.cold === true,
     status: facts.status,
-    outcome,
+    outcome: facts.errorCode ?? "ok",
   });
 }
 
@@ -144,30 +142,41 @@ export interface UsagePublisherOptions {
   nc: NatsConnection;
   subjects: Subjects;
   log: Logger;
-  /** Publishes at once; the rest wait in order. */
+  /** How long a call waits for JetStream to store its record before the record falls back to the retry queue. */
+  ackTimeoutMs?: number;
+  /** Retry-queue publishes at once; the rest wait in order. */
   maxInFlight?: number;
-  /** Records held while JetStream is unreachable before the oldest are logged and dropped. */
+  /** Records held in the retry queue while JetStream is unreachable before the oldest are logged and dropped. */
   maxQueued?: number;
 }
 
-/** Publishes usage records to the usage stream, retrying until each is acknowledged. */
+/** Default wait for JetStream's ack on the call's path: well above a healthy ack (~1 ms), well below any caller's patience. */
+export const USAGE_ACK_TIMEOUT_MS = 1_000;
+
+/** Publishes usage records to the usage stream: on the call's path, with a retry queue behind it. */
 export class UsagePublisher implements AsyncDisposable {
   readonly js: JetStreamClient;
   private readonly names: ReturnType<typeof usageNames>;
   private readonly log: Logger;
+  private readonly ackTimeoutMs: number;
   private readonly maxInFlight: number;
   private readonly maxQueued: number;
   private readonly queue: UsageRecordT[] = [];
   private readonly inFlight = new Set<Promise<void>>();
   private closed = false;
   private idle: (() => void)[] = [];
-  /** Counters for tests and status. */
-  readonly stats = { published: 0, duplicates: 0, retries: 0, dropped: 0 };
+  /**
+   * Counters for tests, status and alerts: `published` stored (on the call's
+   * path or later), `deferred` not acked in time on the call's path (went to
+   * the retry queue), `dropped` lost (logged in full).
+   */
+  readonly stats = { published: 0, duplicates: 0, deferred: 0, retries: 0, dropped: 0 };
 
   private constructor(js: JetStreamClient, options: UsagePublisherOptions) {
     this.js = js;
     this.names = usageNames(options.subjects);
     this.log = options.log;
+    this.ackTimeoutMs = options.ackTimeoutMs ?? USAGE_ACK_TIMEOUT_MS;
     this.maxInFlight = options.maxInFlight ?? 256;
     this.maxQueued = options.maxQueued ?? 100_000;
   }
@@ -179,8 +188,12 @@ export class UsagePublisher implements AsyncDisposable {
     return new UsagePublisher(jetstream(options.nc, { timeout: 5_000 }), options);
   }
 
-  /** The gateway's hook: meters one finished call. Never throws, never waits. */
-  readonly record: CallHook = (facts) => {
+  /**
+   * The gateway's hook: meters one finished call and resolves once its record
+   * is stored in JetStream, or once it is in the retry queue (after
+   * `ackTimeoutMs`). Never throws.
+   */
+  readonly record: CallHook = async (facts) => {
     let record: UsageRecordT;
     try {
       record = usageRecordOf(facts);
@@ -188,10 +201,31 @@ export class UsagePublisher implements AsyncDisposable {
       this.log.error({ requestId: facts.requestId, err: error }, "could not build the usage record of a call");
       return;
     }
-    this.enqueue(record);
+    await this.store(record);
   };
 
-  /** Publishes a record as it is (also used to replay records in tests and repairs). */
+  /** Stores one record now (awaiting the ack), or queues it for retries when JetStream does not ack in time. */
+  async store(record: UsageRecordT): Promise<void> {
+    try {
+      await this.publishOnce(record, this.ackTimeoutMs);
+    } catch (error) {
+      this.stats.deferred++;
+      // the answer goes out without its record stored: a platform crash before the retry succeeds loses it
+      this.log.error(
+        { usageId: record.id, requestId: record.requestId, err: error, deferred: this.stats.deferred, backlog: this.backlog + 1 },
+        `!!! usage record not stored by JetStream within ${this.ackTimeoutMs} ms; answering anyway and retrying in the background`,
+      );
+      this.enqueue(record);
+    }
+  }
+
+  private async publishOnce(record: UsageRecordT, timeout: number): Promise<void> {
+    const ack = await this.js.publish(this.names.subject(record.app, record.fn), JSON.stringify(record), { msgID: record.id, timeout });
+    if (ack.duplicate) this.stats.duplicates++;
+    else this.stats.published++;
+  }
+
+  /** Queues a record for publishing with retries (the fallback path; also used to replay records in tests and repairs). */
   enqueue(record: UsageRecordT): void {
     if (this.inFlight.size < this.maxInFlight) return this.start(record);
     if (this.queue.length >= this.maxQueued) {
@@ -214,12 +248,9 @@ export class UsagePublisher implements AsyncDisposable {
   }
 
   private async publish(record: UsageRecordT): Promise<void> {
-    const data = JSON.stringify(record);
     for (let attempt = 0; ; attempt++) {
       try {
-        const ack = await this.js.publish(this.names.subject(record.app, record.fn), data, { msgID: record.requestId });
-        if (ack.duplicate) this.stats.duplicates++;
-        else this.stats.published++;
+        await this.publishOnce(record, 5_000);
         return;
       } catch (error) {
         if (this.closed && attempt >= 3) {
@@ -228,7 +259,7 @@ export class UsagePublisher implements AsyncDisposable {
           return;
         }
         this.stats.retries++;
-        if (attempt === 0 || attempt % 10 === 0) this.log.warn({ requestId: record.requestId, attempt, err: error }, "usage record not yet stored; retrying");
+        if (attempt === 0 || attempt % 10 === 0) this.log.warn({ usageId: record.id, requestId: record.requestId, attempt, err: error }, "usage record not yet stored; retrying");
         await new Promise((r) => setTimeout(r, Math.min(5_000, 50 * 2 ** Math.min(attempt, 7))));
       }
     }

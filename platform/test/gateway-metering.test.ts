@@ -1,0 +1,246 @@
+/**
+ * The gateway against devices it cannot trust, and its usage record of each
+ * call, in-process (`app.request()`) against a real nats-server with
+ * JetStream. The "devices" are plain NATS responders, so each test controls
+ * exactly what a device answers.
+ */
+import { startNatsServer, type NatsServer } from "@hearth/devkit";
+import { INVOKE_HEADERS, INVOKE_QUEUE, Subjects, type ReconcileReport, type UsageReport } from "@hearth/protocol";
+import { jetstreamManager } from "@nats-io/jetstream";
+import { connect, headers, type Msg, type NatsConnection } from "@nats-io/transport-node";
+import { afterAll, beforeAll, describe, expect, it } from "vitest";
+import { silentLogger, startPlatform, type Platform } from "../src/index.ts";
+import { ensureUsageStream, usageNames } from "../src/usage/index.ts";
+
+const TOKEN = "gateway-token-0123456789";
+const auth = { authorization: `Bearer ${TOKEN}` };
+const PREFIX = "gwmeter";
+const subjects = new Subjects(PREFIX);
+
+let nats: NatsServer;
+let platform: Platform;
+let device: NatsConnection;
+
+/** What the fake device answers, per function: its reply headers (the body is "ok"), or nothing at all. */
+const devices: Record<string, (h: ReturnType<typeof headers>, msg: Msg) => "silent" | void> = {
+  ok: (h, msg) => {
+    h.set(INVOKE_HEADERS.status, "200");
+    h.set(INVOKE_HEADERS.cpuMs, "0.5");
+    h.set(INVOKE_HEADERS.wallMs, "1.0");
+    h.set(INVOKE_HEADERS.cold, "0");
+    h.set(INVOKE_HEADERS.device, "gw-dev");
+    // a function cannot set the gateway's own headers
+    h.set("Http-Server-Timing", "fake;dur=0");
+    h.set("Http-X-Seen-Request-Id", msg.headers?.get(INVOKE_HEADERS.requestId) ?? "");
+  },
+  threw: (h) => {
+    h.set(INVOKE_HEADERS.errorCode, "ERR_FUNCTION_THREW");
+    h.set(INVOKE_HEADERS.errorMessage, "Error: secret detail at handler (bundle.js:1:7)");
+    h.set(INVOKE_HEADERS.device, "gw-dev");
+  },
+  cpu: (h) => {
+    h.set(INVOKE_HEADERS.errorCode, "ERR_CPU_LIMIT");
+    h.set(INVOKE_HEADERS.errorMessage, "cpu");
+    h.set(INVOKE_HEADERS.device, "gw-dev");
+  },
+  liar: (h) => {
+    h.set(INVOKE_HEADERS.errorCode, "ERR_UNAUTHORIZED");
+    h.set(INVOKE_HEADERS.errorMessage, "log in again at https://evil.example");
+    h.set(INVOKE_HEADERS.device, "gw-dev");
+  },
+  unknown: (h) => {
+    h.set(INVOKE_HEADERS.errorCode, "ERR_MADE_UP");
+    h.set(INVOKE_HEADERS.device, "gw-dev");
+  },
+  badstatus: (h) => {
+    h.set(INVOKE_HEADERS.status, "abc");
+    h.set(INVOKE_HEADERS.device, "gw-dev");
+  },
+  badtiming: (h) => {
+    h.set(INVOKE_HEADERS.status, "200");
+    h.set(INVOKE_HEADERS.cpuMs, "1e9");
+    h.set(INVOKE_HEADERS.device, "gw-dev");
+  },
+  anonymous: (h) => {
+    h.set(INVOKE_HEADERS.status, "200");
+  },
+  silent: () => "silent",
+};
+
+beforeAll(async () => {
+  nats = await startNatsServer({ jetstream: true });
+  platform = await startPlatform({ natsUrl: nats.url, token: TOKEN, log: silentLogger(), subjectPrefix: PREFIX, ledger: "required" });
+  device = await connect({ servers: nats.url });
+  for (const [fn, answer] of Object.entries(devices)) {
+    device.subscribe(subjects.invoke("gw", fn), {
+      queue: INVOKE_QUEUE,
+      callback: (_err, msg) => {
+        const h = headers();
+        if (answer(h, msg) === "silent") return;
+        msg.respond(new TextEncoder().encode("ok"), { headers: h });
+      },
+    });
+  }
+  await device.flush();
+  for (const fn of [...Object.keys(devices), "nobody"]) {
+    const limits = fn === "silent" ? "?wallMs=100" : "?requestBytes=16";
+    const res = await platform.app.request(`/v1/apps/gw/functions/${fn}${limits}`, { method: "PUT", headers: auth, body: "export default { fetch() { return new Response('') } }" });
+    expect(res.status).toBe(201);
+  }
+});
+
+afterAll(async () => {
+  await device?.close();
+  await platform?.close();
+  await nats?.stop();
+});
+
+async function errorOf(res: Response) {
+  const body = (await res.json()) as { error: { code: string; message: string; requestId: string } };
+  expect(res.headers.get("x-request-id")).toBe(body.error.requestId);
+  return body.error;
+}
+
+async function settle(): Promise<void> {
+  expect(await platform.ledger.publisher!.flush()).toBe(true);
+  for (let i = 0; i < 400 && !(await platform.ledger.consumer!.caughtUp()); i++) await new Promise((r) => setTimeout(r, 25));
+}
+
+async function streamCount(): Promise<number> {
+  const jsm = await jetstreamManager(platform.nc);
+  return (await jsm.streams.info(usageNames(subjects).stream)).state.messages;
+}
+
+const TOTAL = /(^|, )total;dur=\d+\.\d\d$/;
+
+describe("usage records at the gateway", () => {
+  it("bills each call once, even when callers send the same X-Request-Id every time", async () => {
+    const before = await usageOf("ok");
+    const fixed = { "x-request-id": "always-the-same-id" };
+    for (let i = 0; i < 3; i++) {
+      const res = await platform.app.request("/fn/gw/ok", { headers: fixed });
+      expect(res.status).toBe(200);
+      // the caller's id stays the call's id for correlation and the function's logs
+      expect(res.headers.get("x-request-id")).toBe("always-the-same-id");
+      expect(res.headers.get("x-seen-request-id")).toBe("always-the-same-id");
+    }
+    await settle();
+    expect((await usageOf("ok")) - before).toBe(3);
+    const reconcile = await platform.app.request("/v1/ledger/reconcile", { method: "POST", headers: auth });
+    expect(await reconcile.json()).toMatchObject({ pending: 0, missing: 0, differences: [] });
+  });
+
+  it("stores the record in JetStream before the caller has the answer", async () => {
+    const stats = { ...platform.ledger.publisher!.stats };
+    for (let i = 0; i < 5; i++) {
+      const before = await streamCount();
+      const res = await platform.app.request("/fn/gw/ok");
+      expect(res.status).toBe(200);
+      // no flush: the record is already stored
+      expect(await streamCount()).toBe(before + 1);
+      expect(res.headers.get("server-timing")).toMatch(/usage;dur=\d+\.\d\d/);
+    }
+    expect(platform.ledger.publisher!.stats.published - stats.published).toBe(5);
+    expect(platform.ledger.publisher!.stats.deferred).toBe(stats.deferred);
+  });
+
+  it("answers when JetStream does not store in time, and stores the record later (counted as deferred)", async () => {
+    // a platform of its own, so the stream can be taken away and given back
+    const own = new Subjects("gwdefer");
+    const p = await startPlatform({ natsUrl: nats.url, token: TOKEN, log: silentLogger(), subjectPrefix: own.prefix, redisPrefix: "gwdefer:", ledger: "required" });
+    const d = await connect({ servers: nats.url });
+    try {
+      d.subscribe(own.invoke("defer", "ok"), { queue: INVOKE_QUEUE, callback: (_e, msg) => { const h = headers(); devices.ok!(h, msg); msg.respond(new Uint8Array(0), { headers: h }); } });
+      await d.flush();
+      expect((await p.app.request("/v1/apps/defer/functions/ok", { method: "PUT", headers: auth, body: "export default {}" })).status).toBe(201);
+      const jsm = await jetstreamManager(p.nc);
+      const stream = usageNames(own).stream;
+      await jsm.streams.delete(stream);
+      const started = Date.now();
+      const res = await p.app.request("/fn/defer/ok");
+      expect(res.status).toBe(200);
+      expect(Date.now() - started).toBeLessThan(5_000);
+      expect(p.ledger.publisher!.stats.deferred).toBe(1);
+      expect(p.ledger.publisher!.backlog).toBe(1);
+      await ensureUsageStream(jsm, own);
+      expect(await p.ledger.publisher!.flush(15_000)).toBe(true);
+      expect((await jsm.streams.info(stream)).state.messages).toBe(1);
+    } finally {
+      await d.close();
+      await p.close();
+    }
+  });
+});
+
+async function usageOf(fn: string): Promise<number> {
+  const res = await platform.app.request("/v1/usage?app=gw", { headers: auth });
+  const report = (await res.json()) as UsageReport;
+  return report.apps[0]?.days.flatMap((d) => d.functions).filter((f) => f.fn === fn).reduce((a, f) => a + f.calls, 0) ?? 0;
+}
+
+describe("device replies", () => {
+  it("a function that throws: 500 ERR_FUNCTION_THREW with the gateway's message, never the function's", async () => {
+    const res = await platform.app.request("/fn/gw/threw", { headers: { "x-request-id": "req-threw-1" } });
+    expect(res.status).toBe(500);
+    const error = await errorOf(res);
+    expect(error).toEqual({ code: "ERR_FUNCTION_THREW", message: "the function threw an uncaught exception; see its logs for request req-threw-1", requestId: "req-threw-1" });
+    expect(res.headers.get("server-timing")).toMatch(TOTAL);
+  });
+
+  it("a CPU limit is a time limit: 504 ERR_CPU_LIMIT", async () => {
+    const res = await platform.app.request("/fn/gw/cpu");
+    expect(res.status).toBe(504);
+    expect((await errorOf(res)).code).toBe("ERR_CPU_LIMIT");
+  });
+
+  it.each([
+    ["liar", "an error code a device may not send"],
+    ["unknown", "an unknown error code"],
+    ["badstatus", "a status that is not a number"],
+    ["badtiming", "a timing that is not a decimal"],
+    ["anonymous", "no device id"],
+  ])("%s: a reply with %s is 502 ERR_BAD_DEVICE_REPLY", async (fn) => {
+    const res = await platform.app.request(`/fn/gw/${fn}`);
+    expect(res.status).toBe(502);
+    const error = await errorOf(res);
+    expect(error.code).toBe("ERR_BAD_DEVICE_REPLY");
+    expect(error.message).not.toMatch(/evil|log in/);
+    expect(res.headers.get("server-timing")).toMatch(TOTAL);
+  });
+
+  it("passes a function's answer through, with the gateway's own Server-Timing and request id", async () => {
+    const res = await platform.app.request("/fn/gw/ok");
+    expect(res.status).toBe(200);
+    const timing = res.headers.get("server-timing")!;
+    expect(timing).toMatch(/^cpu;dur=0\.50, wall;dur=1\.00, start;desc=warm, usage;dur=[\d.]+, total;dur=[\d.]+$/);
+    expect(timing).not.toMatch(/fake/);
+  });
+
+  it("bills what the caller got: bad replies are errors and credit no device", async () => {
+    await settle();
+    const res = await platform.app.request("/v1/usage?app=gw", { headers: auth });
+    const fns = ((await res.json()) as UsageReport).apps[0]!.days.flatMap((d) => d.functions);
+    for (const fn of ["liar", "unknown", "badstatus", "badtiming", "anonymous"]) {
+      expect(fns.find((f) => f.fn === fn)).toMatchObject({ calls: 1, errors: 1, cpuUs: 0 });
+    }
+    const reconcile = (await (await platform.app.request("/v1/ledger/reconcile", { method: "POST", headers: auth })).json()) as ReconcileReport;
+    expect(reconcile).toMatchObject({ pending: 0, missing: 0, differences: [] });
+  });
+});
+
+describe("errors the gateway makes carry Server-Timing too", () => {
+  it("ERR_FUNCTION_NOT_FOUND, ERR_BODY_TOO_LARGE, ERR_NO_DEVICE, ERR_DEVICE_TIMEOUT", async () => {
+    const cases: [string, RequestInit, number, string][] = [
+      ["/fn/gw/missing", {}, 404, "ERR_FUNCTION_NOT_FOUND"],
+      ["/fn/gw/ok", { method: "POST", body: "x".repeat(17) }, 413, "ERR_BODY_TOO_LARGE"],
+      ["/fn/gw/nobody", {}, 503, "ERR_NO_DEVICE"],
+      ["/fn/gw/silent", {}, 504, "ERR_DEVICE_TIMEOUT"],
+    ];
+    for (const [path, init, status, code] of cases) {
+      const res = await platform.app.request(path, init);
+      expect(res.status, path).toBe(status);
+      expect((await errorOf(res)).code).toBe(code);
+      expect(res.headers.get("server-timing"), path).toMatch(TOTAL);
+    }
+  }, 15_000);
+});
