@@ -11,6 +11,7 @@ import { createGateway } from "./gateway/index.ts";
 import { startLedger, type Ledger, type LedgerMode } from "./ledger/index.ts";
 import { notFound, onError, REQUEST_ID_HEADER, type HearthEnv } from "./http/index.ts";
 import type { Logger } from "./log/index.ts";
+import { FunctionLogs } from "./logs/index.ts";
 import { Scheduler } from "./scheduler/index.ts";
 import { connectRedis, Store } from "./state/index.ts";
 
@@ -55,6 +56,7 @@ export function createHttpApp(parts: {
   publicUrl: () => string;
   embeddedState: boolean;
   ledger?: Ledger;
+  logs?: FunctionLogs;
 }): Hono<HearthEnv> {
   const app = new Hono<HearthEnv>();
   app.use("*", requestId({ headerName: REQUEST_ID_HEADER, limitLength: 255 }));
@@ -82,8 +84,13 @@ export async function startPlatform(options: PlatformOptions): Promise<Platform>
     redis.disconnect();
     throw error;
   });
+  // function logs live in JetStream next to usage; without it the platform runs and log reads say why they cannot
+  const logs = await FunctionLogs.start({ nc, subjects, log }).catch((error: unknown) => {
+    log.warn({ err: error }, "JetStream is not available: function logs are not kept (GET .../logs answers ERR_LOGS_UNAVAILABLE)");
+    return undefined;
+  });
   let url = options.publicUrl ?? "";
-  const app = createHttpApp({ store, scheduler, nc, subjects, log, token: options.token, publicUrl: () => url, embeddedState: embedded, ledger });
+  const app = createHttpApp({ store, scheduler, nc, subjects, log, token: options.token, publicUrl: () => url, embeddedState: embedded, ledger, logs });
 
   const server: ServerType = await new Promise((resolve, reject) => {
     const s = serve({ fetch: app.fetch, hostname: options.host ?? "127.0.0.1", port: options.port ?? 0 }, () => resolve(s));
@@ -98,6 +105,8 @@ export async function startPlatform(options: PlatformOptions): Promise<Platform>
   let closing: Promise<void> | undefined;
   const close = () =>
     (closing ??= (async () => {
+      // open log follow streams end first, or the HTTP server would wait for them
+      await logs?.close();
       await new Promise<void>((resolve) => server.close(() => resolve()));
       await scheduler[Symbol.asyncDispose]();
       // every call answered so far has its usage record stored before the fabric connection goes

@@ -26,6 +26,8 @@ import { z } from "zod";
 import { readBody } from "../gateway/index.ts";
 import { parseInput, type HearthEnv } from "../http/index.ts";
 import { createDeviceRoutes, createLedgerRoutes, type Ledger } from "../ledger/index.ts";
+import type { Logger } from "../log/index.ts";
+import { createLogRoutes, type FunctionLogs } from "../logs/index.ts";
 import type { Scheduler } from "../scheduler/index.ts";
 import type { Store } from "../state/index.ts";
 
@@ -38,6 +40,9 @@ export interface ApiOptions {
   embeddedState: boolean;
   /** Usage, credits and device joins (docs/ledger.md). */
   ledger?: Ledger;
+  /** Function logs (needs JetStream); without them log reads answer ERR_LOGS_UNAVAILABLE. */
+  logs?: FunctionLogs;
+  log?: Logger;
 }
 
 const FunctionParams = z.object({ app: AppName, fn: FunctionName });
@@ -82,6 +87,7 @@ export function createApi(options: ApiOptions): Hono<HearthEnv> {
   });
 
   if (options.ledger) api.route("/", createLedgerRoutes(options.ledger));
+  api.route("/", createLogRoutes({ store, logs: options.logs, log: options.log }));
 
   const view = async (record: FunctionRecord): Promise<FunctionView> => {
     const placement = await store.getPlacement(record.app, record.name);
