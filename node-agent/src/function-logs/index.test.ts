@@ -1,0 +1,64 @@
+import { LogLine, Subjects } from "@hearth/protocol";
+import type { NatsConnection } from "@nats-io/transport-node";
+import { pino } from "pino";
+import { describe, expect, it } from "vitest";
+import { forwardFunctionLogs, logLineOf } from "./index.ts";
+
+const VERSION = "b".repeat(64);
+
+function fakeFabric() {
+  const published: { subject: string; line: LogLine }[] = [];
+  const nc = {
+    isClosed: () => false,
+    publish: (subject: string, data: string) => published.push({ subject, line: LogLine.parse(JSON.parse(data)) }),
+  } as unknown as NatsConnection;
+  return { nc, published };
+}
+
+function ownerLog() {
+  const lines: string[] = [];
+  const log = pino({ level: "debug" }, { write: (s: string) => lines.push(s) });
+  return { log, lines };
+}
+
+describe("function logs on the device", () => {
+  it("publishes each console line on its function's subject, with the request id and device", () => {
+    const { nc, published } = fakeFabric();
+    const { log } = ownerLog();
+    const onLog = forwardFunctionLogs({ deviceId: "dev-7", subjects: new Subjects("t1"), connection: () => nc, log });
+    onLog({ key: `shop/cart@${VERSION}`, requestId: "req-9", level: "warn", message: "low stock" });
+    onLog({ key: `shop/cart@${VERSION}`, requestId: "", level: "trace", message: "loading" });
+    expect(published.map((p) => p.subject)).toEqual(["t1.logs.shop.cart", "t1.logs.shop.cart"]);
+    expect(published[0]!.line).toMatchObject({ app: "shop", fn: "cart", version: VERSION, requestId: "req-9", deviceId: "dev-7", level: "warn", message: "low stock" });
+    // top-level code runs outside a call; an unknown level is kept as info
+    expect(published[1]!.line).toMatchObject({ requestId: null, level: "info" });
+  });
+
+  it("never writes a line's content to the owner's log, only counts at debug level", () => {
+    const { nc } = fakeFabric();
+    const { log, lines } = ownerLog();
+    const onLog = forwardFunctionLogs({ deviceId: "dev-7", subjects: new Subjects("t2"), connection: () => nc, log, reportEveryMs: 0 });
+    onLog({ key: `shop/cart@${VERSION}`, requestId: "req-1", level: "error", message: "card 4242-secret declined" });
+    expect(lines.length).toBe(1);
+    expect(lines.join("")).not.toContain("4242-secret");
+    expect(JSON.parse(lines[0]!)).toMatchObject({ level: 20, fnLogLines: 1, fnLogLinesDropped: 0 });
+  });
+
+  it("drops (and counts) lines before the fabric connection exists or with a key that is not a function's", () => {
+    const { log, lines } = ownerLog();
+    let nc: NatsConnection | undefined;
+    const onLog = forwardFunctionLogs({ deviceId: "dev-7", subjects: new Subjects("t3"), connection: () => nc, log, reportEveryMs: 0 });
+    onLog({ key: `shop/cart@${VERSION}`, requestId: "r", level: "info", message: "early" });
+    const fabric = fakeFabric();
+    nc = fabric.nc;
+    onLog({ key: "shop/cart", requestId: "r", level: "info", message: "no version" });
+    onLog({ key: `Shop.*/cart@${VERSION}`, requestId: "r", level: "info", message: "bad app" });
+    expect(fabric.published).toEqual([]);
+    expect(lines.map((l) => JSON.parse(l).fnLogLinesDropped)).toEqual([1, 1, 1]);
+  });
+
+  it("cuts a long message to the wire's bound", () => {
+    const line = logLineOf({ key: `a/b@${VERSION}`, requestId: "r", level: "info", message: "x".repeat(20_000) }, "d");
+    expect(line?.message.length).toBe(16_384);
+  });
+});

@@ -1,0 +1,94 @@
+/**
+ * Function logs leave the device for their developer: each console line a
+ * sandbox reports becomes one message on `<prefix>.logs.<app>.<fn>`, which
+ * the platform's logs stream keeps (docs/api.md, "Function logs"). The
+ * device owner's own log gets only counts at debug level, never a line's
+ * content: owners must not see more of a function than running it.
+ *
+ * Publishing is core NATS (fire and forget, buffered by nats.js while it
+ * reconnects): a console call never waits on the fabric.
+ */
+import { LogLine, logSubject, MAX_LOG_MESSAGE_CHARS, type LogLevel, type Subjects } from "@hearth/protocol";
+import type { NatsConnection } from "@nats-io/transport-node";
+import type { Logger } from "../log/index.ts";
+
+/** What a sandbox reports for one console line (the key is `app/fn@version`). */
+export interface SandboxLogEntry {
+  key: string;
+  requestId: string;
+  level: string;
+  message: string;
+}
+
+export interface FunctionLogOptions {
+  deviceId: string;
+  subjects: Subjects;
+  /** The device's fabric connection; a getter because the sandbox pool starts before the agent connects. */
+  connection: () => NatsConnection | undefined;
+  /** The owner's log: counts only. */
+  log: Logger;
+  /** How often at most the owner's log gets a count line (default 60 s). */
+  reportEveryMs?: number;
+}
+
+const KEY = /^([^/@]+)\/([^/@]+)@([0-9a-f]{64})$/;
+
+/** Turns a sandbox's log entry into the wire line, or undefined when it cannot belong to a function. */
+export function logLineOf(entry: SandboxLogEntry, deviceId: string, at = Date.now()): LogLine | undefined {
+  const key = KEY.exec(entry.key);
+  if (!key) return undefined;
+  const parsed = LogLine.safeParse({
+    app: key[1],
+    fn: key[2],
+    version: key[3],
+    requestId: entry.requestId === "" ? null : entry.requestId,
+    deviceId,
+    level: (LEVELS.has(entry.level) ? entry.level : "info") as LogLevel,
+    message: entry.message.slice(0, MAX_LOG_MESSAGE_CHARS),
+    at,
+  });
+  return parsed.success ? parsed.data : undefined;
+}
+
+const LEVELS = new Set<string>(["debug", "info", "warn", "error"]);
+
+/**
+ * The sandbox pool's `onLog`: publishes each line to its function's logs
+ * subject and keeps counts for the owner's log.
+ *
+ * @example
+ * new SandboxPool({ size, log, onLog: forwardFunctionLogs({ deviceId, subjects, connection: () => nc, log }) });
+ */
+export function forwardFunctionLogs(options: FunctionLogOptions): (entry: SandboxLogEntry) => void {
+  const reportEveryMs = options.reportEveryMs ?? 60_000;
+  const counts = { sent: 0, dropped: 0 };
+  let reported = { sent: 0, dropped: 0 };
+  let lastReport = 0;
+  return (entry) => {
+    let nc: NatsConnection | undefined;
+    try {
+      nc = options.connection();
+    } catch {
+      // not connected yet (a line before the agent joined the fabric)
+    }
+    const line = logLineOf(entry, options.deviceId);
+    if (!line || !nc || nc.isClosed()) counts.dropped++;
+    else {
+      try {
+        nc.publish(logSubject(options.subjects, line.app, line.fn), JSON.stringify(line));
+        counts.sent++;
+      } catch {
+        counts.dropped++;
+      }
+    }
+    const now = Date.now();
+    if (now - lastReport >= reportEveryMs) {
+      lastReport = now;
+      options.log.debug(
+        { fnLogLines: counts.sent - reported.sent, fnLogLinesDropped: counts.dropped - reported.dropped },
+        "function log lines sent to their developers",
+      );
+      reported = { ...counts };
+    }
+  };
+}
