@@ -2,7 +2,7 @@
  * The scheduler against a real nats-server, with fake devices that publish
  * heartbeats and answer control messages the way agents do.
  */
-import { startNatsServer, type NatsServer } from "@hearth/devkit";
+import { redisServerBinary, startNatsServer, startRedisServer, type NatsServer } from "@hearth/devkit";
 import { ControlMessage, type Heartbeat, type PlacedFunction } from "@hearth/protocol";
 import { connect, type NatsConnection } from "@nats-io/transport-node";
 import { afterAll, afterEach, beforeAll, describe, expect, it } from "vitest";
@@ -49,17 +49,19 @@ class FakeDevice {
   readonly owner: string;
   readonly nc: NatsConnection;
   readonly accept: boolean;
-  private constructor(id: string, owner: string, nc: NatsConnection, accept: boolean) {
+  readonly prefix: string;
+  private constructor(id: string, owner: string, nc: NatsConnection, accept: boolean, prefix: string) {
     this.id = id;
     this.owner = owner;
     this.nc = nc;
     this.accept = accept;
+    this.prefix = prefix;
   }
 
-  static async start(id: string, owner: string, accept = true) {
+  static async start(id: string, owner: string, accept = true, prefix = PREFIX) {
     const nc = await connect({ servers: nats.url });
-    const device = new FakeDevice(id, owner, nc, accept);
-    nc.subscribe(`${PREFIX}.device.${id}.control`, {
+    const device = new FakeDevice(id, owner, nc, accept, prefix);
+    nc.subscribe(`${prefix}.device.${id}.control`, {
       callback: (_err, msg) => {
         const message = ControlMessage.parse(msg.json());
         device.received.push(message);
@@ -75,9 +77,18 @@ class FakeDevice {
       },
     });
     devices.push(device);
-    device.beat();
-    device.timer = setInterval(() => device.beat(), 200);
+    device.resume();
     return device;
+  }
+
+  /** Stops heartbeating but keeps answering (a device whose heartbeats are late). */
+  pause() {
+    clearInterval(this.timer);
+  }
+
+  resume() {
+    this.beat();
+    this.timer = setInterval(() => this.beat(), 200);
   }
 
   beat() {
@@ -94,7 +105,7 @@ class FakeDevice {
       agentVersion: "test",
       sentAt: Date.now(),
     };
-    this.nc.publish(`${PREFIX}.heartbeat`, JSON.stringify(beat));
+    this.nc.publish(`${this.prefix}.heartbeat`, JSON.stringify(beat));
   }
 
   /** Goes silent: no heartbeats, no answers (like a device that lost power). */
@@ -188,4 +199,52 @@ describe("scheduler", () => {
     expect(ids).not.toContain("../../etc");
     await nc.close();
   });
+});
+
+describe("a platform process that just took over", () => {
+  it.skipIf(redisServerBinary() === undefined)(
+    "keeps placements on devices it has not heard from yet, and re-places once they stay silent",
+    async () => {
+      const redis = await startRedisServer();
+      const prefix = "warmup";
+      const options = { natsUrl: nats.url, token: TOKEN, log: silentLogger(), subjectPrefix: prefix, redisUrl: redis.url, deadAfterMs: 1_500, tickMs: 100 };
+      let first: Platform | undefined = await startPlatform(options);
+      let second: Platform | undefined;
+      try {
+        const [d1] = [await FakeDevice.start("w-d1", "ann", true, prefix), await FakeDevice.start("w-d2", "bo", true, prefix), await FakeDevice.start("w-d3", "cy", true, prefix)];
+        await until("3 live devices", () => (first!.scheduler.liveDevices().length === 3 ? true : undefined));
+        const res = await first.app.request("/v1/apps/w/functions/fn?replicas=3", {
+          method: "PUT",
+          headers: { authorization: `Bearer ${TOKEN}` },
+          body: `export default { fetch: () => new Response("w") }`,
+        });
+        expect(res.status).toBeLessThan(300);
+        const placedOnAll = async (p: Platform) => Object.keys((await p.store.getPlacement("w", "fn")).devices).sort();
+        await until("placed on all three", async () => ((await placedOnAll(first!)).length === 3 ? true : undefined));
+
+        // the leader goes away; a new process takes over before it has heard w-d1 (whose heartbeats are late, not stopped for good)
+        d1!.pause();
+        await first.close();
+        first = undefined;
+        second = await startPlatform(options);
+        const started = Date.now();
+        while (Date.now() - started < 1_200) {
+          expect(await placedOnAll(second)).toEqual(["w-d1", "w-d2", "w-d3"]);
+          await new Promise((r) => setTimeout(r, 50));
+        }
+        d1!.resume();
+        await new Promise((r) => setTimeout(r, 800));
+        expect(await placedOnAll(second)).toEqual(["w-d1", "w-d2", "w-d3"]);
+
+        // once it has listened long enough, a device that stays silent is given up and its replica dropped
+        await d1!.die();
+        await until("w-d1 given up", async () => ((await placedOnAll(second!)).join() === "w-d2,w-d3" ? true : undefined), 5_000);
+      } finally {
+        await first?.close();
+        await second?.close();
+        await redis.stop();
+      }
+    },
+    30_000,
+  );
 });

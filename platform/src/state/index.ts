@@ -41,12 +41,11 @@ export const Placement = z.strictObject({
 });
 export type Placement = z.infer<typeof Placement>;
 
+/** A device in the scheduler's live table (kept in each platform process's memory, not in Redis). */
 export interface DeviceEntry {
   heartbeat: HeartbeatT;
   lastSeen: number;
 }
-
-const DeviceEntrySchema = z.strictObject({ heartbeat: Heartbeat, lastSeen: z.number() });
 
 /** Typed access to every key the platform keeps. Each instance owns one key prefix. */
 export class Store {
@@ -125,34 +124,17 @@ export class Store {
     return raw === null ? { devices: {} } : Placement.parse(JSON.parse(raw));
   }
 
+  /** Placements of many functions in one round trip, in the order asked. */
+  async getPlacements(ids: readonly { app: string; name: string }[]): Promise<Placement[]> {
+    if (ids.length === 0) return [];
+    const raws = await this.redis.mget(ids.map(({ app, name }) => this.key("placement", app, name)));
+    return raws.map((raw) => (raw === null ? { devices: {} } : Placement.parse(JSON.parse(raw))));
+  }
+
   async setPlacement(app: string, name: string, placement: Placement): Promise<void> {
     // Only while the function exists: a placement never resurrects a deleted function.
     const exists = await this.redis.exists(this.key("fn", app, name));
     if (exists) await this.redis.set(this.key("placement", app, name), JSON.stringify(placement));
-  }
-
-  // devices, fed by heartbeats
-
-  async recordHeartbeat(heartbeat: HeartbeatT, now: number): Promise<void> {
-    const entry: DeviceEntry = { heartbeat, lastSeen: now };
-    await this.redis
-      .multi()
-      .set(this.key("device", heartbeat.deviceId), JSON.stringify(entry), "PX", 10 * 60_000)
-      .zadd(this.key("devices"), now, heartbeat.deviceId)
-      .exec();
-  }
-
-  /** Devices heard from since `since` (ms since epoch). */
-  async devicesSeenSince(since: number): Promise<DeviceEntry[]> {
-    const ids = await this.redis.zrangebyscore(this.key("devices"), since, "+inf");
-    if (ids.length === 0) return [];
-    const raws = await this.redis.mget(ids.map((id) => this.key("device", id)));
-    return raws.flatMap((raw) => (raw === null ? [] : [DeviceEntrySchema.parse(JSON.parse(raw))]));
-  }
-
-  /** Forgets devices silent since before `before`. */
-  async pruneDevices(before: number): Promise<void> {
-    await this.redis.zremrangebyscore(this.key("devices"), "-inf", before);
   }
 
   /**

@@ -60,27 +60,6 @@ describe.each(backends)("Store on %s", (name, make) => {
     s.redis.disconnect();
   });
 
-  it.skipIf(skip)("tracks live devices by heartbeat time", async () => {
-    const s = store();
-    const beat = (deviceId: string) => ({
-      deviceId,
-      ownerId: "o",
-      region: "r",
-      location: { label: "x", lat: 0, lon: 0 },
-      cores: 1,
-      memoryMb: 256,
-      activeCalls: 0,
-      freeCores: 1,
-      functions: [],
-      agentVersion: "0",
-      sentAt: 1,
-    });
-    await s.recordHeartbeat(beat("old"), 1_000);
-    await s.recordHeartbeat(beat("new"), 5_000);
-    expect((await s.devicesSeenSince(4_000)).map((d) => d.heartbeat.deviceId)).toEqual(["new"]);
-    s.redis.disconnect();
-  });
-
   it.skipIf(skip)("gives a lease to one holder at a time", async () => {
     const s = store();
     expect(await s.lease("x", "a", 10_000)).toBe(true);
