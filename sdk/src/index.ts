@@ -4,8 +4,8 @@
  * The `hearth` CLI is built on the same client.
  */
 export { HearthClient } from "./client.ts";
-export type { DeployInput, HearthClientOptions, InvokeInit } from "./client.ts";
+export type { DeployInput, HearthClientOptions, InvokeInit, LogsOptions, TailLogsOptions } from "./client.ts";
 export { bundleFunction } from "./bundle.ts";
 export type { Context, Env, HearthFunction } from "./types.ts";
 export { HearthError, ERROR_CODES } from "@hearth/protocol";
-export type { ErrorCode, FunctionView, FunctionLimitsInput, DeviceView, VersionRecord } from "@hearth/protocol";
+export type { ErrorCode, FunctionView, FunctionLimitsInput, DeviceView, LogEntry, LogLevel, VersionRecord } from "@hearth/protocol";

@@ -4,7 +4,18 @@
  * unexpected errors print a stack.
  */
 import { existsSync } from "node:fs";
-import { AppName, formatZodError, FunctionName, HearthError, Sha256Hex, UsageDay, type FunctionView, type UsageReport } from "@hearth/protocol";
+import {
+  AppName,
+  formatZodError,
+  FunctionName,
+  HearthError,
+  LogsQuery,
+  Sha256Hex,
+  UsageDay,
+  type FunctionView,
+  type LogEntry,
+  type UsageReport,
+} from "@hearth/protocol";
 import { Command, Option } from "commander";
 import { z } from "zod";
 import { HearthClient } from "../client.ts";
@@ -161,7 +172,50 @@ export function buildProgram(): Command {
       for (const line of usageLines(report)) out(line);
     });
 
+  program
+    .command("logs <app> <fn>")
+    .description("a function's console lines (time, level, request id, message); --follow keeps printing new ones")
+    .option("--since <when>", "lines since a duration back (30s, 10m, 2h, 7d) or an ISO time")
+    .option("--limit <n>", "the newest n lines (0-1000, default 100)")
+    .option("--request-id <id>", "only the lines of one call (its X-Request-Id)")
+    .option("-f, --follow", "keep printing new lines until interrupted")
+    .option("--json", "print one JSON object per line")
+    .action(async (appArg: string, fnArg: string, flags: { since?: string; limit?: string; requestId?: string; follow?: boolean; json?: boolean }) => {
+      const { app, name } = names(appArg, fnArg);
+      // checked here with the API's own schema, so a typo is explained before anything is sent
+      parse(LogsQuery, dropUndefined({ since: flags.since, limit: flags.limit, requestId: flags.requestId }), "flags");
+      const options = dropUndefined({ since: flags.since, limit: flags.limit === undefined ? undefined : Number(flags.limit), requestId: flags.requestId });
+      const print = (line: LogEntry) => out(flags.json ? JSON.stringify(line) : logLine(line));
+      const hearth = client(program);
+      if (!flags.follow) {
+        const lines = await hearth.logs(app, name, options);
+        if (lines.length === 0 && !flags.json) process.stderr.write(`no log lines for ${app}/${name}${flags.since ? ` since ${flags.since}` : ""}\n`);
+        for (const line of lines) print(line);
+        return;
+      }
+      const stop = new AbortController();
+      const interrupt = () => stop.abort();
+      process.once("SIGINT", interrupt);
+      process.once("SIGTERM", interrupt);
+      try {
+        for await (const line of hearth.tailLogs(app, name, { ...options, signal: stop.signal })) print(line);
+        if (!stop.signal.aborted) process.stderr.write("the platform ended the log stream (it may be restarting); run the command again to go on\n");
+      } finally {
+        process.off("SIGINT", interrupt);
+        process.off("SIGTERM", interrupt);
+      }
+    });
+
   return program;
+}
+
+/** One log line for people: `time level requestId message` (`-` for lines outside a call). */
+export function logLine(line: LogEntry): string {
+  return `${new Date(line.at).toISOString()} ${line.level.padEnd(5)} ${line.requestId ?? "-"} ${line.message}`;
+}
+
+function dropUndefined<T extends object>(value: T): { [K in keyof T]?: Exclude<T[K], undefined> } {
+  return Object.fromEntries(Object.entries(value).filter(([, v]) => v !== undefined)) as { [K in keyof T]?: Exclude<T[K], undefined> };
 }
 
 /** The usage report as a table for people. */

@@ -1,0 +1,175 @@
+/**
+ * Function logs end to end: a local Hearth of real processes (nats-server
+ * with JetStream, platform, an agent), a function that writes console lines
+ * at every level, read back by its developer through the SDK and the CLI,
+ * followed live, and kept from everyone else: other apps' routes and the
+ * device owner's own log.
+ */
+import { execFile, spawn } from "node:child_process";
+import { mkdtempSync, readFileSync, rmSync } from "node:fs";
+import { tmpdir } from "node:os";
+import { join } from "node:path";
+import { fileURLToPath } from "node:url";
+import { promisify } from "node:util";
+import { startLocalHearth, type LocalHearth } from "@hearth/devkit";
+import { HearthClient, HearthError, type LogEntry } from "@hearth/sdk";
+import { afterAll, beforeAll, describe, expect, it } from "vitest";
+
+const ROOT = fileURLToPath(new URL("../../", import.meta.url));
+const CLI = `${ROOT}sdk/bin/hearth.js`;
+const run = promisify(execFile);
+const APP = "logs-e2e";
+const OTHER = "logs-rival";
+
+/** Logs at every level; the request id rides along without the function passing it. */
+const CHATTY = `
+console.log("module loaded");
+export default {
+  async fetch(request) {
+    const word = new URL(request.url).searchParams.get("word") ?? "none";
+    console.debug("debug", word);
+    console.info("info", word);
+    console.warn("warn", word);
+    console.error("error", word);
+    console.log({ word, n: 1 });
+    return new Response("ok");
+  },
+};`;
+
+let hearth: LocalHearth;
+let client: HearthClient;
+let logDir: string;
+
+beforeAll(async () => {
+  logDir = mkdtempSync(join(tmpdir(), "hearth-logs-e2e-"));
+  // debug, so the test can see that even the owner's most detailed log holds no line of a function
+  hearth = await startLocalHearth({ logLevel: "debug", logDir, devices: [{ deviceId: "logs-dev", ownerId: "olive" }] });
+  client = new HearthClient({ url: hearth.url, token: hearth.token });
+  await Promise.all([
+    client.deploy({ app: APP, name: "chatty", code: CHATTY }),
+    client.deploy({ app: OTHER, name: "chatty", code: CHATTY }),
+  ]);
+  await Promise.all([client.waitUntilReady(APP, "chatty", { timeoutMs: 20_000 }), client.waitUntilReady(OTHER, "chatty", { timeoutMs: 20_000 })]);
+}, 60_000);
+
+afterAll(async () => {
+  await hearth?.stop();
+  if (logDir) rmSync(logDir, { recursive: true, force: true });
+});
+
+async function call(app: string, requestId: string, word: string): Promise<void> {
+  const res = await client.invoke(app, "chatty", `/?word=${word}`, { headers: { "x-request-id": requestId } });
+  expect(res.status).toBe(200);
+  expect(res.headers.get("x-request-id")).toBe(requestId);
+  await res.arrayBuffer();
+}
+
+/** Lines reach the stream within moments of the call: poll until `n` are there. */
+async function linesOf(app: string, requestId: string, n: number): Promise<LogEntry[]> {
+  for (let i = 0; ; i++) {
+    const lines = await client.logs(app, "chatty", { requestId });
+    if (lines.length >= n || i === 100) return lines;
+    await new Promise((r) => setTimeout(r, 50));
+  }
+}
+
+const cliEnv = () => ({ ...process.env, HEARTH_PLATFORM_URL: hearth.url, HEARTH_TOKEN: hearth.token });
+
+describe("function logs", () => {
+  it("gives the developer every console line of a call with its level, request id, device and version", async () => {
+    await call(APP, "e2e-logs-1", "alpha");
+    const lines = await linesOf(APP, "e2e-logs-1", 5);
+    expect(lines.map((l) => [l.level, l.message])).toEqual([
+      ["debug", "debug alpha"],
+      ["info", "info alpha"],
+      ["warn", "warn alpha"],
+      ["error", "error alpha"],
+      ["info", '{"word":"alpha","n":1}'],
+    ]);
+    const fn = await client.get(APP, "chatty");
+    for (const l of lines) expect(l).toMatchObject({ app: APP, fn: "chatty", requestId: "e2e-logs-1", deviceId: "logs-dev", version: fn.version });
+    // the module's top-level line belongs to no call
+    const all = await client.logs(APP, "chatty", { since: "10m" });
+    expect(all.find((l) => l.message === "module loaded")).toMatchObject({ requestId: null });
+    expect((await client.logs(APP, "chatty", { limit: 2 })).length).toBe(2);
+  });
+
+  it("prints them with the CLI: time level requestId message, or JSON", async () => {
+    const { stdout } = await run(process.execPath, [CLI, "logs", APP, "chatty", "--request-id", "e2e-logs-1", "--since", "10m"], { env: cliEnv() });
+    const printed = stdout.trim().split("\n");
+    expect(printed.length).toBe(5);
+    expect(printed[2]).toMatch(/^\d{4}-\d\d-\d\dT\d\d:\d\d:\d\d\.\d{3}Z warn  e2e-logs-1 warn alpha$/);
+    const { stdout: json } = await run(process.execPath, [CLI, "logs", APP, "chatty", "--request-id", "e2e-logs-1", "--limit", "1", "--json"], { env: cliEnv() });
+    expect(JSON.parse(json)).toMatchObject({ level: "info", message: '{"word":"alpha","n":1}', requestId: "e2e-logs-1" });
+  });
+
+  it("follows new lines live through the SDK", async () => {
+    const stop = new AbortController();
+    const seen: LogEntry[] = [];
+    const following = (async () => {
+      for await (const line of client.tailLogs(APP, "chatty", { limit: 0, signal: stop.signal })) {
+        seen.push(line);
+        if (line.level === "error") break;
+      }
+    })();
+    // the follow stream opens before the call, so the call's lines can only come live
+    await new Promise((r) => setTimeout(r, 300));
+    await call(APP, "e2e-logs-live", "beta");
+    await Promise.race([following, new Promise((_, reject) => setTimeout(() => reject(new Error("no live line within 10 s")), 10_000))]);
+    stop.abort();
+    expect(seen.map((l) => l.message)).toEqual(["debug beta", "info beta", "warn beta", "error beta"]);
+    expect(seen.every((l) => l.requestId === "e2e-logs-live")).toBe(true);
+  });
+
+  it("follows with the CLI until interrupted", async () => {
+    const child = spawn(process.execPath, [CLI, "logs", APP, "chatty", "--follow", "--limit", "0"], { env: cliEnv() });
+    let stdout = "";
+    child.stdout.on("data", (chunk: Buffer) => (stdout += chunk.toString()));
+    const exited = new Promise<number | null>((resolve) => child.once("exit", (code) => resolve(code)));
+    try {
+      // wait until the CLI has its stream open (the platform's first keep-alive comes at once)
+      await new Promise((r) => setTimeout(r, 1_000));
+      await call(APP, "e2e-logs-cli", "gamma");
+      for (let i = 0; i < 200 && !stdout.includes("error gamma"); i++) await new Promise((r) => setTimeout(r, 50));
+      expect(stdout).toMatch(/Z error e2e-logs-cli error gamma\n/);
+      child.kill("SIGINT");
+      expect(await exited).toBe(0);
+    } finally {
+      child.kill("SIGKILL");
+    }
+  });
+
+  it("keeps each app's lines to itself", async () => {
+    await call(OTHER, "e2e-rival-1", "rivalsecret");
+    expect((await linesOf(OTHER, "e2e-rival-1", 5)).length).toBe(5);
+    const mine = await client.logs(APP, "chatty", { since: "1h", limit: 1000 });
+    expect(mine.length).toBeGreaterThan(0);
+    expect(mine.every((l) => l.app === APP)).toBe(true);
+    expect(JSON.stringify(mine)).not.toContain("rivalsecret");
+    // a function my app does not have: 404, not someone else's lines
+    await expect(client.logs(APP, "nope")).rejects.toMatchObject({ code: "ERR_FUNCTION_NOT_FOUND" });
+  });
+
+  it("answers a bad query with a 400 envelope, in the SDK as a typed error, in the CLI without a stack", async () => {
+    const res = await fetch(`${hearth.url}/v1/apps/${APP}/functions/chatty/logs?since=soon&limit=5000`, { headers: { authorization: `Bearer ${hearth.token}` } });
+    expect(res.status).toBe(400);
+    const body = (await res.json()) as { error: { code: string; message: string; requestId: string } };
+    expect(body.error.code).toBe("ERR_BAD_REQUEST");
+    expect(body.error.message).toMatch(/since/);
+    expect(body.error.message).toMatch(/limit/);
+    expect(body.error.requestId).toBe(res.headers.get("x-request-id"));
+    const attempt = client.logs(APP, "chatty", { limit: 5000 });
+    await expect(attempt).rejects.toBeInstanceOf(HearthError);
+    await expect(attempt).rejects.toMatchObject({ code: "ERR_BAD_REQUEST" });
+    const failed = await run(process.execPath, [CLI, "logs", APP, "chatty", "--since", "soon"], { env: cliEnv() }).catch((e: { code: number; stderr: string }) => e);
+    expect("code" in failed && failed.code).toBe(2);
+    expect(failed.stderr).toMatch(/since must be/);
+    expect(failed.stderr).not.toMatch(/\n\s+at /);
+  });
+
+  it("leaves the device owner's log without any line's content, only counts", async () => {
+    const owner = readFileSync(join(logDir, "agent-logs-dev.log"), "utf8");
+    expect(owner).toMatch(/function log lines sent to their developers/);
+    for (const secret of ["alpha", "beta", "gamma", "rivalsecret", "module loaded"]) expect(owner).not.toContain(secret);
+  });
+});
