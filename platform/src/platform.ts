@@ -73,7 +73,9 @@ export async function startPlatform(options: PlatformOptions): Promise<Platform>
   const { redis, embedded } = connectRedis(options.redisUrl);
   if (embedded) log.warn("no REDIS_URL set: state is kept in memory (ioredis-mock) and lost when the platform stops");
   const store = new Store(redis, options.redisPrefix);
-  const nc = await connect({ servers: options.natsUrl, name: "hearth-platform", maxReconnectAttempts: -1 });
+  // noAsyncTraces: nats.js otherwise builds two Error objects (stack traces) per request up front, in case it fails;
+  // on the gateway's hot path that was ~5% of the platform's CPU (BENCHMARKS.md). Errors still carry their message and cause.
+  const nc = await connect({ servers: options.natsUrl, name: "hearth-platform", maxReconnectAttempts: -1, noAsyncTraces: true });
   const scheduler = new Scheduler({ store, nc, subjects, log: log.child({ part: "scheduler" }), deadAfterMs: options.deadAfterMs, tickMs: options.tickMs });
   const bundles = serveBundles(nc, subjects, store, log);
   const ledger = await startLedger({
