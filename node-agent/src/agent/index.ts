@@ -23,6 +23,7 @@ import { connect, headers as natsHeaders, type Msg, type NatsConnection, type Su
 import { BundleCache } from "../bundles/index.ts";
 import type { AgentConfig } from "../config/index.ts";
 import { CoreGate, WarmIsolates } from "../limits/index.ts";
+import { forwardFunctionLogs } from "../function-logs/index.ts";
 import type { Logger } from "../log/index.ts";
 import type { PauseReason } from "../owner/index.ts";
 import { SandboxPool, type CallSettings } from "../sandbox/supervisor.ts";
@@ -96,7 +97,8 @@ export class Agent implements AsyncDisposable {
     const pool = new SandboxPool({
       size: config.sandboxes ?? Math.max(1, Math.ceil(config.cores)),
       log,
-      onLog: (e) => log.info({ fnLog: true, key: e.key, requestId: e.requestId, level: e.level }, e.message),
+      // console lines go to the function's developer over the fabric; the owner's log gets only counts
+      onLog: forwardFunctionLogs({ deviceId: config.deviceId, subjects: new Subjects(config.subjectPrefix), connection: () => nc, log }),
     });
     await pool.start();
     let nc: NatsConnection;
