@@ -9,6 +9,6 @@ export type { SpawnedServer, SpawnServerOptions } from "./spawn-server.ts";
 export { NATS_MAX_PAYLOAD, natsServerBinary, startNatsServer } from "./nats-server.ts";
 export type { NatsServer, NatsServerOptions } from "./nats-server.ts";
 export { redisServerBinary, startRedisServer } from "./redis-server.ts";
-export type { RedisServer } from "./redis-server.ts";
+export type { RedisServer, RedisServerOptions } from "./redis-server.ts";
 export { startLocalHearth } from "./local-hearth.ts";
 export type { DeviceSpec, LocalHearth, LocalHearthOptions, RunningDevice } from "./local-hearth.ts";

@@ -10,8 +10,21 @@ export interface RedisServer extends AsyncDisposable {
   readonly port: number;
   readonly server: SpawnedServer;
   stop(): Promise<void>;
-  /** Stops and starts the same server on the same port and data dir. */
-  restart(): Promise<void>;
+  /**
+   * Stops and starts the same server on the same port and data dir. With
+   * `signal: "SIGKILL"` it dies as in a crash (no shutdown, no final fsync):
+   * what survives is what its appendfsync setting had written.
+   */
+  restart(options?: { signal?: "SIGTERM" | "SIGKILL"; downMs?: number }): Promise<void>;
+}
+
+export interface RedisServerOptions {
+  /**
+   * How often the append-only file is fsynced: Redis' default `everysec` may
+   * lose the last second of writes to a crash; `always` loses nothing that
+   * was acknowledged (docs/ledger.md).
+   */
+  appendfsync?: "always" | "everysec" | "no";
 }
 
 /** Path of a redis-server binary, or undefined when none is installed. */
@@ -26,12 +39,13 @@ export function redisServerBinary(): string | undefined {
 }
 
 /** Starts a real redis-server on a free loopback port with a temp data dir. */
-export async function startRedisServer(): Promise<RedisServer> {
+export async function startRedisServer(options: RedisServerOptions = {}): Promise<RedisServer> {
   const binary = redisServerBinary();
   if (!binary) throw new Error("redis-server is not installed (set HEARTH_REDIS_SERVER or install it)");
   const dir = await mkdtemp(join(tmpdir(), "hearth-redis-"));
   const port = await freePort();
   const args = ["--port", String(port), "--bind", "127.0.0.1", "--dir", dir, "--save", "", "--appendonly", "yes", "--protected-mode", "yes"];
+  if (options.appendfsync) args.push("--appendfsync", options.appendfsync);
   const launch = () => spawnServer({ name: "redis-server", command: binary, args, readyWhen: /Ready to accept connections/ });
   let server = await launch().catch(async (error: unknown) => {
     await rm(dir, { recursive: true, force: true });
@@ -47,8 +61,14 @@ export async function startRedisServer(): Promise<RedisServer> {
       await server.stop();
       await rm(dir, { recursive: true, force: true });
     },
-    async restart() {
+    async restart(how = {}) {
+      if (how.signal === "SIGKILL" && server.process.exitCode === null && server.process.signalCode === null) {
+        const exited = new Promise((resolve) => server.process.once("exit", resolve));
+        server.process.kill("SIGKILL");
+        await exited;
+      }
       await server.stop();
+      if (how.downMs) await new Promise((r) => setTimeout(r, how.downMs));
       server = await launch();
     },
     async [Symbol.asyncDispose]() {
