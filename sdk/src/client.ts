@@ -302,7 +302,8 @@ export class HearthClient {
           throw new HearthError("ERR_PLATFORM_UNREACHABLE", `lost the log stream from ${this.url}: ${(error as Error).message}`, { cause: error });
         }
         if (chunk.done) return;
-        buffered += decoder.decode(chunk.value, { stream: true }).replace(/\r\n/g, "\n");
+        // normalised after joining, so a CRLF split across two chunks still counts as one line end
+        buffered = (buffered + decoder.decode(chunk.value, { stream: true })).replace(/\r\n/g, "\n");
         let end: number;
         while ((end = buffered.indexOf("\n\n")) >= 0) {
           const event = parseEvent(buffered.slice(0, end));
