@@ -94,6 +94,23 @@ describe("function logs", () => {
     expect((await client.logs(APP, "chatty", { limit: 2 })).length).toBe(2);
   });
 
+  it("tells the developer why a call failed: the uncaught exception with its stack, under the call's request id", async () => {
+    await client.deploy({ app: APP, name: "thrower", code: `export default { fetch() { throw new Error("thrown on purpose") } }` });
+    await client.waitUntilReady(APP, "thrower", { timeoutMs: 20_000 });
+    const res = await client.invoke(APP, "thrower", "/", { headers: { "x-request-id": "e2e-logs-throw" } });
+    expect(res.status).toBe(500);
+    // the caller learns only the code and where to look
+    expect(JSON.stringify(await res.json())).not.toContain("thrown on purpose");
+    let lines: LogEntry[] = [];
+    for (let i = 0; i < 100 && lines.length === 0; i++) {
+      lines = await client.logs(APP, "thrower", { requestId: "e2e-logs-throw" });
+      if (lines.length === 0) await new Promise((r) => setTimeout(r, 50));
+    }
+    expect(lines).toHaveLength(1);
+    expect(lines[0]).toMatchObject({ level: "error", requestId: "e2e-logs-throw" });
+    expect(lines[0]!.message).toMatch(/^ERR_FUNCTION_THREW: Error: thrown on purpose\n\s+at /);
+  });
+
   it("prints them with the CLI: time level requestId message, or JSON", async () => {
     const { stdout } = await run(process.execPath, [CLI, "logs", APP, "chatty", "--request-id", "e2e-logs-1", "--since", "10m"], { env: cliEnv() });
     const printed = stdout.trim().split("\n");

@@ -7,7 +7,7 @@
 import { fork, type ChildProcess } from "node:child_process";
 import { createHash } from "node:crypto";
 import { fileURLToPath } from "node:url";
-import { HearthError } from "@hearth/protocol";
+import { ERROR_CODES, HearthError } from "@hearth/protocol";
 import type { Logger } from "pino";
 import {
   FromSandbox,
@@ -249,7 +249,10 @@ export class SandboxPool implements AsyncDisposable {
   }
 
   async invoke(key: string, code: string, requestId: string, limits: SandboxLimits, request: SandboxRequest, settings?: CallSettings): Promise<SandboxResult> {
-    return this.refusal(key) ?? this.processFor(key).call({ type: "invoke", key, requestId, limits, ...this.settingsFor(key, settings), request }, code);
+    const result = await (this.refusal(key) ?? this.processFor(key).call({ type: "invoke", key, requestId, limits, ...this.settingsFor(key, settings), request }, code));
+    // The caller gets only a code and the request id; why the function failed (its stack, the limit it broke) goes to its logs.
+    if (!result.ok && ERROR_CODES[result.code].kind === "user") this.onLog?.({ key, requestId, level: "error", message: `${result.code}: ${result.message}` });
+    return result;
   }
 
   /**
