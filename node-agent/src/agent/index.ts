@@ -28,6 +28,7 @@ import type { Logger } from "../log/index.ts";
 import type { PauseReason } from "../owner/index.ts";
 import { SandboxPool, type CallSettings } from "../sandbox/supervisor.ts";
 import type { SandboxResult } from "../sandbox/messages.ts";
+import { ClockJumpWatch, ReconnectBackoff } from "./reconnect.ts";
 
 export const AGENT_VERSION = "0.1.0";
 
@@ -81,8 +82,10 @@ export class Agent implements AsyncDisposable {
   readonly memory: WarmIsolates;
   private today = { day: "", calls: 0, errors: 0, cpuMs: 0 };
   private readonly startedAt = new Date().toISOString();
+  private readonly backoff: ReconnectBackoff;
+  private readonly clock: ClockJumpWatch;
 
-  private constructor(config: Readonly<AgentConfig>, log: Logger, nc: NatsConnection, pool: SandboxPool) {
+  private constructor(config: Readonly<AgentConfig>, log: Logger, nc: NatsConnection, pool: SandboxPool, backoff: ReconnectBackoff) {
     this.config = config;
     this.log = log;
     this.nc = nc;
@@ -91,6 +94,8 @@ export class Agent implements AsyncDisposable {
     this.bundles = new BundleCache(nc, this.subjects);
     this.gate = new CoreGate({ slots: config.cores, maxQueued: config.queueMax, maxWaitMs: config.queueWaitMs });
     this.memory = new WarmIsolates(config.memoryMb, (key) => this.pool.drop(key));
+    this.backoff = backoff;
+    this.clock = new ClockJumpWatch({ onJump: (lateMs) => this.woke(lateMs) });
   }
 
   static async start(config: Readonly<AgentConfig>, log: Logger, options: { paused?: PauseReason[] } = {}): Promise<Agent> {
@@ -102,19 +107,23 @@ export class Agent implements AsyncDisposable {
     });
     await pool.start();
     let nc: NatsConnection;
+    const backoff = new ReconnectBackoff();
     try {
       nc = await connect({
         servers: config.natsUrl,
         name: `hearth-agent:${config.deviceId}`,
+        // forever, with exponential backoff and jitter (reconnect.ts): a device may be offline for days
         maxReconnectAttempts: -1,
-        reconnectTimeWait: 1_000,
+        reconnectDelayHandler: backoff.handler,
       });
+      backoff.connected();
     } catch (error) {
       await pool[Symbol.asyncDispose]();
       throw new HearthError("ERR_PLATFORM_UNREACHABLE", `could not connect to the fabric at ${config.natsUrl}: ${(error as Error).message}`);
     }
-    const agent = new Agent(config, log, nc, pool);
+    const agent = new Agent(config, log, nc, pool, backoff);
     agent.watchConnection();
+    agent.clock.start();
     if (options.paused && options.paused.length > 0) {
       agent.pausedFor = [...options.paused];
       log.info({ reasons: agent.pausedFor }, "starting paused: not joining the fabric for calls yet");
@@ -122,17 +131,33 @@ export class Agent implements AsyncDisposable {
     return agent;
   }
 
-  /** Logs the fabric connection going and coming back (nats.js reconnects with backoff, forever). */
+  /** Logs the fabric connection going and coming back (nats.js reconnects with our backoff, forever), and heartbeats at once when back. */
   private watchConnection(): void {
     void (async () => {
       for await (const s of this.nc.status()) {
-        if (s.type === "disconnect") this.log.warn({ server: s.server }, "lost the fabric; reconnecting");
+        if (s.type === "disconnect") this.log.warn({ server: s.server }, "lost the fabric; reconnecting with backoff");
         else if (s.type === "reconnect") {
+          this.backoff.connected();
           this.log.info({ server: s.server }, "back on the fabric");
           this.heartbeat();
         }
       }
     })().catch(() => undefined);
+  }
+
+  /**
+   * The machine slept (a timer came far later than scheduled): the
+   * connection may be dead without the socket knowing yet, and the platform
+   * has likely given this device up. Reconnect at once rather than wait for
+   * missed pings; the heartbeat after the reconnect tells the platform we are
+   * back (and one now, in case the connection did hold).
+   */
+  private woke(lateMs: number): void {
+    if (this.nc.isClosed() || this.closing) return;
+    this.log.warn({ lateMs: Math.round(lateMs) }, "the clock jumped (the machine slept?): reconnecting to the fabric");
+    this.backoff.wake();
+    this.heartbeat();
+    this.nc.reconnect().catch(() => undefined);
   }
 
   private listen(): void {
@@ -424,6 +449,7 @@ export class Agent implements AsyncDisposable {
 
   close(): Promise<void> {
     return (this.closing ??= (async () => {
+      this.clock.stop();
       await this.drain();
       this.control?.unsubscribe();
       await this.nc.drain().catch(() => undefined);
