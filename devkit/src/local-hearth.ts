@@ -3,9 +3,14 @@
  * platform process and N device agents, each started the way an operator or
  * a device owner would start them. Used by `npm run demo`, the end-to-end
  * tests and the benchmarks.
+ *
+ * Its agents keep their control sockets in a temp data dir of their own
+ * (never the developer's ~/.hearth-agent, its identity or config), removed on
+ * stop, and serve on battery: a laptop running the demo unplugged still serves.
  */
 import { randomBytes } from "node:crypto";
-import { createWriteStream, mkdirSync, type WriteStream } from "node:fs";
+import { createWriteStream, mkdirSync, mkdtempSync, rmSync, type WriteStream } from "node:fs";
+import { tmpdir } from "node:os";
 import { join } from "node:path";
 import { fileURLToPath } from "node:url";
 import { freePort } from "./free-port.ts";
@@ -46,7 +51,10 @@ export interface RunningDevice {
 export interface LocalHearth extends AsyncDisposable {
   readonly url: string;
   readonly token: string;
+  /** The current nats-server (replaced by restartNats). */
   readonly nats: NatsServer;
+  /** The agents' data dir (control sockets and pid files), a temp dir removed on stop. */
+  readonly dataDir: string;
   /** The first platform process (replaced by restartPlatform). */
   readonly platform: SpawnedServer;
   readonly devices: Map<string, RunningDevice>;
@@ -55,6 +63,12 @@ export interface LocalHearth extends AsyncDisposable {
   startPlatform(): Promise<{ url: string; server: SpawnedServer }>;
   /** Kills the first platform process (SIGKILL) and starts it again on the same port. */
   restartPlatform(): Promise<void>;
+  /**
+   * Stops the nats-server (clients see their connection drop), waits `downMs`,
+   * and starts a new one on the same port and the same JetStream store, as an
+   * operator restarting it would. Nothing else is touched: clients must find it again on their own.
+   */
+  restartNats(options?: { downMs?: number }): Promise<void>;
   stop(): Promise<void>;
 }
 
@@ -70,7 +84,21 @@ export async function startLocalHearth(options: LocalHearthOptions): Promise<Loc
     return (chunk: Buffer) => stream.write(chunk);
   };
 
-  const nats = await startNatsServer({ jetstream: options.jetstream ?? true });
+  const jetstream = options.jetstream ?? true;
+  // the fabric's store outlives a restart of its server; both temp dirs go on stop
+  const natsDir = mkdtempSync(join(tmpdir(), "hearth-local-nats-"));
+  const dataDir = mkdtempSync(join(tmpdir(), "hearth-local-agents-"));
+  const removeDirs = () => {
+    rmSync(natsDir, { recursive: true, force: true });
+    rmSync(dataDir, { recursive: true, force: true });
+  };
+  let nats: NatsServer;
+  try {
+    nats = await startNatsServer({ jetstream, dir: natsDir });
+  } catch (error) {
+    removeDirs();
+    throw error;
+  }
   const started: SpawnedServer[] = [];
   const devices = new Map<string, RunningDevice>();
   const stop = async () => {
@@ -78,6 +106,7 @@ export async function startLocalHearth(options: LocalHearthOptions): Promise<Loc
     await Promise.all(started.map((s) => s.stop()));
     await nats.stop();
     for (const stream of logs) stream.end();
+    removeDirs();
   };
 
   try {
@@ -109,6 +138,7 @@ export async function startLocalHearth(options: LocalHearthOptions): Promise<Loc
 
     const startDevice = async (spec: DeviceSpec): Promise<RunningDevice> => {
       const args = [AGENT_BIN, "start", "--nats", nats.url, "--device-id", spec.deviceId, "--log-level", logLevel];
+      args.push("--data-dir", dataDir, "--no-pause-on-battery");
       if (spec.ownerId) args.push("--owner", spec.ownerId);
       if (spec.region) args.push("--region", spec.region);
       if (spec.location) args.push("--location", spec.location);
@@ -131,10 +161,19 @@ export async function startLocalHearth(options: LocalHearthOptions): Promise<Loc
       await platform.stop();
       ({ server: platform, url } = await launchPlatform(port));
     };
+    const restartNats = async ({ downMs = 0 }: { downMs?: number } = {}) => {
+      const port = nats.port;
+      await nats.stop();
+      if (downMs > 0) await new Promise((r) => setTimeout(r, downMs));
+      nats = await startNatsServer({ jetstream, dir: natsDir, port });
+    };
     return {
       url,
       token,
-      nats,
+      get nats() {
+        return nats;
+      },
+      dataDir,
       get platform() {
         return platform;
       },
@@ -142,6 +181,7 @@ export async function startLocalHearth(options: LocalHearthOptions): Promise<Loc
       startDevice,
       startPlatform: async () => launchPlatform(await freePort()),
       restartPlatform,
+      restartNats,
       stop,
       [Symbol.asyncDispose]: stop,
     };

@@ -1,4 +1,4 @@
-import { mkdtemp, rm, writeFile } from "node:fs/promises";
+import { mkdir, mkdtemp, rm, writeFile } from "node:fs/promises";
 import { tmpdir } from "node:os";
 import { join } from "node:path";
 import { freePort } from "./free-port.ts";
@@ -9,7 +9,14 @@ export interface NatsServerOptions {
   jetstream?: boolean;
   /** Extra lines of nats-server config. */
   config?: string;
+  /** Listen on this port (e.g. to restart a server where its clients expect it); a free one when omitted. */
   port?: number;
+  /**
+   * Keep config and JetStream store in this folder, and leave it on stop (the
+   * caller owns it): a server started again on it finds its streams, as a
+   * restarted production server does. A fresh temp folder, removed on stop, when omitted.
+   */
+  dir?: string;
 }
 
 export interface NatsServer extends AsyncDisposable {
@@ -29,11 +36,14 @@ export function natsServerBinary(): string {
 }
 
 /**
- * Starts a real nats-server on a free loopback port with a temp config and
- * store dir, waits until it is ready, and removes everything on stop.
+ * Starts a real nats-server on a free loopback port (or the one given) with a
+ * temp config and store dir, waits until it is ready, and removes everything
+ * on stop.
  */
 export async function startNatsServer(options: NatsServerOptions = {}): Promise<NatsServer> {
-  const dir = await mkdtemp(join(tmpdir(), "hearth-nats-"));
+  const owned = options.dir === undefined;
+  const dir = options.dir ?? (await mkdtemp(join(tmpdir(), "hearth-nats-")));
+  await mkdir(dir, { recursive: true });
   const port = options.port ?? (await freePort());
   const lines = [
     `listen: "127.0.0.1:${port}"`,
@@ -53,12 +63,12 @@ export async function startNatsServer(options: NatsServerOptions = {}): Promise<
       readyWhen: /Server is ready/,
     });
   } catch (error) {
-    await rm(dir, { recursive: true, force: true });
+    if (owned) await rm(dir, { recursive: true, force: true });
     throw error;
   }
   const stop = async () => {
     await server.stop();
-    await rm(dir, { recursive: true, force: true });
+    if (owned) await rm(dir, { recursive: true, force: true });
   };
   return { url: `nats://127.0.0.1:${port}`, port, dir, server, stop, [Symbol.asyncDispose]: stop };
 }

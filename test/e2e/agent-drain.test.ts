@@ -118,12 +118,9 @@ describe("caps and pauses of one in-process agent", () => {
 describe("real agent processes", () => {
   let hearth: LocalHearth;
   let client: HearthClient;
-  const dataDir = mkdtempSync(join(tmpdir(), "hearth-agents-"));
-  const previous = process.env["HEARTH_AGENT_DIR"];
 
   beforeAll(async () => {
-    // the agents devkit starts inherit this: their control sockets go to a temp dir
-    process.env["HEARTH_AGENT_DIR"] = dataDir;
+    // the agents devkit starts keep their control sockets in the local Hearth's own temp data dir
     hearth = await startLocalHearth({
       logLevel: "warn",
       devices: [
@@ -137,23 +134,28 @@ describe("real agent processes", () => {
 
   afterAll(async () => {
     await hearth?.stop();
-    if (previous === undefined) delete process.env["HEARTH_AGENT_DIR"];
-    else process.env["HEARTH_AGENT_DIR"] = previous;
-    rmSync(dataDir, { recursive: true, force: true });
   });
 
-  const agent = (...args: string[]) => run(process.execPath, [AGENT_BIN, ...args, "--data-dir", dataDir], { env: { ...process.env } });
+  const agent = (...args: string[]) => run(process.execPath, [AGENT_BIN, ...args, "--data-dir", hearth.dataDir], { env: { ...process.env } });
+  /** The same command finding the agents by HEARTH_AGENT_DIR, as an owner who set it in their shell would. */
+  const agentByEnv = (...args: string[]) => {
+    const env: NodeJS.ProcessEnv = { ...process.env, HEARTH_AGENT_DIR: hearth.dataDir };
+    return run(process.execPath, [AGENT_BIN, ...args], { env });
+  };
 
   it("status prints cores in use vs donated and what it served today, as plain lines off a terminal", async () => {
     await client.deploy({ app: "drain", name: "quick", code: SLOW(1), replicas: 3 });
     await client.waitUntilReady("drain", "quick", { timeoutMs: 20_000 });
+    // ready = one device serves it; the status below is drain-a's, so wait until drain-a has it too
+    await until("placed on drain-a", async () => (await client.get("drain", "quick")).devices.includes("drain-a"));
     for (let i = 0; i < 6; i++) expect((await client.invoke("drain", "quick")).status).toBe(200);
     const { stdout } = await agent("status", "--device-id", "drain-a");
     expect(stdout).toMatch(/^device {4}drain-a \(owner local\) {2}serving/m);
     expect(stdout).toMatch(/^cores {5}\d+ in use of 2 donated/m);
     expect(stdout).toMatch(/^today {5}\d+ calls \(0 failed\), [\d.]+ CPU-seconds/m);
     expect(stdout).toMatch(/^credits {3}\(join a platform/m);
-    const json = JSON.parse((await agent("status", "--device-id", "drain-a", "--json")).stdout) as { cores: number; functions: unknown[] };
+    const json = JSON.parse((await agentByEnv("status", "--device-id", "drain-a", "--json")).stdout) as { deviceId: string; cores: number; functions: unknown[] };
+    expect(json.deviceId).toBe("drain-a");
     expect(json.cores).toBe(2);
     expect(json.functions).toHaveLength(1);
   });

@@ -1,0 +1,90 @@
+/**
+ * The fabric going away and coming back, end to end: the nats-server that a
+ * real agent process (and the platform) is connected to stops, and a new one
+ * starts on the same port, as an operator restarting it would. With no manual
+ * step, the agent finds it again (backoff with jitter, forever), heartbeats,
+ * and the function serves through the gateway again within seconds.
+ */
+import { mkdtempSync, readFileSync, rmSync } from "node:fs";
+import { tmpdir } from "node:os";
+import { join } from "node:path";
+import { startLocalHearth, type LocalHearth } from "@hearth/devkit";
+import { HearthClient } from "@hearth/sdk";
+import { afterAll, beforeAll, describe, expect, it } from "vitest";
+
+const CODE = `export default { async fetch(request) {
+  return Response.json({ path: new URL(request.url).pathname });
+} }`;
+
+let hearth: LocalHearth;
+let client: HearthClient;
+const logDir = mkdtempSync(join(tmpdir(), "hearth-reconnect-logs-"));
+
+beforeAll(async () => {
+  hearth = await startLocalHearth({ logLevel: "info", logDir, devices: [{ deviceId: "rc-device", ownerId: "ada" }] });
+  client = new HearthClient({ url: hearth.url, token: hearth.token });
+}, 60_000);
+
+afterAll(async () => {
+  await hearth?.stop();
+  rmSync(logDir, { recursive: true, force: true });
+});
+
+/**
+ * Calls as a client with a short timeout of its own would, until one answers
+ * 200; returns how long that took. (A call sent while the platform itself is
+ * still reconnecting may wait out the device timeout; a real client retries.)
+ */
+async function servesAgainWithin(timeoutMs: number): Promise<number> {
+  const { url } = await client.get("rc", "fn");
+  const started = Date.now();
+  while (Date.now() - started < timeoutMs) {
+    const res = await fetch(`${url}/again`, { signal: AbortSignal.timeout(1_500) }).catch(() => undefined);
+    if (res?.status === 200) {
+      expect(await res.json()).toEqual({ path: "/again" });
+      return Date.now() - started;
+    }
+    await res?.body?.cancel();
+    await new Promise((r) => setTimeout(r, 100));
+  }
+  throw new Error(`the function did not serve again within ${timeoutMs} ms`);
+}
+
+describe("agent reconnect", () => {
+  it("a function serves again within seconds after its nats-server restarts on the same port", async () => {
+    await client.deploy({ app: "rc", name: "fn", code: CODE, replicas: 1 });
+    await client.waitUntilReady("rc", "fn", { timeoutMs: 20_000 });
+    expect((await client.invoke("rc", "fn", "/before")).status).toBe(200);
+    const port = hearth.nats.port;
+
+    // down for a few seconds: long enough for several reconnect attempts to fail
+    await hearth.restartNats({ downMs: 3_000 });
+    expect(hearth.nats.port).toBe(port);
+    // the server is back now: the agent's next attempt is at most a few seconds away
+    expect(await servesAgainWithin(10_000)).toBeLessThan(10_000);
+
+    const log = readFileSync(join(logDir, "agent-rc-device.log"), "utf8");
+    expect(log).toMatch(/lost the fabric/);
+    expect(log).toMatch(/back on the fabric/);
+    // the device is live for the platform again (its heartbeats flow)
+    const devices = await client.devices();
+    expect(devices.find((d) => d.deviceId === "rc-device")?.lastSeenMs).toBeLessThan(3_000);
+  });
+
+  it("and again after a second restart (the backoff starts over once the connection held 10 s)", async () => {
+    await new Promise((r) => setTimeout(r, 10_000));
+    await hearth.restartNats({ downMs: 500 });
+    expect(await servesAgainWithin(10_000)).toBeLessThan(10_000);
+  });
+
+  it("a device that was suspended (SIGSTOP, as a sleeping laptop) notices the clock jump on wake, reconnects and serves again", async () => {
+    const agent = hearth.devices.get("rc-device")!.server.process;
+    agent.kill("SIGSTOP");
+    // long enough for the platform to give the device up (3.5 s of silence) and for the watch to call it a jump (5 s late)
+    await new Promise((r) => setTimeout(r, 7_000));
+    agent.kill("SIGCONT");
+    expect(await servesAgainWithin(10_000)).toBeLessThan(10_000);
+    const log = readFileSync(join(logDir, "agent-rc-device.log"), "utf8");
+    expect(log).toMatch(/the clock jumped/);
+  });
+});
