@@ -11,13 +11,20 @@ WORKDIR /app
 RUN apt-get update \
  && apt-get install -y --no-install-recommends python3 make g++ \
  && rm -rf /var/lib/apt/lists/*
+# Every workspace's package.json, so `npm ci` sees the same workspaces as the
+# lockfile (it refuses a lockfile that names one it cannot find). COPY cannot
+# keep folders from a glob, so each is named; test/e2e/dockerfile.test.ts
+# fails when a workspace is added to the lockfile but not here.
 COPY package.json package-lock.json ./
 COPY protocol/package.json protocol/
 COPY devkit/package.json devkit/
 COPY platform/package.json platform/
 COPY node-agent/package.json node-agent/
 COPY sdk/package.json sdk/
+COPY examples/crypto-streams/package.json examples/crypto-streams/
 COPY examples/hello/package.json examples/hello/
+COPY examples/hono-app/package.json examples/hono-app/
+COPY examples/zod-api/package.json examples/zod-api/
 COPY test/package.json test/
 COPY sdk/scripts sdk/scripts
 COPY sdk/src sdk/src
@@ -32,10 +39,13 @@ WORKDIR /app
 COPY --from=build --chown=root:root /app /app
 COPY --chown=root:root docker/entrypoint.sh /usr/local/bin/hearth-entrypoint
 RUN chmod 755 /usr/local/bin/hearth-entrypoint
-# The agent keeps its identity here; the app itself stays read-only for the runtime user.
-RUN mkdir -p /var/lib/hearth && chown node:node /var/lib/hearth
+# The agent keeps its identity (0600), control socket and pid file here
+# (HEARTH_AGENT_DIR, its data dir); a volume, so a joined device stays joined
+# when the container is replaced. The app itself stays read-only for the runtime user.
+RUN mkdir -p /var/lib/hearth && chown node:node /var/lib/hearth && chmod 700 /var/lib/hearth
 USER node
-ENV HEARTH_HOST=0.0.0.0 HEARTH_DATA_DIR=/var/lib/hearth
+ENV HEARTH_HOST=0.0.0.0 HEARTH_AGENT_DIR=/var/lib/hearth
+VOLUME ["/var/lib/hearth"]
 EXPOSE 8787
 ENTRYPOINT ["hearth-entrypoint"]
 CMD ["platform"]
