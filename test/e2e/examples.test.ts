@@ -5,6 +5,7 @@
  * that code written for edge runtimes — Hono, zod, Web Crypto, web streams —
  * runs unchanged in Hearth's isolates.
  */
+import { createHmac } from "node:crypto";
 import { fileURLToPath } from "node:url";
 import { startLocalHearth, type LocalHearth } from "@hearth/devkit";
 import { HearthClient } from "@hearth/sdk";
@@ -159,5 +160,21 @@ describe("deploy settings", () => {
     await expect(client.deployFile(`${ROOT}examples/crypto-streams/src/index.ts`, { app: APP, name: "crypto-streams", env: { "1BAD": "x" } })).rejects.toMatchObject({
       code: "ERR_BAD_REQUEST",
     });
+  });
+
+  it("the env reaches the function on its device: tokens are signed with the deployed TOKEN_KEY, within seconds of the deploy", async () => {
+    // the deploy above set TOKEN_KEY; the example signs with it (else with its default key)
+    const signedWith = async (key: string) => {
+      const res = await fetch(url("crypto-streams", "/token"), { method: "POST", body: JSON.stringify({ sub: "env" }) });
+      const { token } = (await res.json()) as { token: string };
+      const [payload, signature] = token.split(".");
+      return signature === createHmac("sha256", key).update(payload!).digest("base64url");
+    };
+    const deadline = Date.now() + 10_000;
+    while (!(await signedWith("s3cret-value"))) {
+      if (Date.now() > deadline) throw new Error("the function never signed with the deployed TOKEN_KEY");
+      await new Promise((r) => setTimeout(r, 100));
+    }
+    expect(await signedWith("example-key-change-me")).toBe(false);
   });
 });
