@@ -8,13 +8,19 @@
  * app's usage (calls, bytes) is exactly what the HTTP client observed, and
  * reconcile finds no difference and nothing missing.
  */
-import { DEVICE_ERROR_CODES, type ReconcileReport, type UsageReport } from "@hearth/protocol";
+import { execFile } from "node:child_process";
+import { connect as connectTcp } from "node:net";
+import { fileURLToPath } from "node:url";
+import { promisify } from "node:util";
+import { DEVICE_ERROR_CODES, type ReconcileReport, type RepairReport, type UsageReport } from "@hearth/protocol";
 import { redisServerBinary, startLocalHearth, startRedisServer, type LocalHearth, type RedisServer } from "@hearth/devkit";
 import { HearthClient } from "@hearth/sdk";
 import { afterAll, beforeAll, describe, expect, it } from "vitest";
 
 const ECHO = "export default { async fetch(req) { return new Response((await req.text()) + '!') } }";
 const CALLS = 120;
+const PLATFORM_BIN = fileURLToPath(new URL("../../platform/bin/hearth-platform.js", import.meta.url));
+const run = promisify(execFile);
 const CONCURRENCY = 4;
 
 /** Codes of calls that reached the fabric: billed, like every answered call (see docs/ledger.md). */
@@ -114,18 +120,27 @@ async function settled(): Promise<{ report: ReconcileReport; firstPending: numbe
   return { report: report!, firstPending: firstPending! };
 }
 
-async function expectExact(app: string, seen: Observed): Promise<void> {
-  expect(seen.unanswered, JSON.stringify(seen.statuses)).toBe(0);
-  expect(seen.calls + seen.unbilled).toBe(CALLS);
-  const { report, firstPending } = await settled();
-  expect(report).toMatchObject({ pending: 0, missing: 0, differences: [] });
+/** What each app's callers saw, for the checks after the ledger is rebuilt. */
+const observed = new Map<string, Observed>();
+
+async function expectTotals(app: string, seen: Observed): Promise<void> {
   const usage = await api<UsageReport>("GET", `/usage?app=${app}`);
   const totals = usage.apps[0]!.totals;
-  expect({ calls: totals.calls, requestBytes: totals.requestBytes, responseBytes: totals.responseBytes }, JSON.stringify(seen.statuses)).toEqual({
+  expect({ calls: totals.calls, requestBytes: totals.requestBytes, responseBytes: totals.responseBytes }, `${app} ${JSON.stringify(seen.statuses)}`).toEqual({
     calls: seen.calls,
     requestBytes: seen.requestBytes,
     responseBytes: seen.responseBytes,
   });
+}
+
+async function expectExact(app: string, seen: Observed): Promise<void> {
+  observed.set(app, seen);
+  expect(seen.unanswered, JSON.stringify(seen.statuses)).toBe(0);
+  expect(seen.calls + seen.unbilled).toBe(CALLS);
+  const { report, firstPending } = await settled();
+  expect(report).toMatchObject({ pending: 0, missing: 0, differences: [] });
+  await expectTotals(app, seen);
+  const totals = (await api<UsageReport>("GET", `/usage?app=${app}`)).apps[0]!.totals;
   // eslint-disable-next-line no-console -- what each fault did to the callers is worth seeing in the test log
   console.log(`${app}: ${CALLS} calls, answers ${JSON.stringify(seen.statuses)}, billed ${totals.calls}, in flight right after the last answer ${firstPending}, reconcile difference 0`);
 }
@@ -164,4 +179,46 @@ describe.skipIf(!redisServerBinary())("usage ledger under faults (real processes
     await restarted;
     await expectExact("fault-c", seen);
   }, 150_000);
+
+  it("(d) Redis loses the ledger: reconcile reports every record missing; reconcile --repair rebuilds it from the stream, once", async () => {
+    await deployEcho("fault-d");
+    await expectExact("fault-d", await drive("fault-d", async () => undefined));
+    // every ledger key gone (seen marks and accounts), as after a restore from a backup taken before these calls
+    expect(await redisCommand(redis.port, "EVAL", "local n = 0 for _, k in ipairs(redis.call('KEYS', ARGV[1])) do redis.call('DEL', k) n = n + 1 end return n", "0", "hearth:ledger:*")).toMatch(/^:[1-9]/);
+    const env = { ...process.env, HEARTH_NATS_URL: hearth.nats.url, REDIS_URL: redis.url, HEARTH_TOKEN: hearth.token, HEARTH_LOG_LEVEL: "warn" };
+    const check = await run(process.execPath, [PLATFORM_BIN, "reconcile", "--json"], { env }).catch((error: { code: number; stdout: string }) => error);
+    expect("code" in check && check.code).toBe(1);
+    const lost = JSON.parse(check.stdout) as ReconcileReport;
+    expect(lost.missing).toBe(lost.records);
+    expect(lost.missing).toBeGreaterThanOrEqual(CALLS);
+
+    const { stdout } = await run(process.execPath, [PLATFORM_BIN, "reconcile", "--repair", "--json"], { env });
+    const repair = JSON.parse(stdout) as RepairReport;
+    expect(repair.reapplied).toBe(lost.missing);
+    expect(repair.after).toMatchObject({ pending: 0, missing: 0, differences: [] });
+    for (const [app, seen] of observed) await expectTotals(app, seen);
+
+    const again = JSON.parse((await run(process.execPath, [PLATFORM_BIN, "reconcile", "--repair", "--json"], { env })).stdout) as RepairReport;
+    expect(again).toMatchObject({ reapplied: 0, rewritten: [], after: { missing: 0, differences: [] } });
+    for (const [app, seen] of observed) await expectTotals(app, seen);
+  }, 150_000);
 });
+
+/** Sends one command to a redis-server and returns its raw reply (enough for integer and status replies). */
+async function redisCommand(port: number, ...args: string[]): Promise<string> {
+  const socket = connectTcp(port, "127.0.0.1");
+  const payload = `*${args.length}\r\n` + args.map((a) => `$${Buffer.byteLength(a)}\r\n${a}\r\n`).join("");
+  return new Promise((resolve, reject) => {
+    let reply = "";
+    socket.setTimeout(10_000, () => socket.destroy(new Error("redis-server did not answer")));
+    socket.once("error", reject);
+    socket.on("data", (chunk) => {
+      reply += chunk.toString("utf8");
+      if (reply.endsWith("\r\n")) {
+        socket.end();
+        resolve(reply.trim());
+      }
+    });
+    socket.write(payload);
+  });
+}

@@ -7,13 +7,16 @@
  */
 import { Subjects } from "@hearth/protocol";
 import { connect } from "@nats-io/transport-node";
+import { pino } from "pino";
 import type { PlatformEnv } from "../config/index.ts";
 import type { Logger } from "../log/index.ts";
 import { connectRedis } from "../state/index.ts";
 import { formatReconcile, formatRepair, reconcileLedger, repairLedger } from "./reconcile.ts";
 import { LedgerStore } from "./store.ts";
 
-export async function runReconcile(env: Readonly<PlatformEnv>, log: Logger, json: boolean, repair = false): Promise<number> {
+export async function runReconcile(env: Readonly<PlatformEnv>, platformLog: Logger, json: boolean, repair = false): Promise<number> {
+  // the report goes to stdout (people, or --json for programs); log lines go to stderr so they never mix with it
+  const log = pino({ level: platformLog.level, base: { service: "hearth-reconcile" } }, pino.destination(2));
   const { redis, embedded } = connectRedis(env.REDIS_URL);
   if (embedded) {
     process.stderr.write("hearth-platform reconcile: REDIS_URL is not set; the ledger lives in the platform's Redis, so set REDIS_URL to the one it uses\n");
