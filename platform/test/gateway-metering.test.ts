@@ -221,7 +221,7 @@ describe("device replies", () => {
     const res = await platform.app.request("/v1/usage?app=gw", { headers: auth });
     const fns = ((await res.json()) as UsageReport).apps[0]!.days.flatMap((d) => d.functions);
     for (const fn of ["liar", "unknown", "badstatus", "badtiming", "anonymous"]) {
-      expect(fns.find((f) => f.fn === fn)).toMatchObject({ calls: 1, errors: 1, cpuUs: 0 });
+      expect(fns.find((f) => f.fn === fn)).toMatchObject({ calls: 1, errors: 1, cpuUs: 0, responseBytes: 0 });
     }
     const reconcile = (await (await platform.app.request("/v1/ledger/reconcile", { method: "POST", headers: auth })).json()) as ReconcileReport;
     expect(reconcile).toMatchObject({ pending: 0, missing: 0, differences: [] });

@@ -139,7 +139,8 @@ export function createGateway(options: GatewayOptions): Hono<HearthEnv> {
     if (!parsed.ok) {
       log.warn({ requestId, app: appName, fn: fnName, problem: parsed.problem }, "device sent an invalid reply");
       const response = errorResponse(c, "ERR_BAD_DEVICE_REPLY", "the device that took the call answered with an invalid reply; retry");
-      return answer(response, { responseBytes: reply.data.byteLength, errorCode: "ERR_BAD_DEVICE_REPLY" });
+      // none of its bytes reach the caller, and it earns its device nothing
+      return answer(response, { responseBytes: 0, errorCode: "ERR_BAD_DEVICE_REPLY" });
     }
     const device = { id: parsed.reply.device, cpuMs: parsed.reply.cpuMs, cold: parsed.reply.cold === "1" };
     const timing = serverTiming(parsed.reply);
