@@ -104,7 +104,12 @@ describe("metering at the gateway", () => {
     expect(c.total.cpuUs).toBe(greedy.cpuUs);
 
     const reconcile = await platform.app.request("/v1/ledger/reconcile", { method: "POST", headers: auth });
-    expect(await reconcile.json()).toMatchObject({ records: 5, pending: 0, differences: [] });
+    expect(await reconcile.json()).toMatchObject({ records: 5, pending: 0, missing: 0, differences: [] });
+    const repair = await platform.app.request("/v1/ledger/reconcile?repair=1", { method: "POST", headers: auth });
+    expect(repair.status).toBe(200);
+    expect(await repair.json()).toMatchObject({ reapplied: 0, rewritten: [], before: { records: 5, differences: [] }, after: { records: 5, missing: 0, differences: [] } });
+    expect((await platform.app.request("/v1/ledger/reconcile?repair=maybe", { method: "POST", headers: auth })).status).toBe(400);
+    expect((await platform.app.request("/v1/ledger/reconcile?repair=1", { method: "POST" })).status).toBe(401);
   });
 
   it("validates the usage query and needs the API token", async () => {
