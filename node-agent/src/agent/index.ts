@@ -424,7 +424,7 @@ export class Agent implements AsyncDisposable {
       h.set(INVOKE_HEADERS.errorCode, result.code);
       // NATS header values are one line
       h.set(INVOKE_HEADERS.errorMessage, oneLine(result.message));
-      if (result.code === "ERR_FUNCTION_THREW") this.log.info({ fnLog: true, level: "error" }, result.message);
+      // the message (and stack) is the tenant's: it goes to the gateway and the function's logs, never the owner's log
       msg.respond(new Uint8Array(0), { headers: h });
       return;
     }
