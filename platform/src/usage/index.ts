@@ -165,6 +165,10 @@ export class UsagePublisher implements AsyncDisposable {
   private readonly inFlight = new Set<Promise<void>>();
   private closed = false;
   private idle: (() => void)[] = [];
+  /** When a record last failed to be stored on the call's path; cleared by the next record stored. */
+  private failedAt = 0;
+  private lastDeferredLog = 0;
+  private deferredSinceLog = 0;
   /**
    * Counters for tests, status and alerts: `published` stored (on the call's
    * path or later), `deferred` not acked in time on the call's path (went to
@@ -204,23 +208,41 @@ export class UsagePublisher implements AsyncDisposable {
     await this.store(record);
   };
 
-  /** Stores one record now (awaiting the ack), or queues it for retries when JetStream does not ack in time. */
+  /**
+   * Stores one record now (awaiting the ack), or queues it for retries when
+   * JetStream does not ack in time. While JetStream is failing (a record
+   * failed in the last `ackTimeoutMs` and none was stored since), records go
+   * to the queue at once, so an outage does not add the timeout to every call.
+   */
   async store(record: UsageRecordT): Promise<void> {
+    if (this.failedAt > 0 && performance.now() - this.failedAt < this.ackTimeoutMs) return this.defer(record, undefined);
     try {
       await this.publishOnce(record, this.ackTimeoutMs);
     } catch (error) {
-      this.stats.deferred++;
-      // the answer goes out without its record stored: a platform crash before the retry succeeds loses it
-      this.log.error(
-        { usageId: record.id, requestId: record.requestId, err: error, deferred: this.stats.deferred, backlog: this.backlog + 1 },
-        `!!! usage record not stored by JetStream within ${this.ackTimeoutMs} ms; answering anyway and retrying in the background`,
-      );
-      this.enqueue(record);
+      this.failedAt = performance.now();
+      this.defer(record, error);
     }
+  }
+
+  private defer(record: UsageRecordT, error: unknown): void {
+    this.stats.deferred++;
+    this.deferredSinceLog++;
+    // the answer goes out without its record stored: a platform crash before the retry succeeds loses it
+    const now = performance.now();
+    if (now - this.lastDeferredLog >= 1_000) {
+      this.log.error(
+        { usageId: record.id, requestId: record.requestId, err: error, deferredSinceLastLine: this.deferredSinceLog, deferred: this.stats.deferred, backlog: this.backlog + 1 },
+        `!!! usage records not stored by JetStream within ${this.ackTimeoutMs} ms; answering anyway and retrying them in the background`,
+      );
+      this.lastDeferredLog = now;
+      this.deferredSinceLog = 0;
+    }
+    this.enqueue(record);
   }
 
   private async publishOnce(record: UsageRecordT, timeout: number): Promise<void> {
     const ack = await this.js.publish(this.names.subject(record.app, record.fn), JSON.stringify(record), { msgID: record.id, timeout });
+    this.failedAt = 0;
     if (ack.duplicate) this.stats.duplicates++;
     else this.stats.published++;
   }
