@@ -4,13 +4,14 @@
  * a well-behaved function on the same pool must still answer afterwards.
  */
 import { createHash } from "node:crypto";
+import { readFileSync } from "node:fs";
 import { afterAll, beforeAll, describe, expect, it } from "vitest";
 import type { SandboxResult } from "../src/sandbox/messages.ts";
 import type { SandboxPool } from "../src/sandbox/supervisor.ts";
 import { call, json, jsonFunction, startPool, text, uniqueKey, type CallInput } from "./helpers.ts";
 
 let pool: SandboxPool;
-const logs: { key: string; message: string }[] = [];
+const logs: { key: string; requestId: string; message: string }[] = [];
 const TIGHT = { cpuMs: 200, wallMs: 2_000, memoryMb: 32 };
 
 beforeAll(async () => {
@@ -25,6 +26,19 @@ const hello = uniqueKey("hello");
 
 async function stillServing(): Promise<void> {
   expect(text(await call(pool, hello, HELLO, { path: "/ok" }))).toBe("still serving /ok");
+}
+
+const sleep = (ms: number) => new Promise((r) => setTimeout(r, ms));
+
+/** CPU time (ms) a process spends over the next `ms` of wall time, from /proc (Linux). */
+async function cpuOver(pid: number, ms: number): Promise<number> {
+  const ticks = () => {
+    const fields = readFileSync(`/proc/${pid}/stat`, "utf8").split(") ")[1]!.split(" ");
+    return Number(fields[11]) + Number(fields[12]); // utime + stime, in clock ticks (100 Hz)
+  };
+  const before = ticks();
+  await sleep(ms);
+  return (ticks() - before) * 10;
 }
 
 async function hostile(name: string, body: string, input: CallInput = {}): Promise<SandboxResult & { ok: false }> {
@@ -313,6 +327,269 @@ describe("timers and giant answers", () => {
   });
 });
 
+describe("the runtime's own bounds hold against tenant code", () => {
+  const SPIN = `function () { for (;;) {} }`;
+  // What the runtime's housekeeping between calls would use, were it not for its primordials (the call's own path still works).
+  const PATCH_BUILTINS = `for (const C of [Map, Set, WeakMap]) for (const m of ["clear", "delete"]) C.prototype[m] = ${SPIN};
+    Object.defineProperty(Map.prototype, "size", { get: ${SPIN} }); Reflect.apply = ${SPIN};`;
+
+  it("built-ins replaced by top-level code cannot make the runtime spin while no call runs", async () => {
+    const code = `${PATCH_BUILTINS} export default { fetch() { return new Response("fine"); } };`;
+    const result = await Promise.race([call(pool, uniqueKey("spin-reset-top"), code), sleep(5_000).then(() => "hung" as const)]);
+    expect(result !== "hung" && text(result)).toBe("fine");
+    expect(await cpuOver(pool.pids()[0]!, 500)).toBeLessThan(150);
+    await stillServing();
+  });
+
+  it("built-ins replaced during a call cannot make the runtime spin after it", async () => {
+    const key = uniqueKey("spin-reset-call");
+    const code = `export default { fetch(request) { if (request.url.endsWith("/patch")) { ${PATCH_BUILTINS} } return new Response("fine"); } };`;
+    expect(text(await call(pool, key, code, { path: "/patch" }))).toBe("fine");
+    expect(await cpuOver(pool.pids()[0]!, 500)).toBeLessThan(150);
+    const again = await call(pool, key, code, { limits: { wallMs: 2_000 } });
+    expect(again.ok || again.code).toBe(true);
+    await stillServing();
+  });
+
+  it("top-level code is bounded by the function's CPU limit, not only by the load's wall time", async () => {
+    const started = Date.now();
+    const result = await call(pool, uniqueKey("toplevel-cpu"), `const end = Date.now() + 1_500; while (Date.now() < end) {} export default { fetch() { return new Response("x"); } };`, {
+      limits: TIGHT,
+    });
+    expect(!result.ok && result.code).toBe("ERR_BAD_BUNDLE");
+    expect(!result.ok && result.message).toMatch(/200 ms of CPU time/);
+    expect(Date.now() - started).toBeLessThan(1_200);
+    await stillServing();
+  });
+
+  it("hides its internals: no CryptoKey secret, no underscore methods, nothing through fn.caller or structured stack frames", async () => {
+    const out = json(
+      await call(
+        pool,
+        uniqueKey("internals"),
+        jsonFunction(`
+          const key = await crypto.subtle.importKey("raw", new TextEncoder().encode("s3cret"), { name: "HMAC", hash: "SHA-256" }, false, ["sign"]);
+          let secret; try { secret = typeof CryptoKey._secret === "function" ? new TextDecoder().decode(CryptoKey._secret(key)) : "none"; } catch (e) { secret = "threw"; }
+          let exported; try { await crypto.subtle.exportKey("raw", key); exported = "exported"; } catch (e) { exported = e.name; }
+          const underscored = [];
+          const things = { Blob: new Blob(["x"]), Request: new Request("https://a.example/", { method: "POST", body: "x" }), Response: new Response("x"),
+            AbortSignal: new AbortController().signal, Event: new Event("x"), URLSearchParams: new URLSearchParams("a=1"), CryptoKey: key, Headers: new Headers() };
+          for (const [name, thing] of Object.entries(things)) {
+            for (let o = thing; o && o !== Object.prototype; o = Object.getPrototypeOf(o)) {
+              for (const p of Object.getOwnPropertyNames(o)) if (p.startsWith("_")) underscored.push(name + "." + p);
+            }
+            for (const p of Object.getOwnPropertyNames(thing.constructor)) if (p.startsWith("_")) underscored.push(name + "." + p);
+          }
+          // sloppy functions (made with Function) called by the runtime: who called them?
+          const callers = [];
+          const grab = Function("callers", "return function grab() { callers.push(typeof grab.caller === 'function' ? String(grab.caller).slice(0, 40) : null); }")(callers);
+          const target = new EventTarget(); target.addEventListener("x", grab); target.dispatchEvent(new Event("x"));
+          new Headers({ a: "1" }).forEach(grab);
+          new URLSearchParams("a=1").forEach(grab);
+          try { new URL({ toString() { grab(); return "https://a.example/"; } }); } catch {}
+          await new Promise((resolve) => setTimeout(() => { grab(); resolve(); }, 1));
+          await new Promise((resolve) => setTimeout(grab, 1) && setTimeout(resolve, 5));
+          // structured stack frames of errors raised inside the runtime
+          const frames = [];
+          Error.prepareStackTrace = (error, list) => {
+            for (const f of list) if (String(f.getFileName()).includes("hearth:runtime")) frames.push([typeof f.getFunction(), typeof f.getThis()]);
+            return "stack";
+          };
+          for (const f of [() => new Headers([["bad name", "v"]]), () => new Response(null, { status: 99 }), () => atob("*"), () => structuredClone(() => 1),
+                           () => new EventTarget().dispatchEvent({}), () => crypto.getRandomValues(new Float32Array(1))]) {
+            try { f(); } catch (e) { void e.stack; }
+          }
+          try { new EventTarget().addEventListener("y", () => { throw new Error("in listener"); }); } catch {}
+          const t = new EventTarget(); t.addEventListener("z", () => { void new Error("from listener").stack; }); t.dispatchEvent(new Event("z"));
+          delete Error.prepareStackTrace;
+          return { secret, exported, underscored, callers: callers.filter((c) => c !== null), runtimeFrames: frames.length > 0, exposed: frames.filter(([f, t]) => f !== "undefined" || t !== "undefined").length };
+        `),
+      ),
+    );
+    expect(out).toEqual({ secret: "none", exported: "InvalidAccessError", underscored: [], callers: [], runtimeFrames: true, exposed: 0 });
+  });
+
+  it("a search of everything reachable from the globals finds nothing of the host", async () => {
+    const out = json(
+      await call(
+        pool,
+        uniqueKey("reachable"),
+        jsonFunction(`
+          // The runtime's own globals; everything else on globalThis is ECMAScript's. Native functions are fine among the
+          // built-ins; under the runtime's globals (all plain JavaScript) a native function not already found among the
+          // built-ins would be a host callback.
+          const RUNTIME = new Set(["DOMException", "TextEncoder", "TextDecoder", "URL", "URLSearchParams", "Headers", "Request", "Response", "Blob", "File",
+            "FormData", "Event", "EventTarget", "CustomEvent", "AbortController", "AbortSignal", "Crypto", "CryptoKey", "SubtleCrypto", "atob", "btoa",
+            "setTimeout", "clearTimeout", "setInterval", "clearInterval", "queueMicrotask", "structuredClone", "fetch", "console", "crypto", "performance",
+            "navigator", "self", "ReadableStream", "ReadableStreamDefaultReader", "ReadableStreamBYOBReader", "ReadableStreamBYOBRequest",
+            "ReadableByteStreamController", "ReadableStreamDefaultController", "TransformStream", "TransformStreamDefaultController", "WritableStream",
+            "WritableStreamDefaultWriter", "WritableStreamDefaultController", "ByteLengthQueuingStrategy", "CountQueuingStrategy", "TextEncoderStream", "TextDecoderStream"]);
+          const HOSTISH = /^(Reference|ExternalCopy|Callback|Isolate|Context|Script|NativeModule|process|require|Buffer)$/;
+          const seen = new Set();
+          const found = [];
+          let visited = 0;
+          const native = (f) => { try { return /\\{\\s*\\[native code\\]\\s*\\}$/.test(Function.prototype.toString.call(f)); } catch { return true; } };
+          const quiet = (x) => { if (x instanceof Promise) x.catch(() => {}); return x; };
+          const walk = (root, path, phase) => {
+            const stack = [[root, path]];
+            while (stack.length) {
+              const [v, p] = stack.pop();
+              if ((typeof v !== "object" && typeof v !== "function") || v === null || seen.has(v)) continue;
+              seen.add(v);
+              visited++;
+              let tag = ""; try { tag = Object.prototype.toString.call(v); } catch {}
+              let ctor = ""; try { ctor = String(v.constructor && v.constructor.name); } catch {}
+              if (HOSTISH.test(tag.slice(8, -1)) || HOSTISH.test(ctor)) found.push(p + " " + tag + " " + ctor);
+              if (phase === 2 && typeof v === "function" && native(v)) found.push("native " + p);
+              stack.push([Object.getPrototypeOf(v), p + ".__proto__"]);
+              for (const k of Reflect.ownKeys(v)) {
+                const d = Object.getOwnPropertyDescriptor(v, k);
+                const name = p + "." + String(k);
+                if ("value" in d) stack.push([d.value, name]);
+                else {
+                  stack.push([d.get, name + "[get]"], [d.set, name + "[set]"]);
+                  try { stack.push([quiet(Reflect.get(v, k)), name]); } catch {}
+                }
+              }
+            }
+          };
+          const names = Reflect.ownKeys(globalThis);
+          walk(Object.getPrototypeOf(globalThis), "globalThis.__proto__", 1);
+          walk(new TypeError("an error"), "anError", 1);
+          for (const n of names) if (!RUNTIME.has(n)) { const d = Object.getOwnPropertyDescriptor(globalThis, n); walk(d.value ?? d.get, String(n), 1); }
+          for (const n of names) if (RUNTIME.has(n)) walk(globalThis[n], String(n), 2);
+          // and instances the runtime makes, with their private-state getters exercised
+          const key = await crypto.subtle.generateKey({ name: "HMAC", hash: "SHA-256" }, true, ["sign"]);
+          const instances = { request, env, ctx, key, response: new Response(new ReadableStream({ start(c) { c.close(); } })), headers: new Headers({ a: "b" }),
+            url: new URL("https://a.example/?q=1"), form: new FormData(), blob: new File(["x"], "f"), signal: AbortSignal.timeout(10), event: new CustomEvent("x"),
+            decoder: new TextDecoderStream(), fetched: await fetch("https://a.example/").catch((e) => e) };
+          for (const [name, v] of Object.entries(instances)) walk(v, name, 2);
+          return { found, visited: visited > 1_000 };
+        `),
+      ),
+    );
+    expect(out).toEqual({ found: [], visited: true });
+  });
+});
+
+describe("nothing unbounded crosses to the host", () => {
+  let small: SandboxPool;
+  beforeAll(async () => {
+    // A host heap far below what an isolate may hold: any string or bytes a function could push across unchecked would kill it.
+    small = await startPool({ hostHeapMb: 64 });
+  });
+  afterAll(async () => {
+    await small?.[Symbol.asyncDispose]();
+  });
+  const BIG = { memoryMb: 512, cpuMs: 10_000, wallMs: 20_000 };
+  const NO_SLICE = `String.prototype.slice = function () { return String(this); }; Array.prototype.join = function () { return "a".repeat(1e8); };`;
+
+  const cases: [string, string, (r: SandboxResult) => void][] = [
+    ["a giant URL", `try { new URL("https://a.example/" + "a".repeat(3e8)); return new Response("parsed"); } catch (e) { return new Response(e.name); }`,
+      (r) => expect(text(r)).toBe("TypeError")],
+    ["a giant log line, with slice and join replaced", `${NO_SLICE} console.log("a".repeat(3e8)); console.log("x", "y"); return new Response("logged");`,
+      (r) => expect(text(r)).toBe("logged")],
+    ["a giant header value", `return new Response("x", { headers: { "x-big": "a".repeat(1e8) } });`,
+      (r) => expect(!r.ok && r.code).toBe("ERR_BAD_RESPONSE")],
+    ["many big headers", `const h = new Headers(); for (let i = 0; i < 900; i++) h.set("x-" + i, "a".repeat(1000)); return new Response("x", { headers: h });`,
+      (r) => expect(!r.ok && r.code).toBe("ERR_BAD_RESPONSE")],
+    ["a giant error message, with slice replaced", `${NO_SLICE} throw new Error("a".repeat(1e8));`,
+      (r) => expect(!r.ok && r.code === "ERR_FUNCTION_THREW" && r.message.length <= 4_000).toBe(true)],
+    ["a body that is a small view on a giant buffer", `Uint8Array.prototype.slice = function () { return this; };
+      return new Response(new Uint8Array(new ArrayBuffer(1e8), 0, 10));`,
+      (r) => expect(r.ok && r.body.byteLength).toBe(10)],
+    ["a digest of a small view on a giant buffer", `const slice = Uint8Array.prototype.slice; Uint8Array.prototype.slice = function () { return this; };
+      const d = await crypto.subtle.digest("SHA-256", new Uint8Array(new ArrayBuffer(1e8), 0, 3)); Uint8Array.prototype.slice = slice;
+      return new Response(String(d.byteLength));`,
+      (r) => expect(text(r)).toBe("32")],
+    ["an answer hijacked through Object.prototype.then", `Object.defineProperty(Object.prototype, "then", { configurable: true, get() {
+        // only for the runtime's own answer record, when it resolves the promise of dispatch
+        if (!(this && typeof this === "object" && "waiting" in this && "body" in this)) return undefined;
+        delete Object.prototype.then;
+        return (resolve) => resolve({ status: 200, headers: [["x-big", "a".repeat(1e8)]], body: new Uint8Array(1), waiting: false }); } });
+      return new Response("honest");`,
+      (r) => expect(text(r)).toBe("honest")],
+  ];
+  for (const [name, body, check] of cases) {
+    it(name, async () => {
+      const before = small.pids();
+      const result = await call(small, uniqueKey("cross"), `export default { async fetch(request, env, ctx) { ${body} } };`, { limits: BIG });
+      check(result);
+      if (result.ok) expect(result.headers.every(([k, v]) => k.length + v.length < 70_000)).toBe(true);
+      expect(small.pids()).toEqual(before);
+      expect(text(await call(small, hello, HELLO, { path: "/ok" }))).toBe("still serving /ok");
+    });
+  }
+});
+
+describe("host work is charged to the call", () => {
+  it("hashing on the host counts as the call's CPU time, and against its limit", async () => {
+    const code = `export default { async fetch(request) {
+      const data = new Uint8Array(16 * 1024 * 1024);
+      const n = Number(new URL(request.url).searchParams.get("n"));
+      for (let i = 0; i < n; i++) await crypto.subtle.digest("SHA-512", data);
+      return new Response("hashed");
+    } };`;
+    const measured = await call(pool, uniqueKey("hash-cpu"), code, { path: "/?n=8", limits: { cpuMs: 10_000, wallMs: 20_000, memoryMb: 128 } });
+    expect(text(measured)).toBe("hashed");
+    // the same hashing done here: the call's CPU time holds at least that much (plus the isolate's own work)
+    const data = new Uint8Array(16 * 1024 * 1024);
+    const before = process.threadCpuUsage();
+    for (let i = 0; i < 8; i++) createHash("sha512").update(data).digest();
+    const spent = process.threadCpuUsage(before);
+    expect(measured.cpuMs).toBeGreaterThan(((spent.user + spent.system) / 1000) * 0.9);
+    const stopped = await call(pool, uniqueKey("hash-limit"), code, { path: "/?n=200", limits: { cpuMs: 100, wallMs: 20_000, memoryMb: 128 } });
+    expect(!stopped.ok && stopped.code).toBe("ERR_CPU_LIMIT");
+    await stillServing();
+  });
+
+  it("a call hands the host a bounded number of bytes", async () => {
+    const result = json(
+      await call(
+        pool,
+        uniqueKey("host-bytes"),
+        jsonFunction(`
+          const data = new Uint8Array(16 * 1024 * 1024 + 1);
+          let big; try { await crypto.subtle.digest("SHA-256", data); big = "hashed"; } catch (e) { big = e.name; }
+          const chunk = data.subarray(0, 16 * 1024 * 1024);
+          let n = 0; try { for (; n < 100; n++) await crypto.subtle.digest("SHA-1", chunk); } catch (e) {}
+          return { big, n };
+        `),
+        { limits: { cpuMs: 20_000, wallMs: 30_000, memoryMb: 128 } },
+      ),
+    );
+    // 256 MiB per call: 16 digests of 16 MiB, less the few bytes its URLs already took
+    expect(result).toEqual({ big: "RangeError", n: 15 });
+  });
+});
+
+describe("overlapping calls of one function", () => {
+  it("each gets its own console request id and is charged only its own CPU time", async () => {
+    const key = uniqueKey("overlap");
+    const code = `export default { async fetch(request) {
+      const who = new URL(request.url).pathname.slice(1);
+      if (who === "busy") {
+        // ~150 ms of CPU in slices, with timers in between, while the other call waits
+        for (let i = 0; i < 10; i++) { const end = Date.now() + 15; while (Date.now() < end) {} await new Promise((r) => setTimeout(r, 2)); }
+      } else await new Promise((r) => setTimeout(r, 300));
+      console.log("I am " + who);
+      return new Response(who);
+    } };`;
+    await call(pool, key, code, { path: "/idle" });
+    const [busy, idle] = await Promise.all([
+      call(pool, key, code, { path: "/busy", requestId: "req-busy" }),
+      call(pool, key, code, { path: "/idle", requestId: "req-idle" }),
+    ]);
+    expect([text(busy), text(idle)]).toEqual(["busy", "idle"]);
+    expect(busy.cpuMs).toBeGreaterThan(100);
+    expect(idle.cpuMs).toBeLessThan(30);
+    const lines = logs.filter((l) => l.key === key && l.message.startsWith("I am ")).map((l) => [l.requestId, l.message]);
+    expect(lines).toContainEqual(["req-busy", "I am busy"]);
+    expect(lines).toContainEqual(["req-idle", "I am idle"]);
+    expect(lines.filter(([id]) => id === "req-1")).toHaveLength(1);
+  });
+});
+
 describe("the device keeps serving", () => {
   it("a well-behaved function answers while a runaway one burns its CPU budget on the same process", async () => {
     const runaway = call(pool, uniqueKey("runaway"), `export default { fetch() { for (;;) {} } }`, { limits: { cpuMs: 1_500, wallMs: 5_000 } });
@@ -330,13 +607,11 @@ describe("the device keeps serving", () => {
       const holder = `let keep; export default { fetch() { keep ??= new Uint8Array(40 * 1024 * 1024).fill(7); return new Response(String(keep.length)); } };`;
       const keys = Array.from({ length: 5 }, (_, i) => uniqueKey(`holder-${i}`));
       for (const key of keys) expect(text(await call(small, key, holder, { limits: { memoryMb: 64 } }))).toBe(String(40 * 1024 * 1024));
-      let first: SandboxResult | undefined;
-      for (let i = 0; i < 40; i++) {
-        await new Promise((r) => setTimeout(r, 50));
-        first = await call(small, keys[0]!, holder, { limits: { memoryMb: 64 } });
-        if (first.ok && first.cold) break;
-      }
-      expect(first?.ok && first.cold).toBe(true);
+      // Five holders of 40 MiB put the process over 160 MiB; it checks its memory after every call (not only on its
+      // 250 ms poll), so the least recently used idle isolate, the first holder's, is gone by now. Calling it once:
+      // polling it again and again would keep it the most recently used, and so the one kept.
+      const first = await call(small, keys[0]!, holder, { limits: { memoryMb: 64 } });
+      expect(first.ok && first.cold).toBe(true);
       expect(text(await call(small, uniqueKey("after"), HELLO, { path: "/ok" }))).toBe("still serving /ok");
     } finally {
       await small[Symbol.asyncDispose]();

@@ -1,3 +1,4 @@
+"use strict";
 // The in-isolate runtime: the web-standard globals a Workers-style function
 // needs, written against ECMAScript built-ins only (plus web-streams-polyfill,
 // evaluated lazily). It runs as a closure in each new context; its arguments
@@ -9,19 +10,128 @@
 //   $3 source(name)                    trusted library source read by the agent at start
 //   $4 timer(op, id, ms)               arm (1 once, 2 repeat) or clear (0) a host timer
 //   $5 fetch(id, request)              start an outbound fetch through the host; it answers with fetched(id, answer)
-//   $6 options                         { userAgent, maxTimers }
+//   $6 options                         { userAgent, maxTimers, maxUrlLength, maxLogLength, maxCryptoBytes, ... }
 // It returns { bind, fire, fetched, reset, settle } for the sandbox worker.
+//
+// Strict mode: a tenant function called from here cannot climb to the
+// runtime's functions through `fn.caller`/`arguments.callee`, and V8 hands
+// out no function or receiver of a strict frame in structured stack traces.
 const hostLog = $0;
 const hostParseUrl = $1;
 const hostCrypto = $2;
 const hostSource = $3;
 const hostTimer = $4;
 const hostFetch = $5;
-const OPTIONS = $6;
 
-// Captured before tenant code runs: the runtime must not call what a tenant may replace.
-const FunctionCtor = Function;
+// ---------- primordials ----------
+// Captured before any tenant code runs (as Node's own primordials): tenant
+// code shares these built-ins and may replace `Map.prototype.clear`,
+// `String.prototype.slice`, a global `String`, or add a setter on
+// `Array.prototype[0]`. Everything that bounds what crosses to the host, and
+// everything the host calls while no call is running, uses only these.
+const {
+  Array, ArrayBuffer, Boolean, DataView, Date, Error, EvalError, JSON, Map, Math, Number, Object, Promise, RangeError,
+  ReferenceError, Reflect, RegExp, Set, String, Symbol, SyntaxError, TypeError, URIError, Uint8Array, WeakMap,
+  decodeURIComponent, encodeURIComponent, Function: FunctionCtor,
+} = globalThis;
+const uncurryThis = FunctionCtor.prototype.bind.bind(FunctionCtor.prototype.call);
+const getter = (proto, name) => uncurryThis(Object.getOwnPropertyDescriptor(proto, name).get);
+const ReflectApply = Reflect.apply;
+const ReflectDefineProperty = Reflect.defineProperty;
 const ObjectFreeze = Object.freeze;
+const ObjectHasOwn = Object.hasOwn;
+const ArrayIsArray = Array.isArray;
+const MathMin = Math.min;
+const MapPrototypeGet = uncurryThis(Map.prototype.get);
+const MapPrototypeSet = uncurryThis(Map.prototype.set);
+const MapPrototypeHas = uncurryThis(Map.prototype.has);
+const MapPrototypeDelete = uncurryThis(Map.prototype.delete);
+const MapPrototypeClear = uncurryThis(Map.prototype.clear);
+const MapPrototypeGetSize = getter(Map.prototype, "size");
+const WeakMapPrototypeGet = uncurryThis(WeakMap.prototype.get);
+const WeakMapPrototypeSet = uncurryThis(WeakMap.prototype.set);
+const StringPrototypeSlice = uncurryThis(String.prototype.slice);
+const TypedArrayPrototype = Object.getPrototypeOf(Uint8Array.prototype);
+const TypedArrayPrototypeGetTag = getter(TypedArrayPrototype, Symbol.toStringTag);
+const TypedArrayPrototypeGetByteLength = getter(TypedArrayPrototype, "byteLength");
+const TypedArrayPrototypeGetByteOffset = getter(TypedArrayPrototype, "byteOffset");
+const TypedArrayPrototypeGetBuffer = getter(TypedArrayPrototype, "buffer");
+const TypedArrayPrototypeSet = uncurryThis(TypedArrayPrototype.set);
+const ArrayBufferPrototypeGetByteLength = getter(ArrayBuffer.prototype, "byteLength");
+/** Appends to an array of ours without [[Set]] (which would run a setter a tenant put on Array.prototype). */
+const append = (array, value) => { ReflectDefineProperty(array, array.length, { __proto__: null, value, writable: true, enumerable: true, configurable: true }); };
+
+// Bounds on what may cross to the host, checked here before the copy is made
+// (the host checks again, but by then the bytes would already be on its heap).
+const OPTIONS = { __proto__: null, ...$6 };
+const MAX_TIMERS = OPTIONS.maxTimers;
+const MAX_URL = OPTIONS.maxUrlLength;
+const MAX_LOG = OPTIONS.maxLogLength;
+const MAX_CRYPTO_BYTES = OPTIONS.maxCryptoBytes;
+const MAX_HEADER_BYTES = OPTIONS.maxHeaderBytes;
+const MAX_HEADERS = OPTIONS.maxHeaders;
+const MAX_FETCH_BODY = OPTIONS.maxFetchBody;
+const MAX_ERROR = OPTIONS.maxErrorLength;
+const USER_AGENT = OPTIONS.userAgent;
+
+/** A Uint8Array of exactly its own bytes, at most `max` of them: a view on a bigger buffer would copy the whole buffer. */
+const ownBytes = (value, max, what) => {
+  let tag;
+  try { tag = TypedArrayPrototypeGetTag(value); } catch { tag = undefined; }
+  if (tag !== "Uint8Array") throw new TypeError(what + " must be bytes");
+  const length = TypedArrayPrototypeGetByteLength(value);
+  if (length > max) throw new RangeError(what + " is over " + max + " bytes");
+  let whole = false;
+  try { whole = TypedArrayPrototypeGetByteOffset(value) === 0 && ArrayBufferPrototypeGetByteLength(TypedArrayPrototypeGetBuffer(value)) === length; } catch { whole = false; }
+  if (whole) return value;
+  const copy = new Uint8Array(length);
+  TypedArrayPrototypeSet(copy, value);
+  return copy;
+};
+/** A string of at most `max` UTF-16 units (a primitive: its length cannot lie). */
+const boundedString = (value, max) => {
+  const s = typeof value === "string" ? value : String(value);
+  return s.length > max ? StringPrototypeSlice(s, 0, max) : s;
+};
+/** [name, value] pairs as plain strings, checked for count and total size; anything else is an error of `what`. */
+const boundedHeaders = (list, maxCount, maxBytes, fail) => {
+  if (!ArrayIsArray(list)) throw fail("headers are not a list");
+  const n = list.length;
+  if (n > maxCount) throw fail("more than " + maxCount + " headers");
+  const out = [];
+  let bytes = 0;
+  for (let i = 0; i < n; i++) {
+    const pair = list[i];
+    if (!ArrayIsArray(pair) || pair.length !== 2) throw fail("a header is not a [name, value] pair");
+    const name = pair[0], value = pair[1];
+    if (typeof name !== "string" || typeof value !== "string") throw fail("a header name or value is not a string");
+    bytes += name.length + value.length + 4;
+    if (bytes > maxBytes) throw fail("headers are over " + maxBytes + " bytes in total");
+    append(out, [name, value]);
+  }
+  return out;
+};
+// Every call to the host goes through these: sizes are checked here, before the copy.
+const parseUrl = (input, base) => {
+  const s = typeof input === "string" ? input : String(input);
+  const b = base === undefined ? undefined : typeof base === "string" ? base : String(base);
+  if (s.length > MAX_URL || (b !== undefined && b.length > MAX_URL)) return null;
+  return hostParseUrl(s, b);
+};
+const logLine = (level, message) => {
+  hostLog(level, boundedString(message, MAX_LOG));
+};
+const HASH_NAMES = { __proto__: null, "SHA-1": true, "SHA-256": true, "SHA-384": true, "SHA-512": true };
+const cryptoOp = (op, a, b, c) => {
+  if (op === "random") {
+    if (typeof a !== "number" || !(a >= 0 && a <= 65536)) throw new RangeError("bad length");
+    return hostCrypto(op, a);
+  }
+  if (typeof a !== "string" || HASH_NAMES[a] !== true) throw new TypeError("unsupported hash");
+  const first = ownBytes(b, MAX_CRYPTO_BYTES, "crypto input");
+  if (op === "digest") return hostCrypto(op, a, first);
+  return hostCrypto(op, a, first, ownBytes(c, MAX_CRYPTO_BYTES, "crypto input"));
+};
 
 const define = (name, value) =>
   Object.defineProperty(globalThis, name, { value, writable: true, configurable: true, enumerable: false });
@@ -151,6 +261,7 @@ const utf8 = (bytes) => decoder.decode(bytes);
 // ---------- URL and URLSearchParams ----------
 const formDecode = (s) => decodeURIComponent(s.replace(/\+/g, " "));
 const formEncode = (s) => encodeURIComponent(s).replace(/%20/g, "+").replace(/[!'()~]/g, (ch) => "%" + ch.charCodeAt(0).toString(16).toUpperCase());
+let resetParams;
 class URLSearchParams {
   #list = [];
   #onChange;
@@ -169,7 +280,7 @@ class URLSearchParams {
       this.#list.push(eq < 0 ? [formDecode(part), ""] : [formDecode(part.slice(0, eq)), formDecode(part.slice(eq + 1))]);
     }
   }
-  _reset(s) { this.#parse(s); }
+  static { resetParams = (params, s) => params.#parse(s); }
   #changed() { if (this.#onChange) this.#onChange(this.toString()); }
   get size() { return this.#list.length; }
   append(k, v) { this.#list.push([String(k), String(v)]); this.#changed(); }
@@ -196,11 +307,11 @@ class URL {
   #p;
   #params;
   constructor(input, base) {
-    const parsed = hostParseUrl(String(input), base === undefined ? undefined : String(base));
+    const parsed = parseUrl(input, base);
     if (parsed === null) throw new TypeError("Invalid URL: " + String(input));
     this.#p = parsed;
   }
-  static canParse(input, base) { return hostParseUrl(String(input), base === undefined ? undefined : String(base)) !== null; }
+  static canParse(input, base) { return parseUrl(input, base) !== null; }
   static parse(input, base) { try { return new URL(input, base); } catch { return null; } }
   // Setters rebuild the href and let the host's WHATWG parser normalise it.
   #rebuild(part, value) {
@@ -210,16 +321,16 @@ class URL {
     const search = p.search && !p.search.startsWith("?") ? "?" + p.search : p.search;
     const hash = p.hash && !p.hash.startsWith("#") ? "#" + p.hash : p.hash;
     const protocol = p.protocol.endsWith(":") ? p.protocol : p.protocol + ":";
-    const parsed = hostParseUrl(protocol + "//" + auth + host + p.pathname + search + hash, undefined);
+    const parsed = parseUrl(protocol + "//" + auth + host + p.pathname + search + hash, undefined);
     if (parsed !== null) this.#p = parsed;
-    if (this.#params) this.#params._reset(this.#p.search);
+    if (this.#params) resetParams(this.#params, this.#p.search);
   }
   get href() { return this.#p.href; }
   set href(v) {
-    const parsed = hostParseUrl(String(v), undefined);
+    const parsed = parseUrl(String(v), undefined);
     if (parsed === null) throw new TypeError("Invalid URL: " + String(v));
     this.#p = parsed;
-    if (this.#params) this.#params._reset(parsed.search);
+    if (this.#params) resetParams(this.#params, parsed.search);
   }
   get origin() { return this.#p.origin; }
   get protocol() { return this.#p.protocol; }
@@ -242,7 +353,7 @@ class URL {
   set hash(v) { this.#rebuild("hash", v); }
   get searchParams() {
     return (this.#params ??= new URLSearchParams(this.#p.search, (s) => {
-      const parsed = hostParseUrl(this.#p.href.replace(/[?#].*$/, "") + (s ? "?" + s : "") + this.#p.hash, undefined);
+      const parsed = parseUrl(this.#p.href.replace(/[?#].*$/, "") + (s ? "?" + s : "") + this.#p.hash, undefined);
       if (parsed) this.#p = parsed;
     }));
   }
@@ -349,9 +460,14 @@ function atob(data) {
 }
 
 // ---------- Event, EventTarget ----------
+let setEventTarget, immediateStopped;
 class Event {
-  #type; #bubbles; #cancelable; #composed; #defaultPrevented = false; #stop = false; #timeStamp;
-  _target = null;
+  #type; #bubbles; #cancelable; #composed; #defaultPrevented = false; #stop = false; #immediateStop = false; #timeStamp;
+  #target = null;
+  static {
+    setEventTarget = (event, target) => { event.#target = target; };
+    immediateStopped = (event) => event.#immediateStop;
+  }
   constructor(type, init = {}) {
     if (arguments.length === 0) throw new TypeError("Event requires a type");
     this.#type = String(type);
@@ -365,18 +481,18 @@ class Event {
   get cancelable() { return this.#cancelable; }
   get composed() { return this.#composed; }
   get defaultPrevented() { return this.#defaultPrevented; }
-  get target() { return this._target; }
-  get currentTarget() { return this._target; }
-  get srcElement() { return this._target; }
+  get target() { return this.#target; }
+  get currentTarget() { return this.#target; }
+  get srcElement() { return this.#target; }
   get timeStamp() { return this.#timeStamp; }
-  get eventPhase() { return this._target ? 2 : 0; }
+  get eventPhase() { return this.#target ? 2 : 0; }
   get isTrusted() { return false; }
   get returnValue() { return !this.#defaultPrevented; }
   get cancelBubble() { return this.#stop; }
-  composedPath() { return this._target ? [this._target] : []; }
+  composedPath() { return this.#target ? [this.#target] : []; }
   preventDefault() { if (this.#cancelable) this.#defaultPrevented = true; }
   stopPropagation() { this.#stop = true; }
-  stopImmediatePropagation() { this.#stop = true; this._immediateStop = true; }
+  stopImmediatePropagation() { this.#stop = true; this.#immediateStop = true; }
 }
 Object.assign(Event, { NONE: 0, CAPTURING_PHASE: 1, AT_TARGET: 2, BUBBLING_PHASE: 3 });
 class CustomEvent extends Event {
@@ -385,7 +501,7 @@ class CustomEvent extends Event {
   get detail() { return this.#detail; }
 }
 const reportError = (error) => {
-  try { hostLog("error", "Uncaught " + show(error)); } catch { /* nothing left to report with */ }
+  try { logLine("error", "Uncaught " + show(error)); } catch { /* nothing left to report with */ }
 };
 class EventTarget {
   #listeners = new Map();
@@ -409,7 +525,7 @@ class EventTarget {
   }
   dispatchEvent(event) {
     if (!(event instanceof Event)) throw new TypeError("dispatchEvent needs an Event");
-    event._target = this;
+    setEventTarget(event, this);
     const handler = this["on" + event.type];
     const list = [...(this.#listeners.get(event.type) ?? [])];
     if (typeof handler === "function") list.unshift({ listener: handler, once: false, own: true });
@@ -419,7 +535,7 @@ class EventTarget {
         if (typeof entry.listener === "function") entry.listener.call(this, event);
         else if (entry.listener && typeof entry.listener.handleEvent === "function") entry.listener.handleEvent(event);
       } catch (error) { reportError(error); }
-      if (event._immediateStop) break;
+      if (immediateStopped(event)) break;
     }
     return !event.defaultPrevented;
   }
@@ -427,6 +543,7 @@ class EventTarget {
 
 // ---------- AbortController, AbortSignal ----------
 const ABORT = Symbol("abort");
+let abortSignal;
 class AbortSignal extends EventTarget {
   #aborted = false; #reason = undefined;
   onabort = null;
@@ -434,31 +551,32 @@ class AbortSignal extends EventTarget {
   get aborted() { return this.#aborted; }
   get reason() { return this.#reason; }
   throwIfAborted() { if (this.#aborted) throw this.#reason; }
-  _abort(reason) {
+  static { abortSignal = (signal, reason) => signal.#abort(reason); }
+  #abort(reason) {
     if (this.#aborted) return;
     this.#aborted = true;
     this.#reason = reason === undefined ? new DOMException("This operation was aborted", "AbortError") : reason;
     this.dispatchEvent(new Event("abort"));
   }
-  static abort(reason) { const s = new AbortSignal(ABORT); s._abort(reason); return s; }
+  static abort(reason) { const s = new AbortSignal(ABORT); abortSignal(s, reason); return s; }
   static timeout(ms) {
     const s = new AbortSignal(ABORT);
-    setTimeout(() => s._abort(new DOMException("The operation timed out.", "TimeoutError")), ms);
+    setTimeout(() => abortSignal(s, new DOMException("The operation timed out.", "TimeoutError")), ms);
     return s;
   }
   static any(signals) {
     const s = new AbortSignal(ABORT);
     for (const other of signals) {
-      if (other.aborted) { s._abort(other.reason); return s; }
+      if (other.aborted) { abortSignal(s, other.reason); return s; }
     }
-    for (const other of signals) other.addEventListener("abort", () => s._abort(other.reason), { once: true });
+    for (const other of signals) other.addEventListener("abort", () => abortSignal(s, other.reason), { once: true });
     return s;
   }
 }
 class AbortController {
   #signal = new AbortSignal(ABORT);
   get signal() { return this.#signal; }
-  abort(reason) { this.#signal._abort(reason); }
+  abort(reason) { abortSignal(this.#signal, reason); }
 }
 
 // ---------- timers (bounded by the call: the host clears them all when no call is running) ----------
@@ -466,24 +584,23 @@ const timers = new Map();
 let nextTimer = 1;
 const armTimer = (repeat, fn, ms, args) => {
   if (typeof fn !== "function") throw new TypeError("the callback of a timer must be a function (strings are not evaluated)");
-  if (timers.size >= OPTIONS.maxTimers) throw new RangeError("too many timers: at most " + OPTIONS.maxTimers + " may be pending");
+  if (MapPrototypeGetSize(timers) >= MAX_TIMERS) throw new RangeError("too many timers: at most " + MAX_TIMERS + " may be pending");
   const id = nextTimer++;
   const delay = Math.max(repeat ? 1 : 0, Math.min(2 ** 31 - 1, Number(ms) || 0));
-  timers.set(id, { fn, args, repeat });
+  MapPrototypeSet(timers, id, { __proto__: null, fn, args, repeat });
   hostTimer(repeat ? 2 : 1, id, delay);
   return id;
 };
 function setTimeout(fn, ms, ...args) { return armTimer(false, fn, ms, args); }
 function setInterval(fn, ms, ...args) { return armTimer(true, fn, ms, args); }
-function clearTimeout(id) { if (timers.delete(Number(id))) hostTimer(0, Number(id), 0); }
+function clearTimeout(id) { const n = Number(id); if (MapPrototypeDelete(timers, n)) hostTimer(0, n, 0); }
 const clearInterval = clearTimeout;
 function fireTimer(id) {
-  const timer = timers.get(id);
+  const timer = MapPrototypeGet(timers, id);
   if (!timer) return;
-  if (!timer.repeat) timers.delete(id);
-  try { timer.fn(...timer.args); } catch (error) { reportError(error); }
+  if (!timer.repeat) MapPrototypeDelete(timers, id);
+  try { ReflectApply(timer.fn, undefined, timer.args); } catch (error) { reportError(error); }
 }
-function resetTimers() { timers.clear(); }
 function queueMicrotask(callback) {
   if (typeof callback !== "function") throw new TypeError("queueMicrotask needs a function");
   Promise.resolve().then(() => { try { callback(); } catch (error) { reportError(error); } });
@@ -494,7 +611,7 @@ function queueMicrotask(callback) {
 const timeOrigin = Date.now();
 const performanceNow = () => Date.now() - timeOrigin;
 const performanceObject = ObjectFreeze({ now: performanceNow, timeOrigin, toJSON: () => ({ timeOrigin }) });
-const navigatorObject = ObjectFreeze({ userAgent: OPTIONS.userAgent, hardwareConcurrency: 1, language: "en", languages: ObjectFreeze(["en"]) });
+const navigatorObject = ObjectFreeze({ userAgent: USER_AGENT, hardwareConcurrency: 1, language: "en", languages: ObjectFreeze(["en"]) });
 
 // ---------- structuredClone ----------
 const TYPED = ["Int8Array", "Uint8Array", "Uint8ClampedArray", "Int16Array", "Uint16Array", "Int32Array", "Uint32Array", "Float32Array", "Float64Array", "BigInt64Array", "BigUint64Array", "DataView"];
@@ -549,13 +666,15 @@ const concatBytes = (chunks, total) => {
   for (const c of chunks) { out.set(c, n); n += c.byteLength; }
   return out;
 };
+let blobBytes;
 class Blob {
   #bytes; #type;
+  static { blobBytes = (blob) => blob.#bytes; }
   constructor(parts = [], options = {}) {
     if (parts === null || typeof parts !== "object" || typeof parts[Symbol.iterator] !== "function") throw new TypeError("Blob parts must be a sequence");
     const chunks = [];
     for (const part of parts) {
-      if (part instanceof Blob) chunks.push(part._bytes());
+      if (part instanceof Blob) chunks.push(blobBytes(part));
       else if (part instanceof ArrayBuffer || ArrayBuffer.isView(part)) chunks.push(asBytes(part).slice());
       else chunks.push(encoder.encode(String(part)));
     }
@@ -563,7 +682,6 @@ class Blob {
     const type = options && options.type !== undefined ? String(options.type) : "";
     this.#type = /^[\x20-\x7e]*$/.test(type) ? type.toLowerCase() : "";
   }
-  _bytes() { return this.#bytes; }
   get size() { return this.#bytes.byteLength; }
   get type() { return this.#type; }
   slice(start = 0, end = this.size, type = "") {
@@ -628,7 +746,7 @@ const encodeMultipart = (form) => {
       chunks.push(encoder.encode(head + "\r\n\r\n" + value.replace(/\r\n?|\n/g, "\r\n") + "\r\n"));
     } else {
       head += "; filename=\"" + escapeFormName(value.name) + "\"\r\nContent-Type: " + (value.type || "application/octet-stream") + "\r\n\r\n";
-      chunks.push(encoder.encode(head), value._bytes(), encoder.encode("\r\n"));
+      chunks.push(encoder.encode(head), blobBytes(value), encoder.encode("\r\n"));
     }
   }
   chunks.push(encoder.encode("--" + boundary + "--\r\n"));
@@ -754,7 +872,7 @@ const extractBody = (body) => {
   if (typeof body === "string") return { bytes: encoder.encode(body), stream: null, type: "text/plain;charset=UTF-8" };
   if (body instanceof ArrayBuffer || ArrayBuffer.isView(body)) return { bytes: asBytes(body).slice(), stream: null, type: null };
   if (body instanceof URLSearchParams) return { bytes: encoder.encode(body.toString()), stream: null, type: "application/x-www-form-urlencoded;charset=UTF-8" };
-  if (body instanceof Blob) return { bytes: body._bytes(), stream: null, type: body.type || null };
+  if (body instanceof Blob) return { bytes: blobBytes(body), stream: null, type: body.type || null };
   if (body instanceof FormData) { const m = encodeMultipart(body); return { bytes: m.bytes, stream: null, type: m.type }; }
   if (isStream(body)) {
     if (body.locked) throw new TypeError("the body stream is locked or was already read");
@@ -763,9 +881,18 @@ const extractBody = (body) => {
   return { bytes: encoder.encode(String(body)), stream: null, type: "text/plain;charset=UTF-8" };
 };
 const EMPTY = new Uint8Array(0);
+// The body's internals are private; the runtime reaches them through these closure-held functions, tenant code cannot.
+let initBody, hasBody, cloneBody, takeBody, consumeBody;
 class Body {
   #bytes = null; #stream = null; #used = false;
-  _initBody(body, headers) {
+  static {
+    initBody = (b, body, headers) => b.#init(body, headers);
+    hasBody = (b) => b.#bytes !== null || b.#stream !== null;
+    cloneBody = (b) => b.#clone();
+    takeBody = (b) => b.#take();
+    consumeBody = (b, limit, onLimit) => b.#consume(limit, onLimit);
+  }
+  #init(body, headers) {
     const b = extractBody(body);
     this.#bytes = b.bytes;
     this.#stream = b.stream;
@@ -775,33 +902,32 @@ class Body {
     if (this.#stream === null && this.#bytes !== null) { this.#stream = streamOfBytes(this.#bytes); this.#bytes = null; }
     return this.#stream;
   }
-  get bodyUsed() { return this.#used || (this.#stream !== null && (this.#stream.locked || this._disturbed === true)); }
-  _hasBody() { return this.#bytes !== null || this.#stream !== null; }
+  get bodyUsed() { return this.#used || (this.#stream !== null && this.#stream.locked); }
   /** The body for a copy (clone, new Request(request)): bytes are shared (never mutated), a stream is teed. */
-  _cloneBody() {
+  #clone() {
     if (this.#stream !== null) { const [a, b] = this.#stream.tee(); this.#stream = a; return b; }
     return this.#bytes;
   }
-  _takeStreamOrBytes() {
+  #take() {
     if (this.bodyUsed) throw new TypeError("Body has already been used");
     if (this.#stream !== null) this.#used = true;
     return this.#stream ?? this.#bytes;
   }
   /** All the bytes; `limit` caps a stream. */
-  async _consume(limit, onLimit) {
+  async #consume(limit, onLimit) {
     if (this.bodyUsed) throw new TypeError("Body has already been used");
     this.#used = true;
     if (this.#stream !== null) return readAll(this.#stream, limit, onLimit);
     return this.#bytes ?? EMPTY;
   }
-  arrayBuffer() { return this._consume().then((b) => b.slice().buffer); }
-  bytes() { return this._consume().then((b) => b.slice()); }
-  text() { return this._consume().then(utf8); }
+  arrayBuffer() { return consumeBody(this).then((b) => b.slice().buffer); }
+  bytes() { return consumeBody(this).then((b) => b.slice()); }
+  text() { return consumeBody(this).then(utf8); }
   json() { return this.text().then((t) => JSON.parse(t)); }
-  blob() { return this._consume().then((b) => new Blob([b], { type: this.headers.get("content-type") ?? "" })); }
+  blob() { return consumeBody(this).then((b) => new Blob([b], { type: this.headers.get("content-type") ?? "" })); }
   async formData() {
     const type = this.headers.get("content-type") ?? "";
-    const bytes = await this._consume();
+    const bytes = await consumeBody(this);
     if (/^multipart\/form-data/i.test(type)) {
       const boundary = headerParam(type, "boundary");
       if (!boundary) throw new TypeError("Failed to parse body as FormData: the multipart content type has no boundary");
@@ -833,11 +959,11 @@ class Request extends Body {
     this.#method = METHODS.includes(rawMethod.toUpperCase()) ? rawMethod.toUpperCase() : rawMethod;
     this.#headers = new Headers(init.headers !== undefined ? init.headers : from ? from.headers : undefined);
     let body = init.body;
-    if (body === undefined && from && from._hasBody()) body = from._takeStreamOrBytes();
+    if (body === undefined && from && hasBody(from)) body = takeBody(from);
     if (body !== null && body !== undefined && (this.#method === "GET" || this.#method === "HEAD")) {
       throw new TypeError("Request with GET/HEAD method cannot have body");
     }
-    this._initBody(body, this.#headers);
+    initBody(this, body, this.#headers);
     this.#signal = init.signal ?? (from ? from.signal : null) ?? neverAborted();
     this.#redirect = String(init.redirect ?? (from ? from.redirect : "follow"));
     if (!["follow", "error", "manual"].includes(this.#redirect)) throw new TypeError("invalid redirect mode " + this.#redirect);
@@ -862,7 +988,7 @@ class Request extends Body {
   get referrerPolicy() { return ""; }
   clone() {
     if (this.bodyUsed) throw new TypeError("Body has already been used");
-    return new Request(this.#url, { method: this.#method, headers: this.#headers, body: this._cloneBody(), signal: this.#signal, redirect: this.#redirect });
+    return new Request(this.#url, { method: this.#method, headers: this.#headers, body: cloneBody(this), signal: this.#signal, redirect: this.#redirect });
   }
   get [Symbol.toStringTag]() { return "Request"; }
 }
@@ -881,7 +1007,7 @@ class Response extends Body {
     if (/[^\t\x20-\x7e\x80-\xff]/.test(this.#statusText)) throw new TypeError("Invalid statusText");
     this.#headers = new Headers(init.headers);
     if (body !== null && body !== undefined && NULL_BODY.includes(status)) throw new TypeError("Response with null body status cannot have body");
-    this._initBody(body, this.#headers);
+    initBody(this, body, this.#headers);
     if (init[INTERNAL]) { this.#url = init[INTERNAL].url; this.#redirected = init[INTERNAL].redirected; }
   }
   static json(data, init = {}) {
@@ -905,7 +1031,7 @@ class Response extends Body {
   get redirected() { return this.#redirected; }
   clone() {
     if (this.bodyUsed) throw new TypeError("Body has already been used");
-    return new Response(this._cloneBody(), {
+    return new Response(cloneBody(this), {
       status: this.#status, statusText: this.#statusText, headers: this.#headers,
       [INTERNAL]: { url: this.#url, redirected: this.#redirected },
     });
@@ -915,7 +1041,7 @@ class Response extends Body {
 
 // ---------- crypto (the host computes; bytes are copied both ways) ----------
 const MAX_RANDOM = 65536;
-const randomBytes = (n) => hostCrypto("random", n);
+const randomBytes = (n) => cryptoOp("random", n);
 const bytesToHex = (b) => { let s = ""; for (const x of b) s += (x < 16 ? "0" : "") + x.toString(16); return s; };
 const INTEGER_ARRAYS = ["Int8Array", "Uint8Array", "Uint8ClampedArray", "Int16Array", "Uint16Array", "Int32Array", "Uint32Array", "BigInt64Array", "BigUint64Array"];
 function getRandomValues(array) {
@@ -932,7 +1058,7 @@ function randomUUID() {
   const h = bytesToHex(b);
   return h.slice(0, 8) + "-" + h.slice(8, 12) + "-" + h.slice(12, 16) + "-" + h.slice(16, 20) + "-" + h.slice(20);
 }
-const HASHES = { "SHA-1": 64, "SHA-256": 64, "SHA-384": 128, "SHA-512": 128 };
+const HASHES = { __proto__: null, "SHA-1": 64, "SHA-256": 64, "SHA-384": 128, "SHA-512": 128 };
 const normalizeAlgorithm = (algorithm) => {
   const a = typeof algorithm === "string" ? { name: algorithm } : algorithm;
   if (!a || typeof a.name !== "string") throw new TypeError("Algorithm: name is missing");
@@ -947,21 +1073,25 @@ const bufferSource = (data) => {
   try { return asBytes(data).slice(); } catch { throw new TypeError("data must be an ArrayBuffer or an ArrayBufferView"); }
 };
 const KEY = Symbol("key");
+// The secret of a key lives in a private field; only the runtime's closure can read it (never tenant code, extractable or not).
+let keySecret;
 class CryptoKey {
   #type; #extractable; #algorithm; #usages; #secret;
+  static {
+    keySecret = (key, usage) => {
+      if (typeof key !== "object" || key === null || !(#secret in key)) throw new TypeError("key is not a CryptoKey");
+      if (usage && !key.#usages.includes(usage)) throw new DOMException("key does not allow " + usage, "InvalidAccessError");
+      return { __proto__: null, secret: key.#secret, hash: key.#algorithm.hash.name, extractable: key.#extractable };
+    };
+  }
   constructor(key, type, extractable, algorithm, usages, secret) {
     if (key !== KEY) throw new TypeError("Illegal constructor");
-    this.#type = type; this.#extractable = extractable; this.#algorithm = ObjectFreeze(algorithm); this.#usages = ObjectFreeze(usages); this.#secret = secret;
+    this.#type = type; this.#extractable = extractable; this.#algorithm = ObjectFreeze({ ...algorithm, hash: ObjectFreeze({ ...algorithm.hash }) }); this.#usages = ObjectFreeze(usages); this.#secret = secret;
   }
   get type() { return this.#type; }
   get extractable() { return this.#extractable; }
   get algorithm() { return this.#algorithm; }
   get usages() { return this.#usages; }
-  static _secret(key, usage) {
-    if (!(key instanceof CryptoKey)) throw new TypeError("key is not a CryptoKey");
-    if (usage && !key.#usages.includes(usage)) throw new DOMException("key does not allow " + usage, "InvalidAccessError");
-    return key.#secret;
-  }
   get [Symbol.toStringTag]() { return "CryptoKey"; }
 }
 const HMAC_USAGES = ["sign", "verify"];
@@ -987,7 +1117,7 @@ const equalBytes = (a, b) => {
 const subtle = ObjectFreeze({
   async digest(algorithm, data) {
     const name = hashName(normalizeAlgorithm(algorithm).name);
-    return hostCrypto("digest", name, bufferSource(data)).buffer;
+    return cryptoOp("digest", name, bufferSource(data)).buffer;
   },
   async importKey(format, keyData, algorithm, extractable, usages) {
     const a = normalizeAlgorithm(algorithm);
@@ -1000,8 +1130,8 @@ const subtle = ObjectFreeze({
     throw new DOMException("key format " + format + " is not supported for HMAC (raw, jwk)", "NotSupportedError");
   },
   async exportKey(format, key) {
-    const secret = CryptoKey._secret(key);
-    if (!key.extractable) throw new DOMException("key is not extractable", "InvalidAccessError");
+    const { secret, extractable } = keySecret(key);
+    if (!extractable) throw new DOMException("key is not extractable", "InvalidAccessError");
     if (format === "raw") return secret.slice().buffer;
     if (format === "jwk") return { kty: "oct", k: b64url(secret), alg: "HS" + key.algorithm.hash.name.slice(4), key_ops: [...key.usages], ext: true };
     throw new DOMException("key format " + format + " is not supported", "NotSupportedError");
@@ -1015,13 +1145,13 @@ const subtle = ObjectFreeze({
   },
   async sign(algorithm, key, data) {
     if (normalizeAlgorithm(algorithm).name.toUpperCase() !== "HMAC") throw new DOMException("sign supports HMAC only here", "NotSupportedError");
-    const secret = CryptoKey._secret(key, "sign");
-    return hostCrypto("hmac", key.algorithm.hash.name, secret, bufferSource(data)).buffer;
+    const { secret, hash } = keySecret(key, "sign");
+    return cryptoOp("hmac", hash, secret, bufferSource(data)).buffer;
   },
   async verify(algorithm, key, signature, data) {
     if (normalizeAlgorithm(algorithm).name.toUpperCase() !== "HMAC") throw new DOMException("verify supports HMAC only here", "NotSupportedError");
-    const secret = CryptoKey._secret(key, "verify");
-    return equalBytes(hostCrypto("hmac", key.algorithm.hash.name, secret, bufferSource(data)), bufferSource(signature));
+    const { secret, hash } = keySecret(key, "verify");
+    return equalBytes(cryptoOp("hmac", hash, secret, bufferSource(data)), bufferSource(signature));
   },
 });
 class SubtleCrypto { constructor() { throw new TypeError("Illegal constructor"); } }
@@ -1045,8 +1175,11 @@ const show = (v, depth = 0) => {
   if (typeof v !== "object" || v === null) return String(v);
   try { return JSON.stringify(v, (k, x) => (typeof x === "bigint" ? x.toString() + "n" : x)) ?? String(v); } catch { return depth ? "[Object]" : Object.prototype.toString.call(v); }
 };
-const MAX_LOG = 16384;
-const writeLog = (level, args) => { hostLog(level, args.map((a) => show(a)).join(" ").slice(0, MAX_LOG)); };
+const writeLog = (level, args) => {
+  let line = "";
+  for (let i = 0; i < args.length && line.length <= MAX_LOG; i++) line += (i ? " " : "") + boundedString(show(args[i]), MAX_LOG);
+  logLine(level, line);
+};
 const consoleObject = {};
 for (const name of Object.keys(LEVELS)) consoleObject[name] = (...args) => writeLog(LEVELS[name], args);
 const counts = new Map(), started = new Map();
@@ -1068,21 +1201,25 @@ Object.assign(consoleObject, {
 const fetches = new Map();
 let nextFetch = 1;
 function fetched(id, answer) {
-  const resolve = fetches.get(id);
-  fetches.delete(id);
+  const resolve = MapPrototypeGet(fetches, id);
+  MapPrototypeDelete(fetches, id);
   if (resolve) resolve(answer);
 }
 async function fetch(input, init) {
   const request = new Request(input, init);
   const signal = request.signal;
   signal.throwIfAborted();
-  const body = request._hasBody() ? await request._consume() : null;
+  const body = hasBody(request) ? ownBytes(await consumeBody(request, MAX_FETCH_BODY, () => new TypeError("the request body is over " + MAX_FETCH_BODY + " bytes")), MAX_FETCH_BODY, "the request body") : null;
+  // checked here, before anything is copied to the host
+  const method = boundedString(request.method, 33), url = boundedString(request.url, 8193), redirect = boundedString(request.redirect, 9);
+  if (method.length > 32 || url.length > 8192) throw new TypeError("fetch: the method or URL is too long");
+  const headers = boundedHeaders([...request.headers], 256, MAX_HEADER_BYTES, (why) => new TypeError("fetch: " + why));
   const id = nextFetch++;
   const answer = await new Promise((resolve, reject) => {
-    const onAbort = () => { fetches.delete(id); reject(signal.reason); };
+    const onAbort = () => { MapPrototypeDelete(fetches, id); reject(signal.reason); };
     signal.addEventListener("abort", onAbort, { once: true });
-    fetches.set(id, (value) => { signal.removeEventListener("abort", onAbort); resolve(value); });
-    hostFetch(id, { method: request.method, url: request.url, headers: [...request.headers], body, redirect: request.redirect });
+    MapPrototypeSet(fetches, id, (value) => { signal.removeEventListener("abort", onAbort); resolve(value); });
+    hostFetch(id, { __proto__: null, method, url, headers, body, redirect });
   });
   if (answer.error) throw new TypeError(answer.error);
   const nullBody = NULL_BODY.includes(answer.status) || request.method === "HEAD";
@@ -1108,7 +1245,9 @@ lazy("TextEncoderStream", () => makeTextStreams().TextEncoderStream);
 lazy("TextDecoderStream", () => makeTextStreams().TextDecoderStream);
 
 // ---------- dispatch ----------
-const hearthError = (code, error) => { error.hearthCode = code; return error; };
+// Errors the runtime itself raised about the answer (a tenant cannot forge these codes by setting a property).
+const OWN_ERRORS = new WeakMap();
+const hearthError = (code, error) => { WeakMapPrototypeSet(OWN_ERRORS, error, code); return error; };
 const calls = new Map();
 let env = ObjectFreeze({});
 const deepFreeze = (o) => { for (const v of Object.values(o)) if (typeof v === "object" && v !== null) deepFreeze(v); return ObjectFreeze(o); };
@@ -1120,15 +1259,23 @@ function bind(namespace) {
   if (!handler || typeof handler.fetch !== "function") {
     throw new TypeError("the module must `export default { fetch(request, env, ctx) { ... } }`");
   }
+  // What goes back to the host is built here from primitives and arrays of our own, with null prototypes (no
+  // tenant `then` or setter can step in), and bounded before the copy: headers, body and error message.
   return async function dispatch(req) {
+    const callId = req.callId, limit = req.limit;
     try {
-      return await run(req);
+      const out = await run(req);
+      const waits = MapPrototypeGet(calls, callId);
+      return { __proto__: null, ...out, waiting: waits !== undefined && waits.length > 0 };
     } catch (error) {
-      const known = error && (error.hearthCode === "ERR_BAD_RESPONSE" || error.hearthCode === "ERR_RESPONSE_TOO_LARGE");
-      const code = known ? error.hearthCode : "ERR_FUNCTION_THREW";
-      let message;
-      try { message = String((error && error.stack) || error); } catch { message = "unprintable error"; }
-      return { error: { code, message: message.slice(0, 4000) }, waiting: (calls.get(req.callId) ?? []).length > 0 };
+      let code = "ERR_FUNCTION_THREW", message;
+      try {
+        const own = WeakMapPrototypeGet(OWN_ERRORS, error);
+        if (own !== undefined) code = own;
+        message = boundedString((error && error.stack) || error, MAX_ERROR);
+      } catch { message = "unprintable error"; }
+      const waits = MapPrototypeGet(calls, callId);
+      return { __proto__: null, error: { __proto__: null, code, message }, waiting: waits !== undefined && waits.length > 0 };
     }
   };
   async function run(req) {
@@ -1139,7 +1286,7 @@ function bind(namespace) {
       body: req.method === "GET" || req.method === "HEAD" ? null : req.body,
     });
     const waits = [];
-    calls.set(req.callId, waits);
+    MapPrototypeSet(calls, req.callId, waits);
     const ctx = ObjectFreeze({
       waitUntil(p) { waits.push(Promise.resolve(p).catch(reportError)); },
       passThroughOnException() {},
@@ -1149,21 +1296,26 @@ function bind(namespace) {
       const what = response instanceof Response ? "Response.error()" : response === null ? "null" : typeof response;
       throw hearthError("ERR_BAD_RESPONSE", new TypeError("fetch() must return a Response, got " + what));
     }
-    const tooLarge = () => hearthError("ERR_RESPONSE_TOO_LARGE", new RangeError("the response body is over this function's limit of " + req.limit + " bytes"));
-    const bytes = response._hasBody() ? await response._consume(req.limit, tooLarge) : EMPTY;
-    if (bytes.byteLength > req.limit) throw tooLarge();
-    return { status: response.status, headers: [...response.headers], body: bytes, waiting: waits.length > 0 };
+    const limit = req.limit;
+    const tooLarge = () => hearthError("ERR_RESPONSE_TOO_LARGE", new RangeError("the response body is over this function's limit of " + limit + " bytes"));
+    const status = response.status;
+    const headers = boundedHeaders([...response.headers], MAX_HEADERS, MAX_HEADER_BYTES, (why) => hearthError("ERR_BAD_RESPONSE", new TypeError("the response headers are refused: " + why)));
+    const bytes = hasBody(response) ? await consumeBody(response, limit, tooLarge) : EMPTY;
+    let body;
+    try { body = ownBytes(bytes, limit, "the response body"); } catch (error) { throw error instanceof RangeError ? tooLarge() : error; }
+    return { __proto__: null, status: typeof status === "number" ? status : 0, headers, body };
   }
 }
 // Resolves when every promise the call handed to ctx.waitUntil has settled (also ones added meanwhile).
 async function settle(callId) {
-  const waits = calls.get(callId) ?? [];
+  const waits = MapPrototypeGet(calls, callId) ?? [];
   for (let i = 0; i < waits.length; i++) await waits[i];
-  calls.delete(callId);
+  MapPrototypeDelete(calls, callId);
 }
+// Called by the host when no call runs: primordials only, so tenant code cannot make it spin (the host bounds it too).
 function reset() {
-  resetTimers();
-  calls.clear();
-  fetches.clear();
+  MapPrototypeClear(timers);
+  MapPrototypeClear(calls);
+  MapPrototypeClear(fetches);
 }
 return { bind, fire: fireTimer, fetched, reset, settle };

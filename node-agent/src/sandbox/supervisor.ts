@@ -98,6 +98,7 @@ class SandboxProcess {
         NODE_ENV: process.env["NODE_ENV"] ?? "production",
         HEARTH_SANDBOX_MEMORY_MB: String(this.pool.processMemoryMb),
         ...(process.env["HEARTH_SANDBOX_MAX_WARM"] ? { HEARTH_SANDBOX_MAX_WARM: process.env["HEARTH_SANDBOX_MAX_WARM"] } : {}),
+        ...(process.env["HEARTH_SANDBOX_MAX_PER_FUNCTION"] ? { HEARTH_SANDBOX_MAX_PER_FUNCTION: process.env["HEARTH_SANDBOX_MAX_PER_FUNCTION"] } : {}),
       },
     });
     this.child = child;

@@ -1,6 +1,8 @@
 /**
- * A sandbox process: runs tenant functions in isolated-vm isolates, one
- * isolate per function version, and nothing else. It holds no network
+ * A sandbox process: runs tenant functions in isolated-vm isolates, and
+ * nothing else. An isolate holds one function version and runs one call at a
+ * time (so its CPU time and console lines are that call's alone); a function
+ * called concurrently gets a few isolates. It holds no network
  * connection and no credentials; its only channel is the IPC pipe to the
  * supervisor, whose messages it validates (outbound `fetch` is asked of the
  * supervisor over that pipe). Started with --no-node-snapshot and a capped
@@ -30,7 +32,7 @@ const LIBRARIES: Record<string, string> = {
   "web-streams": readFileSync(require.resolve("web-streams-polyfill"), "utf8"),
 };
 /** The runtime as one function of its host callbacks, compiled per isolate from a code cache made here, from our own source. */
-const RUNTIME_SCRIPT = `(function ($0, $1, $2, $3, $4, $5, $6) {\n${RUNTIME}\n})`;
+const RUNTIME_SCRIPT = `(function ($0, $1, $2, $3, $4, $5, $6) {${RUNTIME}\n})`;
 
 const env = (name: string, fallback: number) => {
   const n = Number(process.env[name]);
@@ -38,20 +40,32 @@ const env = (name: string, fallback: number) => {
 };
 /** Warm isolates kept at most; the least recently used is disposed first. */
 const MAX_WARM = env("HEARTH_SANDBOX_MAX_WARM", 64);
+/** Isolates one function may have at once: each runs one call at a time, so this is the function's concurrency on this process. */
+const MAX_PER_FUNCTION = env("HEARTH_SANDBOX_MAX_PER_FUNCTION", 4);
 /** Resident memory this process may use; over it, isolates are disposed (idle ones first). */
 const PROCESS_MEMORY_MB = env("HEARTH_SANDBOX_MEMORY_MB", 2048);
-/** Time allowed for a module's top-level code and for binding it. */
+/** Wall time allowed for loading a function: compiling it, its top-level code and binding it. Its CPU is bounded by the function's cpuMs. */
 const LOAD_TIMEOUT_MS = 2_000;
+/** Wall time the runtime's own housekeeping (reset between calls) may take in the isolate; over it the isolate is disposed. */
+const RESET_TIMEOUT_MS = 250;
 const CPU_POLL_MS = 5;
 const MEMORY_POLL_MS = 250;
 const MAX_TIMERS = 1_000;
-/** Per call (or per run of overlapping calls) budgets: a function cannot flood the pipe, the logs or the network. */
+/** Per call budgets: a function cannot flood the pipe, the logs, the network or the host's heap. */
 const MAX_LOG_LINES = 1_000;
 const MAX_LOG_BYTES = 256 * 1024;
+const MAX_LOG_LINE = 16_384;
 const MAX_FETCHES = 50;
 const MAX_URL_LENGTH = 2 * 1024 * 1024;
 const MAX_RANDOM_BYTES = 65_536;
-const MAX_HASH_INPUT = 64 * 1024 * 1024;
+/** One digest or HMAC input; and all the bytes one call may hand the host (crypto inputs and URLs). */
+const MAX_HASH_INPUT = 16 * 1024 * 1024;
+const MAX_HOST_BYTES_PER_CALL = 256 * 1024 * 1024;
+/** The response's headers: count and total bytes (names + values). */
+const MAX_HEADERS = 1_000;
+const MAX_HEADER_BYTES = 64 * 1024;
+const MAX_FETCH_BODY = 8 * 1024 * 1024;
+const MAX_ERROR_LENGTH = 4_000;
 const FETCH_TIMEOUT_MS = 60_000;
 const USER_AGENT = "Hearth/0.1";
 const HOP_BY_HOP = new Set(["connection", "keep-alive", "proxy-connection", "transfer-encoding", "te", "trailer", "upgrade", "content-length"]);
@@ -67,18 +81,29 @@ interface Instance {
   settle: ivm.Reference<(callId: number) => Promise<void>>;
   memoryMb: number;
   requestId: string;
-  /** Calls running on this isolate now (including their waitUntil tail); timers live only while it is above 0. */
+  /** 1 while a call (or the module's top-level code) runs here, including the call's waitUntil tail; timers live only then. */
   active: number;
+  /** Taken by a call (from acquire to release): an isolate runs one call at a time, so its CPU time is that call's alone. */
+  busy: boolean;
+  /** Busy only with the reset after a call: about to be free, so a new call waits for it rather than start another isolate. */
+  releasing: boolean;
+  /** Loaded but not yet called (e.g. warmed at placement): a call that waited for its load was a cold start. */
+  fresh: boolean;
   timers: Map<number, NodeJS.Timeout>;
   /** The env the isolate holds, as JSON; sent again only when it changes. */
   envJson: string;
   /** Why the isolate was stopped, for every call that was on it. */
   killedFor?: ErrorCode;
   heapBytes: number;
-  /** Spent from the budgets above since the isolate last went idle. */
+  /** Host CPU spent in this isolate's callbacks (µs, cumulative): charged to the call that made them. */
+  hostCpuUs: number;
+  /** Wall bound for a host->isolate call made for the running call (its wall limit). */
+  callTimeoutMs: number;
+  /** Spent from the budgets above by the running call. */
   logLines: number;
   logBytes: number;
   fetchCount: number;
+  hostBytes: number;
 }
 
 class CallError extends Error {
@@ -90,8 +115,12 @@ class CallError extends Error {
 }
 
 const codes = new Map<string, string>();
-const instances = new Map<string, Instance>();
-const loading = new Map<string, Promise<Instance>>();
+/** Every live isolate, least recently used first. */
+const instances = new Set<Instance>();
+/** The isolate being created for a function, if any (one at a time per function). */
+const creating = new Map<string, Promise<Instance>>();
+/** Calls waiting for an isolate of a function to come free. */
+const waiters = new Map<string, (() => void)[]>();
 let callCounter = 0;
 let runtimeCache: ivm.ExternalCopy<ArrayBuffer> | undefined;
 
@@ -99,10 +128,34 @@ function send(message: FromSandbox): void {
   process.send?.(message);
 }
 
-function parseUrl(input: string, base: string | undefined) {
-  if (String(input).length > MAX_URL_LENGTH || (base !== undefined && String(base).length > MAX_URL_LENGTH)) return null;
+/**
+ * A host callback for an isolate. The host's own CPU time in it (hashing,
+ * URL parsing, arming timers) is charged to the isolate's running call:
+ * isolate.cpuTime does not count it, as it runs on this process's main thread.
+ */
+function charged<A extends unknown[], R>(instance: Instance, fn: (...args: A) => R): (...args: A) => R {
+  return (...args: A) => {
+    const before = process.threadCpuUsage();
+    try {
+      return fn(...args);
+    } finally {
+      const after = process.threadCpuUsage(before);
+      instance.hostCpuUs += after.user + after.system;
+    }
+  };
+}
+/** Counts bytes a call hands the host against its per-call budget (the runtime checked each one's size before the copy). */
+function spendHostBytes(instance: Instance, n: number): void {
+  instance.hostBytes += n;
+  if (instance.hostBytes > MAX_HOST_BYTES_PER_CALL) throw new RangeError(`over this call's budget of ${MAX_HOST_BYTES_PER_CALL} bytes of host work (crypto, URLs)`);
+}
+
+function parseUrl(instance: Instance, input: string, base: string | undefined) {
+  if (typeof input !== "string" || (base !== undefined && typeof base !== "string")) return null;
+  if (input.length > MAX_URL_LENGTH || (base !== undefined && base.length > MAX_URL_LENGTH)) return null;
+  spendHostBytes(instance, input.length + (base?.length ?? 0));
   try {
-    const u = new URL(String(input), base === undefined ? undefined : String(base));
+    const u = new URL(input, base);
     return {
       href: u.href,
       origin: u.origin,
@@ -122,36 +175,36 @@ function parseUrl(input: string, base: string | undefined) {
 }
 
 const HASHES: Record<string, string> = { "SHA-1": "sha1", "SHA-256": "sha256", "SHA-384": "sha384", "SHA-512": "sha512" };
-const bytesArg = (value: unknown): Uint8Array => {
-  if (!(value instanceof Uint8Array)) throw new TypeError("expected bytes");
-  if (value.byteLength > MAX_HASH_INPUT) throw new RangeError("input too large");
-  return value;
+const hashArg = (value: unknown): string => {
+  const alg = typeof value === "string" && Object.hasOwn(HASHES, value) ? HASHES[value] : undefined;
+  if (!alg) throw new TypeError("unsupported hash");
+  return alg;
 };
 /** The host side of `crypto`: everything copied in, a fresh Uint8Array copied out. */
-function hostCrypto(op: string, a: unknown, b: unknown, c: unknown): Uint8Array {
+function hostCrypto(instance: Instance, op: string, a: unknown, b: unknown, c: unknown): Uint8Array {
+  const bytesArg = (value: unknown): Uint8Array => {
+    if (!(value instanceof Uint8Array)) throw new TypeError("expected bytes");
+    if (value.byteLength > MAX_HASH_INPUT) throw new RangeError("input too large");
+    spendHostBytes(instance, value.byteLength);
+    return value;
+  };
   switch (op) {
     case "random": {
       const n = Number(a);
       if (!Number.isInteger(n) || n < 0 || n > MAX_RANDOM_BYTES) throw new RangeError("bad length");
       return new Uint8Array(randomBytes(n));
     }
-    case "digest": {
-      const alg = HASHES[String(a)];
-      if (!alg) throw new TypeError("unsupported hash");
-      return new Uint8Array(createHash(alg).update(bytesArg(b)).digest());
-    }
-    case "hmac": {
-      const alg = HASHES[String(a)];
-      if (!alg) throw new TypeError("unsupported hash");
-      return new Uint8Array(createHmac(alg, bytesArg(b)).update(bytesArg(c)).digest());
-    }
+    case "digest":
+      return new Uint8Array(createHash(hashArg(a)).update(bytesArg(b)).digest());
+    case "hmac":
+      return new Uint8Array(createHmac(hashArg(a), bytesArg(b)).update(bytesArg(c)).digest());
     default:
       throw new TypeError("unknown crypto operation");
   }
 }
 
 function librarySource(name: string): string {
-  const source = LIBRARIES[String(name)];
+  const source = typeof name === "string" && Object.hasOwn(LIBRARIES, name) ? LIBRARIES[name] : undefined;
   if (source === undefined) throw new TypeError("unknown library");
   return source;
 }
@@ -178,23 +231,83 @@ const OutboundFromIsolate = z.strictObject({
   method: z.string().max(32),
   url: z.string().max(8192),
   headers: z.array(z.tuple([z.string(), z.string()])).max(256),
-  body: z.instanceof(Uint8Array).nullable(),
+  body: z
+    .instanceof(Uint8Array)
+    .refine((b) => b.byteLength <= MAX_FETCH_BODY)
+    .nullable(),
   redirect: z.enum(["follow", "error", "manual"]),
 });
 
 // ---------- instances ----------
-function clearTimers(instance: Instance): void {
-  for (const timer of instance.timers.values()) clearTimeout(timer);
-  instance.timers.clear();
-  if (!instance.isolate.isDisposed) instance.reset.applyIgnored(undefined, []);
+/**
+ * Meters host->isolate work against a CPU budget (isolate.cpuTime, polled,
+ * plus host time charged to the isolate's callbacks) and a wall deadline. An
+ * isolate that breaks either is disposed, which ends whatever it was running.
+ */
+class Meter {
+  reason: ErrorCode | undefined;
+  private last = 0;
+  private readonly instance: Instance;
+  private readonly cpuStart: bigint;
+  private readonly hostStart: number;
+  private readonly poll: NodeJS.Timeout;
+  private readonly wall: NodeJS.Timeout;
+
+  constructor(instance: Instance, cpuLimitMs: number, wallLimitMs: number) {
+    this.instance = instance;
+    this.cpuStart = instance.isolate.cpuTime;
+    this.hostStart = instance.hostCpuUs;
+    this.poll = setInterval(() => {
+      if (this.used() > cpuLimitMs) this.break("ERR_CPU_LIMIT");
+    }, CPU_POLL_MS);
+    this.wall = setTimeout(() => this.break("ERR_WALL_TIME_LIMIT"), Math.max(1, wallLimitMs));
+  }
+
+  /** CPU milliseconds spent since the meter started: in the isolate and in the host for it. */
+  used(): number {
+    const { isolate, hostCpuUs } = this.instance;
+    if (!isolate.isDisposed) this.last = Number(isolate.cpuTime - this.cpuStart) / 1e6 + (hostCpuUs - this.hostStart) / 1000;
+    return this.last;
+  }
+
+  break(why: ErrorCode): void {
+    this.reason ??= why;
+    dispose(this.instance, why);
+  }
+
+  stop(): number {
+    clearInterval(this.poll);
+    clearTimeout(this.wall);
+    return this.used();
+  }
 }
 
 function dispose(instance: Instance, why?: ErrorCode): void {
   instance.killedFor ??= why;
-  if (instances.get(instance.key) === instance) instances.delete(instance.key);
+  instances.delete(instance);
   for (const timer of instance.timers.values()) clearTimeout(timer);
   instance.timers.clear();
   if (!instance.isolate.isDisposed) instance.isolate.dispose();
+  wake(instance.key);
+}
+
+/**
+ * Stops the isolate's timers and lets its runtime forget the finished call.
+ * No call runs now, so this is bounded like any host->isolate call: a time
+ * limit and a CPU meter; over either, the isolate is disposed.
+ */
+async function resetAfterCall(instance: Instance): Promise<void> {
+  for (const timer of instance.timers.values()) clearTimeout(timer);
+  instance.timers.clear();
+  if (instance.isolate.isDisposed) return;
+  const meter = new Meter(instance, RESET_TIMEOUT_MS, RESET_TIMEOUT_MS);
+  try {
+    await instance.reset.apply(undefined, [], { timeout: RESET_TIMEOUT_MS });
+  } catch {
+    dispose(instance, "ERR_CPU_LIMIT");
+  } finally {
+    meter.stop();
+  }
 }
 
 /**
@@ -212,6 +325,23 @@ async function compileRuntime(isolate: ivm.Isolate): Promise<ivm.Script> {
   return script;
 }
 
+const RUNTIME_OPTIONS = {
+  userAgent: USER_AGENT,
+  maxTimers: MAX_TIMERS,
+  maxUrlLength: MAX_URL_LENGTH,
+  maxLogLength: MAX_LOG_LINE,
+  maxCryptoBytes: MAX_HASH_INPUT,
+  maxHeaders: MAX_HEADERS,
+  maxHeaderBytes: MAX_HEADER_BYTES,
+  maxFetchBody: MAX_FETCH_BODY,
+  maxErrorLength: MAX_ERROR_LENGTH,
+};
+
+/**
+ * A new isolate for a function, taken (busy) by its caller. The whole load has
+ * one wall deadline; from the module's top-level code on, the function's own
+ * CPU limit applies too. Whatever breaks a bound disposes the isolate.
+ */
 async function createInstance(key: string, limits: SandboxLimits): Promise<Instance> {
   const code = codes.get(key);
   if (code === undefined) throw new CallError("ERR_INTERNAL", `no code for ${key}`);
@@ -222,26 +352,36 @@ async function createInstance(key: string, limits: SandboxLimits): Promise<Insta
     memoryMb: limits.memoryMb,
     requestId: "",
     active: 0,
+    busy: true,
+    releasing: false,
+    fresh: true,
     timers: new Map(),
     envJson: "",
     heapBytes: 0,
+    hostCpuUs: 0,
+    callTimeoutMs: LOAD_TIMEOUT_MS,
     logLines: 0,
     logBytes: 0,
     fetchCount: 0,
+    hostBytes: 0,
   } as Instance;
+  const deadline = setTimeout(() => dispose(instance, "ERR_WALL_TIME_LIMIT"), LOAD_TIMEOUT_MS);
+  let meter: Meter | undefined;
   try {
     const context = await isolate.createContext();
-    const log = new ivm.Callback((level: string, message: string) => writeLog(instance, level, String(message)));
-    const timer = new ivm.Callback((op: number, id: number, ms: number) => armTimer(instance, op, id, ms));
-    const fetchCallback = new ivm.Callback((id: number, raw: unknown) => startFetch(instance, id, raw));
-    const options = new ivm.ExternalCopy({ userAgent: USER_AGENT, maxTimers: MAX_TIMERS }).copyInto();
+    const log = new ivm.Callback(charged(instance, (level: string, message: string) => writeLog(instance, level, message)));
+    const timer = new ivm.Callback(charged(instance, (op: number, id: number, ms: number) => armTimer(instance, op, id, ms)));
+    const fetchCallback = new ivm.Callback(charged(instance, (id: number, raw: unknown) => startFetch(instance, id, raw)));
+    const url = new ivm.Callback(charged(instance, (input: string, base: string | undefined) => parseUrl(instance, input, base)));
+    const crypto = new ivm.Callback(charged(instance, (op: string, a: unknown, b: unknown, c: unknown) => hostCrypto(instance, op, a, b, c)));
+    const source = new ivm.Callback(charged(instance, librarySource));
+    const options = new ivm.ExternalCopy(RUNTIME_OPTIONS).copyInto();
     const runtime = await compileRuntime(isolate);
     const factory = (await runtime.run(context, { reference: true, timeout: LOAD_TIMEOUT_MS })) as ivm.Reference<(...args: unknown[]) => unknown>;
-    const exported = (await factory.apply(
-      undefined,
-      [log, new ivm.Callback(parseUrl), new ivm.Callback(hostCrypto), new ivm.Callback(librarySource), timer, fetchCallback, options],
-      { result: { reference: true }, timeout: LOAD_TIMEOUT_MS },
-    )) as ivm.Reference<Record<string, unknown>>;
+    const exported = (await factory.apply(undefined, [log, url, crypto, source, timer, fetchCallback, options], {
+      result: { reference: true },
+      timeout: LOAD_TIMEOUT_MS,
+    })) as ivm.Reference<Record<string, unknown>>;
     factory.release();
     const part = async <T>(name: string) => (await exported.get(name, { reference: true })) as unknown as ivm.Reference<T>;
     const bind = await part<(ns: unknown) => unknown>("bind");
@@ -257,34 +397,46 @@ async function createInstance(key: string, limits: SandboxLimits): Promise<Insta
     await module.instantiate(context, (specifier) => {
       throw new Error(`import of '${specifier}' is not supported: bundle the function first (hearth deploy does)`);
     });
-    // Top-level code may arm timers; they belong to no call, so they are cleared when it finishes.
+    // Tenant code runs from here: top-level code and the module's default export, under the function's CPU limit.
+    // Timers it arms belong to no call: they are cleared when it finishes and never fire.
+    meter = new Meter(instance, limits.cpuMs, LOAD_TIMEOUT_MS);
     instance.active++;
     try {
-      await withDeadline(module.evaluate({ timeout: LOAD_TIMEOUT_MS }), LOAD_TIMEOUT_MS, "top-level code");
+      await module.evaluate({ timeout: LOAD_TIMEOUT_MS });
+      instance.dispatch = (await bind.apply(undefined, [module.namespace.derefInto()], {
+        result: { reference: true },
+        timeout: LOAD_TIMEOUT_MS,
+      })) as Instance["dispatch"];
     } finally {
       instance.active--;
-      clearTimers(instance);
     }
-    const dispatch = (await bind.apply(undefined, [module.namespace.derefInto()], {
-      result: { reference: true },
-      timeout: LOAD_TIMEOUT_MS,
-    })) as Instance["dispatch"];
     bind.release();
-    instance.dispatch = dispatch;
+    if (meter.stop() > limits.cpuMs) meter.break("ERR_CPU_LIMIT");
+    await resetAfterCall(instance);
+    if (isolate.isDisposed) throw new Error("stopped");
     return instance;
   } catch (error) {
+    const why = meter?.reason ?? instance.killedFor;
     const oom = /memory limit/i.test(String(error));
     dispose(instance);
     if (error instanceof CallError) throw error;
-    throw new CallError(oom ? "ERR_MEMORY_LIMIT" : "ERR_BAD_BUNDLE", `could not load the function: ${errorMessage(error)}`);
+    const message =
+      why === "ERR_CPU_LIMIT"
+        ? `its top-level code used more than the function's ${limits.cpuMs} ms of CPU time`
+        : why === "ERR_WALL_TIME_LIMIT"
+          ? `loading it took longer than ${LOAD_TIMEOUT_MS} ms`
+          : errorMessage(error);
+    throw new CallError(oom ? "ERR_MEMORY_LIMIT" : "ERR_BAD_BUNDLE", `could not load the function: ${message}`);
+  } finally {
+    clearTimeout(deadline);
+    meter?.stop();
   }
 }
 
-/** Starts an outbound fetch for the isolate; the answer goes back in only while a call still runs there. */
 const LEVELS = new Set(["debug", "info", "warn", "error"]);
 function writeLog(instance: Instance, level: string, message: string): void {
   if (instance.logLines > MAX_LOG_LINES || instance.logBytes > MAX_LOG_BYTES) return;
-  const line = message.slice(0, 16_384);
+  const line = (typeof message === "string" ? message : "[not a string]").slice(0, MAX_LOG_LINE);
   instance.logLines++;
   instance.logBytes += line.length;
   const over = instance.logLines > MAX_LOG_LINES || instance.logBytes > MAX_LOG_BYTES;
@@ -297,6 +449,7 @@ function writeLog(instance: Instance, level: string, message: string): void {
   });
 }
 
+/** Starts an outbound fetch for the isolate; the answer goes back in only while a call still runs there. */
 function startFetch(instance: Instance, id: number, raw: unknown): void {
   if (instance.active === 0) return;
   const parsed = OutboundFromIsolate.safeParse(raw);
@@ -309,7 +462,7 @@ function startFetch(instance: Instance, id: number, raw: unknown): void {
   void answer.then((response) => {
     if (instance.active === 0 || instance.isolate.isDisposed) return;
     instance.fetched
-      .apply(undefined, [id, new ivm.ExternalCopy(response).copyInto({ release: true })])
+      .apply(undefined, [id, new ivm.ExternalCopy(response).copyInto({ release: true })], { timeout: instance.callTimeoutMs })
       .catch(() => undefined);
   });
 }
@@ -326,59 +479,132 @@ function armTimer(instance: Instance, op: number, id: number, ms: number): void 
   const fire = () => {
     if (op === 1) instance.timers.delete(id);
     if (instance.isolate.isDisposed) return;
-    // CPU and wall limits of the running call(s) still apply: their pollers dispose the isolate.
-    instance.fire.apply(undefined, [id]).catch(() => undefined);
+    // The running call's meter still applies: over its CPU or wall limit the isolate is disposed.
+    instance.fire.apply(undefined, [id], { timeout: instance.callTimeoutMs }).catch(() => undefined);
   };
   instance.timers.set(id, op === 2 ? setInterval(fire, Math.max(1, delay)) : setTimeout(fire, delay));
 }
 
-function withDeadline<T>(promise: Promise<T>, ms: number, what: string): Promise<T> {
-  let timer: NodeJS.Timeout;
-  return Promise.race([
-    promise,
-    new Promise<never>((_, reject) => {
-      timer = setTimeout(() => reject(new Error(`${what} did not finish within ${ms} ms`)), ms);
-    }),
-  ]).finally(() => clearTimeout(timer));
-}
-
 function errorMessage(error: unknown): string {
-  return (error instanceof Error ? error.message : String(error)).slice(0, 2000);
+  return (error instanceof Error ? error.message : String(error)).slice(0, MAX_ERROR_LENGTH);
 }
 
-/** The warm instance of a function version, or a new one (a cold start). */
-async function instanceFor(key: string, limits: SandboxLimits): Promise<{ instance: Instance; cold: boolean }> {
-  const warm = instances.get(key);
-  if (warm && !warm.isolate.isDisposed && warm.memoryMb === limits.memoryMb) {
-    // LRU: re-insert as most recently used
-    instances.delete(key);
-    instances.set(key, warm);
-    return { instance: warm, cold: false };
-  }
-  if (warm) dispose(warm);
-  let pending = loading.get(key);
-  if (!pending) {
-    pending = createInstance(key, limits).finally(() => loading.delete(key));
-    loading.set(key, pending);
-  }
-  const instance = await pending;
-  instances.set(key, instance);
-  while (instances.size > MAX_WARM) {
-    const oldest = [...instances.values()].find((i) => i.active === 0) ?? instances.values().next().value!;
-    dispose(oldest);
-  }
-  return { instance, cold: true };
+// ---------- one call at a time per isolate, a few isolates per function ----------
+function wake(key: string): void {
+  waiters.get(key)?.[0]?.();
 }
 
-/** What dispatch hands back, checked: tenant code shapes it, so it is validated like any input. */
+/**
+ * Resolves when an isolate of this function may have come free (or was
+ * disposed, or one was created), or after `ms`. `cancel` takes the waiter off
+ * the queue, so a wake-up is never spent on a call that stopped waiting.
+ */
+function waitForFree(key: string, ms: number): { promise: Promise<void>; cancel: () => void } {
+  let list = waiters.get(key);
+  if (!list) waiters.set(key, (list = []));
+  const queue = list;
+  let done!: () => void;
+  const promise = new Promise<void>((resolve) => {
+    done = () => {
+      clearTimeout(timer);
+      const i = queue.indexOf(done);
+      if (i >= 0) queue.splice(i, 1);
+      if (queue.length === 0 && waiters.get(key) === queue) waiters.delete(key);
+      resolve();
+    };
+    const timer = setTimeout(done, ms);
+    queue.push(done);
+  });
+  return { promise, cancel: done };
+}
+
+/**
+ * Takes an idle isolate of the function (warm), or creates one (cold) if the
+ * function has fewer than MAX_PER_FUNCTION and none is being created, or waits
+ * for one to come free, until the call's wall deadline.
+ */
+async function acquire(key: string, limits: SandboxLimits, deadline: number): Promise<{ instance: Instance; cold: boolean }> {
+  let cold = false;
+  for (;;) {
+    let count = 0;
+    let releasing = false;
+    for (const instance of instances) {
+      if (instance.key !== key) continue;
+      if (instance.memoryMb !== limits.memoryMb) {
+        if (!instance.busy) dispose(instance);
+        continue;
+      }
+      if (!instance.busy) {
+        instance.busy = true;
+        // LRU: most recently used last
+        instances.delete(instance);
+        instances.add(instance);
+        return { instance, cold: cold && instance.fresh };
+      }
+      count++;
+      releasing ||= instance.releasing;
+    }
+    const pending = creating.get(key);
+    if (!pending && !releasing && count < MAX_PER_FUNCTION) {
+      const created = createInstance(key, limits);
+      creating.set(key, created);
+      let instance: Instance;
+      try {
+        instance = await created;
+      } finally {
+        creating.delete(key);
+        wake(key);
+      }
+      instances.add(instance);
+      evictOverWarm();
+      return { instance, cold: true };
+    }
+    const remaining = deadline - performance.now();
+    if (remaining <= 0) throw new CallError("ERR_WALL_TIME_LIMIT", `no isolate of this function came free within its ${limits.wallMs} ms wall-time limit`);
+    // a call that waits for a cold start is a cold start; if that load fails, the call fails alike
+    if (pending) cold = true;
+    const waiter = waitForFree(key, remaining);
+    try {
+      await (pending ? Promise.race([pending, waiter.promise]) : waiter.promise);
+    } finally {
+      waiter.cancel();
+    }
+  }
+}
+
+/** Gives an isolate back after a call: reset (bounded), then free for the next call of its function. */
+async function release(instance: Instance, reset = true): Promise<void> {
+  instance.releasing = true;
+  if (reset) await resetAfterCall(instance);
+  instance.releasing = false;
+  instance.busy = false;
+  if (!instance.isolate.isDisposed) {
+    void measureHeap(instance);
+    enforceProcessMemory();
+  }
+  wake(instance.key);
+}
+
+function evictOverWarm(): void {
+  for (const instance of instances) {
+    if (instances.size <= MAX_WARM) return;
+    if (!instance.busy) dispose(instance);
+  }
+}
+
+const HEADER_NAME = /^[!#$%&'*+.^_`|~0-9A-Za-z-]+$/;
+/** What dispatch hands back, checked: tenant code shapes it, so it is validated like any input (the runtime bounded its size before the copy). */
 const DispatchResult = z.union([
   z.object({
-    error: z.object({ code: z.string(), message: z.string() }),
+    error: z.object({ code: z.string().max(64), message: z.string() }),
     waiting: z.boolean().optional(),
   }),
   z.object({
     status: z.number().int().min(200).max(599),
-    headers: z.array(z.tuple([z.string(), z.string()])).max(1000),
+    headers: z
+      .array(z.tuple([z.string().regex(HEADER_NAME), z.string().refine((v) => !/[\0\r\n]/.test(v))]))
+      .max(MAX_HEADERS)
+      .refine((list) => list.reduce((n, [k, v]) => n + k.length + v.length + 4, 0) <= MAX_HEADER_BYTES),
     body: z.instanceof(Uint8Array),
     waiting: z.boolean(),
   }),
@@ -399,41 +625,31 @@ async function invoke(
   const fail = (code: ErrorCode, message: string) => send({ type: "result", id, ok: false, code, message, ...timing() });
   let instance: Instance;
   try {
-    ({ instance, cold } = await instanceFor(key, limits));
+    ({ instance, cold } = await acquire(key, limits, started + limits.wallMs));
   } catch (error) {
     const e = error instanceof CallError ? error : new CallError("ERR_INTERNAL", errorMessage(error));
     return fail(e.code, e.message);
   }
-  if (!request) return send({ type: "result", id, ok: true, status: 200, headers: [], body: new Uint8Array(0), ...timing() });
-
-  instance.requestId = requestId;
-  if (instance.active === 0) {
-    instance.logLines = 0;
-    instance.logBytes = 0;
-    instance.fetchCount = 0;
+  if (!request) {
+    void release(instance, false);
+    return send({ type: "result", id, ok: true, status: 200, headers: [], body: new Uint8Array(0), ...timing() });
   }
+
+  instance.fresh = false;
+  // The isolate is this call's alone until release: its console lines carry this request id, its CPU is this call's.
+  instance.requestId = requestId;
+  instance.logLines = 0;
+  instance.logBytes = 0;
+  instance.fetchCount = 0;
+  instance.hostBytes = 0;
+  instance.callTimeoutMs = limits.wallMs;
   instance.active++;
   const { isolate } = instance;
-  const cpuStart = isolate.cpuTime;
-  let reason: ErrorCode | undefined;
-  const stop = (why: ErrorCode) => {
-    reason ??= why;
-    dispose(instance, why);
-  };
-  const cpuUsed = () => (isolate.isDisposed ? cpuMs : Number(isolate.cpuTime - cpuStart) / 1e6);
-  const poll = setInterval(() => {
-    cpuMs = cpuUsed();
-    if (cpuMs > limits.cpuMs) stop("ERR_CPU_LIMIT");
-  }, CPU_POLL_MS);
-  const wall = setTimeout(() => stop("ERR_WALL_TIME_LIMIT"), Math.max(1, limits.wallMs - (performance.now() - started)));
+  const meter = new Meter(instance, limits.cpuMs, limits.wallMs - (performance.now() - started));
   const finish = () => {
-    clearInterval(poll);
-    clearTimeout(wall);
+    meter.stop();
     instance.active--;
-    if (instance.active === 0 && !isolate.isDisposed) {
-      clearTimers(instance);
-      void measureHeap(instance);
-    }
+    void release(instance);
   };
   const callId = ++callCounter;
   let waiting = false;
@@ -446,11 +662,11 @@ async function invoke(
       result: { promise: true, copy: true },
       timeout: limits.wallMs,
     });
-    cpuMs = cpuUsed();
-    if (reason) throw new Error(reason);
+    cpuMs = meter.used();
+    if (meter.reason) throw new Error(meter.reason);
     if (cpuMs > limits.cpuMs) {
-      stop("ERR_CPU_LIMIT");
-      throw new Error(reason);
+      meter.break("ERR_CPU_LIMIT");
+      throw new Error(meter.reason);
     }
     const parsed = DispatchResult.safeParse(raw);
     if (!parsed.success) return fail("ERR_BAD_RESPONSE", "the function's response could not be read (bad status, headers or body)");
@@ -459,7 +675,7 @@ async function invoke(
     if ("error" in result) {
       const code: ErrorCode =
         result.error.code === "ERR_BAD_RESPONSE" || result.error.code === "ERR_RESPONSE_TOO_LARGE" ? result.error.code : "ERR_FUNCTION_THREW";
-      return fail(code, result.error.message);
+      return fail(code, result.error.message.slice(0, MAX_ERROR_LENGTH));
     }
     const body = result.body as Uint8Array<ArrayBuffer>;
     if (body.byteLength > limits.responseBytes) {
@@ -469,8 +685,9 @@ async function invoke(
     const headers = result.headers.filter(([name]) => !HOP_BY_HOP.has(name.toLowerCase()));
     send({ type: "result", id, ok: true, status: result.status, headers, body, ...timing() });
   } catch (error) {
+    cpuMs = meter.used();
     const message = errorMessage(error);
-    let code: ErrorCode = reason ?? instance.killedFor ?? "ERR_FUNCTION_THREW";
+    let code: ErrorCode = meter.reason ?? instance.killedFor ?? "ERR_FUNCTION_THREW";
     if (code === "ERR_FUNCTION_THREW") {
       if (/memory limit/i.test(message)) code = "ERR_MEMORY_LIMIT";
       else if (/execution timed out/i.test(message)) code = "ERR_WALL_TIME_LIMIT";
@@ -502,16 +719,20 @@ async function measureHeap(instance: Instance): Promise<void> {
   }
 }
 
-/** The process's own cap: over it, idle isolates go first (least recently used), then the largest busy one. */
+/**
+ * The process's own cap: over it, idle isolates go first (least recently
+ * used), then the largest busy one. Checked every MEMORY_POLL_MS and after
+ * every call, so a call that grew the process sheds the idle ones at once.
+ */
 function enforceProcessMemory(): void {
   const limit = PROCESS_MEMORY_MB * 1024 * 1024;
   if (process.memoryUsage.rss() <= limit) return;
-  for (const instance of [...instances.values()]) {
-    if (instance.active > 0) continue;
+  for (const instance of [...instances]) {
+    if (instance.busy) continue;
     dispose(instance);
     if (process.memoryUsage.rss() <= limit) return;
   }
-  const busy = [...instances.values()].sort((a, b) => b.heapBytes - a.heapBytes || b.memoryMb - a.memoryMb)[0];
+  const busy = [...instances].sort((a, b) => b.heapBytes - a.heapBytes || b.memoryMb - a.memoryMb)[0];
   if (busy) dispose(busy, "ERR_MEMORY_LIMIT");
 }
 setInterval(enforceProcessMemory, MEMORY_POLL_MS).unref();
@@ -534,8 +755,7 @@ process.on("message", (raw: unknown) => {
   if (!parsed.success) return; // only the supervisor writes to this pipe; anything else is dropped
   const message = parsed.data;
   if (message.type === "drop") {
-    const instance = instances.get(message.key);
-    if (instance) dispose(instance);
+    for (const instance of [...instances]) if (instance.key === message.key) dispose(instance);
     codes.delete(message.key);
     return;
   }
