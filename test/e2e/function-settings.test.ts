@@ -95,7 +95,10 @@ describe("env", () => {
 
   it("a redeploy with a new env value is seen by calls within seconds, and one without env keeps it", async () => {
     const started = Date.now();
-    await client.deploy({ app: APP, name: "env", code: CODE, replicas: 2, env: { GREETING: "bonjour", API_KEY: SECRET } });
+    const deployed = await client.deploy({ app: APP, name: "env", code: CODE, replicas: 2, env: { GREETING: "bonjour", API_KEY: SECRET } });
+    // same version, new env: not "ready" until a device serves the new env
+    expect(deployed.status).toBe("pending");
+    await client.waitUntilReady(APP, "env", { timeoutMs: 10_000 });
     // every replica: several calls in a row all see the new value
     await until(
       "the new env on every call",

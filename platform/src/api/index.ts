@@ -28,7 +28,7 @@ import { parseInput, type HearthEnv } from "../http/index.ts";
 import { createDeviceRoutes, createLedgerRoutes, type Ledger } from "../ledger/index.ts";
 import type { Logger } from "../log/index.ts";
 import { createLogRoutes, type FunctionLogs } from "../logs/index.ts";
-import type { Scheduler } from "../scheduler/index.ts";
+import { settingsFingerprint, type Scheduler } from "../scheduler/index.ts";
 import type { Store } from "../state/index.ts";
 
 export interface ApiOptions {
@@ -93,7 +93,10 @@ export function createApi(options: ApiOptions): Hono<HearthEnv> {
     const placement = await store.getPlacement(record.app, record.name);
     const live = new Set((await scheduler.liveDevices()).map((d) => d.heartbeat.deviceId));
     const devices = Object.entries(placement.devices).filter(([id]) => live.has(id));
-    const ready = devices.some(([, p]) => p.version === record.version);
+    // ready = a live device serves exactly what was deployed last: version, limits, env and outbound settings
+    const limits = JSON.stringify(record.limits);
+    const settings = settingsFingerprint(record);
+    const ready = devices.some(([, p]) => p.version === record.version && p.limits === limits && p.settings === settings);
     // env values (secrets) never leave the platform through the API: only their names
     const { env, ...shown } = record;
     return {
