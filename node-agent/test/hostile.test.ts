@@ -386,6 +386,7 @@ describe("the runtime's own bounds hold against tenant code", () => {
           const target = new EventTarget(); target.addEventListener("x", grab); target.dispatchEvent(new Event("x"));
           new Headers({ a: "1" }).forEach(grab);
           new URLSearchParams("a=1").forEach(grab);
+          new ReadableStream({ start: grab });
           try { new URL({ toString() { grab(); return "https://a.example/"; } }); } catch {}
           await new Promise((resolve) => setTimeout(() => { grab(); resolve(); }, 1));
           await new Promise((resolve) => setTimeout(grab, 1) && setTimeout(resolve, 5));
