@@ -58,7 +58,14 @@ describe("agent reconnect", () => {
     const port = hearth.nats.port;
 
     // down for a few seconds: long enough for several reconnect attempts to fail
-    await hearth.restartNats({ downMs: 3_000 });
+    const restarted = hearth.restartNats({ downMs: 3_000 });
+    // meanwhile the gateway, which lost the fabric too, says so at once instead of letting the call wait out its wall limit
+    await new Promise((r) => setTimeout(r, 1_000));
+    const { url: fnUrl } = await client.get("rc", "fn");
+    const during = await fetch(`${fnUrl}/during`, { signal: AbortSignal.timeout(5_000) });
+    expect(during.status).toBe(503);
+    expect(((await during.json()) as { error: { code: string } }).error.code).toBe("ERR_PLATFORM_UNREACHABLE");
+    await restarted;
     expect(hearth.nats.port).toBe(port);
     // the server is back now: the agent's next attempt is at most a few seconds away
     expect(await servesAgainWithin(10_000)).toBeLessThan(10_000);

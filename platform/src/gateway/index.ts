@@ -66,6 +66,16 @@ export function createGateway(options: GatewayOptions): Hono<HearthEnv> {
   const records = new RecordCache(store, options.cacheMs ?? 500);
   const app = new Hono<HearthEnv>();
 
+  // While the platform's own fabric connection is down, calls fail at once with a clear 503 instead of each
+  // waiting out its wall limit (nats.js reconnects on its own; calls already sent get their answer or a 504).
+  let fabricDown = false;
+  void (async () => {
+    for await (const s of nc.status()) {
+      if (s.type === "disconnect") fabricDown = true;
+      else if (s.type === "reconnect") fabricDown = false;
+    }
+  })().catch(() => undefined);
+
   // Every gateway response, errors made here included, says how long the gateway took.
   app.use("/fn/*", async (c, next) => {
     const started = performance.now();
@@ -102,6 +112,9 @@ export function createGateway(options: GatewayOptions): Hono<HearthEnv> {
       if (!HOP_BY_HOP.has(key)) h.append(HTTP_HEADER_PREFIX + key, value);
     });
 
+    if (fabricDown || nc.isClosed()) {
+      return errorResponse(c, "ERR_PLATFORM_UNREACHABLE", "the gateway has lost its connection to the fabric and is reconnecting; retry in a few seconds");
+    }
     const at = Date.now();
     const started = performance.now();
     /** Stores the call's usage record (awaited: it is durable before the caller has the answer), then answers. */
