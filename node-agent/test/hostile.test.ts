@@ -4,7 +4,7 @@
  * a well-behaved function on the same pool must still answer afterwards.
  */
 import { createHash } from "node:crypto";
-import { readFileSync } from "node:fs";
+import { readFileSync, writeFileSync } from "node:fs";
 import { afterAll, beforeAll, describe, expect, it } from "vitest";
 import type { SandboxResult } from "../src/sandbox/messages.ts";
 import type { SandboxPool } from "../src/sandbox/supervisor.ts";
@@ -485,11 +485,24 @@ describe("nothing unbounded crosses to the host", () => {
   const BIG = { memoryMb: 512, cpuMs: 10_000, wallMs: 20_000 };
   const NO_SLICE = `String.prototype.slice = function () { return String(this); }; Array.prototype.join = function () { return "a".repeat(1e8); };`;
 
-  const cases: [string, string, (r: SandboxResult) => void][] = [
+  /** Resets the process's peak resident memory (Linux), so the next peak is the next call's; false where that is not allowed. */
+  const resetPeak = (pid: number) => {
+    try {
+      writeFileSync(`/proc/${pid}/clear_refs`, "5");
+      return true;
+    } catch {
+      return false;
+    }
+  };
+  const residentMb = (pid: number, field: "VmRSS" | "VmHWM") => Number(new RegExp(`${field}:\\s+(\\d+)`).exec(readFileSync(`/proc/${pid}/status`, "utf8"))![1]) / 1024;
+  // [name, function body, check, at most this much growth of the process's peak memory (MiB)]
+  const cases: [string, string, (r: SandboxResult) => void, number?][] = [
+    // "a".repeat(3e8) is a small tree of string halves in the isolate; copied to the host it would be 300 MB (and flattened first)
     ["a giant URL", `try { new URL("https://a.example/" + "a".repeat(3e8)); return new Response("parsed"); } catch (e) { return new Response(e.name); }`,
-      (r) => expect(text(r)).toBe("TypeError")],
-    ["a giant log line, with slice and join replaced", `${NO_SLICE} console.log("a".repeat(3e8)); console.log("x", "y"); return new Response("logged");`,
-      (r) => expect(text(r)).toBe("logged")],
+      (r) => expect(text(r)).toBe("TypeError"), 150],
+    // (taking its first 16 KiB flattens it in the isolate, 300 MB there; copying it would add as much again)
+    ["a giant log line, with slice and join replaced", `${NO_SLICE} Array.prototype.join = function () { return this[0]; }; console.log("a".repeat(3e8)); console.log("x", "y"); return new Response("logged");`,
+      (r) => expect(text(r)).toBe("logged"), 450],
     ["a giant header value", `return new Response("x", { headers: { "x-big": "a".repeat(1e8) } });`,
       (r) => expect(!r.ok && r.code).toBe("ERR_BAD_RESPONSE")],
     ["many big headers", `const h = new Headers(); for (let i = 0; i < 900; i++) h.set("x-" + i, "a".repeat(1000)); return new Response("x", { headers: h });`,
@@ -511,11 +524,15 @@ describe("nothing unbounded crosses to the host", () => {
       return new Response("honest");`,
       (r) => expect(text(r)).toBe("honest")],
   ];
-  for (const [name, body, check] of cases) {
+  for (const [name, body, check, maxGrowthMb] of cases) {
     it(name, async () => {
       const before = small.pids();
+      const pid = before[0]!;
+      const peakKnown = maxGrowthMb !== undefined && resetPeak(pid);
+      const baseline = peakKnown ? residentMb(pid, "VmRSS") : 0;
       const result = await call(small, uniqueKey("cross"), `export default { async fetch(request, env, ctx) { ${body} } };`, { limits: BIG });
       check(result);
+      if (peakKnown) expect(residentMb(pid, "VmHWM") - baseline).toBeLessThan(maxGrowthMb);
       if (result.ok) expect(result.headers.every(([k, v]) => k.length + v.length < 70_000)).toBe(true);
       expect(small.pids()).toEqual(before);
       expect(text(await call(small, hello, HELLO, { path: "/ok" }))).toBe("still serving /ok");
