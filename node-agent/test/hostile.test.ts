@@ -351,6 +351,16 @@ describe("the runtime's own bounds hold against tenant code", () => {
     await stillServing();
   });
 
+  it("code the engine runs between calls (FinalizationRegistry callbacks) is stopped, not left spinning", async () => {
+    const key = uniqueKey("finalizer");
+    const code = `const registry = new FinalizationRegistry(() => { const end = Date.now() + 5_000; while (Date.now() < end) {} });
+      let keep; export default { fetch() { for (let i = 0; i < 1000; i++) registry.register({ i }, i);
+        let junk = []; for (let i = 0; i < 2e5; i++) junk.push({ i }); keep = new Array(1e6).fill(0); return new Response("ok"); } };`;
+    expect(text(await call(pool, key, code))).toBe("ok");
+    expect(await cpuOver(pool.pids()[0]!, 1_000)).toBeLessThan(500);
+    await stillServing();
+  });
+
   it("top-level code is bounded by the function's CPU limit, not only by the load's wall time", async () => {
     const started = Date.now();
     const result = await call(pool, uniqueKey("toplevel-cpu"), `const end = Date.now() + 1_500; while (Date.now() < end) {} export default { fetch() { return new Response("x"); } };`, {

@@ -50,6 +50,8 @@ const LOAD_TIMEOUT_MS = 2_000;
 const RESET_TIMEOUT_MS = 250;
 const CPU_POLL_MS = 5;
 const MEMORY_POLL_MS = 250;
+/** CPU an idle isolate may use between two patrols (GC housekeeping); more means tenant code ran outside any call. */
+const IDLE_CPU_MS = 50;
 const MAX_TIMERS = 1_000;
 /** Per call budgets: a function cannot flood the pipe, the logs, the network or the host's heap. */
 const MAX_LOG_LINES = 1_000;
@@ -95,6 +97,8 @@ interface Instance {
   /** Why the isolate was stopped, for every call that was on it. */
   killedFor?: ErrorCode;
   heapBytes: number;
+  /** isolate.cpuTime when the patrol last looked at the idle isolate. */
+  idleCpu: bigint;
   /** Host CPU spent in this isolate's callbacks (µs, cumulative): charged to the call that made them. */
   hostCpuUs: number;
   /** Wall bound for a host->isolate call made for the running call (its wall limit). */
@@ -359,6 +363,7 @@ async function createInstance(key: string, limits: SandboxLimits): Promise<Insta
     envJson: "",
     heapBytes: 0,
     hostCpuUs: 0,
+    idleCpu: 0n,
     callTimeoutMs: LOAD_TIMEOUT_MS,
     logLines: 0,
     logBytes: 0,
@@ -578,6 +583,7 @@ async function release(instance: Instance, reset = true): Promise<void> {
   if (reset) await resetAfterCall(instance);
   instance.releasing = false;
   instance.busy = false;
+  if (!instance.isolate.isDisposed) instance.idleCpu = instance.isolate.cpuTime;
   if (!instance.isolate.isDisposed) {
     void measureHeap(instance);
     enforceProcessMemory();
@@ -735,7 +741,29 @@ function enforceProcessMemory(): void {
   const busy = [...instances].sort((a, b) => b.heapBytes - a.heapBytes || b.memoryMb - a.memoryMb)[0];
   if (busy) dispose(busy, "ERR_MEMORY_LIMIT");
 }
-setInterval(enforceProcessMemory, MEMORY_POLL_MS).unref();
+
+/**
+ * V8 can run tenant code with no call active: FinalizationRegistry callbacks
+ * after a garbage collection, for one. No host->isolate call is open to bound
+ * it, so idle isolates are watched: one that used more CPU since the last
+ * look than GC housekeeping would is disposed (its next call starts cold).
+ */
+function patrolIdle(): void {
+  for (const instance of [...instances]) {
+    if (instance.busy || instance.isolate.isDisposed) continue;
+    const now = instance.isolate.cpuTime;
+    const spent = Number(now - instance.idleCpu) / 1e6;
+    instance.idleCpu = now;
+    if (spent > IDLE_CPU_MS) {
+      send({ type: "log", key: instance.key, requestId: "", level: "warn", message: `stopped: this function's isolate ran ${Math.round(spent)} ms of code while no call was active (e.g. a FinalizationRegistry callback)` });
+      dispose(instance, "ERR_CPU_LIMIT");
+    }
+  }
+}
+setInterval(() => {
+  patrolIdle();
+  enforceProcessMemory();
+}, MEMORY_POLL_MS).unref();
 
 function describe(code: ErrorCode, limits: SandboxLimits, message: string): string {
   switch (code) {
