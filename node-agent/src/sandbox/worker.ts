@@ -481,12 +481,13 @@ function armTimer(instance: Instance, op: number, id: number, ms: number): void 
   // the runtime bounds timers too, but it lives among tenant code: the host keeps its own bound
   if (instance.timers.size >= MAX_TIMERS) return;
   const delay = Math.max(0, Math.min(Number(ms) || 0, 2 ** 31 - 1));
-  const fire = () => {
+  // The host's own work to fire a timer is the call's too (a thousand 1 ms intervals would otherwise keep this thread busy for free).
+  const fire = charged(instance, () => {
     if (op === 1) instance.timers.delete(id);
     if (instance.isolate.isDisposed) return;
     // The running call's meter still applies: over its CPU or wall limit the isolate is disposed.
     instance.fire.apply(undefined, [id], { timeout: instance.callTimeoutMs }).catch(() => undefined);
-  };
+  });
   instance.timers.set(id, op === 2 ? setInterval(fire, Math.max(1, delay)) : setTimeout(fire, delay));
 }
 
