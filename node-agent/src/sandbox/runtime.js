@@ -1262,7 +1262,7 @@ function bind(namespace) {
   // What goes back to the host is built here from primitives and arrays of our own, with null prototypes (no
   // tenant `then` or setter can step in), and bounded before the copy: headers, body and error message.
   return async function dispatch(req) {
-    const callId = req.callId, limit = req.limit;
+    const callId = req.callId;
     try {
       const out = await run(req);
       const waits = MapPrototypeGet(calls, callId);
