@@ -31,6 +31,8 @@ import type { SandboxResult } from "../sandbox/messages.ts";
 import { ClockJumpWatch, ReconnectBackoff } from "./reconnect.ts";
 
 export const AGENT_VERSION = "0.1.0";
+/** Resident memory a sandbox process needs for itself (Node, isolated-vm, the runtime; ~93 MiB measured empty), on top of its share of the donated memory. */
+export const SANDBOX_PROCESS_BASE_MB = 128;
 
 /** What `hearth-agent status` shows (from the running daemon, over its control socket). */
 export interface AgentStatus {
@@ -99,8 +101,12 @@ export class Agent implements AsyncDisposable {
   }
 
   static async start(config: Readonly<AgentConfig>, log: Logger, options: { paused?: PauseReason[] } = {}): Promise<Agent> {
+    const size = config.sandboxes ?? Math.max(1, Math.ceil(config.cores));
     const pool = new SandboxPool({
-      size: config.sandboxes ?? Math.max(1, Math.ceil(config.cores)),
+      size,
+      // The owner's memory cap, enforced on what the OS sees: each sandbox process is held to its share of the
+      // donated memory plus room for itself (over it, idle isolates go first, then the largest call fails).
+      processMemoryMb: SANDBOX_PROCESS_BASE_MB + Math.ceil(config.memoryMb / size),
       log,
       // console lines go to the function's developer over the fabric; the owner's log gets only counts
       onLog: forwardFunctionLogs({ deviceId: config.deviceId, subjects: new Subjects(config.subjectPrefix), connection: () => nc, log }),
