@@ -72,6 +72,15 @@ export async function startPlatform(options: PlatformOptions): Promise<Platform>
   const subjects = new Subjects(options.subjectPrefix);
   const { redis, embedded } = connectRedis(options.redisUrl);
   if (embedded) log.warn("no REDIS_URL set: state is kept in memory (ioredis-mock) and lost when the platform stops");
+  else {
+    // ioredis reconnects on its own; say so in our log (once a few seconds), not as its own unhandled-error noise
+    let lastRedisError = 0;
+    redis.on("error", (error: Error) => {
+      if (Date.now() - lastRedisError < 5_000) return;
+      lastRedisError = Date.now();
+      log.warn({ err: error }, "state store (Redis) unreachable; reconnecting");
+    });
+  }
   const store = new Store(redis, options.redisPrefix);
   // noAsyncTraces: nats.js otherwise builds two Error objects (stack traces) per request up front, in case it fails;
   // on the gateway's hot path that was ~5% of the platform's CPU (BENCHMARKS.md). Errors still carry their message and cause.

@@ -4,7 +4,7 @@
  * JetStream. The "devices" are plain NATS responders, so each test controls
  * exactly what a device answers.
  */
-import { startNatsServer, type NatsServer } from "@hearth/devkit";
+import { redisServerBinary, startNatsServer, startRedisServer, type NatsServer } from "@hearth/devkit";
 import { INVOKE_HEADERS, INVOKE_QUEUE, Subjects, type ReconcileReport, type UsageReport } from "@hearth/protocol";
 import { jetstreamManager } from "@nats-io/jetstream";
 import { connect, headers, type Msg, type NatsConnection } from "@nats-io/transport-node";
@@ -246,4 +246,36 @@ describe("errors the gateway makes carry Server-Timing too", () => {
       expect(res.headers.get("server-timing"), path).toMatch(TOTAL);
     }
   }, 15_000);
+});
+
+describe("with its state store down", () => {
+  it.skipIf(redisServerBinary() === undefined)("keeps serving functions as it last saw them", async () => {
+    const redis = await startRedisServer();
+    const prefix = "gwstale";
+    const stale = await startPlatform({ natsUrl: nats.url, token: TOKEN, log: silentLogger(), subjectPrefix: prefix, ledger: "off", redisUrl: redis.url });
+    const sub = device.subscribe(new Subjects(prefix).invoke("gw", "ok"), {
+      queue: INVOKE_QUEUE,
+      callback: (_err, msg) => {
+        const h = headers();
+        devices["ok"]!(h, msg);
+        msg.respond(new TextEncoder().encode("ok"), { headers: h });
+      },
+    });
+    try {
+      await device.flush();
+      const deployed = await stale.app.request("/v1/apps/gw/functions/ok", { method: "PUT", headers: auth, body: "export default { fetch() { return new Response('') } }" });
+      expect(deployed.status).toBe(201);
+      expect((await stale.app.request("/fn/gw/ok/")).status).toBe(200);
+
+      await redis.stop(); // Redis is gone, past the gateway's cache time
+      await new Promise((r) => setTimeout(r, 600));
+      const res = await stale.app.request("/fn/gw/ok/");
+      expect(res.status).toBe(200);
+      expect(await res.text()).toBe("ok");
+    } finally {
+      sub.unsubscribe();
+      await stale.close();
+      await redis.stop();
+    }
+  });
 });

@@ -64,6 +64,12 @@ const FABRIC_MARGIN_MS = 2_000;
 export function createGateway(options: GatewayOptions): Hono<HearthEnv> {
   const { store, nc, subjects, log } = options;
   const records = new RecordCache(store, options.cacheMs ?? 500);
+  let lastStaleLog = 0;
+  records.onStale = (error) => {
+    if (Date.now() - lastStaleLog < 5_000) return;
+    lastStaleLog = Date.now();
+    log.warn({ err: error }, "state store unreachable: the gateway serves functions as it last saw them");
+  };
   const app = new Hono<HearthEnv>();
 
   // While the platform's own fabric connection is down, calls fail at once with a clear 503 instead of each
@@ -329,9 +335,23 @@ class RecordCache {
     const hit = this.entries.get(key);
     const now = Date.now();
     if (hit && now - hit.at < this.ttlMs) return hit.record;
-    const record = await this.store.getFunction(app, fn);
+    let record: FunctionRecord | null;
+    try {
+      record = await this.store.getFunction(app, fn);
+    } catch (error) {
+      // State unreachable (Redis restarting, failing over): keep serving what was deployed as last seen
+      // rather than failing calls the devices could answer. Without a last-seen record, the error stands.
+      if (hit) {
+        this.onStale?.(error);
+        return hit.record;
+      }
+      throw error;
+    }
     if (this.entries.size > 10_000) this.entries.clear();
     this.entries.set(key, { record, at: now });
     return record;
   }
+
+  /** Told when a call was served from a stale record because the state store failed. */
+  onStale?: (error: unknown) => void;
 }
