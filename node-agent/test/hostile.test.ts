@@ -265,17 +265,17 @@ describe("timers and giant answers", () => {
       } };`,
     );
     expect(text(result)).toBe("done");
+    // What was logged while the load and the call ran arrived before the answer (one ordered pipe): a timer may
+    // fire inside its own window (the top-level one while the module still loads, the interval during the call).
+    const during = logs.filter((l) => l.key === key).length;
     // A later call to another function gives the timers every chance to fire if they were alive.
     for (let i = 0; i < 5; i++) {
       await stillServing();
       await new Promise((r) => setTimeout(r, 20));
     }
-    const after = logs.filter((l) => l.key === key).map((l) => l.message);
-    expect(after.filter((m) => m === "late" || m === "top-level timer fired")).toEqual([]);
-    // an interval may tick at most while the call itself still runs, never afterwards
-    const ticks = after.filter((m) => m === "tick").length;
     await new Promise((r) => setTimeout(r, 50));
-    expect(logs.filter((l) => l.key === key && l.message === "tick").length).toBe(ticks);
+    const after = logs.filter((l) => l.key === key).slice(during).map((l) => l.message);
+    expect(after).toEqual([]);
   });
 
   it("a log flood is cut at the per-call budget with one notice", async () => {

@@ -1259,6 +1259,8 @@ function bind(namespace) {
   if (!handler || typeof handler.fetch !== "function") {
     throw new TypeError("the module must `export default { fetch(request, env, ctx) { ... } }`");
   }
+  // timers armed by top-level code end with the load: they never fire into a later call
+  MapPrototypeClear(timers);
   // What goes back to the host is built here from primitives and arrays of our own, with null prototypes (no
   // tenant `then` or setter can step in), and bounded before the copy: headers, body and error message.
   return async function dispatch(req) {
@@ -1266,7 +1268,11 @@ function bind(namespace) {
     try {
       const out = await run(req);
       const waits = MapPrototypeGet(calls, callId);
-      return { __proto__: null, ...out, waiting: waits !== undefined && waits.length > 0 };
+      const waiting = waits !== undefined && waits.length > 0;
+      // The answer is ready: unless ctx.waitUntil work goes on, the call's timers end here, so a fire the host had
+      // already queued finds nothing to run after the answer (the host clears its side right after).
+      if (!waiting) MapPrototypeClear(timers);
+      return { __proto__: null, ...out, waiting };
     } catch (error) {
       let code = "ERR_FUNCTION_THREW", message;
       try {
@@ -1275,7 +1281,9 @@ function bind(namespace) {
         message = boundedString((error && error.stack) || error, MAX_ERROR);
       } catch { message = "unprintable error"; }
       const waits = MapPrototypeGet(calls, callId);
-      return { __proto__: null, error: { __proto__: null, code, message }, waiting: waits !== undefined && waits.length > 0 };
+      const waiting = waits !== undefined && waits.length > 0;
+      if (!waiting) MapPrototypeClear(timers);
+      return { __proto__: null, error: { __proto__: null, code, message }, waiting };
     }
   };
   async function run(req) {
@@ -1311,6 +1319,7 @@ async function settle(callId) {
   const waits = MapPrototypeGet(calls, callId) ?? [];
   for (let i = 0; i < waits.length; i++) await waits[i];
   MapPrototypeDelete(calls, callId);
+  MapPrototypeClear(timers);
 }
 // Called by the host when no call runs: primordials only, so tenant code cannot make it spin (the host bounds it too).
 function reset() {
