@@ -3,11 +3,14 @@
  * code without harming the sandbox process, the device or other tenants, and
  * a well-behaved function on the same pool must still answer afterwards.
  */
+import { execFileSync } from "node:child_process";
 import { createHash } from "node:crypto";
-import { readFileSync, writeFileSync } from "node:fs";
+import { existsSync, mkdtempSync, readFileSync, rmSync, writeFileSync } from "node:fs";
+import { tmpdir } from "node:os";
+import { join } from "node:path";
 import { afterAll, beforeAll, describe, expect, it } from "vitest";
 import type { SandboxResult } from "../src/sandbox/messages.ts";
-import type { SandboxPool } from "../src/sandbox/supervisor.ts";
+import { SANDBOX_PERMISSIONS, type SandboxPool } from "../src/sandbox/supervisor.ts";
 import { call, json, jsonFunction, startPool, text, uniqueKey, type CallInput } from "./helpers.ts";
 
 let pool: SandboxPool;
@@ -679,6 +682,33 @@ describe("the device keeps serving", () => {
       expect(two.pids()[1]).toBe(before[1]);
     } finally {
       await two[Symbol.asyncDispose]();
+    }
+  });
+});
+
+describe("the sandbox process itself runs with the least Node allows", () => {
+  it("is started under Node's permission model, which refuses file writes, child processes and worker threads", async () => {
+    // the flags are on every sandbox process of the pool
+    const [pid] = pool.pids();
+    const cmdline = readFileSync(`/proc/${pid}/cmdline`, "utf8").split("\0");
+    for (const flag of SANDBOX_PERMISSIONS) expect(cmdline).toContain(flag);
+    // and, under those flags, what a sandbox process could do if code ever got out of its isolate is refused
+    const dir = mkdtempSync(join(tmpdir(), "hearth-perm-"));
+    try {
+      const target = join(dir, "written");
+      const probe = `
+        const out = {};
+        const tryIt = (name, f) => { try { f(); out[name] = "allowed"; } catch (e) { out[name] = e.code ?? String(e); } };
+        tryIt("fsWrite", () => require("node:fs").writeFileSync(${JSON.stringify(target)}, "x"));
+        tryIt("childProcess", () => require("node:child_process").execFileSync("true"));
+        tryIt("worker", () => new (require("node:worker_threads").Worker)("1", { eval: true }));
+        tryIt("readOutside", () => require("node:fs").readFileSync("/etc/hostname"));
+        console.log(JSON.stringify(out));`;
+      const out = execFileSync(process.execPath, [...SANDBOX_PERMISSIONS, "-e", probe], { encoding: "utf8" });
+      expect(JSON.parse(out)).toEqual({ fsWrite: "ERR_ACCESS_DENIED", childProcess: "ERR_ACCESS_DENIED", worker: "ERR_ACCESS_DENIED", readOutside: "ERR_ACCESS_DENIED" });
+      expect(existsSync(target)).toBe(false);
+    } finally {
+      rmSync(dir, { recursive: true, force: true });
     }
   });
 });

@@ -56,6 +56,24 @@ interface Pending {
 }
 
 const WORKER = fileURLToPath(new URL("./worker.ts", import.meta.url));
+/** Hearth's own code and its dependencies: all a sandbox process may read. */
+const CODE_ROOT = fileURLToPath(new URL("../../../", import.meta.url));
+/**
+ * Least privilege where Node offers it (its permission model): a sandbox
+ * process may read Hearth's code and load isolated-vm, and nothing else — no
+ * file writes, no child processes, no worker threads, no inspector. (Node 24
+ * has no network permission; the sandbox holds no socket and tenant code never
+ * reaches the host's APIs.)
+ */
+export const SANDBOX_PERMISSIONS = [
+  "--permission",
+  "--allow-addons",
+  `--allow-fs-read=${CODE_ROOT}`,
+  // node-gyp-build (which loads isolated-vm's binary) looks for this file to pick a build
+  "--allow-fs-read=/etc/alpine-release",
+  // Node warns that an addon could step around the model: isolated-vm is the one addon, and it is ours to trust
+  "--disable-warning=SecurityWarning",
+];
 const RESTART_DELAY_MS = 100;
 const MAX_RESTART_DELAY_MS = 5_000;
 /** A process that lived this long before dying resets the restart back-off. */
@@ -88,7 +106,7 @@ class SandboxProcess {
   start(): void {
     this.known.clear();
     const child = fork(WORKER, [], {
-      execArgv: ["--no-node-snapshot", "--disable-warning=ExperimentalWarning", `--max-old-space-size=${this.pool.hostHeapMb}`],
+      execArgv: [...SANDBOX_PERMISSIONS, "--no-node-snapshot", "--disable-warning=ExperimentalWarning", `--max-old-space-size=${this.pool.hostHeapMb}`],
       serialization: "advanced",
       // stderr is read, not inherited: V8's fatal-error dumps become one log line, not noise on the agent's stderr
       stdio: ["ignore", "inherit", "pipe", "ipc"],
