@@ -5,11 +5,14 @@
  * A redeploy that changes only the env is seen by calls within seconds, and
  * no secret ever shows up in a log line of the platform or the agents.
  */
-import { mkdtempSync, readdirSync, readFileSync, rmSync } from "node:fs";
+import { execFile } from "node:child_process";
+import { mkdtempSync, readdirSync, readFileSync, rmSync, writeFileSync } from "node:fs";
 import { createServer, type Server } from "node:http";
 import type { AddressInfo } from "node:net";
 import { tmpdir } from "node:os";
 import { join } from "node:path";
+import { fileURLToPath } from "node:url";
+import { promisify } from "node:util";
 import { startLocalHearth, type LocalHearth } from "@hearth/devkit";
 import { HearthClient } from "@hearth/sdk";
 import { afterAll, beforeAll, describe, expect, it } from "vitest";
@@ -168,3 +171,39 @@ async function until(what: string, check: () => Promise<boolean>, timeoutMs = 20
   }
   throw new Error(`timed out waiting for ${what}`);
 }
+
+describe("from the CLI", () => {
+  const HEARTH_CLI = fileURLToPath(new URL("../../sdk/bin/hearth.js", import.meta.url));
+  const run = promisify(execFile);
+  /** `hearth ...` on the machine's own Node, as a developer runs it, with the platform in its environment. */
+  const hearthCli = (...args: string[]) =>
+    run(process.env["HEARTH_HOST_NODE"] ?? process.execPath, [HEARTH_CLI, ...args], {
+      env: { ...process.env, HEARTH_PLATFORM_URL: hearth.url, HEARTH_TOKEN: hearth.token },
+    });
+
+  it("hearth deploy takes --env-file, --env and --fetch-host; hearth info shows env names and the fetch policy, never values", async () => {
+    const dir = mkdtempSync(join(tmpdir(), "hearth-cli-env-"));
+    try {
+      const entry = join(dir, "fn.js");
+      writeFileSync(entry, CODE);
+      const envFile = join(dir, ".env");
+      writeFileSync(envFile, `# secrets stay out of shell history\nGREETING="from the file"\nexport API_KEY=${SECRET}\n\n`);
+      const deployed = await hearthCli("deploy", entry, "--app", APP, "--name", "cli", "--env-file", envFile, "--env", "GREETING=from a flag", "--fetch-host", "api.example.com");
+      expect(deployed.stdout).toMatch(/^Function ready: /m);
+      const answer = await client.invoke(APP, "cli", `/?expect=${SECRET}`);
+      expect(await answer.json()).toMatchObject({ greeting: "from a flag", keyMatches: true });
+
+      const info = await hearthCli("info", APP, "cli");
+      expect(info.stdout).toMatch(/^ {2}env {7}GREETING, API_KEY \(values are never shown\)$/m);
+      expect(info.stdout).toMatch(/^ {2}fetch {5}on, to api\.example\.com$/m);
+      expect(info.stdout).not.toContain(SECRET);
+
+      // a bad pair is refused before anything is uploaded, saying what is wrong
+      const bad = await hearthCli("deploy", entry, "--app", APP, "--name", "cli", "--env", "1BAD=x").catch((e: { code: number; stderr: string }) => e);
+      expect(bad).toMatchObject({ code: 2 });
+      expect((bad as { stderr: string }).stderr).toMatch(/--env: '1BAD=x' is not KEY=VALUE/);
+    } finally {
+      rmSync(dir, { recursive: true, force: true });
+    }
+  });
+});

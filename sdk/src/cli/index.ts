@@ -3,12 +3,15 @@
  * print what happened and how to fix it, without a stack trace; only
  * unexpected errors print a stack.
  */
-import { existsSync } from "node:fs";
+import { existsSync, readFileSync } from "node:fs";
 import {
   AppName,
+  ENV_NAME_PATTERN,
   formatZodError,
+  FunctionEnv,
   FunctionName,
   HearthError,
+  HostPattern,
   LogsQuery,
   Sha256Hex,
   UsageDay,
@@ -46,6 +49,51 @@ function client(program: Command): HearthClient {
   return new HearthClient(conn);
 }
 
+function collect(value: string, previous: string[] | undefined): string[] {
+  return [...(previous ?? []), value];
+}
+
+/** One `KEY=VALUE` (the value may hold '=' and be empty). */
+function envPair(text: string, where: string): [string, string] {
+  const i = text.indexOf("=");
+  const key = i < 0 ? text : text.slice(0, i);
+  if (i < 0 || !ENV_NAME_PATTERN.test(key)) {
+    throw new HearthError("ERR_BAD_REQUEST", `${where}: '${text.length > 80 ? text.slice(0, 80) + "..." : text}' is not KEY=VALUE with KEY of A-Z, a-z, 0-9 and '_' (not starting with a digit)`);
+  }
+  return [key, text.slice(i + 1)];
+}
+
+/**
+ * The env of a deploy from `--env-file` (KEY=VALUE lines; blank lines and
+ * `#` comments skipped; a value in matching quotes is unquoted) and `--env
+ * KEY=VALUE` flags, which win. Undefined when neither is given: the function
+ * keeps the env it has.
+ */
+export function envFromFlags(envFile: string | undefined, pairs: string[] | undefined): Record<string, string> | undefined {
+  if (envFile === undefined && (pairs === undefined || pairs.length === 0)) return undefined;
+  const env: Record<string, string> = {};
+  if (envFile !== undefined) {
+    let text: string;
+    try {
+      text = readFileSync(envFile, "utf8");
+    } catch (error) {
+      throw new HearthError("ERR_BAD_REQUEST", `cannot read --env-file ${envFile}: ${(error as Error).message}`);
+    }
+    for (const [n, raw] of text.split(/\r?\n/).entries()) {
+      const line = raw.trim();
+      if (line === "" || line.startsWith("#")) continue;
+      const [key, value] = envPair(line.replace(/^export\s+/, ""), `${envFile} line ${n + 1}`);
+      const quoted = /^(["'])(.*)\1$/.exec(value);
+      env[key] = quoted ? quoted[2]! : value;
+    }
+  }
+  for (const pair of pairs ?? []) {
+    const [key, value] = envPair(pair, "--env");
+    env[key] = value;
+  }
+  return parse(FunctionEnv, env, "env");
+}
+
 function names(app: unknown, name: unknown) {
   return { app: parse(AppName, app, "app"), name: parse(FunctionName, name, "function name") };
 }
@@ -57,6 +105,8 @@ function show(fn: FunctionView): string {
     `  url       ${fn.url}`,
     `  devices   ${fn.devices.join(", ") || "(none yet)"}`,
     `  limits    ${fn.limits.memoryMb} MiB, ${fn.limits.cpuMs} ms CPU, ${fn.limits.wallMs} ms wall, replicas ${fn.replicas}`,
+    `  env       ${fn.envNames && fn.envNames.length > 0 ? fn.envNames.join(", ") + " (values are never shown)" : "(none)"}`,
+    `  fetch     ${!fn.outbound?.allow ? "off" : fn.outbound.hosts ? `on, to ${fn.outbound.hosts.join(", ")}` : "on (public addresses only)"}`,
   ].join("\n");
 }
 
@@ -80,6 +130,11 @@ export function buildProgram(): Command {
     .option("--cpu-ms <n>", "CPU-time limit per call, ms")
     .option("--wall-ms <n>", "wall-time limit per call, ms")
     .option("--replicas <n>", "devices to run it on")
+    .option("--env <KEY=VALUE>", "a var or secret in the function's env (repeatable); with --env-file, replaces the whole env", collect)
+    .option("--env-file <path>", "env vars and secrets from a file of KEY=VALUE lines (keeps secrets out of shell history)")
+    .option("--allow-fetch", "let the function fetch public internet addresses (never private or local ones)")
+    .option("--fetch-host <host>", "allow fetch to this host only, e.g. api.example.com or *.example.com (repeatable; implies --allow-fetch)", collect)
+    .option("--deny-fetch", "turn outbound fetch off again")
     .addOption(new Option("--no-wait", "return once uploaded, without waiting for a device"))
     .option("--timeout <ms>", "how long to wait for a device", "60000")
     .option("--json", "print the function as JSON")
@@ -88,8 +143,22 @@ export function buildProgram(): Command {
       if (!existsSync(entry)) throw new HearthError("ERR_BAD_REQUEST", `no file ${entry}: pass the path of the function's entry module`);
       const { replicas, ...limits } = parse(Limits, flags, "flags");
       const timeoutMs = parse(z.coerce.number().int().positive(), flags["timeout"], "--timeout");
+      const env = envFromFlags(flags["envFile"] as string | undefined, flags["env"] as string[] | undefined);
+      const fetchHosts = flags["fetchHost"] === undefined ? undefined : parse(z.array(HostPattern).min(1).max(64), flags["fetchHost"], "--fetch-host");
+      if (flags["denyFetch"] && (flags["allowFetch"] || fetchHosts)) {
+        throw new HearthError("ERR_BAD_REQUEST", "--deny-fetch cannot go with --allow-fetch or --fetch-host: pick one");
+      }
+      const allowFetch = flags["denyFetch"] ? false : flags["allowFetch"] || fetchHosts ? true : undefined;
       const hearth = client(program);
-      let fn = await hearth.deployFile(entry, { app, name, limits, replicas });
+      let fn = await hearth.deployFile(entry, {
+        app,
+        name,
+        limits,
+        replicas,
+        ...(env === undefined ? {} : { env }),
+        ...(allowFetch === undefined ? {} : { allowFetch }),
+        ...(fetchHosts === undefined ? {} : { fetchHosts }),
+      });
       if (!flags["json"]) out(`Deployed ${app}/${name} version ${fn.version.slice(0, 12)}`);
       if (flags["wait"] !== false) {
         if (!flags["json"]) out("Waiting for a device to serve it...");
