@@ -70,6 +70,8 @@ export const LogsQuery = z.strictObject({
   since: LogSince.optional(),
   limit: z.coerce.number().int().min(0).max(MAX_LOG_LIMIT).optional(),
   requestId: RequestId.optional(),
+  /** Only lines after this one (a line's `seq`): how a follow picks up where it left off. Wins over `since`. */
+  after: z.coerce.number().int().min(0).optional(),
   /** `1`/`true`: answer with Server-Sent Events, the recent lines first, then new lines as they come. */
   follow: z.enum(["1", "0", "true", "false"]).optional(),
 });

@@ -23,9 +23,13 @@ function sseClient(chunks: string[], seen: URL[] = []): HearthClient {
   return new HearthClient({ url: "http://platform.test", token: "t", fetch: fakeFetch });
 }
 
-async function collect(it: AsyncIterable<LogEntry>): Promise<LogEntry[]> {
+/** The first `n` lines (a follow never ends by itself: it picks a lost stream up again). */
+async function collect(it: AsyncIterable<LogEntry>, n = Number.POSITIVE_INFINITY): Promise<LogEntry[]> {
   const out: LogEntry[] = [];
-  for await (const line of it) out.push(line);
+  for await (const line of it) {
+    out.push(line);
+    if (out.length >= n) break;
+  }
   return out;
 }
 
@@ -37,7 +41,7 @@ describe("tailLogs", () => {
     const seen: URL[] = [];
     const crlf = text.indexOf("\r\n");
     const client = sseClient([text.slice(0, 7), text.slice(7, 50), text.slice(50, a.length + 3), text.slice(a.length + 3, crlf + 1), text.slice(crlf + 1)], seen);
-    const lines = await collect(client.tailLogs("shop", "cart", { since: "10m", limit: 5, requestId: "r1" }));
+    const lines = await collect(client.tailLogs("shop", "cart", { since: "10m", limit: 5, requestId: "r1" }), 2);
     expect(lines.map((l) => l.message)).toEqual(["one", "two: with colon"]);
     expect(Object.fromEntries(seen[0]!.searchParams)).toEqual({ since: "10m", limit: "5", requestId: "r1", follow: "1" });
     expect(seen[0]!.pathname).toBe("/v1/apps/shop/functions/cart/logs");
@@ -53,5 +57,20 @@ describe("tailLogs", () => {
   it("refuses a line it does not understand instead of passing it on", async () => {
     const client = sseClient([`event: line\ndata: {"message":"no fields"}\n\n`]);
     await expect(collect(client.tailLogs("shop", "cart"))).rejects.toMatchObject({ code: "ERR_BAD_MESSAGE" });
+  });
+
+  it("when the stream ends, asks again for the lines after the last one it got, and says so", async () => {
+    const seen: URL[] = [];
+    const reasons: string[] = [];
+    const client = sseClient([`event: line\ndata: ${JSON.stringify(entry(7, "seven"))}\n\n`], seen);
+    const lines = await collect(client.tailLogs("shop", "cart", { since: "10m", limit: 5, onReconnect: (e) => reasons.push(e.message) }), 2);
+    expect(lines.map((l) => l.seq)).toEqual([7, 7]); // the fake platform answers the same line again; a real one sends only later ones
+    expect(Object.fromEntries(seen[1]!.searchParams)).toMatchObject({ after: "7", limit: "1000", follow: "1" });
+    expect(reasons).toEqual(["the platform ended the log stream"]);
+  });
+
+  it("does not retry a first connection that fails: a wrong URL or token is the caller's to see", async () => {
+    const client = new HearthClient({ url: "http://platform.test", token: "t", fetch: (async () => { throw new TypeError("fetch failed"); }) as typeof fetch });
+    await expect(collect(client.tailLogs("shop", "cart"))).rejects.toMatchObject({ code: "ERR_PLATFORM_UNREACHABLE" });
   });
 });

@@ -59,7 +59,16 @@ export interface LogsOptions {
 export interface TailLogsOptions extends LogsOptions {
   /** Stops following; the iterator then ends. Breaking out of `for await` stops it too. */
   signal?: AbortSignal;
+  /**
+   * Told each time the stream was lost (the platform restarted, the network
+   * dropped) and is being picked up again, after the last line received: no
+   * line is missed or repeated. Without it, reconnecting is silent.
+   */
+  onReconnect?: (reason: Error) => void;
 }
+
+/** Waits between attempts to pick a lost log stream up again: growing, capped. */
+const TAIL_RETRY_MS = [250, 500, 1_000, 2_000, 5_000] as const;
 
 export interface InvokeInit {
   method?: string;
@@ -277,9 +286,39 @@ export class HearthClient {
    * }
    */
   async *tailLogs(app: string, name: string, options: TailLogsOptions = {}): AsyncGenerator<LogEntryT, void, undefined> {
-    const url = new URL(`${this.url}/v1/apps/${enc(app)}/functions/${enc(name)}/logs`);
-    for (const [k, v] of Object.entries({ ...logsQuery(options), follow: "1" })) url.searchParams.set(k, v);
     const { signal } = options;
+    let after: number | undefined;
+    let connected = false;
+    for (let attempt = 0; !signal?.aborted; attempt++) {
+      let lost: Error;
+      try {
+        // after a loss, pick up after the last line received (every line since, whatever `limit` said)
+        const resume: Record<string, string> = after === undefined ? {} : { after: String(after), limit: "1000" };
+        for await (const line of this.followOnce(app, name, { ...logsQuery(options), ...resume, follow: "1" }, signal, () => (connected = true))) {
+          after = line.seq;
+          attempt = 0;
+          yield line;
+        }
+        if (signal?.aborted) return;
+        lost = new HearthError("ERR_PLATFORM_UNREACHABLE", "the platform ended the log stream");
+      } catch (error) {
+        if (signal?.aborted) return;
+        // the first connection's failure (wrong URL, token, function) is the caller's to see; later losses are retried
+        if (!connected || !(error instanceof HearthError) || error.code !== "ERR_PLATFORM_UNREACHABLE") throw error;
+        lost = error;
+      }
+      options.onReconnect?.(lost);
+      await new Promise<void>((resolve) => {
+        const timer = setTimeout(resolve, TAIL_RETRY_MS[Math.min(attempt, TAIL_RETRY_MS.length - 1)]);
+        signal?.addEventListener("abort", () => (clearTimeout(timer), resolve()), { once: true });
+      });
+    }
+  }
+
+  /** One follow connection: its lines until the stream ends. */
+  private async *followOnce(app: string, name: string, query: Record<string, string>, signal: AbortSignal | undefined, onOpen: () => void): AsyncGenerator<LogEntryT, void, undefined> {
+    const url = new URL(`${this.url}/v1/apps/${enc(app)}/functions/${enc(name)}/logs`);
+    for (const [k, v] of Object.entries(query)) url.searchParams.set(k, v);
     let response: Response;
     try {
       response = await this.fetchImpl(url, { headers: { authorization: `Bearer ${this.token}`, accept: "text/event-stream" }, signal });
@@ -288,6 +327,7 @@ export class HearthClient {
       throw new HearthError("ERR_PLATFORM_UNREACHABLE", `cannot reach the platform at ${this.url}: ${(error as Error).message}`, { cause: error });
     }
     if (!response.ok) throw await errorFrom(response);
+    onOpen();
     if (!response.body) throw new HearthError("ERR_BAD_MESSAGE", "the platform sent a follow answer without a body");
     const reader = response.body.getReader();
     const decoder = new TextDecoder();

@@ -11,7 +11,7 @@ import { tmpdir } from "node:os";
 import { join } from "node:path";
 import { fileURLToPath } from "node:url";
 import { promisify } from "node:util";
-import { startLocalHearth, type LocalHearth } from "@hearth/devkit";
+import { redisServerBinary, startLocalHearth, startRedisServer, type LocalHearth } from "@hearth/devkit";
 import { HearthClient, HearthError, type LogEntry } from "@hearth/sdk";
 import { afterAll, beforeAll, describe, expect, it } from "vitest";
 
@@ -189,4 +189,57 @@ describe("function logs", () => {
     expect(owner).toMatch(/function log lines sent to their developers/);
     for (const secret of ["alpha", "beta", "gamma", "rivalsecret", "module loaded"]) expect(owner).not.toContain(secret);
   });
+});
+
+describe("following across a platform restart", () => {
+  it.skipIf(redisServerBinary() === undefined)(
+    "the SDK picks the stream up again after the last line it got: nothing missed, nothing twice",
+    async () => {
+      const redis = await startRedisServer();
+      // state in a real Redis, so the restarted platform still knows the function
+      const h = await startLocalHearth({ redisUrl: redis.url, devices: [{ deviceId: "logs-restart" }] });
+      try {
+        const c = new HearthClient({ url: h.url, token: h.token });
+        await c.deploy({ app: APP, name: "chatty", code: CHATTY });
+        await c.waitUntilReady(APP, "chatty", { timeoutMs: 20_000 });
+        const invoke = async (word: string) => {
+          for (let i = 0; i < 100; i++) {
+            const res = await c.invoke(APP, "chatty", `/?word=${word}`).catch(() => undefined);
+            if (res?.status === 200) return void (await res.arrayBuffer());
+            await res?.arrayBuffer();
+            await new Promise((r) => setTimeout(r, 100));
+          }
+          throw new Error(`no answer for ${word}`);
+        };
+
+        const stop = new AbortController();
+        const seen: string[] = [];
+        const reconnects: string[] = [];
+        let gotSecond!: () => void;
+        const second = new Promise<void>((r) => (gotSecond = r));
+        const following = (async () => {
+          for await (const line of c.tailLogs(APP, "chatty", { limit: 0, signal: stop.signal, onReconnect: (e) => reconnects.push(e.message) })) {
+            if (line.level !== "error") continue;
+            seen.push(line.message);
+            if (line.message === "error after") gotSecond();
+          }
+        })();
+        await new Promise((r) => setTimeout(r, 500));
+        await invoke("before");
+        for (let i = 0; i < 100 && seen.length < 1; i++) await new Promise((r) => setTimeout(r, 50));
+
+        await h.restartPlatform();
+        await invoke("after");
+        await Promise.race([second, new Promise((_, reject) => setTimeout(() => reject(new Error(`no line after the restart: ${JSON.stringify({ seen, reconnects })}`)), 20_000))]);
+        stop.abort();
+        await following;
+        expect(seen).toEqual(["error before", "error after"]);
+        expect(reconnects.length).toBeGreaterThanOrEqual(1);
+      } finally {
+        await h.stop();
+        await redis.stop();
+      }
+    },
+    60_000,
+  );
 });

@@ -102,6 +102,8 @@ export interface LogReadOptions {
   limit?: number;
   /** Only lines of this call. */
   requestId?: string;
+  /** Only lines after this stream sequence (a line's `seq`); wins over `since`. */
+  after?: number;
 }
 
 export interface FollowOptions extends LogReadOptions {
@@ -182,10 +184,11 @@ export class FunctionLogs {
     const names = logNames(this.subjects);
     const subject = names.subject(app, fn);
     const limit = options.limit ?? DEFAULT_LOG_LIMIT;
-    const since = options.since;
+    const { since, after } = options;
     const last = await this.jsm.streams.getMessage(names.stream, { last_by_subj: subject });
-    // the backlog ends at the function's last line now; none (or none recent enough) means no backlog
-    const backlogEnd = last && (since === undefined || last.time.getTime() >= since) ? last.seq : 0;
+    // the backlog ends at the function's last line now; none (or none recent or new enough) means no backlog
+    const backlogEnd =
+      last && (after !== undefined ? last.seq > after : since === undefined || last.time.getTime() >= since) ? last.seq : 0;
     if (backlogEnd === 0) {
       await emit([]);
       if (!follow) return;
@@ -193,9 +196,11 @@ export class FunctionLogs {
     const consumer = await this.js.consumers.get(names.stream, {
       filter_subjects: [subject],
       // from the start when no `since`: a function with no line yet gets every line from now on, none missed
-      ...(since === undefined
-        ? { deliver_policy: DeliverPolicy.All }
-        : { deliver_policy: DeliverPolicy.StartTime, opt_start_time: new Date(since).toISOString() }),
+      ...(after !== undefined
+        ? { deliver_policy: DeliverPolicy.StartSequence, opt_start_seq: after + 1 }
+        : since === undefined
+          ? { deliver_policy: DeliverPolicy.All }
+          : { deliver_policy: DeliverPolicy.StartTime, opt_start_time: new Date(since).toISOString() }),
     });
     const messages: ConsumerMessages = await consumer.consume({ max_messages: 500 });
     const stop = () => messages.stop();
@@ -270,7 +275,7 @@ export function createLogRoutes(options: { store: Store; logs?: FunctionLogs; lo
     if (!(await options.store.getFunction(app, fn))) throw new HearthError("ERR_FUNCTION_NOT_FOUND", `no function ${app}/${fn}`);
     const logs = options.logs;
     if (!logs) throw new HearthError("ERR_LOGS_UNAVAILABLE", "function logs need JetStream, and this platform runs without it; see docs/api.md");
-    const read = { since: query.since, limit: query.limit, requestId: query.requestId };
+    const read = { since: query.since, limit: query.limit, requestId: query.requestId, after: query.after };
     if (query.follow !== "1" && query.follow !== "true") return c.json({ lines: await logs.read(app, fn, read) });
 
     const requestId = c.get("requestId");

@@ -267,8 +267,8 @@ export function buildProgram(): Command {
       process.once("SIGINT", interrupt);
       process.once("SIGTERM", interrupt);
       try {
-        for await (const line of hearth.tailLogs(app, name, { ...options, signal: stop.signal })) print(line);
-        if (!stop.signal.aborted) process.stderr.write("the platform ended the log stream (it may be restarting); run the command again to go on\n");
+        const onReconnect = (reason: Error) => process.stderr.write(`hearth: lost the log stream (${reason.message}); picking it up again after the last line\n`);
+        for await (const line of hearth.tailLogs(app, name, { ...options, signal: stop.signal, onReconnect })) print(line);
       } finally {
         process.off("SIGINT", interrupt);
         process.off("SIGTERM", interrupt);
