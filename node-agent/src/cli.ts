@@ -224,7 +224,13 @@ program
       if (!reply.ok || !reply.status) throw new HearthError("ERR_BAD_MESSAGE", reply.ok ? "the agent sent no status" : reply.error);
       return reply.status;
     };
-    if (flags.json) return out(JSON.stringify(await fetchStatus(), null, 2));
+    if (flags.json) {
+      const status = await fetchStatus();
+      // credits as the platform metered them, when this device joined one (or why they could not be read)
+      const credits =
+        identity && identity.deviceId === status.deviceId ? await fetchCredits(identity, 3_000).catch((error: Error) => ({ unavailable: error.message })) : undefined;
+      return out(JSON.stringify(credits === undefined ? status : { ...status, credits }, null, 2));
+    }
     const live = process.stdout.isTTY && !flags.once;
     for (let frame = 0; ; frame++) {
       const s = await fetchStatus();

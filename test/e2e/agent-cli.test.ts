@@ -146,6 +146,8 @@ describe("hearth-agent for an owner", () => {
       const table = await agent(["credits", "--data-dir", dataDir]);
       expect(table.stdout).toMatch(new RegExp(`^${new Date().toISOString().slice(0, 10)} +3 +[\\d.]+ +[\\d.]+$`, "m"));
       expect(table.stdout).toMatch(/^total +3 /m);
+      const json = JSON.parse((await agent(["status", "--data-dir", dataDir, "--json"])).stdout) as { deviceId: string; credits: { total: { calls: number } } };
+      expect(json).toMatchObject({ deviceId: "owner-box", credits: { total: { calls: 3 } } });
     } finally {
       const exited = new Promise<number | null>((r) => (child.exitCode !== null ? r(child.exitCode) : child.once("exit", (code) => r(code))));
       child.kill("SIGTERM");
