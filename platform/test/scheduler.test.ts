@@ -179,6 +179,27 @@ describe("scheduler", () => {
     await until("unplaced", () => (d.functions.has("s2/fn") ? undefined : true));
   });
 
+  it("tells a device that comes back after it was given up to stop serving what moved away from it", async () => {
+    const a = await FakeDevice.start("s5-a", "alice");
+    const b = await FakeDevice.start("s5-b", "bob");
+    await liveCount(2);
+    await deploy("s5", "fn", "?replicas=1");
+    const [first] = await until("placed", async () => {
+      const p = await placedOn("s5", "fn");
+      return p.length === 1 ? p : undefined;
+    });
+    const [gone, other] = first === a.id ? [a, b] : [b, a];
+    // silent past the dead-after time (but still there): the function moves to the other device
+    gone.pause();
+    await until("moved", async () => ((await placedOn("s5", "fn")).join() === other.id ? true : undefined));
+    // back, still serving it: told to stop, and the placement stays where it moved
+    gone.resume();
+    await until("told to stop", () => (gone.functions.has("s5/fn") ? undefined : true));
+    expect(gone.received.some((m) => m.type === "unplace" && m.app === "s5" && m.fn === "fn")).toBe(true);
+    expect(await placedOn("s5", "fn")).toEqual([other.id]);
+    expect(other.functions.has("s5/fn")).toBe(true);
+  });
+
   it("does not hammer a device that refuses a placement", async () => {
     const refuser = await FakeDevice.start("s3-r", "dave", false);
     await liveCount(1);

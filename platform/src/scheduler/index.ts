@@ -181,43 +181,60 @@ export class Scheduler implements AsyncDisposable {
   }
 
   private async reconcile(): Promise<void> {
+    // every process keeps its own table, leader or not: forget devices long gone
+    for (const [id, d] of this.devices) if (d.lastSeen < Date.now() - FORGET_AFTER_MS) this.devices.delete(id);
     if (!(await this.store.lease(LEASE_NAME, this.holder, this.tickMs * 5))) return;
     const now = Date.now();
-    for (const [id, d] of this.devices) if (d.lastSeen < now - FORGET_AFTER_MS) this.devices.delete(id);
     const live = new Map(this.liveDevices(now).map((d) => [d.heartbeat.deviceId, d]));
     const warming = this.warmingUp(now);
     const functions = await this.store.listFunctions();
     const placements = await this.store.getPlacements(functions);
-    const wanted = new Set<string>();
-    const busy = new Set<string>();
-    for (const [i, record] of functions.entries()) {
-      const id = `${record.app}/${record.name}`;
-      const placement = placements[i]!;
-      // Each function reconciles on its own: a device that is slow to answer
-      // holds up only the function it was asked to take, never the others.
-      if (this.working.has(id)) busy.add(id);
-      else {
-        const task = this.reconcileFunction(record, placement, live, warming)
-          .then(() => undefined)
-          .catch((error: unknown) => this.log.error({ err: error, fn: id }, "reconcile of a function failed"))
-          .finally(() => this.working.delete(id));
-        this.working.set(id, task);
-      }
-      for (const deviceId of Object.keys(placement.devices)) wanted.add(`${deviceId} ${id}`);
-    }
-    // A device serving a function that is no longer placed there (deleted, or
-    // scaled in) is told to stop; not while that function's placement is under way.
+    // Which live devices say they serve which function: one pass over the table, not one per function.
+    const servedBy = new Map<string, string[]>();
     for (const [deviceId, device] of live) {
       for (const f of device.heartbeat.functions) {
         const id = `${f.app}/${f.fn}`;
-        if (!busy.has(id) && !this.working.has(id) && !wanted.has(`${deviceId} ${id}`)) {
-          this.send(deviceId, { type: "unplace", app: f.app, fn: f.fn }).catch(() => undefined);
-        }
+        const list = servedBy.get(id);
+        if (list) list.push(deviceId);
+        else servedBy.set(id, [deviceId]);
       }
+    }
+    for (const [i, record] of functions.entries()) {
+      const id = `${record.app}/${record.name}`;
+      const served = servedBy.get(id) ?? [];
+      servedBy.delete(id);
+      // Each function reconciles on its own: a device that is slow to answer
+      // holds up only the function it was asked to take, never the others.
+      if (this.working.has(id)) continue;
+      const task = this.reconcileFunction(record, placements[i]!, live, warming, served)
+        .then(() => undefined)
+        .catch((error: unknown) => this.log.error({ err: error, fn: id }, "reconcile of a function failed"))
+        .finally(() => this.working.delete(id));
+      this.working.set(id, task);
+    }
+    // What is left are functions that no longer exist (deleted): every device still serving one is told to stop.
+    for (const [id, deviceIds] of servedBy) {
+      if (this.working.has(id)) continue;
+      const [app, fn] = id.split("/") as [string, string];
+      for (const deviceId of deviceIds) this.send(deviceId, { type: "unplace", app, fn }).catch(() => undefined);
     }
   }
 
-  private async reconcileFunction(record: FunctionRecord, placement: Placement, live: Map<string, DeviceEntry>, warming: boolean): Promise<Placement> {
+  /**
+   * Places one function: keeps its replicas on live devices, moves them to
+   * the current version, limits and settings, adds or removes replicas, then
+   * tells every device that serves it without being in the placement (it
+   * came back after being given up, it could not take the new settings, it
+   * was scaled in) to stop. `served`: the live devices whose heartbeat says
+   * they serve it, when the pass began.
+   */
+  private async reconcileFunction(
+    record: FunctionRecord,
+    placement: Placement,
+    live: Map<string, DeviceEntry>,
+    warming: boolean,
+    served: readonly string[],
+  ): Promise<Placement> {
     const { app, name } = record;
     const next: Placement = { devices: {} };
     for (const [id, placed] of Object.entries(placement.devices)) {
@@ -282,17 +299,16 @@ export class Scheduler implements AsyncDisposable {
         if (await place(best.heartbeat.deviceId)) missing--;
       }
     } else if (missing < 0 && !warming) {
-      const extra = Object.keys(next.devices).slice(want);
-      for (const id of extra) {
-        delete next.devices[id];
-        await this.send(id, { type: "unplace", app, fn: name }).catch(() => undefined);
-      }
+      for (const id of Object.keys(next.devices).slice(want)) delete next.devices[id];
     }
 
     if (JSON.stringify(next) !== JSON.stringify(placement)) {
       await this.store.setPlacement(app, name, next);
       this.log.info({ app, fn: name, devices: Object.keys(next.devices) }, "placement changed");
     }
+    // Only once the placement is written: a device that stops is never one the placement still counts on.
+    const strays = [...new Set([...served, ...Object.keys(placement.devices)])].filter((id) => next.devices[id] === undefined && live.has(id));
+    await Promise.all(strays.map((id) => this.send(id, { type: "unplace", app, fn: name }).catch(() => undefined)));
     return next;
   }
 
