@@ -10,7 +10,7 @@ import { gzipSync } from "node:zlib";
 import { afterAll, beforeAll, describe, expect, it } from "vitest";
 import { isPublicAddress, type OutboundPolicy } from "../src/sandbox/outbound.ts";
 import type { SandboxPool } from "../src/sandbox/supervisor.ts";
-import { call, json, jsonFunction, startPool, uniqueKey } from "./helpers.ts";
+import { call, json, jsonFunction, startPool, text, uniqueKey } from "./helpers.ts";
 
 let pool: SandboxPool;
 let server: Server;
@@ -153,6 +153,31 @@ describe("fetch from a function", () => {
     expect((await fetchFrom(`${origin}/trickle`, { ...LOCAL_TEST, timeoutMs: 300 })).error).toMatch(/timed out/);
     expect(Date.now() - started).toBeLessThan(2_000);
     expect((await fetchFrom(`${origin}/gzip`, LOCAL_TEST)).body).toBe("unzipped text");
+  });
+
+  it("refuses a header HTTP does not allow as the function's error, and leaves nothing armed behind it", async () => {
+    // Node's own client would throw on these when the request is made; the host must never be left with a timer
+    // that fires later on a request that was never made (that took the whole agent down)
+    const result = json(
+      await call(
+        pool,
+        uniqueKey("badheader"),
+        jsonFunction(`
+          const out = [];
+          for (const value of ["\\u0100", "a\\x01b"]) {
+            try { await fetch(${JSON.stringify(`${origin}/hello`)}, { headers: { "x-bad": value } }); out.push("sent"); }
+            catch (e) { out.push(e.name + ": " + e.message); }
+          }
+          return out;
+        `),
+        { settings: { outbound: { ...LOCAL_TEST, timeoutMs: 300 } }, limits: { wallMs: 2_000 } },
+      ),
+    ) as string[];
+    expect(result).toHaveLength(2);
+    for (const line of result) expect(line).toMatch(/^TypeError: .*(not allow|Invalid|invalid)/);
+    // past the fetch's deadline: a timer left armed would have thrown in this process by now
+    await new Promise((r) => setTimeout(r, 700));
+    expect(text(await call(pool, uniqueKey("after"), `export default { fetch() { return new Response("still here"); } }`))).toBe("still here");
   });
 
   it("can be aborted by the function", async () => {

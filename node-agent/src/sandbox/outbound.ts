@@ -159,22 +159,38 @@ function once(url: URL, method: string, headers: [string, string][], body: Uint8
     });
   };
   const outgoing: Record<string, string[]> = {};
-  for (const [k, v] of headers) (outgoing[k.toLowerCase()] ??= []).push(v);
+  for (const [k, v] of headers) {
+    // what Node's http client would throw on, refused here as the function's own mistake (never a throw later)
+    try {
+      http.validateHeaderName(k);
+      http.validateHeaderValue(k, v);
+    } catch {
+      throw new Refused(`request header ${JSON.stringify(k.slice(0, 64))} has a name or value HTTP does not allow`);
+    }
+    (outgoing[k.toLowerCase()] ??= []).push(v);
+  }
   outgoing["user-agent"] ??= ["Hearth/0.1"];
   outgoing["accept-encoding"] = ["gzip, deflate, br"];
   if (body) outgoing["content-length"] = [String(body.byteLength)];
   const lib = url.protocol === "https:" ? https : http;
   return new Promise<Answer>((resolve, reject) => {
+    let timer: NodeJS.Timeout | undefined;
+    let req: http.ClientRequest;
+    try {
+      req = lib.request(url, { method, headers: outgoing, lookup: lookup as never, agent: false }, (res) => {
+        clearTimeout(timer);
+        const out: [string, string][] = [];
+        for (let i = 0; i < res.rawHeaders.length; i += 2) out.push([res.rawHeaders[i]!.toLowerCase(), res.rawHeaders[i + 1]!]);
+        const encoding = /^(gzip|x-gzip|deflate|br)$/i.exec(res.headers["content-encoding"] ?? "")?.[1]?.toLowerCase();
+        resolve({ status: res.statusCode ?? 502, statusText: res.statusMessage ?? "", headers: out, stream: res, encoding });
+      });
+    } catch (error) {
+      // Node refused the request outright (a method or header it does not allow): nothing was sent
+      return reject(new Refused(`the request was refused before sending: ${(error as Error).message}`));
+    }
     // One absolute deadline for connect + headers (a socket timeout would restart on every byte a slow server trickles);
-    // the body has its own timer to the same deadline in readCapped.
-    const timer = setTimeout(() => req.destroy(new Refused("timed out")), remaining);
-    const req = lib.request(url, { method, headers: outgoing, lookup: lookup as never, agent: false }, (res) => {
-      clearTimeout(timer);
-      const out: [string, string][] = [];
-      for (let i = 0; i < res.rawHeaders.length; i += 2) out.push([res.rawHeaders[i]!.toLowerCase(), res.rawHeaders[i + 1]!]);
-      const encoding = /^(gzip|x-gzip|deflate|br)$/i.exec(res.headers["content-encoding"] ?? "")?.[1]?.toLowerCase();
-      resolve({ status: res.statusCode ?? 502, statusText: res.statusMessage ?? "", headers: out, stream: res, encoding });
-    });
+    // the body has its own timer to the same deadline in readCapped. Armed only once the request exists.
+    timer = setTimeout(() => req.destroy(new Refused("timed out")), remaining);
     req.on("error", (error) => {
       clearTimeout(timer);
       reject(error);

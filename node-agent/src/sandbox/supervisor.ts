@@ -148,7 +148,10 @@ class SandboxProcess {
       return;
     }
     const message = parsed.data;
-    if (message.type === "log") this.pool.onLog?.(message);
+    // a sandbox process speaks only for the functions sent to it: a line for any other key is not passed on
+    if (message.type === "log") {
+      if (this.known.has(message.key)) this.pool.onLog?.(message);
+    }
     else if (message.type === "fetch") void this.fetchFor(message.id, message.key, message.request);
     else if (message.type === "result") {
       const p = this.pending.get(message.id);
