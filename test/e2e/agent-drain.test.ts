@@ -90,7 +90,7 @@ describe("caps and pauses of one in-process agent", () => {
     answers.sort((a, b) => a.start - b.start);
     for (let i = 1; i < answers.length; i++) expect(answers[i]!.start).toBeGreaterThanOrEqual(answers[i - 1]!.end);
     expect(daemon.agent.gate.peak).toBe(1);
-    // the donated memory holds the sandbox process too: its share (256 MiB) plus room for itself
+    // each sandbox process is held to the donated memory (256 MiB) plus room for itself
     expect(daemon.agent.pool.processMemoryMb).toBe(256 + 128);
   });
 

@@ -104,9 +104,11 @@ export class Agent implements AsyncDisposable {
     const size = config.sandboxes ?? Math.max(1, Math.ceil(config.cores));
     const pool = new SandboxPool({
       size,
-      // The owner's memory cap, enforced on what the OS sees: each sandbox process is held to its share of the
-      // donated memory plus room for itself (over it, idle isolates go first, then the largest call fails).
-      processMemoryMb: SANDBOX_PROCESS_BASE_MB + Math.ceil(config.memoryMb / size),
+      // The owner's memory cap, enforced on what the OS sees too: placements are admitted by their declared limits
+      // against the donated memory (all processes together), and each sandbox process is held to the donated memory
+      // plus room for itself, whichever of its functions uses it (over it: idle isolates go first, then the largest
+      // call fails). A share per process would kill a function below its own limit when functions hash unevenly.
+      processMemoryMb: SANDBOX_PROCESS_BASE_MB + config.memoryMb,
       log,
       // console lines go to the function's developer over the fabric; the owner's log gets only counts
       onLog: forwardFunctionLogs({ deviceId: config.deviceId, subjects: new Subjects(config.subjectPrefix), connection: () => nc, log }),
