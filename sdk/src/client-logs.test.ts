@@ -48,10 +48,18 @@ describe("tailLogs", () => {
   });
 
   it("turns an error event into a typed HearthError", async () => {
-    const client = sseClient([`event: error\ndata: {"error":{"code":"ERR_LOGS_UNAVAILABLE","message":"stopping","requestId":"x"}}\n\n`]);
+    const client = sseClient([`event: error\ndata: {"error":{"code":"ERR_INTERNAL","message":"broken","requestId":"x"}}\n\n`]);
     const attempt = collect(client.tailLogs("shop", "cart"));
     await expect(attempt).rejects.toBeInstanceOf(HearthError);
-    await expect(attempt).rejects.toMatchObject({ code: "ERR_LOGS_UNAVAILABLE" });
+    await expect(attempt).rejects.toMatchObject({ code: "ERR_INTERNAL" });
+  });
+
+  it("asks again when the process it reached is stopping or full (ERR_LOGS_UNAVAILABLE), after the last line", async () => {
+    const seen: URL[] = [];
+    const client = sseClient([`event: line\ndata: ${JSON.stringify(entry(3, "three"))}\n\nevent: error\ndata: {"error":{"code":"ERR_LOGS_UNAVAILABLE","message":"stopping","requestId":"x"}}\n\n`], seen);
+    const lines = await collect(client.tailLogs("shop", "cart"), 2);
+    expect(lines.map((l) => l.seq)).toEqual([3, 3]);
+    expect(seen[1]!.searchParams.get("after")).toBe("3");
   });
 
   it("refuses a line it does not understand instead of passing it on", async () => {

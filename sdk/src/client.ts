@@ -54,6 +54,8 @@ export interface LogsOptions {
   limit?: number;
   /** Only the lines of one call (its `X-Request-Id`). */
   requestId?: string;
+  /** Only lines after this one (a line's `seq`): to go on from a line already seen. Wins over `since`. */
+  after?: number;
 }
 
 export interface TailLogsOptions extends LogsOptions {
@@ -287,13 +289,14 @@ export class HearthClient {
    */
   async *tailLogs(app: string, name: string, options: TailLogsOptions = {}): AsyncGenerator<LogEntryT, void, undefined> {
     const { signal } = options;
-    let after: number | undefined;
+    let after: number | undefined = options.after;
     let connected = false;
     for (let attempt = 0; !signal?.aborted; attempt++) {
       let lost: Error;
       try {
         // after a loss, pick up after the last line received (every line since, whatever `limit` said)
-        const resume: Record<string, string> = after === undefined ? {} : { after: String(after), limit: "1000" };
+        // (at most 1,000 lines: more written while it was away and the oldest of them are skipped)
+        const resume: Record<string, string> = connected && after !== undefined ? { after: String(after), limit: "1000" } : {};
         for await (const line of this.followOnce(app, name, { ...logsQuery(options), ...resume, follow: "1" }, signal, () => (connected = true))) {
           after = line.seq;
           attempt = 0;
@@ -303,14 +306,21 @@ export class HearthClient {
         lost = new HearthError("ERR_PLATFORM_UNREACHABLE", "the platform ended the log stream");
       } catch (error) {
         if (signal?.aborted) return;
-        // the first connection's failure (wrong URL, token, function) is the caller's to see; later losses are retried
-        if (!connected || !(error instanceof HearthError) || error.code !== "ERR_PLATFORM_UNREACHABLE") throw error;
-        lost = error;
+        // the first connection's failure (wrong URL, token, function) is the caller's to see; later losses are
+        // retried, and so is a platform process that is stopping or full when it is asked again
+        const retryable = error instanceof HearthError && (error.code === "ERR_PLATFORM_UNREACHABLE" || error.code === "ERR_LOGS_UNAVAILABLE");
+        if (!connected || !retryable) throw error;
+        lost = error as HearthError;
       }
       options.onReconnect?.(lost);
       await new Promise<void>((resolve) => {
-        const timer = setTimeout(resolve, TAIL_RETRY_MS[Math.min(attempt, TAIL_RETRY_MS.length - 1)]);
-        signal?.addEventListener("abort", () => (clearTimeout(timer), resolve()), { once: true });
+        const done = () => {
+          clearTimeout(timer);
+          signal?.removeEventListener("abort", done);
+          resolve();
+        };
+        const timer = setTimeout(done, TAIL_RETRY_MS[Math.min(attempt, TAIL_RETRY_MS.length - 1)]);
+        signal?.addEventListener("abort", done, { once: true });
       });
     }
   }
@@ -386,6 +396,7 @@ function logsQuery(options: LogsOptions): Record<string, string> {
   if (options.since !== undefined) query["since"] = options.since instanceof Date ? options.since.toISOString() : options.since;
   if (options.limit !== undefined) query["limit"] = String(options.limit);
   if (options.requestId !== undefined) query["requestId"] = options.requestId;
+  if (options.after !== undefined) query["after"] = String(options.after);
   return query;
 }
 

@@ -12,6 +12,11 @@ export async function errorFrom(response: Response): Promise<HearthError> {
   } catch {
     // not an envelope: fall through
   }
-  const code = response.status === 401 ? "ERR_UNAUTHORIZED" : response.status === 404 ? "ERR_NOT_FOUND" : "ERR_INTERNAL";
+  // not the platform's own answer: a proxy's 502/503/504 means the platform is out of reach (restarting, say)
+  const code =
+    response.status === 401 ? "ERR_UNAUTHORIZED"
+    : response.status === 404 ? "ERR_NOT_FOUND"
+    : response.status >= 502 && response.status <= 504 ? "ERR_PLATFORM_UNREACHABLE"
+    : "ERR_INTERNAL";
   return new HearthError(code, `the platform answered ${response.status} ${response.statusText}: ${text.slice(0, 200)}`);
 }

@@ -123,14 +123,14 @@ describe("function logs", () => {
   it("follows new lines live through the SDK", async () => {
     const stop = new AbortController();
     const seen: LogEntry[] = [];
+    // follow from the function's newest line so far: whenever the stream opens, the call's lines come after it
+    const [newest] = await client.logs(APP, "chatty", { limit: 1 });
     const following = (async () => {
-      for await (const line of client.tailLogs(APP, "chatty", { limit: 0, signal: stop.signal })) {
+      for await (const line of client.tailLogs(APP, "chatty", { after: newest?.seq ?? 0, signal: stop.signal })) {
         seen.push(line);
         if (line.level === "error") break;
       }
     })();
-    // the follow stream opens before the call, so the call's lines can only come live
-    await new Promise((r) => setTimeout(r, 300));
     await call(APP, "e2e-logs-live", "beta");
     await Promise.race([following, new Promise((_, reject) => setTimeout(() => reject(new Error("no live line within 10 s")), 10_000))]);
     stop.abort();
@@ -144,10 +144,11 @@ describe("function logs", () => {
     child.stdout.on("data", (chunk: Buffer) => (stdout += chunk.toString()));
     const exited = new Promise<number | null>((resolve) => child.once("exit", (code) => resolve(code)));
     try {
-      // wait until the CLI has its stream open (the platform's first keep-alive comes at once)
-      await new Promise((r) => setTimeout(r, 1_000));
-      await call(APP, "e2e-logs-cli", "gamma");
-      for (let i = 0; i < 200 && !stdout.includes("error gamma"); i++) await new Promise((r) => setTimeout(r, 50));
+      // the CLI opens its stream when it can (a slow machine may take a while): call until a line comes through
+      for (let i = 0; i < 60 && !stdout.includes("error gamma"); i++) {
+        await call(APP, "e2e-logs-cli", "gamma");
+        for (let j = 0; j < 10 && !stdout.includes("error gamma"); j++) await new Promise((r) => setTimeout(r, 50));
+      }
       expect(stdout).toMatch(/Z error e2e-logs-cli error gamma\n/);
       child.kill("SIGINT");
       expect(await exited).toBe(0);
@@ -215,16 +216,16 @@ describe("following across a platform restart", () => {
         const stop = new AbortController();
         const seen: string[] = [];
         const reconnects: string[] = [];
+        const [newest] = await c.logs(APP, "chatty", { limit: 1 });
         let gotSecond!: () => void;
         const second = new Promise<void>((r) => (gotSecond = r));
         const following = (async () => {
-          for await (const line of c.tailLogs(APP, "chatty", { limit: 0, signal: stop.signal, onReconnect: (e) => reconnects.push(e.message) })) {
+          for await (const line of c.tailLogs(APP, "chatty", { after: newest?.seq ?? 0, signal: stop.signal, onReconnect: (e) => reconnects.push(e.message) })) {
             if (line.level !== "error") continue;
             seen.push(line.message);
             if (line.message === "error after") gotSecond();
           }
         })();
-        await new Promise((r) => setTimeout(r, 500));
         await invoke("before");
         for (let i = 0; i < 100 && seen.length < 1; i++) await new Promise((r) => setTimeout(r, 50));
 
