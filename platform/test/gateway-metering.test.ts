@@ -190,10 +190,19 @@ describe("device replies", () => {
     expect(res.headers.get("server-timing")).toMatch(TOTAL);
   });
 
-  it("a CPU limit is a time limit: 504 ERR_CPU_LIMIT", async () => {
+  it("a CPU limit is a time limit: 504 ERR_CPU_LIMIT, and the bytes the device attached to its error are not billed", async () => {
+    const bytesOf = async () => {
+      const report = (await (await platform.app.request("/v1/usage?app=gw", { headers: auth })).json()) as UsageReport;
+      const rows = report.apps[0]?.days.flatMap((d) => d.functions).filter((f) => f.fn === "cpu") ?? [];
+      return { calls: rows.reduce((a, f) => a + f.calls, 0), responseBytes: rows.reduce((a, f) => a + f.responseBytes, 0) };
+    };
+    const before = await bytesOf();
     const res = await platform.app.request("/fn/gw/cpu");
     expect(res.status).toBe(504);
     expect((await errorOf(res)).code).toBe("ERR_CPU_LIMIT");
+    await settle();
+    // the fake device sent "ok" with its error; the caller got the gateway's envelope instead
+    expect(await bytesOf()).toEqual({ calls: before.calls + 1, responseBytes: before.responseBytes });
   });
 
   it.each([

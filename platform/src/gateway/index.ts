@@ -170,7 +170,8 @@ export function createGateway(options: GatewayOptions): Hono<HearthEnv> {
       const response = errorResponse(c, errorCode, deviceErrorMessage(errorCode, requestId, record.limits));
       addServerTiming(response.headers, timing);
       if (errorCode === "ERR_NO_DEVICE") options.onNoDevice?.(appName, fnName);
-      return answer(response, { responseBytes: reply.data.byteLength, errorCode, device });
+      // the caller gets the gateway's own error, none of the bytes the device attached: none are billed
+      return answer(response, { responseBytes: 0, errorCode, device });
     }
     const response = toResponse(c, parsed.reply.status, reply.headers!, reply.data);
     addServerTiming(response.headers, timing);
