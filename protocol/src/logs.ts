@@ -59,7 +59,11 @@ export const LogSince = z
   .max(64)
   .transform((value, ctx) => {
     const duration = DURATION.exec(value);
-    if (duration) return Date.now() - Number(duration[1]) * UNIT_MS[duration[2] as keyof typeof UNIT_MS];
+    if (duration) {
+      const back = Number(duration[1]) * UNIT_MS[duration[2] as keyof typeof UNIT_MS];
+      // lines are kept 7 days: anything longer means "all of them" (and a huge one would not be a valid time at all)
+      return Date.now() - Math.min(back, 365 * UNIT_MS.d);
+    }
     if (z.iso.datetime({ offset: true }).safeParse(value).success) return Date.parse(value);
     ctx.addIssue({ code: "custom", message: "since must be an ISO 8601 time (2026-11-23T14:00:00Z) or a duration like 30s, 10m, 2h, 7d" });
     return z.NEVER;

@@ -50,7 +50,7 @@ async function servesAgainWithin(timeoutMs: number): Promise<number> {
   throw new Error(`the function did not serve again within ${timeoutMs} ms`);
 }
 
-describe("agent reconnect", () => {
+describe("agent reconnect", { timeout: 60_000 }, () => {
   it("a function serves again within seconds after its nats-server restarts on the same port", async () => {
     await client.deploy({ app: "rc", name: "fn", code: CODE, replicas: 1 });
     await client.waitUntilReady("rc", "fn", { timeoutMs: 20_000 });
@@ -68,7 +68,7 @@ describe("agent reconnect", () => {
     await restarted;
     expect(hearth.nats.port).toBe(port);
     // the server is back now: the agent's next attempt is at most a few seconds away
-    expect(await servesAgainWithin(10_000)).toBeLessThan(10_000);
+    expect(await servesAgainWithin(20_000)).toBeLessThan(20_000);
 
     const log = readFileSync(join(logDir, "agent-rc-device.log"), "utf8");
     expect(log).toMatch(/lost the fabric/);
@@ -81,7 +81,7 @@ describe("agent reconnect", () => {
   it("and again after a second restart (the backoff starts over once the connection held 10 s)", async () => {
     await new Promise((r) => setTimeout(r, 10_000));
     await hearth.restartNats({ downMs: 500 });
-    expect(await servesAgainWithin(10_000)).toBeLessThan(10_000);
+    expect(await servesAgainWithin(20_000)).toBeLessThan(20_000);
   });
 
   it("a device that was suspended (SIGSTOP, as a sleeping laptop) notices the clock jump on wake, reconnects and serves again", async () => {
@@ -90,7 +90,7 @@ describe("agent reconnect", () => {
     // long enough for the platform to give the device up (3.5 s of silence) and for the watch to call it a jump (5 s late)
     await new Promise((r) => setTimeout(r, 7_000));
     agent.kill("SIGCONT");
-    expect(await servesAgainWithin(10_000)).toBeLessThan(10_000);
+    expect(await servesAgainWithin(20_000)).toBeLessThan(20_000);
     const log = readFileSync(join(logDir, "agent-rc-device.log"), "utf8");
     expect(log).toMatch(/the clock jumped/);
   });

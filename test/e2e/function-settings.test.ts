@@ -113,9 +113,13 @@ describe("env", () => {
     );
     expect(Date.now() - started).toBeLessThan(10_000);
 
-    // same code, no env named: the function keeps its env
-    await client.deploy({ app: APP, name: "env", code: CODE, replicas: 2 });
-    await new Promise((r) => setTimeout(r, 1_000));
+    // a new version that names no env: once the devices serve it, the function still has its env
+    await client.deploy({ app: APP, name: "env", code: `${CODE}\n// v2`, replicas: 2 });
+    await client.waitUntilReady(APP, "env", { timeoutMs: 20_000 });
+    await until("both replicas on the new version", async () => {
+      const view = await client.get(APP, "env");
+      return view.status === "ready" && view.devices.length === 2;
+    });
     for (let i = 0; i < 4; i++) expect((await call("env")).greeting).toBe("bonjour");
   });
 });
@@ -201,7 +205,13 @@ describe("from the CLI", () => {
       // a bad pair is refused before anything is uploaded, saying what is wrong
       const bad = await hearthCli("deploy", entry, "--app", APP, "--name", "cli", "--env", "1BAD=x").catch((e: { code: number; stderr: string }) => e);
       expect(bad).toMatchObject({ code: 2 });
-      expect((bad as { stderr: string }).stderr).toMatch(/--env: '1BAD=x' is not KEY=VALUE/);
+      expect((bad as { stderr: string }).stderr).toMatch(/--env: key '1BAD' is not A-Z/);
+      // a bad line of an env file is named by its line and key, never its value (it may be a secret)
+      writeFileSync(envFile, `API-KEY=${SECRET}\n`);
+      const badFile = await hearthCli("deploy", entry, "--app", APP, "--name", "cli", "--env-file", envFile).catch((e: { code: number; stderr: string }) => e);
+      expect(badFile).toMatchObject({ code: 2 });
+      expect((badFile as { stderr: string }).stderr).toMatch(/line 1: key 'API-KEY' is not A-Z/);
+      expect((badFile as { stderr: string }).stderr).not.toContain(SECRET);
     } finally {
       rmSync(dir, { recursive: true, force: true });
     }

@@ -344,6 +344,8 @@ class RecordCache {
       // rather than failing calls the devices could answer. Without a last-seen record, the error stands.
       if (hit) {
         this.onStale?.(error);
+        // asked again after another cache period, not on every call meanwhile (each try can wait on Redis's retries)
+        this.entries.set(key, { record: hit.record, at: now });
         return hit.record;
       }
       throw error;

@@ -53,12 +53,14 @@ function collect(value: string, previous: string[] | undefined): string[] {
   return [...(previous ?? []), value];
 }
 
-/** One `KEY=VALUE` (the value may hold '=' and be empty). */
+/** One `KEY=VALUE` (the value may hold '=' and be empty). An error names the key at most, never the value: it may be a secret. */
 function envPair(text: string, where: string): [string, string] {
   const i = text.indexOf("=");
-  const key = i < 0 ? text : text.slice(0, i);
-  if (i < 0 || !ENV_NAME_PATTERN.test(key)) {
-    throw new HearthError("ERR_BAD_REQUEST", `${where}: '${text.length > 80 ? text.slice(0, 80) + "..." : text}' is not KEY=VALUE with KEY of A-Z, a-z, 0-9 and '_' (not starting with a digit)`);
+  const key = i < 0 ? "" : text.slice(0, i);
+  if (i < 0) throw new HearthError("ERR_BAD_REQUEST", `${where}: not KEY=VALUE (no '=')`);
+  if (!ENV_NAME_PATTERN.test(key)) {
+    const shown = key.length > 40 ? `${key.slice(0, 40)}...` : key;
+    throw new HearthError("ERR_BAD_REQUEST", `${where}: key '${shown}' is not A-Z, a-z, 0-9 and '_' (not starting with a digit)`);
   }
   return [key, text.slice(i + 1)];
 }
@@ -130,7 +132,7 @@ export function buildProgram(): Command {
     .option("--cpu-ms <n>", "CPU-time limit per call, ms")
     .option("--wall-ms <n>", "wall-time limit per call, ms")
     .option("--replicas <n>", "devices to run it on")
-    .option("--env <KEY=VALUE>", "a var or secret in the function's env (repeatable); with --env-file, replaces the whole env", collect)
+    .option("--env <KEY=VALUE>", "a var or secret in the function's env (repeatable); any --env or --env-file replaces the function's whole env", collect)
     .option("--env-file <path>", "env vars and secrets from a file of KEY=VALUE lines (keeps secrets out of shell history)")
     .option("--allow-fetch", "let the function fetch public internet addresses (never private or local ones)")
     .option("--fetch-host <host>", "allow fetch to this host only, e.g. api.example.com or *.example.com (repeatable; implies --allow-fetch)", collect)
