@@ -96,7 +96,8 @@ program
     }
     const parsed = JoinResponse.safeParse(body);
     if (!parsed.success) throw new HearthError("ERR_BAD_MESSAGE", formatZodError(parsed.error, "join response"));
-    const path = writeIdentity(dataDir, { ...parsed.data, platformUrl: base });
+    const { path, warning } = writeIdentity(dataDir, { ...parsed.data, platformUrl: base });
+    if (warning) process.stderr.write(`hearth-agent: note: ${warning}\n`);
     out(`Joined ${base} as device ${parsed.data.deviceId} (owner ${parsed.data.ownerId}, region ${parsed.data.region}).`);
     out(`Fabric: ${parsed.data.natsUrl}`);
     out(`Identity and device token saved to ${path} (readable by you only).`);

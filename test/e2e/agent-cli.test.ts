@@ -53,18 +53,20 @@ describe("hearth-agent for an owner", () => {
     rmSync(dir, { recursive: true, force: true });
   });
 
-  it("joins with a join token and keeps the identity readable by the owner only", async () => {
+  async function createJoinToken(): Promise<string> {
     const res = await fetch(`${platform.url}/v1/join-tokens`, {
       method: "POST",
       headers: { authorization: `Bearer ${TOKEN}`, "content-type": "application/json" },
       body: JSON.stringify({ ownerId: "ada", region: "eu" }),
     });
     expect(res.status).toBe(201);
-    const { token } = (await res.json()) as { token: string };
+    return ((await res.json()) as { token: string }).token;
+  }
 
-    // an existing, too-open data dir is tightened
-    mkdirSync(dataDir, { recursive: true });
-    chmodSync(dataDir, 0o755);
+  it("joins with a join token and keeps the identity readable by the owner only", async () => {
+    const token = await createJoinToken();
+
+    // a folder join makes is private
     const joined = await agent(["join", platform.url, "--token", token, "--device-id", "owner-box", "--data-dir", dataDir]);
     expect(joined.stderr).toBe("");
     expect(joined.code).toBe(0);
@@ -73,6 +75,17 @@ describe("hearth-agent for an owner", () => {
     expect(statSync(identityFile).mode & 0o777).toBe(0o600);
     expect(statSync(dataDir).mode & 0o777).toBe(0o700);
     expect(JSON.parse(readFileSync(identityFile, "utf8"))).toMatchObject({ deviceId: "owner-box", ownerId: "ada", natsUrl: nats.url, subjectPrefix: PREFIX });
+
+    // an existing folder others can read is left as the owner made it, with a note; the identity in it is still 0600
+    const shared = join(dir, "shared");
+    mkdirSync(shared);
+    chmodSync(shared, 0o755);
+    const second = await createJoinToken();
+    const noted = await agent(["join", platform.url, "--token", second, "--device-id", "shared-box", "--data-dir", shared]);
+    expect(noted.code).toBe(0);
+    expect(noted.stderr).toMatch(/^hearth-agent: note: .*shared is readable by others \(mode 755\).*chmod 700/m);
+    expect(statSync(shared).mode & 0o777).toBe(0o755);
+    expect(statSync(join(shared, "identity.json")).mode & 0o777).toBe(0o600);
 
     // a join token is single use
     const again = await agent(["join", platform.url, "--token", token, "--device-id", "other-box", "--data-dir", join(dir, "other")]);
