@@ -8,7 +8,9 @@
 import { mkdtempSync, readFileSync, rmSync } from "node:fs";
 import { tmpdir } from "node:os";
 import { join } from "node:path";
-import { startLocalHearth, type LocalHearth } from "@hearth/devkit";
+import { spawn } from "node:child_process";
+import { fileURLToPath } from "node:url";
+import { freePort, startLocalHearth, startNatsServer, type LocalHearth } from "@hearth/devkit";
 import { HearthClient } from "@hearth/sdk";
 import { afterAll, beforeAll, describe, expect, it } from "vitest";
 
@@ -94,4 +96,36 @@ describe("agent reconnect", { timeout: 60_000 }, () => {
     const log = readFileSync(join(logDir, "agent-rc-device.log"), "utf8");
     expect(log).toMatch(/the clock jumped/);
   });
+});
+
+describe("an agent that starts before its fabric is up", () => {
+  it("waits for it, saying so, and serves once it is there", async () => {
+    const port = await freePort();
+    const dataDir = mkdtempSync(join(tmpdir(), "hearth-early-"));
+    const bin = fileURLToPath(new URL("../../node-agent/bin/hearth-agent.js", import.meta.url));
+    const child = spawn(process.execPath, [bin, "start", "--nats", `nats://127.0.0.1:${port}`, "--device-id", "early-bird", "--data-dir", dataDir, "--cores", "1", "--memory-mb", "128", "--no-pause-on-battery"], {
+      env: Object.fromEntries(Object.entries(process.env).filter(([k]) => !k.startsWith("HEARTH_"))),
+      stdio: ["ignore", "pipe", "pipe"],
+    });
+    let output = "";
+    child.stdout.on("data", (d: Buffer) => (output += d.toString()));
+    child.stderr.on("data", (d: Buffer) => (output += d.toString()));
+    const exited = new Promise<number | null>((r) => child.once("exit", (code) => r(code)));
+    let nats: Awaited<ReturnType<typeof startNatsServer>> | undefined;
+    try {
+      // no fabric for a while: the agent keeps trying instead of giving up
+      for (let i = 0; i < 80 && !/does not answer yet/.test(output); i++) await new Promise((r) => setTimeout(r, 100));
+      expect(output).toMatch(/the fabric does not answer yet/);
+      expect(child.exitCode).toBeNull();
+      nats = await startNatsServer({ port });
+      for (let i = 0; i < 200 && !output.includes("HEARTH_AGENT_READY early-bird"); i++) await new Promise((r) => setTimeout(r, 100));
+      expect(output).toContain("HEARTH_AGENT_READY early-bird");
+      child.kill("SIGTERM");
+      expect(await exited).toBe(0);
+    } finally {
+      if (child.exitCode === null) child.kill("SIGKILL");
+      await nats?.stop();
+      rmSync(dataDir, { recursive: true, force: true });
+    }
+  }, 60_000);
 });

@@ -116,18 +116,25 @@ export class Agent implements AsyncDisposable {
     await pool.start();
     let nc: NatsConnection;
     const backoff = new ReconnectBackoff();
+    // A home device often starts before its network is up: it waits for the fabric (the same backoff), saying so.
+    const waiting = setInterval(() => log.warn({ nats: config.natsUrl }, "still waiting for the fabric: is it reachable from here?"), 30_000);
+    const firstWait = setTimeout(() => log.warn({ nats: config.natsUrl }, "the fabric does not answer yet; trying again with growing waits"), 3_000);
     try {
       nc = await connect({
         servers: config.natsUrl,
         name: `hearth-agent:${config.deviceId}`,
         // forever, with exponential backoff and jitter (reconnect.ts): a device may be offline for days
         maxReconnectAttempts: -1,
+        waitOnFirstConnect: true,
         reconnectDelayHandler: backoff.handler,
       });
       backoff.connected();
     } catch (error) {
       await pool[Symbol.asyncDispose]();
       throw new HearthError("ERR_PLATFORM_UNREACHABLE", `could not connect to the fabric at ${config.natsUrl}: ${(error as Error).message}`);
+    } finally {
+      clearInterval(waiting);
+      clearTimeout(firstWait);
     }
     const agent = new Agent(config, log, nc, pool, backoff);
     agent.watchConnection();
