@@ -187,6 +187,8 @@ export class Scheduler implements AsyncDisposable {
     const now = Date.now();
     const live = new Map(this.liveDevices(now).map((d) => [d.heartbeat.deviceId, d]));
     const warming = this.warmingUp(now);
+    // Work under way now may write its placement after the read below: those functions wait for the next pass.
+    const busy = new Set(this.working.keys());
     const functions = await this.store.listFunctions();
     const placements = await this.store.getPlacements(functions);
     // Which live devices say they serve which function: one pass over the table, not one per function.
@@ -205,7 +207,7 @@ export class Scheduler implements AsyncDisposable {
       servedBy.delete(id);
       // Each function reconciles on its own: a device that is slow to answer
       // holds up only the function it was asked to take, never the others.
-      if (this.working.has(id)) continue;
+      if (busy.has(id) || this.working.has(id)) continue;
       const task = this.reconcileFunction(record, placements[i]!, live, warming, served)
         .then(() => undefined)
         .catch((error: unknown) => this.log.error({ err: error, fn: id }, "reconcile of a function failed"))
@@ -214,7 +216,7 @@ export class Scheduler implements AsyncDisposable {
     }
     // What is left are functions that no longer exist (deleted): every device still serving one is told to stop.
     for (const [id, deviceIds] of servedBy) {
-      if (this.working.has(id)) continue;
+      if (busy.has(id) || this.working.has(id)) continue;
       const [app, fn] = id.split("/") as [string, string];
       for (const deviceId of deviceIds) this.send(deviceId, { type: "unplace", app, fn }).catch(() => undefined);
     }
