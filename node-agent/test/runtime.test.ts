@@ -227,6 +227,10 @@ describe("crypto, timers, misc globals, env, ctx, console", () => {
     });
     expect(json(await call(pool, key, code, { settings: { env: { MODE: "b" } } }))).toEqual({ env: { MODE: "b" }, frozen: true });
     expect(json(await call(pool, key, code))).toEqual({ env: {}, frozen: true });
+    // the same env again (as the agent passes it for every call of a placement) is not sent again, and still holds
+    const placed = { MODE: "c" };
+    expect(json(await call(pool, key, code, { settings: { env: placed } }))).toEqual({ env: { MODE: "c" }, frozen: true });
+    expect(json(await call(pool, key, code, { settings: { env: placed } }))).toEqual({ env: { MODE: "c" }, frozen: true });
   });
 
   it("runs ctx.waitUntil work after the answer, and bridges console lines with level and request id", async () => {

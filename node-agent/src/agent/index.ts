@@ -57,9 +57,8 @@ interface Placed {
   fn: string;
   version: string;
   limits: FunctionLimits;
-  /** The function's env (vars and secrets): handed to the sandbox with each call, never logged. */
-  env?: FunctionEnv;
-  outbound?: OutboundSettings;
+  /** The function's env (vars and secrets) and outbound policy: made once per placement, handed to the sandbox with each call, never logged. */
+  settings: CallSettings;
   sub: Subscription;
 }
 
@@ -233,10 +232,11 @@ export class Agent implements AsyncDisposable {
       const key = `${id}@${message.version}`;
       // The owner's memory cap: the warm isolate needs room (idle ones are evicted first), or the placement is refused.
       const release = this.memory.use(key, message.limits.memoryMb);
+      const settings = callSettings(message);
       try {
         const code = await this.bundles.get(message.version);
         // Warm up: compile the new version before it takes calls, so a bad bundle fails the placement.
-        const loaded = await this.pool.load(key, code, sandboxLimits(message.limits), callSettings(message));
+        const loaded = await this.pool.load(key, code, sandboxLimits(message.limits), settings);
         if (!loaded.ok) {
           this.memory.forget(key);
           throw new HearthError(loaded.code, loaded.message);
@@ -252,7 +252,7 @@ export class Agent implements AsyncDisposable {
           this.memory.forget(`${id}@${current.version}`);
         }
         // a redeploy that changes only env or outbound lands here too: later calls get the new ones
-        Object.assign(current, { version: message.version, limits: message.limits, env: message.env, outbound: message.outbound });
+        Object.assign(current, { version: message.version, limits: message.limits, settings });
       } else {
         const sub = this.nc.subscribe(this.subjects.invoke(message.app, message.fn), {
           queue: INVOKE_QUEUE,
@@ -260,7 +260,7 @@ export class Agent implements AsyncDisposable {
             if (!err) void this.onInvoke(m);
           },
         });
-        this.placed.set(id, { app: message.app, fn: message.fn, version: message.version, limits: message.limits, env: message.env, outbound: message.outbound, sub });
+        this.placed.set(id, { app: message.app, fn: message.fn, version: message.version, limits: message.limits, settings, sub });
       }
       this.log.info({ app: message.app, fn: message.fn, version: message.version.slice(0, 12) }, "function placed");
       this.heartbeat();
@@ -330,7 +330,7 @@ export class Agent implements AsyncDisposable {
         url: meta.data.url,
         headers: requestHeaders,
         body: msg.data.byteLength > 0 ? (msg.data as Uint8Array<ArrayBuffer>) : null,
-      }, callSettings(placed));
+      }, placed.settings);
       metered = { cpuMs: result.cpuMs, ok: result.ok };
       this.respond(msg, result);
     } catch (error) {

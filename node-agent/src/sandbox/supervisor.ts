@@ -55,6 +55,8 @@ interface Pending {
   reject: (error: Error) => void;
 }
 
+/** The env of a function without one: one object, so "the same env as last time" is a reference check. */
+const NO_ENV: Readonly<Record<string, string>> = Object.freeze({});
 const WORKER = fileURLToPath(new URL("./worker.ts", import.meta.url));
 /** Hearth's own code and its dependencies: all a sandbox process may read. */
 const CODE_ROOT = fileURLToPath(new URL("../../../", import.meta.url));
@@ -90,6 +92,8 @@ class SandboxProcess {
   readonly pending = new Map<number, Pending>();
   /** Function keys whose code this process has been sent since it (re)started. */
   readonly known = new Set<string>();
+  /** The env object each key last sent to this process had (by reference). */
+  private readonly sentEnv = new Map<string, SandboxSettings["env"]>();
   ready!: Promise<void>;
   restarts = 0;
   private startedAt = 0;
@@ -105,6 +109,7 @@ class SandboxProcess {
 
   start(): void {
     this.known.clear();
+    this.sentEnv.clear();
     const child = fork(WORKER, [], {
       execArgv: [...SANDBOX_PERMISSIONS, "--no-node-snapshot", "--disable-warning=ExperimentalWarning", `--max-old-space-size=${this.pool.hostHeapMb}`],
       serialization: "advanced",
@@ -204,11 +209,19 @@ class SandboxProcess {
     const child = this.child;
     if (!child?.connected) throw new HearthError("ERR_SANDBOX_CRASHED", "the sandbox process is restarting; try again");
     const id = this.pool.nextId();
-    const withCode = this.known.has(message.key) ? message : { ...message, code };
+    // The code goes once per key and process, and the env only when it is another than this process last got
+    // (the agent keeps one env object per placement): a warm call carries neither.
+    const known = this.known.has(message.key);
+    let out: CallMessage & { code?: string } = known ? message : { ...message, code };
+    if (known && message.settings && this.sentEnv.get(message.key) === message.settings.env) {
+      const { settings: _sent, ...rest } = out;
+      out = rest;
+    }
+    if (message.settings) this.sentEnv.set(message.key, message.settings.env);
     this.known.add(message.key);
     return new Promise<SandboxResult>((resolve, reject) => {
       this.pending.set(id, { key: message.key, resolve, reject });
-      child.send({ ...withCode, id } as ToSandbox, (error) => {
+      child.send({ ...out, id } as ToSandbox, (error) => {
         if (error && this.pending.delete(id)) reject(new HearthError("ERR_SANDBOX_CRASHED", `could not reach the sandbox: ${error.message}`));
       });
     });
@@ -216,6 +229,7 @@ class SandboxProcess {
 
   drop(key: string): void {
     this.known.delete(key);
+    this.sentEnv.delete(key);
     if (this.child?.connected) this.child.send({ type: "drop", key } satisfies ToSandbox);
   }
 
@@ -315,10 +329,10 @@ export class SandboxPool implements AsyncDisposable {
     };
   }
 
-  private settingsFor(key: string, settings: CallSettings | undefined): { settings?: SandboxSettings } {
+  private settingsFor(key: string, settings: CallSettings | undefined): { settings: SandboxSettings } {
     if (settings?.outbound) this.outbound.set(key, settings.outbound);
     else this.outbound.delete(key);
-    return settings?.env ? { settings: { env: settings.env } } : {};
+    return { settings: { env: settings?.env ?? NO_ENV } };
   }
 
   drop(key: string): void {

@@ -22,7 +22,6 @@ import {
   type OutboundResponse,
   type SandboxLimits,
   type SandboxRequest,
-  type SandboxSettings,
 } from "./messages.ts";
 
 // Trusted code only, read once at start: our runtime and the libraries it evaluates on demand.
@@ -92,8 +91,8 @@ interface Instance {
   /** Loaded but not yet called (e.g. warmed at placement): a call that waited for its load was a cold start. */
   fresh: boolean;
   timers: Map<number, NodeJS.Timeout>;
-  /** The env the isolate holds, as JSON; sent again only when it changes. */
-  envJson: string;
+  /** Which env the isolate holds (its version in `envs`); sent again only when it changes. */
+  envVersion: number;
   /** Why the isolate was stopped, for every call that was on it. */
   killedFor?: ErrorCode;
   heapBytes: number;
@@ -121,6 +120,10 @@ class CallError extends Error {
 }
 
 const codes = new Map<string, string>();
+/** Each function's env as the supervisor last sent it, with a version that changes with it. */
+const envs = new Map<string, { env: Record<string, string>; version: number }>();
+const NO_ENV = { env: {}, version: 0 };
+let envVersions = 0;
 /** Every live isolate, least recently used first. */
 const instances = new Set<Instance>();
 /** The isolate being created for a function, if any (one at a time per function). */
@@ -362,7 +365,7 @@ async function createInstance(key: string, limits: SandboxLimits): Promise<Insta
     releasing: false,
     fresh: true,
     timers: new Map(),
-    envJson: "",
+    envVersion: -1,
     heapBytes: 0,
     heapMeasuredAt: 0,
     hostCpuUs: 0,
@@ -633,7 +636,6 @@ async function invoke(
   key: string,
   requestId: string,
   limits: SandboxLimits,
-  settings: SandboxSettings | undefined,
   request: SandboxRequest | null,
 ): Promise<void> {
   const started = performance.now();
@@ -672,10 +674,10 @@ async function invoke(
   const callId = ++callCounter;
   let waiting = false;
   try {
-    const envJson = JSON.stringify(settings?.env ?? {});
-    const sendEnv = envJson !== instance.envJson;
-    instance.envJson = envJson;
-    const payload = { ...request, limit: limits.responseBytes, callId, ...(sendEnv ? { env: settings?.env ?? {} } : {}) };
+    const current = envs.get(key) ?? NO_ENV;
+    const sendEnv = current.version !== instance.envVersion;
+    instance.envVersion = current.version;
+    const payload = { ...request, limit: limits.responseBytes, callId, ...(sendEnv ? { env: current.env } : {}) };
     const raw = await instance.dispatch.apply(undefined, [new ivm.ExternalCopy(payload).copyInto({ release: true })], {
       result: { promise: true, copy: true },
       timeout: limits.wallMs,
@@ -803,6 +805,7 @@ process.on("message", (raw: unknown) => {
   if (message.type === "drop") {
     for (const instance of [...instances]) if (instance.key === message.key) dispose(instance);
     codes.delete(message.key);
+    envs.delete(message.key);
     return;
   }
   if (message.type === "fetched") {
@@ -810,9 +813,11 @@ process.on("message", (raw: unknown) => {
     return;
   }
   if (message.code !== undefined) codes.set(message.key, message.code);
+  // sent only when it changed (the supervisor keeps track): otherwise the env from before holds
+  if (message.settings !== undefined) envs.set(message.key, { env: message.settings.env ?? {}, version: ++envVersions });
   const request = message.type === "invoke" ? message.request : null;
   const requestId = message.type === "invoke" ? message.requestId : "";
-  invoke(message.id, message.key, requestId, message.limits, message.settings, request).catch((error: unknown) =>
+  invoke(message.id, message.key, requestId, message.limits, request).catch((error: unknown) =>
     send({ type: "result", id: message.id, ok: false, code: "ERR_INTERNAL", message: errorMessage(error), cpuMs: 0, wallMs: 0, cold: false }),
   );
 });

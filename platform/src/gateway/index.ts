@@ -100,6 +100,9 @@ export function createGateway(options: GatewayOptions): Hono<HearthEnv> {
     const method = HttpMethod.safeParse(c.req.method);
     if (!method.success) return errorResponse(c, "ERR_METHOD_NOT_ALLOWED", `method ${c.req.method} is not supported`);
 
+    if (fabricDown || nc.isClosed()) {
+      return errorResponse(c, "ERR_PLATFORM_UNREACHABLE", "the gateway has lost its connection to the fabric and is reconnecting; retry in a few seconds");
+    }
     const body = await readBody(c.req.raw, record.limits.requestBytes);
     const requestId = c.get("requestId");
     const incoming = new URL(c.req.url);
@@ -118,9 +121,6 @@ export function createGateway(options: GatewayOptions): Hono<HearthEnv> {
       if (!HOP_BY_HOP.has(key)) h.append(HTTP_HEADER_PREFIX + key, value);
     });
 
-    if (fabricDown || nc.isClosed()) {
-      return errorResponse(c, "ERR_PLATFORM_UNREACHABLE", "the gateway has lost its connection to the fabric and is reconnecting; retry in a few seconds");
-    }
     const at = Date.now();
     const started = performance.now();
     /** Stores the call's usage record (awaited: it is durable before the caller has the answer), then answers. */
