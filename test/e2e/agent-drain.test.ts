@@ -10,7 +10,7 @@ import { tmpdir } from "node:os";
 import { join } from "node:path";
 import { fileURLToPath } from "node:url";
 import { promisify } from "node:util";
-import { startLocalHearth, startNatsServer, type LocalHearth, type NatsServer } from "@hearth/devkit";
+import { startLocalHearth, startNatsServer, waitFor, type LocalHearth, type NatsServer } from "@hearth/devkit";
 import { resolveAgentConfig, silentLogger as agentLog, startDaemon, type Daemon } from "@hearth/node-agent";
 import { silentLogger, startPlatform, type Platform } from "@hearth/platform";
 import { HearthClient } from "@hearth/sdk";
@@ -28,15 +28,7 @@ const SLOW = (ms: number) => `export default { async fetch() {
   return Response.json({ start, end: Date.now() });
 } }`;
 
-async function until(what: string, check: () => Promise<boolean> | boolean, timeoutMs = 20_000): Promise<void> {
-  const deadline = Date.now() + timeoutMs;
-  for (let i = 0; i < 4_000; i++) {
-    if (await check()) return;
-    if (Date.now() > deadline) break;
-    await new Promise((r) => setTimeout(r, 25));
-  }
-  throw new Error(`timed out waiting for ${what}`);
-}
+const until = (what: string, check: () => Promise<boolean> | boolean, timeoutMs?: number) => waitFor(what, check, { timeoutMs });
 
 describe("caps and pauses of one in-process agent", () => {
   let nats: NatsServer;

@@ -13,7 +13,7 @@ import { tmpdir } from "node:os";
 import { join } from "node:path";
 import { fileURLToPath } from "node:url";
 import { promisify } from "node:util";
-import { startLocalHearth, type LocalHearth } from "@hearth/devkit";
+import { startLocalHearth, waitFor, type LocalHearth } from "@hearth/devkit";
 import { HearthClient } from "@hearth/sdk";
 import { afterAll, beforeAll, describe, expect, it } from "vitest";
 
@@ -167,14 +167,7 @@ describe("logs", () => {
   });
 });
 
-async function until(what: string, check: () => Promise<boolean>, timeoutMs = 20_000): Promise<void> {
-  const deadline = Date.now() + timeoutMs;
-  while (Date.now() < deadline) {
-    if (await check()) return;
-    await new Promise((r) => setTimeout(r, 100));
-  }
-  throw new Error(`timed out waiting for ${what}`);
-}
+const until = (what: string, check: () => Promise<boolean> | boolean, timeoutMs?: number) => waitFor(what, check, { timeoutMs });
 
 describe("from the CLI", () => {
   const HEARTH_CLI = fileURLToPath(new URL("../../sdk/bin/hearth.js", import.meta.url));
