@@ -4,6 +4,7 @@
  * readiness raced against early exit, and cleanup on dispose.
  */
 export { freePort } from "./free-port.ts";
+export { run } from "./run.ts";
 export { waitFor } from "./wait-for.ts";
 export { spawnServer } from "./spawn-server.ts";
 export type { SpawnedServer, SpawnServerOptions } from "./spawn-server.ts";

@@ -4,17 +4,23 @@
  * a device owner would start them. Used by `npm run demo`, the end-to-end
  * tests and the benchmarks.
  *
- * Its agents keep their control sockets in a temp data dir of their own
- * (never the developer's ~/.hearth-agent, its identity or config), removed on
- * stop, and serve on battery: a laptop running the demo unplugged still serves.
+ * The fabric runs with the same security as production: `hearth-platform
+ * fabric init` makes its keys, nats-server trusts only them, and each agent
+ * joins the way an owner's would (`hearth-agent join` with a join token the
+ * operator made), getting its own credential.
+ *
+ * Its agents keep identity, credential and control socket in a temp data dir
+ * each (never the developer's ~/.hearth-agent), removed on stop, and serve on
+ * battery: a laptop running the demo unplugged still serves.
  */
 import { randomBytes } from "node:crypto";
-import { createWriteStream, mkdirSync, mkdtempSync, rmSync, type WriteStream } from "node:fs";
+import { existsSync, createWriteStream, mkdirSync, mkdtempSync, readFileSync, rmSync, type WriteStream } from "node:fs";
 import { tmpdir } from "node:os";
 import { join } from "node:path";
 import { fileURLToPath } from "node:url";
 import { freePort } from "./free-port.ts";
 import { startNatsServer, type NatsServer } from "./nats-server.ts";
+import { run } from "./run.ts";
 import { spawnServer, type SpawnedServer } from "./spawn-server.ts";
 
 const ROOT = fileURLToPath(new URL("../../", import.meta.url));
@@ -41,6 +47,8 @@ export interface LocalHearthOptions {
   logLevel?: string;
   token?: string;
   jetstream?: boolean;
+  /** Lifetime of device fabric credentials, seconds (HEARTH_CREDENTIAL_TTL_SECONDS; tests of renewal shorten it). */
+  credentialTtlSeconds?: number;
 }
 
 export interface RunningDevice {
@@ -53,8 +61,12 @@ export interface LocalHearth extends AsyncDisposable {
   readonly token: string;
   /** The current nats-server (replaced by restartNats). */
   readonly nats: NatsServer;
-  /** The agents' data dir (control sockets and pid files), a temp dir removed on stop. */
+  /** The folder of the agents' data dirs (one per device: identity, credential, control socket), a temp dir removed on stop. */
   readonly dataDir: string;
+  /** One device's data dir. */
+  dataDirOf(deviceId: string): string;
+  /** The fabric's keys file (HEARTH_FABRIC_KEYS_FILE for platform processes and tools). */
+  readonly fabricKeysFile: string;
   /** The first platform process (replaced by restartPlatform). */
   readonly platform: SpawnedServer;
   readonly devices: Map<string, RunningDevice>;
@@ -92,9 +104,15 @@ export async function startLocalHearth(options: LocalHearthOptions): Promise<Loc
     rmSync(natsDir, { recursive: true, force: true });
     rmSync(dataDir, { recursive: true, force: true });
   };
+  const fabricDir = join(natsDir, "fabric");
+  const fabricKeysFile = join(fabricDir, "fabric-keys.json");
+  // nats-server trusts the keys made here and nothing else; its resolver keeps account updates (revocations) in natsDir
+  const auth = () => readFileSync(join(fabricDir, "nats-auth.conf"), "utf8");
   let nats: NatsServer;
   try {
-    nats = await startNatsServer({ jetstream, dir: natsDir });
+    const init = await run(process.execPath, [PLATFORM_BIN, "fabric", "init", "--dir", fabricDir, "--resolver-dir", join(natsDir, "jwt")]);
+    if (init.code !== 0) throw new Error(`hearth-platform fabric init failed: ${init.stderr || init.stdout}`);
+    nats = await startNatsServer({ jetstream, dir: natsDir, auth });
   } catch (error) {
     removeDirs();
     throw error;
@@ -118,7 +136,9 @@ export async function startLocalHearth(options: LocalHearthOptions): Promise<Loc
       HEARTH_NATS_URL: nats.url,
       HEARTH_TOKEN: token,
       HEARTH_LOG_LEVEL: logLevel,
+      HEARTH_FABRIC_KEYS_FILE: fabricKeysFile,
     };
+    if (options.credentialTtlSeconds) env["HEARTH_CREDENTIAL_TTL_SECONDS"] = String(options.credentialTtlSeconds);
     if (options.redisUrl) env["REDIS_URL"] = options.redisUrl;
     else delete env["REDIS_URL"];
     let platforms = 0;
@@ -136,11 +156,25 @@ export async function startLocalHearth(options: LocalHearthOptions): Promise<Loc
     };
     let { server: platform, url } = await launchPlatform(port);
 
+    const dataDirOf = (deviceId: string) => join(dataDir, deviceId);
+    /** Joins a device as its owner would: a join token from the operator API, then `hearth-agent join`. */
+    const join_ = async (spec: DeviceSpec) => {
+      const dir = dataDirOf(spec.deviceId);
+      if (existsSync(join(dir, "fabric.creds"))) return;
+      const res = await fetch(`${url}/v1/join-tokens`, {
+        method: "POST",
+        headers: { authorization: `Bearer ${token}`, "content-type": "application/json" },
+        body: JSON.stringify({ ownerId: spec.ownerId ?? "local", region: spec.region ?? "local" }),
+      });
+      if (res.status !== 201) throw new Error(`could not make a join token for ${spec.deviceId}: ${res.status} ${await res.text()}`);
+      const { token: joinToken } = (await res.json()) as { token: string };
+      const joined = await run(process.execPath, [AGENT_BIN, "join", url, "--token", joinToken, "--device-id", spec.deviceId, "--data-dir", dir]);
+      if (joined.code !== 0) throw new Error(`hearth-agent join failed for ${spec.deviceId}: ${joined.stderr || joined.stdout}`);
+    };
     const startDevice = async (spec: DeviceSpec): Promise<RunningDevice> => {
-      const args = [AGENT_BIN, "start", "--nats", nats.url, "--device-id", spec.deviceId, "--log-level", logLevel];
-      args.push("--data-dir", dataDir, "--no-pause-on-battery");
-      if (spec.ownerId) args.push("--owner", spec.ownerId);
-      if (spec.region) args.push("--region", spec.region);
+      await join_(spec);
+      const args = [AGENT_BIN, "start", "--device-id", spec.deviceId, "--log-level", logLevel];
+      args.push("--data-dir", dataDirOf(spec.deviceId), "--no-pause-on-battery");
       if (spec.location) args.push("--location", spec.location);
       args.push("--cores", String(spec.cores ?? 1), "--memory-mb", String(spec.memoryMb ?? 256));
       const server = await spawnServer({
@@ -165,7 +199,7 @@ export async function startLocalHearth(options: LocalHearthOptions): Promise<Loc
       const port = nats.port;
       await nats.stop();
       if (downMs > 0) await new Promise((r) => setTimeout(r, downMs));
-      nats = await startNatsServer({ jetstream, dir: natsDir, port });
+      nats = await startNatsServer({ jetstream, dir: natsDir, port, auth });
     };
     return {
       url,
@@ -174,6 +208,8 @@ export async function startLocalHearth(options: LocalHearthOptions): Promise<Loc
         return nats;
       },
       dataDir,
+      dataDirOf,
+      fabricKeysFile,
       get platform() {
         return platform;
       },

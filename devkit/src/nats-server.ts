@@ -5,6 +5,15 @@ import { freePort } from "./free-port.ts";
 import { spawnServer, type SpawnedServer } from "./spawn-server.ts";
 
 export interface NatsServerOptions {
+  /**
+   * The server's authentication: config lines given the server's own dir
+   * (e.g. `FabricAuthority.serverConfig`, whose resolver keeps account JWTs
+   * there). Required: Hearth's fabric accepts no anonymous client, in tests
+   * as in production; only `insecureNoAuth` (named for what it is) starts one without.
+   */
+  auth?: (dir: string) => string | Promise<string>;
+  /** Start with no authentication at all (baselines that measure raw NATS only). */
+  insecureNoAuth?: boolean;
   /** Turn JetStream on, with its store in the server's temp dir. */
   jetstream?: boolean;
   /** Extra lines of nats-server config. */
@@ -40,7 +49,10 @@ export function natsServerBinary(): string {
  * temp config and store dir, waits until it is ready, and removes everything
  * on stop.
  */
-export async function startNatsServer(options: NatsServerOptions = {}): Promise<NatsServer> {
+export async function startNatsServer(options: NatsServerOptions): Promise<NatsServer> {
+  if (!options.auth && !options.insecureNoAuth) {
+    throw new Error("startNatsServer: pass auth (the fabric's server config) or, for a raw-NATS baseline only, insecureNoAuth: true");
+  }
   const owned = options.dir === undefined;
   const dir = options.dir ?? (await mkdtemp(join(tmpdir(), "hearth-nats-")));
   await mkdir(dir, { recursive: true });
@@ -51,6 +63,7 @@ export async function startNatsServer(options: NatsServerOptions = {}): Promise<
     `server_name: hearth_${port}`,
   ];
   if (options.jetstream) lines.push(`jetstream { store_dir: "${join(dir, "js")}" }`);
+  if (options.auth) lines.push(await options.auth(dir));
   if (options.config) lines.push(options.config);
   const configPath = join(dir, "nats.conf");
   await writeFile(configPath, lines.join("\n") + "\n");

@@ -14,6 +14,7 @@
  * validated by one zod schema; a bad value names its key.
  */
 import { existsSync, readFileSync } from "node:fs";
+import { availableParallelism, totalmem } from "node:os";
 import { join } from "node:path";
 import { DeviceCredits, formatZodError, HearthError, JoinResponse } from "@hearth/protocol";
 import { Command, InvalidArgumentError } from "commander";
@@ -22,7 +23,7 @@ import { AGENT_VERSION, type AgentStatus } from "./agent/index.ts";
 import { defaultDataDir, defaultDeviceId, resolveAgentConfig } from "./config/index.ts";
 import { pickDevice, request } from "./control/index.ts";
 import { startDaemon } from "./daemon/index.ts";
-import { readIdentity, writeIdentity, type Identity } from "./identity/index.ts";
+import { credsPath, newDeviceKey, readIdentity, writeCreds, writeIdentity, type Identity } from "./identity/index.ts";
 import { createLogger } from "./log/index.ts";
 
 function number(value: string): number {
@@ -78,12 +79,22 @@ program
     const dataDir = flags.dataDir ?? defaultDataDir();
     const deviceId = flags.deviceId ?? defaultDeviceId();
     const base = url.data.replace(/\/+$/, "");
+    // the device's own key: the platform signs its public half; the seed is written to fabric.creds here and nowhere else
+    const key = newDeviceKey();
     let response: Response;
     try {
       response = await fetch(`${base}/v1/devices/join`, {
         method: "POST",
         headers: { "content-type": "application/json" },
-        body: JSON.stringify({ token: flags.token, deviceId, agentVersion: AGENT_VERSION }),
+        body: JSON.stringify({
+          token: flags.token,
+          deviceId,
+          publicKey: key.getPublicKey(),
+          // the machine's size: the most this device can ever donate (the platform caps heartbeats to it)
+          cores: availableParallelism(),
+          memoryMb: Math.floor(totalmem() / 1024 / 1024),
+          agentVersion: AGENT_VERSION,
+        }),
         signal: AbortSignal.timeout(15_000),
       });
     } catch (error) {
@@ -96,11 +107,13 @@ program
     }
     const parsed = JoinResponse.safeParse(body);
     if (!parsed.success) throw new HearthError("ERR_BAD_MESSAGE", formatZodError(parsed.error, "join response"));
-    const { path, warning } = writeIdentity(dataDir, { ...parsed.data, platformUrl: base });
+    const { fabric, ...identity } = parsed.data;
+    const { path, warning } = writeIdentity(dataDir, { ...identity, platformUrl: base });
+    writeCreds(credsPath(dataDir), fabric.jwt, key);
     if (warning) process.stderr.write(`hearth-agent: note: ${warning}\n`);
     out(`Joined ${base} as device ${parsed.data.deviceId} (owner ${parsed.data.ownerId}, region ${parsed.data.region}).`);
     out(`Fabric: ${parsed.data.natsUrl}`);
-    out(`Identity and device token saved to ${path} (readable by you only).`);
+    out(`Identity and device token saved to ${path}, fabric credential to ${credsPath(dataDir)} (readable by you only).`);
     out("Start serving with: hearth-agent start   (caps: --cores, --memory-mb, --schedule, --idle-only)");
   });
 
@@ -111,8 +124,7 @@ program
   .option("--config <file>", "JSON config file with the keys of docs/agent.md (default <data-dir>/config.json when it exists)")
   .option("--data-dir <dir>", "identity, control socket and pid file (or HEARTH_AGENT_DIR; default ~/.hearth-agent)")
   .option("--device-id <id>", "this device's id (default: the joined id, else host name)")
-  .option("--owner <id>", "owner id, for spreading replicas over owners")
-  .option("--region <name>", "region (NATS cluster) this device joins")
+  .option("--creds <file>", "the fabric credential (or HEARTH_FABRIC_CREDS; default <data-dir>/fabric.creds, written by join)")
   .option("--location <label:lat,lon>", "where the device is, e.g. berlin:52.52,13.40", location)
   .option("--cores <n>", "cores to donate: at most this many calls run at once (default: half of this machine's)", number)
   .option("--memory-mb <n>", "memory to donate to functions, MiB (default 512)", number)
@@ -134,8 +146,7 @@ program
         natsUrl: flags["nats"],
         dataDir: flags["dataDir"],
         deviceId: flags["deviceId"],
-        ownerId: flags["owner"],
-        region: flags["region"],
+        credsFile: flags["creds"],
         location: flags["location"],
         cores: flags["cores"],
         memoryMb: flags["memoryMb"],
@@ -149,7 +160,10 @@ program
       },
     });
     const log = createLogger("hearth-agent", config.logLevel);
-    const daemon = await startDaemon(config, log);
+    const identity = readIdentity(config.dataDir);
+    // the device token renews the fabric credential before it expires (over HTTPS to the platform it joined)
+    const renew = identity && identity.deviceId === config.deviceId ? { platformUrl: identity.platformUrl, deviceToken: identity.deviceToken } : undefined;
+    const daemon = await startDaemon(config, log, { renew });
     process.stdout.write(`HEARTH_AGENT_READY ${config.deviceId}\n`);
     const stop = (signal: string) => {
       log.info({ signal }, "stopping");
@@ -161,6 +175,10 @@ program
     process.on("SIGTERM", () => stop("SIGTERM"));
     process.on("SIGINT", () => stop("SIGINT"));
     await daemon.stopped;
+    if (daemon.agent.revoked) {
+      process.stderr.write(`hearth-agent: ${daemon.agent.revoked}. This device no longer serves; join again under another id with a new join token from the operator.\n`);
+      process.exit(3);
+    }
     process.exit(0);
   });
 

@@ -11,3 +11,13 @@ export type { Logger } from "./log/index.ts";
 export { Scheduler, rankCandidates } from "./scheduler/index.ts";
 export { Store, connectRedis } from "./state/index.ts";
 export type { Placement, DeviceEntry } from "./state/index.ts";
+export {
+  DeviceRegistry,
+  FabricAuthority,
+  FabricControl,
+  FabricKeys,
+  generateFabricKeys,
+  readFabricKeys,
+} from "./identity/index.ts";
+export { connectAsDevice, connectAsPlatform, deviceCreds, FakeDevice, joinTestDevice, natsAuth } from "./identity/testing.ts";
+export type { FakeDeviceOptions, InvokeHandler, JoinedDevice } from "./identity/testing.ts";

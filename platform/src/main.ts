@@ -2,17 +2,33 @@
 /** `hearth-platform`: runs one platform process configured from the environment (docs/configuration.md). */
 import { HearthError } from "@hearth/protocol";
 import { readPlatformEnv } from "./config/index.ts";
+import { readFabricKeys } from "./identity/index.ts";
+import { runDevicesCommand, runFabricCommand } from "./identity/fabric-cli.ts";
 import { readLedgerEnv } from "./ledger/index.ts";
 import { runReconcile } from "./ledger/cli.ts";
 import { createLogger } from "./log/index.ts";
 import { startPlatform } from "./platform.ts";
 
 async function main(): Promise<void> {
+  // `hearth-platform fabric init|server-config` and `devices revoke <id>`: need no platform configuration of their own
+  if (process.argv[2] === "fabric" || process.argv[2] === "devices") {
+    const out = (line: string) => process.stdout.write(line + "\n");
+    try {
+      const args = process.argv.slice(3);
+      process.exit(process.argv[2] === "fabric" ? await runFabricCommand(args, out) : await runDevicesCommand(args, process.env, out));
+    } catch (error) {
+      if (!(error instanceof HearthError) && !(error instanceof TypeError)) throw error;
+      process.stderr.write(`hearth-platform: ${error.message}\n`);
+      process.exit(2);
+    }
+  }
   let env;
   let ledger;
+  let fabricKeys;
   try {
     env = readPlatformEnv();
     ledger = readLedgerEnv();
+    fabricKeys = readFabricKeys();
   } catch (error) {
     if (error instanceof HearthError) {
       process.stderr.write(`hearth-platform: ${error.message}\nSee docs/configuration.md for every variable.\n`);
@@ -22,8 +38,11 @@ async function main(): Promise<void> {
   }
   const log = createLogger("hearth-platform", env.HEARTH_LOG_LEVEL);
   // `hearth-platform reconcile [--repair] [--json]`: recompute the ledger from the usage stream and print the difference (docs/ledger.md)
-  if (process.argv[2] === "reconcile") process.exit(await runReconcile(env, log, process.argv.includes("--json"), process.argv.includes("--repair")));
+  if (process.argv[2] === "reconcile") process.exit(await runReconcile(env, fabricKeys, log, process.argv.includes("--json"), process.argv.includes("--repair")));
   const platform = await startPlatform({
+    fabricKeys,
+    region: env.HEARTH_REGION,
+    credentialTtlSeconds: env.HEARTH_CREDENTIAL_TTL_SECONDS,
     natsUrl: env.HEARTH_NATS_URL,
     token: env.HEARTH_TOKEN,
     log,

@@ -2,7 +2,7 @@
 import type { AddressInfo } from "node:net";
 import { serve, type ServerType } from "@hono/node-server";
 import { Subjects } from "@hearth/protocol";
-import { connect, type NatsConnection } from "@nats-io/transport-node";
+import { connect, credsAuthenticator, type NatsConnection } from "@nats-io/transport-node";
 import { Hono } from "hono";
 import { requestId } from "hono/request-id";
 import { createApi } from "./api/index.ts";
@@ -10,6 +10,8 @@ import { serveBundles } from "./bundles/index.ts";
 import { createGateway } from "./gateway/index.ts";
 import { startLedger, type Ledger, type LedgerMode } from "./ledger/index.ts";
 import { notFound, onError, REQUEST_ID_HEADER, type HearthEnv } from "./http/index.ts";
+import { DeviceRegistry, FabricAuthority, FabricControl, type FabricKeys } from "./identity/index.ts";
+import { relayDeviceLogs } from "./logs/relay.ts";
 import type { Logger } from "./log/index.ts";
 import { FunctionLogs } from "./logs/index.ts";
 import { Scheduler } from "./scheduler/index.ts";
@@ -18,6 +20,12 @@ import { connectRedis, Store } from "./state/index.ts";
 export interface PlatformOptions {
   natsUrl: string;
   token: string;
+  /** The fabric's keys (hearth-platform fabric init): the platform connects with them and signs device credentials. */
+  fabricKeys: FabricKeys;
+  /** The region (NATS cluster) this platform process runs in: its gateway tries devices there first. */
+  region?: string;
+  /** Lifetime of device fabric credentials, seconds (default one day; tests shorten it). */
+  credentialTtlSeconds?: number;
   log: Logger;
   redisUrl?: string;
   redisPrefix?: string;
@@ -42,6 +50,9 @@ export interface Platform extends AsyncDisposable {
   readonly nc: NatsConnection;
   readonly embeddedState: boolean;
   readonly ledger: Ledger;
+  readonly devices: DeviceRegistry;
+  readonly fabric: FabricControl;
+  readonly authority: FabricAuthority;
   close(): Promise<void>;
 }
 
@@ -57,13 +68,16 @@ export function createHttpApp(parts: {
   embeddedState: boolean;
   ledger?: Ledger;
   logs?: FunctionLogs;
+  devices: DeviceRegistry;
+  fabric: FabricControl;
+  region?: string;
 }): Hono<HearthEnv> {
   const app = new Hono<HearthEnv>();
   app.use("*", requestId({ headerName: REQUEST_ID_HEADER, limitLength: 255 }));
   app.onError(onError(parts.log));
   app.notFound(notFound);
   app.route("/v1", createApi(parts));
-  app.route("/", createGateway({ ...parts, onNoDevice: (a, f) => parts.scheduler.suspect(a, f), onCall: parts.ledger?.onCall }));
+  app.route("/", createGateway({ ...parts, onNoDevice: (a, f) => parts.scheduler.suspect(a, f), onCall: parts.ledger?.onCall, liveDevice: (id) => parts.scheduler.liveDevice(id), region: parts.region }));
   return app;
 }
 
@@ -84,13 +98,35 @@ export async function startPlatform(options: PlatformOptions): Promise<Platform>
   const store = new Store(redis, options.redisPrefix);
   // noAsyncTraces: nats.js otherwise builds two Error objects (stack traces) per request up front, in case it fails;
   // on the gateway's hot path that was ~5% of the platform's CPU (BENCHMARKS.md). Errors still carry their message and cause.
-  const nc = await connect({ servers: options.natsUrl, name: "hearth-platform", maxReconnectAttempts: -1, noAsyncTraces: true });
-  const scheduler = new Scheduler({ store, nc, subjects, log: log.child({ part: "scheduler" }), deadAfterMs: options.deadAfterMs, tickMs: options.tickMs });
+  const authority = new FabricAuthority(options.fabricKeys);
+  // the platform's own credential: the whole Hearth account, a fresh key per process (docs/security.md)
+  const nc = await connect({
+    servers: options.natsUrl,
+    name: "hearth-platform",
+    maxReconnectAttempts: -1,
+    noAsyncTraces: true,
+    authenticator: credsAuthenticator(await authority.platformCreds()),
+  });
+  const devices = new DeviceRegistry({
+    redis, prefix: options.redisPrefix ?? "hearth:", authority, subjects,
+    publicNatsUrl: options.publicNatsUrl ?? options.natsUrl, credentialTtlSeconds: options.credentialTtlSeconds,
+  });
+  let fabric: FabricControl;
+  try {
+    fabric = await FabricControl.start({ authority, registry: devices, nc, natsUrl: options.natsUrl, subjects, log: log.child({ part: "fabric" }) });
+  } catch (error) {
+    await nc.close();
+    redis.disconnect();
+    throw error;
+  }
+  const scheduler = new Scheduler({
+    store, nc, subjects, log: log.child({ part: "scheduler" }), deadAfterMs: options.deadAfterMs, tickMs: options.tickMs, directory: fabric,
+  });
+  fabric.onRevoked = (deviceId) => scheduler.forget(deviceId);
   const bundles = serveBundles(nc, subjects, store, log);
-  const ledger = await startLedger({
-    nc, subjects, redis, prefix: options.redisPrefix, log, mode: options.ledger, publicNatsUrl: options.publicNatsUrl ?? options.natsUrl,
-  }).catch(async (error: unknown) => {
+  const ledger = await startLedger({ nc, subjects, redis, prefix: options.redisPrefix, log, mode: options.ledger }).catch(async (error: unknown) => {
     bundles.unsubscribe();
+    await fabric.close();
     await nc.close();
     redis.disconnect();
     throw error;
@@ -100,8 +136,10 @@ export async function startPlatform(options: PlatformOptions): Promise<Platform>
     log.warn({ err: error }, "JetStream is not available: function logs are not kept (GET .../logs answers ERR_LOGS_UNAVAILABLE)");
     return undefined;
   });
+  // devices' log lines reach the logs stream only through this check (the device from its subject, the function placed on it)
+  const logRelay = logs ? relayDeviceLogs({ nc, subjects, store, log: log.child({ part: "logs" }) }) : undefined;
   let url = options.publicUrl ?? "";
-  const app = createHttpApp({ store, scheduler, nc, subjects, log, token: options.token, publicUrl: () => url, embeddedState: embedded, ledger, logs });
+  const app = createHttpApp({ store, scheduler, nc, subjects, log, token: options.token, publicUrl: () => url, embeddedState: embedded, ledger, logs, devices, fabric, region: options.region });
 
   const server: ServerType = await new Promise((resolve, reject) => {
     const s = serve({ fetch: app.fetch, hostname: options.host ?? "127.0.0.1", port: options.port ?? 0 }, () => resolve(s));
@@ -123,8 +161,10 @@ export async function startPlatform(options: PlatformOptions): Promise<Platform>
       // every call answered so far has its usage record stored before the fabric connection goes
       await ledger.close();
       bundles.unsubscribe();
+      logRelay?.unsubscribe();
+      await fabric.close();
       await nc.drain().catch(() => undefined);
       redis.disconnect();
     })());
-  return { url, app, store, scheduler, nc, embeddedState: embedded, ledger, close, [Symbol.asyncDispose]: close };
+  return { url, app, store, scheduler, nc, embeddedState: embedded, ledger, devices, fabric, authority, close, [Symbol.asyncDispose]: close };
 }

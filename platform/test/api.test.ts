@@ -4,7 +4,7 @@
  */
 import { startNatsServer, type NatsServer } from "@hearth/devkit";
 import { afterAll, beforeAll, describe, expect, it } from "vitest";
-import { silentLogger, startPlatform, type Platform } from "../src/index.ts";
+import { FabricAuthority, natsAuth, silentLogger, startPlatform, type Platform } from "../src/index.ts";
 
 const TOKEN = "test-token-0123456789";
 const auth = { authorization: `Bearer ${TOKEN}` };
@@ -14,8 +14,9 @@ let nats: NatsServer;
 let platform: Platform;
 
 beforeAll(async () => {
-  nats = await startNatsServer();
-  platform = await startPlatform({ natsUrl: nats.url, token: TOKEN, log: silentLogger(), subjectPrefix: "apitest" });
+  const authority = FabricAuthority.generate();
+  nats = await startNatsServer({ auth: natsAuth(authority) });
+  platform = await startPlatform({ fabricKeys: authority.keys, natsUrl: nats.url, token: TOKEN, log: silentLogger(), subjectPrefix: "apitest" });
 });
 afterAll(async () => {
   await platform?.close();

@@ -1,96 +1,127 @@
 /**
  * The gateway against devices it cannot trust, and its usage record of each
  * call, in-process (`app.request()`) against a real nats-server with
- * JetStream. The "devices" are plain NATS responders, so each test controls
- * exactly what a device answers.
+ * JetStream. The device is a joined fake device whose answers the test
+ * writes, so each test controls exactly what a device answers.
  */
 import { redisServerBinary, startNatsServer, startRedisServer, type NatsServer } from "@hearth/devkit";
-import { INVOKE_HEADERS, INVOKE_QUEUE, Subjects, type ReconcileReport, type UsageReport } from "@hearth/protocol";
+import { INVOKE_HEADERS, Subjects, type DeviceCredits, type ReconcileReport, type UsageReport } from "@hearth/protocol";
 import { jetstreamManager } from "@nats-io/jetstream";
-import { connect, headers, type Msg, type NatsConnection } from "@nats-io/transport-node";
+import { headers, type Msg } from "@nats-io/transport-node";
 import { afterAll, beforeAll, describe, expect, it } from "vitest";
-import { silentLogger, startPlatform, type Platform } from "../src/index.ts";
+import { FabricAuthority, FakeDevice, joinTestDevice, natsAuth, silentLogger, startPlatform, type InvokeHandler, type Platform } from "../src/index.ts";
 import { ensureUsageStream, usageNames } from "../src/usage/index.ts";
 
 const TOKEN = "gateway-token-0123456789";
 const auth = { authorization: `Bearer ${TOKEN}` };
 const PREFIX = "gwmeter";
 const subjects = new Subjects(PREFIX);
+const DEVICE = "gw-dev";
+/** Another joined device, whose name a lying reply borrows. */
+const OTHER_DEVICE = "gw-other";
+const authority = FabricAuthority.generate();
 
 let nats: NatsServer;
 let platform: Platform;
-let device: NatsConnection;
+let device: FakeDevice;
 
-/** What the fake device answers, per function: its reply headers (the body is "ok"), or nothing at all. */
-const devices: Record<string, (h: ReturnType<typeof headers>, msg: Msg) => "silent" | void> = {
-  ok: (h, msg) => {
+/** What the fake device answers, per function: its reply headers (the body is "ok"), or nothing at all. `self` is the device's own id. */
+const answers: Record<string, (h: ReturnType<typeof headers>, msg: Msg, self: string) => "silent" | void> = {
+  ok: (h, msg, self) => {
     h.set(INVOKE_HEADERS.status, "200");
     h.set(INVOKE_HEADERS.cpuMs, "0.5");
     h.set(INVOKE_HEADERS.wallMs, "1.0");
     h.set(INVOKE_HEADERS.cold, "0");
-    h.set(INVOKE_HEADERS.device, "gw-dev");
+    h.set(INVOKE_HEADERS.device, self);
     // a function cannot set the gateway's own headers
     h.set("Http-Server-Timing", "fake;dur=0");
     h.set("Http-X-Seen-Request-Id", msg.headers?.get(INVOKE_HEADERS.requestId) ?? "");
   },
-  threw: (h) => {
+  threw: (h, _msg, self) => {
     h.set(INVOKE_HEADERS.errorCode, "ERR_FUNCTION_THREW");
     h.set(INVOKE_HEADERS.errorMessage, "Error: secret detail at handler (bundle.js:1:7)");
-    h.set(INVOKE_HEADERS.device, "gw-dev");
+    h.set(INVOKE_HEADERS.device, self);
   },
-  cpu: (h) => {
+  cpu: (h, _msg, self) => {
     h.set(INVOKE_HEADERS.errorCode, "ERR_CPU_LIMIT");
     h.set(INVOKE_HEADERS.errorMessage, "cpu");
-    h.set(INVOKE_HEADERS.device, "gw-dev");
+    h.set(INVOKE_HEADERS.device, self);
   },
-  liar: (h) => {
+  liar: (h, _msg, self) => {
     h.set(INVOKE_HEADERS.errorCode, "ERR_UNAUTHORIZED");
     h.set(INVOKE_HEADERS.errorMessage, "log in again at https://evil.example");
-    h.set(INVOKE_HEADERS.device, "gw-dev");
+    h.set(INVOKE_HEADERS.device, self);
   },
-  unknown: (h) => {
+  unknown: (h, _msg, self) => {
     h.set(INVOKE_HEADERS.errorCode, "ERR_MADE_UP");
-    h.set(INVOKE_HEADERS.device, "gw-dev");
+    h.set(INVOKE_HEADERS.device, self);
   },
-  badstatus: (h) => {
+  badstatus: (h, _msg, self) => {
     h.set(INVOKE_HEADERS.status, "abc");
-    h.set(INVOKE_HEADERS.device, "gw-dev");
+    h.set(INVOKE_HEADERS.device, self);
   },
-  badtiming: (h) => {
+  badtiming: (h, _msg, self) => {
     h.set(INVOKE_HEADERS.status, "200");
     h.set(INVOKE_HEADERS.cpuMs, "1e9");
-    h.set(INVOKE_HEADERS.device, "gw-dev");
+    h.set(INVOKE_HEADERS.device, self);
   },
   anonymous: (h) => {
     h.set(INVOKE_HEADERS.status, "200");
   },
+  // an honest-looking answer in another device's name: it would earn that device the call
+  impostor: (h) => {
+    h.set(INVOKE_HEADERS.status, "200");
+    h.set(INVOKE_HEADERS.cpuMs, "0.5");
+    h.set(INVOKE_HEADERS.wallMs, "1.0");
+    h.set(INVOKE_HEADERS.device, OTHER_DEVICE);
+  },
   silent: () => "silent",
 };
 
-beforeAll(async () => {
-  nats = await startNatsServer({ jetstream: true });
-  platform = await startPlatform({ natsUrl: nats.url, token: TOKEN, log: silentLogger(), subjectPrefix: PREFIX, ledger: "required" });
-  device = await connect({ servers: nats.url });
-  for (const [fn, answer] of Object.entries(devices)) {
-    device.subscribe(subjects.invoke("gw", fn), {
-      queue: INVOKE_QUEUE,
-      callback: (_err, msg) => {
-        const h = headers();
-        if (answer(h, msg) === "silent") return;
-        msg.respond(new TextEncoder().encode("ok"), { headers: h });
-      },
-    });
+/** A device's invocation handler that answers each function as `answers` says, with the body "ok". */
+function answering(self: string): InvokeHandler {
+  return (msg, fn) => {
+    const answer = answers[fn];
+    if (!answer) return "silent";
+    const h = headers();
+    if (answer(h, msg, self) === "silent") return "silent";
+    msg.respond(new TextEncoder().encode("ok"), { headers: h });
+  };
+}
+
+async function until(what: string, probe: () => Promise<boolean> | boolean, timeoutMs = 10_000): Promise<void> {
+  const deadline = Date.now() + timeoutMs;
+  while (!(await probe())) {
+    if (Date.now() > deadline) throw new Error(`timed out waiting for ${what}`);
+    await new Promise((r) => setTimeout(r, 50));
   }
-  await device.flush();
-  for (const fn of [...Object.keys(devices), "nobody"]) {
+}
+
+/** Waits until `p` has placed app/fn on the device and the device has taken it: the gateway then routes there. */
+async function placedOn(p: Platform, d: FakeDevice, app: string, fn: string): Promise<void> {
+  await until(`${app}/${fn} placed on ${d.id}`, async () => (await p.store.getPlacement(app, fn)).devices[d.id] !== undefined && d.functions.has(`${app}/${fn}`));
+}
+
+beforeAll(async () => {
+  nats = await startNatsServer({ jetstream: true, auth: natsAuth(authority) });
+  platform = await startPlatform({ fabricKeys: authority.keys, natsUrl: nats.url, token: TOKEN, log: silentLogger(), subjectPrefix: PREFIX, ledger: "required", tickMs: 200 });
+  // serves every function but "nobody"
+  device = await FakeDevice.start({
+    url: nats.url, prefix: PREFIX, devices: platform.devices, deviceId: DEVICE,
+    accept: (app, fn) => app === "gw" && fn !== "nobody",
+    onInvoke: answering(DEVICE),
+  });
+  await joinTestDevice(platform.devices, OTHER_DEVICE);
+  for (const fn of [...Object.keys(answers), "nobody"]) {
     const limits = fn === "silent" ? "?wallMs=100" : "?requestBytes=16";
     const res = await platform.app.request(`/v1/apps/gw/functions/${fn}${limits}`, { method: "PUT", headers: auth, body: "export default { fetch() { return new Response('') } }" });
     expect(res.status).toBe(201);
   }
+  for (const fn of Object.keys(answers)) await placedOn(platform, device, "gw", fn);
 });
 
 afterAll(async () => {
-  await device?.close();
+  await device?.die();
   await platform?.close();
   await nats?.stop();
 });
@@ -147,12 +178,11 @@ describe("usage records at the gateway", () => {
   it("answers when JetStream does not store in time, and stores the record later (counted as deferred)", async () => {
     // a platform of its own, so the stream can be taken away and given back
     const own = new Subjects("gwdefer");
-    const p = await startPlatform({ natsUrl: nats.url, token: TOKEN, log: silentLogger(), subjectPrefix: own.prefix, redisPrefix: "gwdefer:", ledger: "required" });
-    const d = await connect({ servers: nats.url });
+    const p = await startPlatform({ fabricKeys: authority.keys, natsUrl: nats.url, token: TOKEN, log: silentLogger(), subjectPrefix: own.prefix, redisPrefix: "gwdefer:", ledger: "required", tickMs: 200 });
+    const d = await FakeDevice.start({ url: nats.url, prefix: own.prefix, devices: p.devices, deviceId: "defer-dev", onInvoke: answering("defer-dev") });
     try {
-      d.subscribe(own.invoke("defer", "ok"), { queue: INVOKE_QUEUE, callback: (_e, msg) => { const h = headers(); devices.ok!(h, msg); msg.respond(new Uint8Array(0), { headers: h }); } });
-      await d.flush();
       expect((await p.app.request("/v1/apps/defer/functions/ok", { method: "PUT", headers: auth, body: "export default {}" })).status).toBe(201);
+      await placedOn(p, d, "defer", "ok");
       const jsm = await jetstreamManager(p.nc);
       const stream = usageNames(own).stream;
       await jsm.streams.delete(stream);
@@ -169,7 +199,7 @@ describe("usage records at the gateway", () => {
       expect(p.ledger.publisher!.stats.deferred).toBe(3);
       expect((await jsm.streams.info(stream)).state.messages).toBe(4);
     } finally {
-      await d.close();
+      await d.die();
       await p.close();
     }
   });
@@ -220,6 +250,22 @@ describe("device replies", () => {
     expect(res.headers.get("server-timing")).toMatch(TOTAL);
   });
 
+  it("a reply in another device's name is 502 ERR_BAD_DEVICE_REPLY, and credits neither device", async () => {
+    const creditsOf = async (id: string) => ((await (await platform.app.request(`/v1/devices/${id}/credits`, { headers: auth })).json()) as DeviceCredits).total;
+    await settle();
+    const [mine, theirs, calls] = [await creditsOf(DEVICE), await creditsOf(OTHER_DEVICE), await usageOf("impostor")];
+    const res = await platform.app.request("/fn/gw/impostor");
+    expect(res.status).toBe(502);
+    expect((await errorOf(res)).code).toBe("ERR_BAD_DEVICE_REPLY");
+    // the device the call went to did answer it: that is the one the gateway knows, whatever the reply says
+    expect(device.invocations.some((m) => m.headers?.get(INVOKE_HEADERS.fn) === "impostor")).toBe(true);
+    await settle();
+    expect(await usageOf("impostor")).toBe(calls + 1);
+    expect(await creditsOf(DEVICE)).toEqual(mine);
+    expect(await creditsOf(OTHER_DEVICE)).toEqual(theirs);
+    expect(theirs.calls).toBe(0);
+  });
+
   it("passes a function's answer through, with the gateway's own Server-Timing and request id", async () => {
     const res = await platform.app.request("/fn/gw/ok");
     expect(res.status).toBe(200);
@@ -232,7 +278,7 @@ describe("device replies", () => {
     await settle();
     const res = await platform.app.request("/v1/usage?app=gw", { headers: auth });
     const fns = ((await res.json()) as UsageReport).apps[0]!.days.flatMap((d) => d.functions);
-    for (const fn of ["liar", "unknown", "badstatus", "badtiming", "anonymous"]) {
+    for (const fn of ["liar", "unknown", "badstatus", "badtiming", "anonymous", "impostor"]) {
       expect(fns.find((f) => f.fn === fn)).toMatchObject({ calls: 1, errors: 1, cpuUs: 0, responseBytes: 0 });
     }
     const reconcile = (await (await platform.app.request("/v1/ledger/reconcile", { method: "POST", headers: auth })).json()) as ReconcileReport;
@@ -261,19 +307,12 @@ describe("with its state store down", () => {
   it.skipIf(redisServerBinary() === undefined)("keeps serving functions as it last saw them", async () => {
     const redis = await startRedisServer();
     const prefix = "gwstale";
-    const stale = await startPlatform({ natsUrl: nats.url, token: TOKEN, log: silentLogger(), subjectPrefix: prefix, ledger: "off", redisUrl: redis.url });
-    const sub = device.subscribe(new Subjects(prefix).invoke("gw", "ok"), {
-      queue: INVOKE_QUEUE,
-      callback: (_err, msg) => {
-        const h = headers();
-        devices["ok"]!(h, msg);
-        msg.respond(new TextEncoder().encode("ok"), { headers: h });
-      },
-    });
+    const stale = await startPlatform({ fabricKeys: authority.keys, natsUrl: nats.url, token: TOKEN, log: silentLogger(), subjectPrefix: prefix, ledger: "off", redisUrl: redis.url, tickMs: 200 });
+    const d = await FakeDevice.start({ url: nats.url, prefix, devices: stale.devices, deviceId: "stale-dev", onInvoke: answering("stale-dev") });
     try {
-      await device.flush();
       const deployed = await stale.app.request("/v1/apps/gw/functions/ok", { method: "PUT", headers: auth, body: "export default { fetch() { return new Response('') } }" });
       expect(deployed.status).toBe(201);
+      await placedOn(stale, d, "gw", "ok");
       expect((await stale.app.request("/fn/gw/ok/")).status).toBe(200);
 
       await redis.stop(); // Redis is gone, past the gateway's cache time
@@ -282,7 +321,7 @@ describe("with its state store down", () => {
       expect(res.status).toBe(200);
       expect(await res.text()).toBe("ok");
     } finally {
-      sub.unsubscribe();
+      await d.die();
       await stale.close();
       await redis.stop();
     }

@@ -8,26 +8,27 @@ import { randomUUID } from "node:crypto";
 import { redisServerBinary, startNatsServer, startRedisServer, type NatsServer, type RedisServer } from "@hearth/devkit";
 import { Subjects, usageDay, type UsageRecord } from "@hearth/protocol";
 import { jetstreamManager } from "@nats-io/jetstream";
-import { connect, type NatsConnection } from "@nats-io/transport-node";
+import type { NatsConnection } from "@nats-io/transport-node";
 import { Redis } from "ioredis";
 import RedisMock from "ioredis-mock";
 import { afterAll, beforeAll, describe, expect, it } from "vitest";
+import { connectAsPlatform, FabricAuthority, natsAuth, silentLogger } from "../src/index.ts";
 import { LedgerConsumer, LedgerStore, reconcileLedger, startLedger } from "../src/ledger/index.ts";
-import { silentLogger } from "../src/log/index.ts";
 import { accountDelta } from "../src/ledger/store.ts";
 import { usageNames } from "../src/usage/index.ts";
 
 const log = silentLogger();
 const VERSION = "a".repeat(64);
 const HAS_REDIS = redisServerBinary() !== undefined;
+const authority = FabricAuthority.generate();
 
 let nats: NatsServer;
 let nc: NatsConnection;
 let redisServer: RedisServer | undefined;
 
 beforeAll(async () => {
-  nats = await startNatsServer({ jetstream: true });
-  nc = await connect({ servers: nats.url });
+  nats = await startNatsServer({ jetstream: true, auth: natsAuth(authority) });
+  nc = await connectAsPlatform(nats.url, authority);
   if (HAS_REDIS) redisServer = await startRedisServer();
 });
 afterAll(async () => {
@@ -98,7 +99,7 @@ describe.each(backends)("usage ledger on %s", (_name, makeRedis) => {
   it("folds each record once: per app by day and function, per device by day", async () => {
     const { subjects, prefix } = owned();
     const redis = await makeRedis();
-    const ledger = await startLedger({ nc, subjects, redis, prefix, log, mode: "required", publicNatsUrl: nats.url });
+    const ledger = await startLedger({ nc, subjects, redis, prefix, log, mode: "required" });
     try {
       const records = Array.from({ length: 60 }, (_, i) => record(i));
       for (const r of records) ledger.publisher!.enqueue(r);
@@ -129,7 +130,7 @@ describe.each(backends)("usage ledger on %s", (_name, makeRedis) => {
   it("replaying the whole stream to a fresh consumer counts nothing twice", async () => {
     const { subjects, prefix } = owned();
     const redis = await makeRedis();
-    const ledger = await startLedger({ nc, subjects, redis, prefix, log, mode: "required", publicNatsUrl: nats.url });
+    const ledger = await startLedger({ nc, subjects, redis, prefix, log, mode: "required" });
     try {
       const records = Array.from({ length: 40 }, (_, i) => record(i));
       for (const r of records) ledger.publisher!.enqueue(r);
@@ -160,14 +161,14 @@ describe.each(backends)("usage ledger on %s", (_name, makeRedis) => {
     const { subjects, prefix } = owned();
     const redis = await makeRedis();
     // this platform only publishes; the consumer runs on its own connection so it can be killed
-    const ledger = await startLedger({ nc, subjects, redis, prefix, log, mode: "required", publicNatsUrl: nats.url, consume: false });
+    const ledger = await startLedger({ nc, subjects, redis, prefix, log, mode: "required", consume: false });
     const store = new LedgerStore(redis, prefix);
     try {
       const records = Array.from({ length: 50 }, (_, i) => record(i));
       for (const r of records) ledger.publisher!.enqueue(r);
       await ledger.publisher!.flush();
 
-      const doomed = await connect({ servers: nats.url });
+      const doomed = await connectAsPlatform(nats.url, authority, "doomed-ledger");
       let written = 0;
       const victim = await LedgerConsumer.start({
         nc: doomed,
@@ -202,7 +203,7 @@ describe.each(backends)("usage ledger on %s", (_name, makeRedis) => {
   it("reconciliation reports a tampered account, field by field", async () => {
     const { subjects, prefix } = owned();
     const redis = await makeRedis();
-    const ledger = await startLedger({ nc, subjects, redis, prefix, log, mode: "required", publicNatsUrl: nats.url });
+    const ledger = await startLedger({ nc, subjects, redis, prefix, log, mode: "required" });
     try {
       for (let i = 0; i < 10; i++) ledger.publisher!.enqueue(record(i));
       await ledger.publisher!.flush();
@@ -229,7 +230,7 @@ describe.each(backends)("reconcile --repair on %s", (_name, makeRedis) => {
   it("records acknowledged and then lost by Redis are missing (not pending); repair folds them back once", async () => {
     const { subjects, prefix } = owned();
     const redis = await makeRedis();
-    const ledger = await startLedger({ nc, subjects, redis, prefix, log, mode: "required", publicNatsUrl: nats.url });
+    const ledger = await startLedger({ nc, subjects, redis, prefix, log, mode: "required" });
     try {
       const records = Array.from({ length: 30 }, (_, i) => record(i));
       for (const r of records) await ledger.publisher!.store(r);
@@ -273,7 +274,7 @@ describe.each(backends)("reconcile --repair on %s", (_name, makeRedis) => {
   it("records not yet acknowledged are pending, not missing", async () => {
     const { subjects, prefix } = owned();
     const redis = await makeRedis();
-    const ledger = await startLedger({ nc, subjects, redis, prefix, log, mode: "required", publicNatsUrl: nats.url, consume: false });
+    const ledger = await startLedger({ nc, subjects, redis, prefix, log, mode: "required", consume: false });
     try {
       for (let i = 0; i < 7; i++) await ledger.publisher!.store(record(i));
       expect(await ledger.reconcile()).toMatchObject({ records: 7, pending: 7, missing: 0, differences: [] });
@@ -288,7 +289,7 @@ describe.each(backends)("reconcile --repair on %s", (_name, makeRedis) => {
   it("rewrites a tampered account to what the stream says, and only that account", async () => {
     const { subjects, prefix } = owned();
     const redis = await makeRedis();
-    const ledger = await startLedger({ nc, subjects, redis, prefix, log, mode: "required", publicNatsUrl: nats.url });
+    const ledger = await startLedger({ nc, subjects, redis, prefix, log, mode: "required" });
     try {
       const records = Array.from({ length: 20 }, (_, i) => record(i));
       for (const r of records) await ledger.publisher!.store(r);
@@ -322,7 +323,7 @@ describe.skipIf(!HAS_REDIS)("usage ledger across a Redis restart (redis-server)"
     const client = new Redis(redis.url, { maxRetriesPerRequest: 1, retryStrategy: () => 50 });
     client.on("error", () => undefined);
     const { subjects, prefix } = owned();
-    const ledger = await startLedger({ nc, subjects, redis: client, prefix, log, mode: "required", publicNatsUrl: nats.url });
+    const ledger = await startLedger({ nc, subjects, redis: client, prefix, log, mode: "required" });
     try {
       const records = Array.from({ length: 300 }, (_, i) => record(i));
       for (const r of records.slice(0, 150)) ledger.publisher!.enqueue(r);
@@ -345,8 +346,8 @@ describe("usage ledger without JetStream", () => {
   let plain: NatsServer;
   let plainNc: NatsConnection;
   beforeAll(async () => {
-    plain = await startNatsServer();
-    plainNc = await connect({ servers: plain.url });
+    plain = await startNatsServer({ auth: natsAuth(authority) });
+    plainNc = await connectAsPlatform(plain.url, authority);
   });
   afterAll(async () => {
     await plainNc?.close();
@@ -356,7 +357,7 @@ describe("usage ledger without JetStream", () => {
   it("refuses to start when required, naming the fix", async () => {
     const { subjects, prefix } = owned();
     const redis = new RedisMock() as unknown as Redis;
-    await expect(startLedger({ nc: plainNc, subjects, redis, prefix, log, mode: "required", publicNatsUrl: plain.url })).rejects.toMatchObject({
+    await expect(startLedger({ nc: plainNc, subjects, redis, prefix, log, mode: "required" })).rejects.toMatchObject({
       code: "ERR_LEDGER_UNAVAILABLE",
       message: expect.stringMatching(/Enable it \(nats-server -js/),
     });
@@ -365,7 +366,7 @@ describe("usage ledger without JetStream", () => {
   it("runs unmetered in auto mode and says so on usage requests", async () => {
     const { subjects, prefix } = owned();
     const redis = new RedisMock() as unknown as Redis;
-    const ledger = await startLedger({ nc: plainNc, subjects, redis, prefix, log, mode: "auto", publicNatsUrl: plain.url });
+    const ledger = await startLedger({ nc: plainNc, subjects, redis, prefix, log, mode: "auto" });
     expect(ledger.metering).toBe(false);
     await expect(ledger.usage()).rejects.toMatchObject({ code: "ERR_LEDGER_UNAVAILABLE" });
     await ledger.close();

@@ -1,38 +1,64 @@
 /**
  * Function logs through the API, in-process (`app.request()`), against a real
- * nats-server with JetStream. The "device" is a plain NATS connection that
- * publishes lines the way an agent does, so the test controls exactly what
- * lands in the logs stream (forged and malformed lines too).
+ * nats-server with JetStream. The "devices" are joined fake devices that
+ * publish lines the way an agent does, on their own subject, so the test
+ * controls exactly what reaches the platform (forged and malformed lines too)
+ * and sees what the platform keeps of it.
  */
+import { createHash } from "node:crypto";
 import { startNatsServer, type NatsServer } from "@hearth/devkit";
 import { logSubject, Subjects, type LogEntry, type LogLine } from "@hearth/protocol";
-import { connect, type NatsConnection } from "@nats-io/transport-node";
+import { jetstreamManager } from "@nats-io/jetstream";
+import type { NatsConnection } from "@nats-io/transport-node";
 import { afterAll, beforeAll, describe, expect, it } from "vitest";
-import { silentLogger, startPlatform, type Platform } from "../src/index.ts";
+import { connectAsDevice, connectAsPlatform, FabricAuthority, FakeDevice, joinTestDevice, natsAuth, silentLogger, startPlatform, type Platform } from "../src/index.ts";
+import { logNames } from "../src/logs/index.ts";
 
 const TOKEN = "logs-token-0123456789";
 const auth = { authorization: `Bearer ${TOKEN}` };
 const PREFIX = "logsapi";
 const subjects = new Subjects(PREFIX);
-const VERSION = "a".repeat(64);
 const BUNDLE = "export default { fetch() { return new Response('') } }";
+/** Every function here runs this bundle: a line names the version its device runs. */
+const VERSION = createHash("sha256").update(BUNDLE).digest("hex");
+const authority = FabricAuthority.generate();
 
 let nats: NatsServer;
 let platform: Platform;
-let device: NatsConnection;
+/** A live device every function here is placed on. */
+let device: FakeDevice;
+/** A device that joined properly but was never given anything to run (it sends no heartbeats, so it is offered nothing). */
+let stranger: { id: string; nc: NatsConnection };
+
+async function until(what: string, probe: () => Promise<boolean> | boolean, timeoutMs = 10_000): Promise<void> {
+  const deadline = Date.now() + timeoutMs;
+  while (!(await probe())) {
+    if (Date.now() > deadline) throw new Error(`timed out waiting for ${what}`);
+    await new Promise((r) => setTimeout(r, 25));
+  }
+}
 
 beforeAll(async () => {
-  nats = await startNatsServer({ jetstream: true });
-  platform = await startPlatform({ natsUrl: nats.url, token: TOKEN, log: silentLogger(), subjectPrefix: PREFIX });
-  device = await connect({ servers: nats.url });
-  for (const [app, fn] of [["shop", "cart"], ["shop", "quiet"], ["rival", "cart"]] as const) {
+  nats = await startNatsServer({ jetstream: true, auth: natsAuth(authority) });
+  platform = await startPlatform({ fabricKeys: authority.keys, natsUrl: nats.url, token: TOKEN, log: silentLogger(), subjectPrefix: PREFIX, tickMs: 200 });
+  device = await FakeDevice.start({ url: nats.url, prefix: PREFIX, devices: platform.devices, deviceId: "dev-1" });
+  const joined = await joinTestDevice(platform.devices, "dev-stranger");
+  stranger = { id: joined.deviceId, nc: await connectAsDevice(nats.url, joined, PREFIX) };
+  const functions = [["shop", "cart"], ["shop", "quiet"], ["rival", "cart"]] as const;
+  for (const [app, fn] of functions) {
     const res = await platform.app.request(`/v1/apps/${app}/functions/${fn}`, { method: "PUT", headers: auth, body: BUNDLE });
     expect(res.status).toBe(201);
+    expect(((await res.json()) as { version: string }).version).toBe(VERSION);
+  }
+  // the platform keeps a device's lines only for functions placed on it
+  for (const [app, fn] of functions) {
+    await until(`${app}/${fn} placed on ${device.id}`, async () => (await platform.store.getPlacement(app, fn)).devices[device.id] !== undefined && device.functions.has(`${app}/${fn}`));
   }
 });
 
 afterAll(async () => {
-  await device?.close();
+  await device?.die();
+  await stranger?.nc.close();
   await platform?.close();
   await nats?.stop();
 });
@@ -41,15 +67,23 @@ function line(app: string, fn: string, requestId: string | null, message: string
   return { app, fn, version: VERSION, requestId, deviceId: "dev-1", level, message, at: Date.now() };
 }
 
-/** Publishes lines as a device does, and waits until the stream holds them. */
-async function publish(...lines: (LogLine | string)[]): Promise<void> {
-  for (const l of lines) {
-    if (typeof l === "string") device.publish(logSubject(subjects, "shop", "cart"), l);
-    else device.publish(logSubject(subjects, l.app, l.fn), JSON.stringify(l));
-  }
-  await device.flush();
-  // core publishes are stored asynchronously: give the stream a moment
-  await new Promise((r) => setTimeout(r, 100));
+/** How many lines the logs stream holds, all functions together. */
+async function storedLines(): Promise<number> {
+  const jsm = await jetstreamManager(platform.nc);
+  return (await jsm.streams.info(logNames(subjects).stream)).state.messages;
+}
+
+/** Publishes lines as a device does, on its own subject, without waiting for them. */
+function send(from: { id: string; nc: NatsConnection }, ...lines: (LogLine | string)[]): void {
+  for (const l of lines) from.nc.publish(subjects.deviceLogs(from.id), typeof l === "string" ? l : JSON.stringify(l));
+}
+
+/** Publishes lines the platform keeps, as a device does, and waits until the stream holds them. */
+async function publish(...lines: LogLine[]): Promise<void> {
+  const before = await storedLines();
+  send(device, ...lines);
+  await device.nc.flush();
+  await until(`${lines.length} more stored lines`, async () => (await storedLines()) >= before + lines.length);
 }
 
 async function read(path: string, query = ""): Promise<LogEntry[]> {
@@ -96,19 +130,36 @@ describe("function logs API", () => {
   });
 
   it("never shows another function's lines: same function name in another app, forged and malformed lines", async () => {
-    await publish(
-      line("rival", "cart", "rival-req", "rival secret"),
-      "not json",
-      JSON.stringify({ ...line("shop", "cart", "bad", "x"), level: "fatal" }),
-    );
-    // a line on shop/cart's subject that claims to be rival's: dropped, shown to neither
-    device.publish(logSubject(subjects, "shop", "cart"), JSON.stringify(line("rival", "cart", "forged", "forged line")));
-    await device.flush();
-    await new Promise((r) => setTimeout(r, 100));
+    const before = await storedLines();
+    // dropped by the platform: malformed lines, and a line in another device's name
+    send(device, "not json", JSON.stringify({ ...line("shop", "cart", "bad", "x"), level: "fatal" }), { ...line("shop", "cart", "other-device", "in the stranger's name"), deviceId: stranger.id });
+    // a joined device that shop/cart is not placed on: neither in its own name nor in the name of the device that runs it
+    send(stranger, { ...line("shop", "cart", "not-placed", "from a device it is not placed on"), deviceId: stranger.id }, line("shop", "cart", "impersonated", "in dev-1's name"));
+    await stranger.nc.flush();
+    // kept: sent after those, so they have been seen by the time it is stored
+    await publish(line("rival", "cart", "rival-req", "rival secret"));
+    expect(await storedLines()).toBe(before + 1);
+
+    // a device cannot publish on a function's logs subject at all: nats-server refuses it
+    const errors: string[] = [];
+    void (async () => {
+      for await (const s of device.nc.status()) if (s.type === "error") errors.push(String(s.error?.message));
+    })();
+    device.nc.publish(logSubject(subjects, "shop", "cart"), JSON.stringify(line("shop", "cart", "direct", "straight into the stream")));
+    await until("the server refused the direct publish", () => errors.some((e) => /Permissions Violation for Publish/.test(e)));
+
+    // a line on shop/cart's subject that claims to be rival's (only a platform credential can put it there): shown to neither
+    const nc = await connectAsPlatform(nats.url, authority);
+    const beforeForged = await storedLines();
+    nc.publish(logSubject(subjects, "shop", "cart"), JSON.stringify(line("rival", "cart", "forged", "forged line")));
+    await nc.flush();
+    await nc.close();
+    await until("the forged line stored", async () => (await storedLines()) === beforeForged + 1);
+
     const shop = await read("shop/functions/cart");
-    expect(shop.map((l) => l.message)).not.toContain("rival secret");
-    expect(shop.map((l) => l.message)).not.toContain("forged line");
-    expect(shop.every((l) => l.app === "shop" && l.fn === "cart")).toBe(true);
+    const dropped = ["rival secret", "forged line", "x", "in the stranger's name", "from a device it is not placed on", "in dev-1's name", "straight into the stream"];
+    for (const message of dropped) expect(shop.map((l) => l.message)).not.toContain(message);
+    expect(shop.every((l) => l.app === "shop" && l.fn === "cart" && l.deviceId === "dev-1")).toBe(true);
     const rival = await read("rival/functions/cart");
     expect(rival.map((l) => l.message)).toEqual(["rival secret"]);
   });
@@ -158,7 +209,7 @@ describe("function logs API", () => {
 
 describe("function logs and shutdown", () => {
   it("a platform that stops ends its open follow streams instead of waiting for them", async () => {
-    const second = await startPlatform({ natsUrl: nats.url, token: TOKEN, log: silentLogger(), subjectPrefix: PREFIX });
+    const second = await startPlatform({ fabricKeys: authority.keys, natsUrl: nats.url, token: TOKEN, log: silentLogger(), subjectPrefix: PREFIX });
     // over real HTTP: an open response would keep the server from closing
     const res = await fetch(`${second.url}/v1/apps/shop/functions/cart/logs?follow=1&limit=0`, { headers: auth });
     expect(res.status).toBe(200);
@@ -173,8 +224,8 @@ describe("function logs and shutdown", () => {
 
 describe("function logs without JetStream", () => {
   it("answers 503 ERR_LOGS_UNAVAILABLE and the platform still runs", async () => {
-    await using plain = await startNatsServer();
-    await using bare = await startPlatform({ natsUrl: plain.url, token: TOKEN, log: silentLogger(), subjectPrefix: "logsbare", ledger: "off" });
+    await using plain = await startNatsServer({ auth: natsAuth(authority) });
+    await using bare = await startPlatform({ fabricKeys: authority.keys, natsUrl: plain.url, token: TOKEN, log: silentLogger(), subjectPrefix: "logsbare", ledger: "off" });
     await bare.app.request("/v1/apps/shop/functions/cart", { method: "PUT", headers: auth, body: BUNDLE });
     const res = await bare.app.request("/v1/apps/shop/functions/cart/logs", { headers: auth });
     expect(res.status).toBe(503);

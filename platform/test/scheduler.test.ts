@@ -1,21 +1,21 @@
 /**
- * The scheduler against a real nats-server, with fake devices that publish
- * heartbeats and answer control messages the way agents do.
+ * The scheduler against a real nats-server, with fake devices that join,
+ * publish heartbeats and answer control messages the way agents do.
  */
 import { redisServerBinary, startNatsServer, startRedisServer, type NatsServer } from "@hearth/devkit";
-import { ControlMessage, type Heartbeat, type PlacedFunction } from "@hearth/protocol";
-import { connect, type NatsConnection } from "@nats-io/transport-node";
 import { afterAll, afterEach, beforeAll, describe, expect, it } from "vitest";
-import { silentLogger, startPlatform, type Platform } from "../src/index.ts";
+import { connectAsPlatform, FabricAuthority, FakeDevice, natsAuth, silentLogger, startPlatform, type Platform } from "../src/index.ts";
 
 const TOKEN = "test-token-0123456789";
 const PREFIX = "schedtest";
 let nats: NatsServer;
 let platform: Platform;
+const authority = FabricAuthority.generate();
 
 beforeAll(async () => {
-  nats = await startNatsServer();
+  nats = await startNatsServer({ auth: natsAuth(authority) });
   platform = await startPlatform({
+    fabricKeys: authority.keys,
     natsUrl: nats.url,
     token: TOKEN,
     log: silentLogger(),
@@ -41,78 +41,11 @@ async function liveCount(n: number) {
   await until(`${n} live devices`, async () => ((await platform.scheduler.liveDevices()).length === n ? true : undefined));
 }
 
-class FakeDevice {
-  readonly functions = new Map<string, PlacedFunction>();
-  readonly received: ControlMessage[] = [];
-  private timer?: NodeJS.Timeout;
-  readonly id: string;
-  readonly owner: string;
-  readonly nc: NatsConnection;
-  readonly accept: boolean;
-  readonly prefix: string;
-  private constructor(id: string, owner: string, nc: NatsConnection, accept: boolean, prefix: string) {
-    this.id = id;
-    this.owner = owner;
-    this.nc = nc;
-    this.accept = accept;
-    this.prefix = prefix;
-  }
-
-  static async start(id: string, owner: string, accept = true, prefix = PREFIX) {
-    const nc = await connect({ servers: nats.url });
-    const device = new FakeDevice(id, owner, nc, accept, prefix);
-    nc.subscribe(`${prefix}.device.${id}.control`, {
-      callback: (_err, msg) => {
-        const message = ControlMessage.parse(msg.json());
-        device.received.push(message);
-        if (message.type === "place") {
-          if (!device.accept) {
-            msg.respond(JSON.stringify({ error: { code: "ERR_BAD_BUNDLE", message: "no" } }));
-            return;
-          }
-          device.functions.set(`${message.app}/${message.fn}`, { app: message.app, fn: message.fn, version: message.version });
-        }
-        if (message.type === "unplace") device.functions.delete(`${message.app}/${message.fn}`);
-        msg.respond(JSON.stringify({ ok: true }));
-      },
-    });
-    devices.push(device);
-    device.resume();
-    return device;
-  }
-
-  /** Stops heartbeating but keeps answering (a device whose heartbeats are late). */
-  pause() {
-    clearInterval(this.timer);
-  }
-
-  resume() {
-    this.beat();
-    this.timer = setInterval(() => this.beat(), 200);
-  }
-
-  beat() {
-    const beat: Heartbeat = {
-      deviceId: this.id,
-      ownerId: this.owner,
-      region: "test",
-      location: { label: this.id, lat: 0, lon: 0 },
-      cores: 2,
-      memoryMb: 512,
-      activeCalls: 0,
-      freeCores: 2,
-      functions: [...this.functions.values()],
-      agentVersion: "test",
-      sentAt: Date.now(),
-    };
-    this.nc.publish(`${this.prefix}.heartbeat`, JSON.stringify(beat));
-  }
-
-  /** Goes silent: no heartbeats, no answers (like a device that lost power). */
-  async die() {
-    clearInterval(this.timer);
-    if (!this.nc.isClosed()) await this.nc.close();
-  }
+/** A joined device of `p` (default: the shared platform) that heartbeats and answers control messages. */
+async function fake(id: string, owner: string, accept = true, prefix = PREFIX, p: Platform = platform): Promise<FakeDevice> {
+  const device = await FakeDevice.start({ url: nats.url, prefix, devices: p.devices, deviceId: id, ownerId: owner, accept });
+  devices.push(device);
+  return device;
 }
 
 async function deploy(app: string, fn: string, query = "", suffix = "") {
@@ -138,9 +71,9 @@ const placedOn = async (app: string, fn: string) => Object.keys((await platform.
 
 describe("scheduler", () => {
   it("places replicas on live devices, spread over owners, and re-places when a device goes silent", async () => {
-    const a1 = await FakeDevice.start("s1-a1", "alice");
-    const a2 = await FakeDevice.start("s1-a2", "alice");
-    await FakeDevice.start("s1-b1", "bob");
+    const a1 = await fake("s1-a1", "alice");
+    const a2 = await fake("s1-a2", "alice");
+    await fake("s1-b1", "bob");
     await liveCount(3);
     await deploy("s1", "fn", "?replicas=2");
     const placed = await until("two replicas", async () => {
@@ -160,7 +93,7 @@ describe("scheduler", () => {
   });
 
   it("moves replicas to a new version and to new limits, and tells devices to drop deleted functions", async () => {
-    const d = await FakeDevice.start("s2-d", "carol");
+    const d = await fake("s2-d", "carol");
     await liveCount(1);
     await deploy("s2", "fn", "?replicas=1");
     const v1 = await until("placed", () => d.functions.get("s2/fn")?.version);
@@ -180,8 +113,8 @@ describe("scheduler", () => {
   });
 
   it("tells a device that comes back after it was given up to stop serving what moved away from it", async () => {
-    const a = await FakeDevice.start("s5-a", "alice");
-    const b = await FakeDevice.start("s5-b", "bob");
+    const a = await fake("s5-a", "alice");
+    const b = await fake("s5-b", "bob");
     await liveCount(2);
     await deploy("s5", "fn", "?replicas=1");
     const [first] = await until("placed", async () => {
@@ -201,7 +134,7 @@ describe("scheduler", () => {
   });
 
   it("does not hammer a device that refuses a placement", async () => {
-    const refuser = await FakeDevice.start("s3-r", "dave", false);
+    const refuser = await fake("s3-r", "dave", false);
     await liveCount(1);
     await deploy("s3", "fn", "?replicas=1");
     await new Promise((r) => setTimeout(r, 1_500)); // several ticks of 200 ms
@@ -210,15 +143,30 @@ describe("scheduler", () => {
     expect(await placedOn("s3", "fn")).toEqual([]);
   });
 
-  it("ignores invalid heartbeats", async () => {
-    const nc = await connect({ servers: nats.url });
-    nc.publish(`${PREFIX}.heartbeat`, "not json");
-    nc.publish(`${PREFIX}.heartbeat`, JSON.stringify({ deviceId: "../../etc", cores: -1 }));
+  it("believes a heartbeat only from a joined device on its own subject, with owner and region from its join record", async () => {
+    const honest = await fake("s4-honest", "erin");
+    await liveCount(1);
+    const entry = platform.scheduler.liveDevices().find((d) => d.heartbeat.deviceId === "s4-honest")!;
+    // the device claimed "claimed-owner" and "claimed-region": the join record says otherwise
+    expect(entry.heartbeat).toMatchObject({ ownerId: "erin", region: "local" });
+
+    // junk, a device that never joined (only the platform's own credential can even publish there), and one naming another device
+    const nc = await connectAsPlatform(nats.url, platform.authority);
+    nc.publish(`${PREFIX}.hb.s4-ghost`, "not json");
+    nc.publish(`${PREFIX}.hb.s4-ghost`, JSON.stringify({ ...entry.heartbeat, deviceId: "s4-ghost" }));
+    nc.publish(`${PREFIX}.hb.s4-honest`, JSON.stringify({ ...entry.heartbeat, deviceId: "s4-other" }));
     await nc.flush();
-    await new Promise((r) => setTimeout(r, 200));
-    const ids = (await platform.scheduler.liveDevices()).map((d) => d.heartbeat.deviceId);
-    expect(ids).not.toContain("../../etc");
     await nc.close();
+    // a joined device cannot publish on another device's heartbeat subject at all: nats-server refuses it
+    const errors: string[] = [];
+    void (async () => {
+      for await (const s of honest.nc.status()) if (s.type === "error") errors.push(String(s.error?.message));
+    })();
+    honest.nc.publish(`${PREFIX}.hb.s4-victim`, JSON.stringify({ ...entry.heartbeat, deviceId: "s4-victim" }));
+    await until("the server refused the forged heartbeat", () => (errors.some((e) => /Permissions Violation for Publish/.test(e)) ? true : undefined));
+    await new Promise((r) => setTimeout(r, 300));
+    const ids = platform.scheduler.liveDevices().map((d) => d.heartbeat.deviceId);
+    expect(ids).toEqual(["s4-honest"]);
   });
 });
 
@@ -228,11 +176,11 @@ describe("a platform process that just took over", () => {
     async () => {
       const redis = await startRedisServer();
       const prefix = "warmup";
-      const options = { natsUrl: nats.url, token: TOKEN, log: silentLogger(), subjectPrefix: prefix, redisUrl: redis.url, deadAfterMs: 1_500, tickMs: 100 };
+      const options = { fabricKeys: authority.keys, natsUrl: nats.url, token: TOKEN, log: silentLogger(), subjectPrefix: prefix, redisUrl: redis.url, deadAfterMs: 1_500, tickMs: 100 };
       let first: Platform | undefined = await startPlatform(options);
       let second: Platform | undefined;
       try {
-        const [d1] = [await FakeDevice.start("w-d1", "ann", true, prefix), await FakeDevice.start("w-d2", "bo", true, prefix), await FakeDevice.start("w-d3", "cy", true, prefix)];
+        const [d1] = [await fake("w-d1", "ann", true, prefix, first), await fake("w-d2", "bo", true, prefix, first), await fake("w-d3", "cy", true, prefix, first)];
         await until("3 live devices", () => (first!.scheduler.liveDevices().length === 3 ? true : undefined));
         const res = await first.app.request("/v1/apps/w/functions/fn?replicas=3", {
           method: "PUT",

@@ -1,14 +1,15 @@
 /**
  * Metering through the gateway and the usage, credits and join endpoints,
  * in-process (`app.request()`), against a real nats-server with JetStream.
- * The "device" here is a plain NATS responder, so the test controls exactly
- * what it claims.
+ * The "devices" are joined fake devices, each taking only the function it is
+ * meant to serve, so the test controls exactly what each one claims.
  */
 import { startNatsServer, type NatsServer } from "@hearth/devkit";
-import { INVOKE_HEADERS, INVOKE_QUEUE, Subjects, type DeviceCredits, type UsageReport } from "@hearth/protocol";
-import { connect, headers, type NatsConnection } from "@nats-io/transport-node";
+import { INVOKE_HEADERS, type DeviceCredits, type UsageReport } from "@hearth/protocol";
+import { createUser } from "@nats-io/jwt";
+import { headers } from "@nats-io/transport-node";
 import { afterAll, beforeAll, describe, expect, it } from "vitest";
-import { silentLogger, startPlatform, type Platform } from "../src/index.ts";
+import { FabricAuthority, FakeDevice, natsAuth, silentLogger, startPlatform, type Platform } from "../src/index.ts";
 
 const TOKEN = "usage-token-0123456789";
 const auth = { authorization: `Bearer ${TOKEN}` };
@@ -16,50 +17,75 @@ const PREFIX = "usageapi";
 
 let nats: NatsServer;
 let platform: Platform;
-let device: NatsConnection;
+const devices: FakeDevice[] = [];
 
 beforeAll(async () => {
-  nats = await startNatsServer({ jetstream: true });
-  platform = await startPlatform({ natsUrl: nats.url, token: TOKEN, log: silentLogger(), subjectPrefix: PREFIX, ledger: "required" });
-  device = await connect({ servers: nats.url });
-  const subjects = new Subjects(PREFIX);
+  const authority = FabricAuthority.generate();
+  nats = await startNatsServer({ jetstream: true, auth: natsAuth(authority) });
+  platform = await startPlatform({ fabricKeys: authority.keys, natsUrl: nats.url, token: TOKEN, log: silentLogger(), subjectPrefix: PREFIX, ledger: "required", tickMs: 200 });
+  const only = (fn: string) => (a: string, f: string) => a === "meter" && f === fn;
   // A device that claims far more CPU than the call can have taken.
-  device.subscribe(subjects.invoke("meter", "greedy"), {
-    queue: INVOKE_QUEUE,
-    callback: (_err, msg) => {
-      const h = headers();
-      h.set(INVOKE_HEADERS.status, "200");
-      h.set(INVOKE_HEADERS.cpuMs, "999999.5");
-      h.set(INVOKE_HEADERS.wallMs, "1.0");
-      h.set(INVOKE_HEADERS.cold, "1");
-      h.set(INVOKE_HEADERS.device, "greedy-dev");
-      msg.respond(new TextEncoder().encode("x".repeat(42)), { headers: h });
-    },
-  });
+  devices.push(
+    await FakeDevice.start({
+      url: nats.url,
+      prefix: PREFIX,
+      devices: platform.devices,
+      deviceId: "greedy-dev",
+      accept: only("greedy"),
+      onInvoke: (msg) => {
+        const h = headers();
+        h.set(INVOKE_HEADERS.status, "200");
+        h.set(INVOKE_HEADERS.cpuMs, "999999.5");
+        h.set(INVOKE_HEADERS.wallMs, "1.0");
+        h.set(INVOKE_HEADERS.cold, "1");
+        h.set(INVOKE_HEADERS.device, "greedy-dev");
+        msg.respond(new TextEncoder().encode("x".repeat(42)), { headers: h });
+      },
+    }),
+  );
   // An honest one that fails the call.
-  device.subscribe(subjects.invoke("meter", "thrower"), {
-    queue: INVOKE_QUEUE,
-    callback: (_err, msg) => {
-      const h = headers();
-      h.set(INVOKE_HEADERS.errorCode, "ERR_FUNCTION_THREW");
-      h.set(INVOKE_HEADERS.errorMessage, "boom");
-      h.set(INVOKE_HEADERS.cpuMs, "0.25");
-      h.set(INVOKE_HEADERS.device, "honest-dev");
-      msg.respond(new Uint8Array(0), { headers: h });
-    },
-  });
-  await device.flush();
+  devices.push(
+    await FakeDevice.start({
+      url: nats.url,
+      prefix: PREFIX,
+      devices: platform.devices,
+      deviceId: "honest-dev",
+      accept: only("thrower"),
+      onInvoke: (msg) => {
+        const h = headers();
+        h.set(INVOKE_HEADERS.errorCode, "ERR_FUNCTION_THREW");
+        h.set(INVOKE_HEADERS.errorMessage, "boom");
+        h.set(INVOKE_HEADERS.cpuMs, "0.25");
+        h.set(INVOKE_HEADERS.device, "honest-dev");
+        msg.respond(new Uint8Array(0), { headers: h });
+      },
+    }),
+  );
+  // "nobody" is taken by no device
   for (const fn of ["greedy", "thrower", "nobody"]) {
     const res = await platform.app.request(`/v1/apps/meter/functions/${fn}`, { method: "PUT", headers: auth, body: "export default { fetch() { return new Response('') } }" });
     expect(res.status).toBe(201);
   }
+  for (const [fn, device] of [["greedy", devices[0]!], ["thrower", devices[1]!]] as const) {
+    await until(`meter/${fn} placed on ${device.id}`, async () =>
+      Object.keys((await platform.store.getPlacement("meter", fn)).devices).join() === device.id && device.functions.has(`meter/${fn}`),
+    );
+  }
 });
 
 afterAll(async () => {
-  await device?.close();
+  await Promise.all(devices.map((d) => d.die()));
   await platform?.close();
   await nats?.stop();
 });
+
+async function until(what: string, probe: () => Promise<boolean> | boolean, timeoutMs = 10_000): Promise<void> {
+  const deadline = Date.now() + timeoutMs;
+  while (!(await probe())) {
+    if (Date.now() > deadline) throw new Error(`timed out waiting for ${what}`);
+    await new Promise((r) => setTimeout(r, 50));
+  }
+}
 
 async function usage(query = "app=meter"): Promise<UsageReport> {
   const res = await platform.app.request(`/v1/usage?${query}`, { headers: auth });
@@ -127,7 +153,7 @@ describe("joining devices", () => {
     expect(made.status).toBe(201);
     const { token } = (await made.json()) as { token: string };
     const join = (deviceId: string) =>
-      platform.app.request("/v1/devices/join", { method: "POST", headers: { "content-type": "application/json" }, body: JSON.stringify({ token, deviceId }) });
+      platform.app.request("/v1/devices/join", { method: "POST", headers: { "content-type": "application/json" }, body: JSON.stringify({ token, deviceId, publicKey: createUser().getPublicKey() }) });
     const joined = await join("ada-laptop");
     expect(joined.status).toBe(201);
     const identity = (await joined.json()) as { deviceToken: string; ownerId: string; natsUrl: string; subjectPrefix: string };

@@ -18,6 +18,8 @@ export const ERROR_CODES = {
   ERR_UNAUTHORIZED: { status: 401, kind: "user" },
   ERR_JOIN_TOKEN_INVALID: { status: 401, kind: "user" },
   ERR_FORBIDDEN: { status: 403, kind: "user" },
+  ERR_DEVICE_REVOKED: { status: 403, kind: "user" },
+  ERR_DEVICE_NOT_FOUND: { status: 404, kind: "user" },
   ERR_NOT_FOUND: { status: 404, kind: "user" },
   ERR_FUNCTION_NOT_FOUND: { status: 404, kind: "user" },
   ERR_VERSION_NOT_FOUND: { status: 404, kind: "user" },

@@ -5,7 +5,8 @@
  */
 export { DEVICE_ERROR_CODES, ERROR_CODES, HearthError, isDeviceErrorCode, isErrorCode } from "./errors.ts";
 export type { DeviceErrorCode, ErrorCode, ErrorEnvelope, WireError } from "./errors.ts";
-export { AppName, DeviceId, FunctionName, INVOKE_QUEUE, NAME_PATTERN, Sha256Hex, Subjects } from "./names.ts";
+export { AppName, DeviceId, devicePermissions, FunctionName, NAME_PATTERN, Sha256Hex, Subjects } from "./names.ts";
+export type { DevicePermissions } from "./names.ts";
 export {
   DEFAULT_LIMITS,
   FunctionLimits,
@@ -45,10 +46,6 @@ export {
   DeviceCreditDay,
   DeviceCredits,
   FunctionUsage,
-  JoinRequest,
-  JoinResponse,
-  JoinTokenRequest,
-  JoinTokenResponse,
   ReconcileReport,
   RepairReport,
   UsageDay,
@@ -59,6 +56,15 @@ export {
   UsageTotals,
   usageDay,
 } from "./usage.ts";
+export {
+  DevicePublicKey,
+  FabricCredential,
+  JoinRequest,
+  JoinResponse,
+  JoinTokenRequest,
+  JoinTokenResponse,
+  RevokeResponse,
+} from "./devices.ts";
 export { formatZodError } from "./zod-format.ts";
 export {
   decodeEnvHeader,

@@ -81,7 +81,7 @@ export const LogsQuery = z.strictObject({
 });
 export type LogsQuery = z.infer<typeof LogsQuery>;
 
-/** Subject a device publishes one function's lines on. */
+/** Subject the logs stream keeps one function's lines on (the platform publishes there, once it checked a device's line). */
 export function logSubject(subjects: Subjects, app: string, fn: string): string {
   return `${subjects.prefix}.logs.${app}.${fn}`;
 }

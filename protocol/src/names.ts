@@ -16,27 +16,85 @@ export const DeviceId = z
   .regex(/^[A-Za-z0-9_-]{1,64}$/, "device id must be 1-64 characters of A-Z, a-z, 0-9, '_' and '-'");
 export const Sha256Hex = z.string().regex(/^[0-9a-f]{64}$/, "must be a lowercase hex SHA-256");
 
-/** Subjects of the fabric. A prefix lets several Hearths (or tests) share one nats-server. */
+/**
+ * Subjects of the fabric. A prefix lets several Hearths (or tests) share one
+ * nats-server. Every subject a device may use names the device, so
+ * nats-server can hold each device to its own (see devicePermissions and
+ * docs/security.md).
+ */
 export class Subjects {
   readonly prefix: string;
   constructor(prefix = "hearth") {
     this.prefix = prefix;
   }
-  /** Invocation subject of one function; its devices subscribe in one queue group. */
-  invoke(app: string, fn: string): string {
-    return `${this.prefix}.invoke.${app}.${fn}`;
-  }
   /** Control subject of one device: placements arrive here. */
   control(deviceId: string): string {
     return `${this.prefix}.device.${deviceId}.control`;
   }
-  get heartbeat(): string {
-    return `${this.prefix}.heartbeat`;
+  /** Invocation subject of one device: the gateway sends each call to the device it chose. */
+  invoke(deviceId: string): string {
+    return `${this.prefix}.device.${deviceId}.invoke`;
   }
-  get bundleGet(): string {
-    return `${this.prefix}.bundle.get`;
+  /** Where one device publishes its heartbeats. */
+  heartbeat(deviceId: string): string {
+    return `${this.prefix}.hb.${deviceId}`;
+  }
+  /** Every device's heartbeats (the platform's subscription; the device id is the last token). */
+  get heartbeats(): string {
+    return `${this.prefix}.hb.*`;
+  }
+  /** Where one device asks for bundles. */
+  bundleGet(deviceId: string): string {
+    return `${this.prefix}.bundle.${deviceId}`;
+  }
+  get bundleGets(): string {
+    return `${this.prefix}.bundle.*`;
+  }
+  /** Where one device publishes its functions' console lines (the platform checks and stores them). */
+  deviceLogs(deviceId: string): string {
+    return `${this.prefix}.devlogs.${deviceId}`;
+  }
+  get deviceLogsAll(): string {
+    return `${this.prefix}.devlogs.*`;
+  }
+  /** A device's inbox prefix: replies to its own requests (bundle fetches) arrive under it. */
+  inbox(deviceId: string): string {
+    return `${this.prefix}.inbox.${deviceId}`;
+  }
+  /** Platform processes tell each other of revoked devices here (devices may not publish it). */
+  get revoked(): string {
+    return `${this.prefix}.platform.revoked`;
+  }
+
+  /** The device whose own subject this is (`<prefix>.<kind>.<deviceId>`), or undefined. */
+  deviceOf(subject: string, kind: "hb" | "bundle" | "devlogs"): string | undefined {
+    const head = `${this.prefix}.${kind}.`;
+    if (!subject.startsWith(head)) return undefined;
+    const id = subject.slice(head.length);
+    return DeviceId.safeParse(id).success ? id : undefined;
   }
 }
 
-/** Queue group of every function's devices. */
-export const INVOKE_QUEUE = "devices";
+/** What nats-server lets one device do, as the permissions of its user JWT. */
+export interface DevicePermissions {
+  pub: { allow: string[] };
+  sub: { allow: string[] };
+  /** Replies: one per request the device received, within `ttlMs`. */
+  resp: { max: number; ttlMs: number };
+}
+
+/**
+ * The least a device needs, enforced by nats-server: hear its own control and
+ * invocation subjects and the replies to its own requests; publish its own
+ * heartbeats, log lines and bundle requests; answer each request it received
+ * once. Nothing else: no other device's subjects, no `_INBOX.>`, no
+ * JetStream API, no `$SYS`, no usage subjects.
+ */
+export function devicePermissions(subjects: Subjects, deviceId: string, replyTtlMs: number): DevicePermissions {
+  DeviceId.parse(deviceId);
+  return {
+    pub: { allow: [subjects.heartbeat(deviceId), subjects.deviceLogs(deviceId), subjects.bundleGet(deviceId)] },
+    sub: { allow: [subjects.control(deviceId), subjects.invoke(deviceId), `${subjects.inbox(deviceId)}.>`] },
+    resp: { max: 1, ttlMs: replyTtlMs },
+  };
+}

@@ -103,41 +103,6 @@ export const DeviceCredits = z.strictObject({
 });
 export type DeviceCredits = z.infer<typeof DeviceCredits>;
 
-/** `POST /v1/devices/join`: a device owner's agent registers with a join token. */
-export const JoinRequest = z.strictObject({
-  token: z.string().min(16).max(256),
-  deviceId: DeviceId,
-  cores: z.number().positive().max(1024).optional(),
-  memoryMb: z.number().int().positive().optional(),
-  agentVersion: z.string().max(32).optional(),
-});
-export type JoinRequest = z.infer<typeof JoinRequest>;
-
-/** What a joined device keeps (in its data dir, mode 0600) to start and to read its credits. */
-export const JoinResponse = z.strictObject({
-  deviceId: DeviceId,
-  ownerId: z.string().min(1).max(64),
-  region: z.string().min(1).max(64),
-  natsUrl: z.string().min(1).max(2048),
-  subjectPrefix: z.string().regex(/^[a-z][a-z0-9_-]{0,31}$/),
-  /** Lets the device (and its owner) read this device's credits. */
-  deviceToken: z.string().min(32).max(256),
-  joinedAt: z.string(),
-});
-export type JoinResponse = z.infer<typeof JoinResponse>;
-
-/** `POST /v1/join-tokens` (operator): a token an owner passes to `hearth-agent join`. */
-export const JoinTokenRequest = z.strictObject({
-  ownerId: z.string().regex(/^[A-Za-z0-9_.@-]{1,64}$/, "ownerId must be 1-64 characters of A-Z, a-z, 0-9, _ . @ -"),
-  region: z.string().min(1).max(64).optional(),
-  /** How long the token can be used, seconds (default one day). */
-  ttlSeconds: z.number().int().min(60).max(30 * 86_400).optional(),
-});
-export type JoinTokenRequest = z.infer<typeof JoinTokenRequest>;
-
-export const JoinTokenResponse = z.strictObject({ token: z.string(), ownerId: z.string(), expiresAt: z.string() });
-export type JoinTokenResponse = z.infer<typeof JoinTokenResponse>;
-
 /** The result of recomputing the ledger from the stream. */
 export const ReconcileReport = z.strictObject({
   records: count,

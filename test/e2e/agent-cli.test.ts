@@ -1,8 +1,10 @@
 /**
  * The device owner's first steps, as real `hearth-agent` processes: join with
- * a join token (identity kept 0600 in a 0700 dir), start with the joined
- * identity, see credits in `status`, and clear errors for bad flags and bad
- * config files, each naming what to fix. Real nats-server and platform.
+ * a join token (identity and a standard NATS .creds file kept 0600 in a 0700
+ * dir; the seed made on the device and never sent), start with the joined
+ * identity, see credits in `status`, and clear errors for bad flags, bad
+ * config files and a missing credential, each naming what to fix. Real
+ * nats-server (authenticated) and platform.
  */
 import { execFile, spawn } from "node:child_process";
 import { chmodSync, mkdirSync, mkdtempSync, readFileSync, rmSync, statSync, writeFileSync } from "node:fs";
@@ -10,7 +12,8 @@ import { tmpdir } from "node:os";
 import { join } from "node:path";
 import { fileURLToPath } from "node:url";
 import { startNatsServer, type NatsServer } from "@hearth/devkit";
-import { silentLogger, startPlatform, type Platform } from "@hearth/platform";
+import { FabricAuthority, natsAuth, silentLogger, startPlatform, type Platform } from "@hearth/platform";
+import { decode, parseCreds } from "@nats-io/jwt";
 import { HearthClient } from "@hearth/sdk";
 import { afterAll, beforeAll, describe, expect, it } from "vitest";
 
@@ -43,8 +46,9 @@ describe("hearth-agent for an owner", () => {
   const dataDir = join(dir, "data");
 
   beforeAll(async () => {
-    nats = await startNatsServer({ jetstream: true });
-    platform = await startPlatform({ natsUrl: nats.url, token: TOKEN, log: silentLogger(), subjectPrefix: PREFIX });
+    const authority = FabricAuthority.generate();
+    nats = await startNatsServer({ jetstream: true, auth: natsAuth(authority) });
+    platform = await startPlatform({ fabricKeys: authority.keys, natsUrl: nats.url, token: TOKEN, log: silentLogger(), subjectPrefix: PREFIX });
   });
 
   afterAll(async () => {
@@ -76,6 +80,28 @@ describe("hearth-agent for an owner", () => {
     expect(statSync(dataDir).mode & 0o777).toBe(0o700);
     expect(JSON.parse(readFileSync(identityFile, "utf8"))).toMatchObject({ deviceId: "owner-box", ownerId: "ada", natsUrl: nats.url, subjectPrefix: PREFIX });
 
+    // the fabric credential: a standard .creds file (what the nats CLI reads), 0600, for the key made here
+    const credsFile = join(dataDir, "fabric.creds");
+    expect(statSync(credsFile).mode & 0o777).toBe(0o600);
+    const creds = await parseCreds(readFileSync(credsFile));
+    expect(creds.key).toMatch(/^SU[A-Z2-7]{56}$/);
+    const claims = decode<{ pub: { allow: string[] }; sub: { allow: string[] }; resp: { max: number } }>(creds.jwt);
+    expect(claims.name).toBe("owner-box");
+    expect(claims.exp).toBeGreaterThan(Date.now() / 1000);
+    expect(claims.nats.sub?.allow).toEqual([`${PREFIX}.device.owner-box.control`, `${PREFIX}.device.owner-box.invoke`, `${PREFIX}.inbox.owner-box.>`]);
+    expect(claims.nats.resp?.max).toBe(1);
+    const record = await platform.devices.device("owner-box");
+    expect(record?.publicKey).toBe(claims.sub);
+    // the seed never reached the platform: nothing in its state holds it
+    const redis = platform.store.redis;
+    const values = async (k: string) => {
+      const type = await redis.type(k);
+      return type === "string" ? redis.getBuffer(k).then((b) => b?.toString("latin1")) : type === "hash" ? redis.hgetall(k) : type === "set" ? redis.smembers(k) : type;
+    };
+    const dump = JSON.stringify(await Promise.all((await redis.keys("*")).map(async (k) => [k, await values(k)])));
+    expect(dump).toContain(claims.sub);
+    expect(dump).not.toContain(creds.key);
+
     // an existing folder others can read is left as the owner made it, with a note; the identity in it is still 0600
     const shared = join(dir, "shared");
     mkdirSync(shared);
@@ -94,7 +120,12 @@ describe("hearth-agent for an owner", () => {
     expect(again.stderr).not.toMatch(/\n\s+at /); // a user error: no stack trace
   });
 
-  it("refuses bad flags and bad config files with a message naming what to fix, and no stack trace", async () => {
+  it("refuses bad flags, bad config files and a missing credential with a message naming what to fix, and no stack trace", async () => {
+    const never = await agent(["start", "--data-dir", join(dir, "never-joined"), "--nats", nats.url, "--device-id", "stranger"]);
+    expect(never.code).toBe(2);
+    expect(never.stderr).toMatch(/^hearth-agent: no fabric credential at .*fabric\.creds .*run hearth-agent join/m);
+    expect(never.stderr).not.toMatch(/\n\s+at /);
+
     const notNumber = await agent(["start", "--data-dir", dataDir, "--cores", "two"]);
     expect(notNumber.code).not.toBe(0);
     expect(notNumber.stderr).toMatch(/'two' is not a number/);

@@ -5,14 +5,14 @@
  * SIGTERM and `hearth-agent drain` with calls in flight, and `status`.
  */
 import { execFile } from "node:child_process";
-import { mkdtempSync, rmSync } from "node:fs";
+import { mkdtempSync, rmSync, writeFileSync } from "node:fs";
 import { tmpdir } from "node:os";
 import { join } from "node:path";
 import { fileURLToPath } from "node:url";
 import { promisify } from "node:util";
 import { startLocalHearth, startNatsServer, waitFor, type LocalHearth, type NatsServer } from "@hearth/devkit";
 import { resolveAgentConfig, silentLogger as agentLog, startDaemon, type Daemon } from "@hearth/node-agent";
-import { silentLogger, startPlatform, type Platform } from "@hearth/platform";
+import { FabricAuthority, joinTestDevice, natsAuth, silentLogger, startPlatform, type Platform } from "@hearth/platform";
 import { HearthClient } from "@hearth/sdk";
 import { afterAll, beforeAll, describe, expect, it } from "vitest";
 
@@ -40,10 +40,12 @@ describe("caps and pauses of one in-process agent", () => {
   let now = new Date(2026, 10, 23, 12, 0);
 
   beforeAll(async () => {
-    nats = await startNatsServer({ jetstream: true });
-    platform = await startPlatform({ natsUrl: nats.url, token: TOKEN, log: silentLogger(), subjectPrefix: "draine2e", deadAfterMs: 1_500, tickMs: 200 });
+    const authority = FabricAuthority.generate();
+    nats = await startNatsServer({ jetstream: true, auth: natsAuth(authority) });
+    platform = await startPlatform({ fabricKeys: authority.keys, natsUrl: nats.url, token: TOKEN, log: silentLogger(), subjectPrefix: "draine2e", deadAfterMs: 1_500, tickMs: 200 });
     client = new HearthClient({ url: platform.url, token: TOKEN });
     dataDir = mkdtempSync(join(tmpdir(), "hearth-agent-"));
+    writeFileSync(join(dataDir, "fabric.creds"), (await joinTestDevice(platform.devices, "one-core")).creds, { mode: 0o600 });
     const config = resolveAgentConfig({
       flags: {
         natsUrl: nats.url,
@@ -130,10 +132,11 @@ describe("real agent processes", () => {
     await hearth?.stop();
   });
 
-  const agent = (...args: string[]) => run(process.execPath, [AGENT_BIN, ...args, "--data-dir", hearth.dataDir], { env: { ...process.env } });
-  /** The same command finding the agents by HEARTH_AGENT_DIR, as an owner who set it in their shell would. */
-  const agentByEnv = (...args: string[]) => {
-    const env: NodeJS.ProcessEnv = { ...process.env, HEARTH_AGENT_DIR: hearth.dataDir };
+  /** `hearth-agent <args>` for one device, by its data dir. */
+  const agent = (device: string, ...args: string[]) => run(process.execPath, [AGENT_BIN, ...args, "--data-dir", hearth.dataDirOf(device)], { env: { ...process.env } });
+  /** The same command finding the agent by HEARTH_AGENT_DIR, as an owner who set it in their shell would. */
+  const agentByEnv = (device: string, ...args: string[]) => {
+    const env: NodeJS.ProcessEnv = { ...process.env, HEARTH_AGENT_DIR: hearth.dataDirOf(device) };
     return run(process.execPath, [AGENT_BIN, ...args], { env });
   };
 
@@ -143,12 +146,13 @@ describe("real agent processes", () => {
     // ready = one device serves it; the status below is drain-a's, so wait until drain-a has it too
     await until("placed on drain-a", async () => (await client.get("drain", "quick")).devices.includes("drain-a"));
     for (let i = 0; i < 6; i++) expect((await client.invoke("drain", "quick")).status).toBe(200);
-    const { stdout } = await agent("status", "--device-id", "drain-a");
+    const { stdout } = await agent("drain-a", "status", "--device-id", "drain-a");
     expect(stdout).toMatch(/^device {4}drain-a \(owner local\) {2}serving/m);
     expect(stdout).toMatch(/^cores {5}\d+ in use of 2 donated/m);
     expect(stdout).toMatch(/^today {5}\d+ calls \(0 failed\), [\d.]+ CPU-seconds/m);
-    expect(stdout).toMatch(/^credits {3}\(join a platform/m);
-    const json = JSON.parse((await agentByEnv("status", "--device-id", "drain-a", "--json")).stdout) as { deviceId: string; cores: number; functions: unknown[] };
+    // joined (as local Hearth's devices are), it shows what the platform credited it
+    expect(stdout).toMatch(/^credits {3}[\d.]+ today, [\d.]+ in all/m);
+    const json = JSON.parse((await agentByEnv("drain-a", "status", "--device-id", "drain-a", "--json")).stdout) as { deviceId: string; cores: number; functions: unknown[] };
     expect(json.deviceId).toBe("drain-a");
     expect(json.cores).toBe(2);
     expect(json.functions).toHaveLength(1);
@@ -162,12 +166,12 @@ describe("real agent processes", () => {
     expect(ready.devices.length).toBeGreaterThanOrEqual(1);
 
     const calls = Array.from({ length: 9 }, () => client.invoke("drain", "slow"));
-    // give the calls time to reach the devices (NATS spreads them over the queue group)
+    // give the calls time to reach the devices (the gateway spreads them over the placed devices)
     await new Promise((r) => setTimeout(r, 300));
     const a = hearth.devices.get("drain-a")!.server.process;
     const aExit = new Promise<number | null>((r) => a.once("exit", (code) => r(code)));
     a.kill("SIGTERM");
-    const { stdout } = await agent("drain", "--device-id", "drain-b");
+    const { stdout } = await agent("drain-b", "drain", "--device-id", "drain-b");
     expect(stdout).toMatch(/draining/);
     const b = hearth.devices.get("drain-b")!.server.process;
     const bExit = new Promise<number | null>((r) => (b.exitCode !== null ? r(b.exitCode) : b.once("exit", (code) => r(code))));

@@ -5,12 +5,13 @@
  * step, the agent finds it again (backoff with jitter, forever), heartbeats,
  * and the function serves through the gateway again within seconds.
  */
-import { mkdtempSync, readFileSync, rmSync } from "node:fs";
+import { mkdtempSync, readFileSync, rmSync, writeFileSync } from "node:fs";
 import { tmpdir } from "node:os";
 import { join } from "node:path";
 import { spawn } from "node:child_process";
 import { fileURLToPath } from "node:url";
 import { freePort, startLocalHearth, startNatsServer, type LocalHearth } from "@hearth/devkit";
+import { deviceCreds, FabricAuthority, natsAuth } from "@hearth/platform";
 import { HearthClient } from "@hearth/sdk";
 import { afterAll, beforeAll, describe, expect, it } from "vitest";
 
@@ -102,6 +103,8 @@ describe("an agent that starts before its fabric is up", () => {
   it("waits for it, saying so, and serves once it is there", async () => {
     const port = await freePort();
     const dataDir = mkdtempSync(join(tmpdir(), "hearth-early-"));
+    const authority = FabricAuthority.generate();
+    writeFileSync(join(dataDir, "fabric.creds"), await deviceCreds(authority, "early-bird", "hearth"), { mode: 0o600 });
     const bin = fileURLToPath(new URL("../../node-agent/bin/hearth-agent.js", import.meta.url));
     const child = spawn(process.execPath, [bin, "start", "--nats", `nats://127.0.0.1:${port}`, "--device-id", "early-bird", "--data-dir", dataDir, "--cores", "1", "--memory-mb", "128", "--no-pause-on-battery"], {
       env: Object.fromEntries(Object.entries(process.env).filter(([k]) => !k.startsWith("HEARTH_"))),
@@ -117,7 +120,7 @@ describe("an agent that starts before its fabric is up", () => {
       for (let i = 0; i < 80 && !/does not answer yet/.test(output); i++) await new Promise((r) => setTimeout(r, 100));
       expect(output).toMatch(/the fabric does not answer yet/);
       expect(child.exitCode).toBeNull();
-      nats = await startNatsServer({ port });
+      nats = await startNatsServer({ port, auth: natsAuth(authority) });
       for (let i = 0; i < 200 && !output.includes("HEARTH_AGENT_READY early-bird"); i++) await new Promise((r) => setTimeout(r, 100));
       expect(output).toContain("HEARTH_AGENT_READY early-bird");
       child.kill("SIGTERM");

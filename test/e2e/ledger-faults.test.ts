@@ -185,7 +185,7 @@ describe.skipIf(!redisServerBinary())("usage ledger under faults (real processes
     await expectExact("fault-d", await drive("fault-d", async () => undefined));
     // every ledger key gone (seen marks and accounts), as after a restore from a backup taken before these calls
     expect(await redisCommand(redis.port, "EVAL", "local n = 0 for _, k in ipairs(redis.call('KEYS', ARGV[1])) do redis.call('DEL', k) n = n + 1 end return n", "0", "hearth:ledger:*")).toMatch(/^:[1-9]/);
-    const env = { ...process.env, HEARTH_NATS_URL: hearth.nats.url, REDIS_URL: redis.url, HEARTH_TOKEN: hearth.token, HEARTH_LOG_LEVEL: "warn" };
+    const env = { ...process.env, HEARTH_NATS_URL: hearth.nats.url, REDIS_URL: redis.url, HEARTH_TOKEN: hearth.token, HEARTH_LOG_LEVEL: "warn", HEARTH_FABRIC_KEYS_FILE: hearth.fabricKeysFile };
     const check = await run(process.execPath, [PLATFORM_BIN, "reconcile", "--json"], { env }).catch((error: { code: number; stdout: string }) => error);
     expect("code" in check && check.code).toBe(1);
     const lost = JSON.parse(check.stdout) as ReconcileReport;

@@ -1,15 +1,17 @@
 /**
  * Two regions on loopback, as deploy/nats describes them: two nats-server
  * clusters joined by gateways (a super-cluster), the platform in `eu`, one
- * device in each region. Replicas spread over regions; a call stays in the
- * caller's region while it has a device there, and crosses over when not.
+ * device in each region (joined with its region in its join token).
+ * Replicas spread over regions; the gateway (in `eu`) sends a call to a
+ * device in its own region while it has one, and crosses over when not.
  */
+import { mkdtempSync, rmSync, writeFileSync } from "node:fs";
+import { tmpdir } from "node:os";
+import { join } from "node:path";
 import { freePort, startNatsServer, type NatsServer } from "@hearth/devkit";
 import { Agent, parseAgentConfig, silentLogger as agentLogger } from "@hearth/node-agent";
-import { silentLogger, startPlatform, type Platform } from "@hearth/platform";
-import { INVOKE_HEADERS } from "@hearth/protocol";
+import { FabricAuthority, joinTestDevice, natsAuth, silentLogger, startPlatform, type Platform } from "@hearth/platform";
 import { HearthClient } from "@hearth/sdk";
-import { connect, headers, type NatsConnection } from "@nats-io/transport-node";
 import { afterAll, beforeAll, describe, expect, it } from "vitest";
 
 const TOKEN = "regions-token-0123456789";
@@ -18,10 +20,12 @@ let us: NatsServer;
 let platform: Platform;
 let euDevice: Agent;
 let usDevice: Agent;
-let caller: NatsConnection;
+const authority = FabricAuthority.generate();
+const dir = mkdtempSync(join(tmpdir(), "hearth-regions-"));
 
 async function region(name: string, gatewayPort: number, other: { name: string; port: number }) {
   return startNatsServer({
+    auth: natsAuth(authority),
     config: [
       `cluster { name: ${name}, listen: "127.0.0.1:${await freePort()}" }`,
       `gateway { name: ${name}, listen: "127.0.0.1:${gatewayPort}", gateways: [ { name: ${other.name}, url: "nats://127.0.0.1:${other.port}" } ] }`,
@@ -33,38 +37,34 @@ beforeAll(async () => {
   const [euGw, usGw] = [await freePort(), await freePort()];
   eu = await region("eu", euGw, { name: "us", port: usGw });
   us = await region("us", usGw, { name: "eu", port: euGw });
-  platform = await startPlatform({ natsUrl: eu.url, token: TOKEN, log: silentLogger(), subjectPrefix: "regions" });
-  const device = (id: string, url: string, regionName: string) =>
-    Agent.start(
-      parseAgentConfig({ natsUrl: url, deviceId: id, region: regionName, subjectPrefix: "regions", cores: 1, memoryMb: 128, drainGraceMs: 1_000 }),
+  platform = await startPlatform({ fabricKeys: authority.keys, natsUrl: eu.url, token: TOKEN, log: silentLogger(), subjectPrefix: "regions", region: "eu" });
+  const device = async (id: string, url: string, regionName: string) => {
+    const joined = await joinTestDevice(platform.devices, id, { region: regionName });
+    const credsFile = join(dir, `${id}.creds`);
+    writeFileSync(credsFile, joined.creds, { mode: 0o600 });
+    return Agent.start(
+      parseAgentConfig({ natsUrl: url, deviceId: id, subjectPrefix: "regions", cores: 1, memoryMb: 128, drainGraceMs: 1_000, credsFile, dataDir: dir }),
       agentLogger(),
     );
+  };
   euDevice = await device("eu-device", eu.url, "eu");
   usDevice = await device("us-device", us.url, "us");
-  caller = await connect({ servers: eu.url });
 }, 60_000);
 
 afterAll(async () => {
-  await caller?.close();
   await euDevice?.close();
   await usDevice?.close();
   await platform?.close();
   await us?.stop();
   await eu?.stop();
+  rmSync(dir, { recursive: true, force: true });
 });
 
-/** Which device answers a call published in `eu` (read from the reply's Hearth-Device header). */
-async function answeredBy(version: string): Promise<string | undefined> {
-  const h = headers();
-  h.set(INVOKE_HEADERS.requestId, `r${Date.now()}`);
-  h.set(INVOKE_HEADERS.app, "geo");
-  h.set(INVOKE_HEADERS.fn, "where");
-  h.set(INVOKE_HEADERS.version, version);
-  h.set(INVOKE_HEADERS.method, "GET");
-  h.set(INVOKE_HEADERS.url, "https://x.test/");
-  h.set(INVOKE_HEADERS.deadline, String(Date.now() + 5_000));
-  const reply = await caller.request("regions.invoke.geo.where", new Uint8Array(0), { headers: h, timeout: 5_000 });
-  return reply.headers?.get(INVOKE_HEADERS.device);
+/** Which device, in which region, served a call through the gateway (its X-Hearth-Device and X-Hearth-Region headers). */
+async function answeredBy(client: HearthClient): Promise<string> {
+  const res = await client.invoke("geo", "where");
+  expect(await res.text()).toBe("here");
+  return `${res.headers.get("x-hearth-region")}/${res.headers.get("x-hearth-device")}`;
 }
 
 describe("regions", () => {
@@ -79,23 +79,15 @@ describe("regions", () => {
     }
     expect(fn.devices.sort()).toEqual(["eu-device", "us-device"]);
 
-    // NATS prefers the queue member in the requester's own cluster
-    const seen = new Set<string | undefined>();
-    for (let i = 0; i < 20; i++) seen.add(await answeredBy(fn.version));
-    expect([...seen]).toEqual(["eu-device"]);
-
-    // through the gateway (connected to eu), over HTTP
-    const res = await client.invoke("geo", "where");
-    expect(await res.text()).toBe("here");
+    // the gateway (in eu) prefers the device in its own region
+    const seen = new Set<string>();
+    for (let i = 0; i < 20; i++) seen.add(await answeredBy(client));
+    expect([...seen]).toEqual(["eu/eu-device"]);
   });
 
   it("crosses to the other region when the caller's region has no device", async () => {
     const client = new HearthClient({ url: platform.url, token: TOKEN });
-    const fn = await client.get("geo", "where");
     await euDevice.close();
-    expect(await answeredBy(fn.version)).toBe("us-device");
-    const res = await client.invoke("geo", "where");
-    expect(res.status).toBe(200);
-    expect(await res.text()).toBe("here");
+    expect(await answeredBy(client)).toBe("us/us-device");
   });
 });

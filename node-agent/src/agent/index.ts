@@ -10,7 +10,6 @@ import {
   HearthError,
   HTTP_HEADER_PREFIX,
   INVOKE_HEADERS,
-  INVOKE_QUEUE,
   InvokeMeta,
   Subjects,
   type ControlReply,
@@ -28,7 +27,11 @@ import type { Logger } from "../log/index.ts";
 import type { PauseReason } from "../owner/index.ts";
 import { SandboxPool, type CallSettings } from "../sandbox/supervisor.ts";
 import type { SandboxResult } from "../sandbox/messages.ts";
+import { credsPath } from "../identity/index.ts";
+import { FabricCredentials, type RenewOptions } from "./credentials.ts";
 import { ClockJumpWatch, ReconnectBackoff } from "./reconnect.ts";
+
+export type { RenewOptions } from "./credentials.ts";
 
 export const AGENT_VERSION = "0.1.0";
 /** Resident memory a sandbox process needs for itself (Node, isolated-vm, the runtime; ~93 MiB measured empty), on top of its share of the donated memory. */
@@ -59,20 +62,25 @@ interface Placed {
   limits: FunctionLimits;
   /** The function's env (vars and secrets) and outbound policy: made once per placement, handed to the sandbox with each call, never logged. */
   settings: CallSettings;
-  sub: Subscription;
 }
 
 export class Agent implements AsyncDisposable {
   readonly config: Readonly<AgentConfig>;
   readonly log: Logger;
-  readonly nc: NatsConnection;
+  /** The fabric connection; replaced by a new one when the credential is renewed. */
+  private conn: NatsConnection;
   readonly pool: SandboxPool;
   private readonly subjects: Subjects;
   private readonly bundles: BundleCache;
   private readonly placed = new Map<string, Placed>();
   private control?: Subscription;
+  /** The device's one invocation subscription (every placed function's calls arrive on it), while it takes calls. */
+  private invocations?: Subscription;
+  private readonly credentials: FabricCredentials;
   private heartbeatTimer?: NodeJS.Timeout;
   private active = 0;
+  /** Calls running per connection they came in on (their replies must go out on it). */
+  private readonly inflightOn = new Map<NatsConnection, number>();
   private idle?: () => void;
   private closing?: Promise<void>;
   draining = false;
@@ -86,20 +94,24 @@ export class Agent implements AsyncDisposable {
   private readonly backoff: ReconnectBackoff;
   private readonly clock: ClockJumpWatch;
 
-  private constructor(config: Readonly<AgentConfig>, log: Logger, nc: NatsConnection, pool: SandboxPool, backoff: ReconnectBackoff) {
+  private constructor(config: Readonly<AgentConfig>, log: Logger, nc: NatsConnection, pool: SandboxPool, backoff: ReconnectBackoff, credentials: FabricCredentials) {
     this.config = config;
     this.log = log;
-    this.nc = nc;
+    this.conn = nc;
     this.pool = pool;
+    this.credentials = credentials;
     this.subjects = new Subjects(config.subjectPrefix);
-    this.bundles = new BundleCache(nc, this.subjects);
+    this.bundles = new BundleCache(() => this.conn, this.subjects, config.deviceId);
     this.gate = new CoreGate({ slots: config.cores, maxQueued: config.queueMax, maxWaitMs: config.queueWaitMs });
     this.memory = new WarmIsolates(config.memoryMb, (key) => this.pool.drop(key));
     this.backoff = backoff;
     this.clock = new ClockJumpWatch({ onJump: (lateMs) => this.woke(lateMs) });
   }
 
-  static async start(config: Readonly<AgentConfig>, log: Logger, options: { paused?: PauseReason[] } = {}): Promise<Agent> {
+  static async start(config: Readonly<AgentConfig>, log: Logger, options: { paused?: PauseReason[]; renew?: RenewOptions } = {}): Promise<Agent> {
+    const credentials = new FabricCredentials({ path: config.credsFile ?? credsPath(config.dataDir), deviceId: config.deviceId, renew: options.renew, log });
+    // a device without its credential cannot connect: nats-server accepts no anonymous client
+    await credentials.prepare();
     const size = config.sandboxes ?? Math.max(1, Math.ceil(config.cores));
     const pool = new SandboxPool({
       size,
@@ -110,23 +122,17 @@ export class Agent implements AsyncDisposable {
       processMemoryMb: SANDBOX_PROCESS_BASE_MB + config.memoryMb,
       log,
       // console lines go to the function's developer over the fabric; the owner's log gets only counts
-      onLog: forwardFunctionLogs({ deviceId: config.deviceId, subjects: new Subjects(config.subjectPrefix), connection: () => nc, log }),
+      onLog: forwardFunctionLogs({ deviceId: config.deviceId, subjects: new Subjects(config.subjectPrefix), connection: () => agent?.nc, log }),
     });
     await pool.start();
     let nc: NatsConnection;
+    let agent: Agent | undefined;
     const backoff = new ReconnectBackoff();
     // A home device often starts before its network is up: it waits for the fabric (the same backoff), saying so.
     const waiting = setInterval(() => log.warn({ nats: config.natsUrl }, "still waiting for the fabric: is it reachable from here?"), 30_000);
     const firstWait = setTimeout(() => log.warn({ nats: config.natsUrl }, "the fabric does not answer yet; trying again with growing waits"), 3_000);
     try {
-      nc = await connect({
-        servers: config.natsUrl,
-        name: `hearth-agent:${config.deviceId}`,
-        // forever, with exponential backoff and jitter (reconnect.ts): a device may be offline for days
-        maxReconnectAttempts: -1,
-        waitOnFirstConnect: true,
-        reconnectDelayHandler: backoff.handler,
-      });
+      nc = await connectFabric(config, credentials, backoff, true);
       backoff.connected();
     } catch (error) {
       await pool[Symbol.asyncDispose]();
@@ -135,21 +141,47 @@ export class Agent implements AsyncDisposable {
       clearInterval(waiting);
       clearTimeout(firstWait);
     }
-    const agent = new Agent(config, log, nc, pool, backoff);
-    agent.watchConnection();
-    agent.clock.start();
+    const started = new Agent(config, log, nc, pool, backoff, credentials);
+    agent = started;
+    started.watchConnection(nc);
+    credentials.onRenewed = () => void started.useRenewedCredential();
+    credentials.onRevoked = (message) => {
+      started.revoked = message;
+      if (started.onRevoked) started.onRevoked(message);
+      else void started.close();
+    };
+    await credentials.start();
+    started.clock.start();
     if (options.paused && options.paused.length > 0) {
-      agent.pausedFor = [...options.paused];
-      log.info({ reasons: agent.pausedFor }, "starting paused: not joining the fabric for calls yet");
-    } else agent.listen();
-    return agent;
+      started.pausedFor = [...options.paused];
+      log.info({ reasons: started.pausedFor }, "starting paused: not joining the fabric for calls yet");
+    } else started.listen();
+    return started;
   }
 
-  /** Logs the fabric connection going and coming back (nats.js reconnects with our backoff, forever), and heartbeats at once when back. */
-  private watchConnection(): void {
+  /** The fabric connection in use now. */
+  get nc(): NatsConnection {
+    return this.conn;
+  }
+
+  /**
+   * Logs the fabric connection going and coming back (nats.js reconnects
+   * with our backoff, forever), and heartbeats at once when back. A
+   * credential the server refuses (expired while the device was away,
+   * revoked) is renewed at once: a new one is used from the next try, and a
+   * revoked device learns it and stops.
+   */
+  private watchConnection(nc: NatsConnection): void {
     void (async () => {
-      for await (const s of this.nc.status()) {
-        if (s.type === "disconnect") this.log.warn({ server: s.server }, "lost the fabric; reconnecting with backoff");
+      let lastAuthError = 0;
+      for await (const s of nc.status()) {
+        if (nc !== this.conn) break;
+        if (s.type === "error" && /authoriz|authentic|expired|revoked/i.test(String(s.error?.message))) {
+          if (Date.now() - lastAuthError < 30_000) continue;
+          lastAuthError = Date.now();
+          this.log.error({ err: s.error }, "the fabric refused this device's credential; renewing it");
+          this.credentials.renewNow();
+        } else if (s.type === "disconnect") this.log.warn({ server: s.server }, "lost the fabric; reconnecting with backoff");
         else if (s.type === "reconnect") {
           this.backoff.connected();
           this.log.info({ server: s.server }, "back on the fabric");
@@ -174,12 +206,70 @@ export class Agent implements AsyncDisposable {
     this.nc.reconnect().catch(() => undefined);
   }
 
-  private listen(): void {
-    this.control = this.nc.subscribe(this.subjects.control(this.config.deviceId), {
+  /** Set (with the platform's words) when the operator revoked this device: the agent stops. */
+  revoked?: string;
+  /** Told when the operator revoked this device (the daemon stops; without it the agent closes itself). */
+  onRevoked?: (message: string) => void;
+
+  /**
+   * A renewed credential is on disk: move to a new connection made with it
+   * before the old one expires, without a gap. The new connection subscribes
+   * first; then the old one leaves its subjects, and closes once the calls
+   * that came in on it have answered (a reply can only go out on the
+   * connection its request came in on, and nats-server allows it there).
+   */
+  private async useRenewedCredential(): Promise<void> {
+    if (this.closing || this.conn.isClosed()) return;
+    let next: NatsConnection;
+    try {
+      next = await connectFabric(this.config, this.credentials, this.backoff, false);
+    } catch (error) {
+      // the old credential still holds; nats.js reads the new file on its next reconnect anyway
+      this.log.warn({ err: error }, "could not connect with the renewed credential; keeping the current connection");
+      return;
+    }
+    const old = this.conn;
+    const oldControl = this.control;
+    const oldInvocations = this.invocations;
+    this.conn = next;
+    this.watchConnection(next);
+    if (oldControl) this.subscribeControl();
+    if (oldInvocations) this.takeCalls();
+    await next.flush().catch(() => undefined);
+    oldControl?.unsubscribe();
+    oldInvocations?.unsubscribe();
+    this.heartbeat();
+    this.log.info("moved to a connection with the renewed fabric credential");
+    await this.callsOn(old);
+    await old.close().catch(() => undefined);
+  }
+
+  /** Resolves once no call that came in on `nc` is still running (bounded by the longest reply window). */
+  private async callsOn(nc: NatsConnection): Promise<void> {
+    const deadline = Date.now() + 120_000;
+    while ((this.inflightOn.get(nc) ?? 0) > 0 && Date.now() < deadline && !this.closing) await new Promise((r) => setTimeout(r, 50));
+  }
+
+  private subscribeControl(): void {
+    this.control = this.conn.subscribe(this.subjects.control(this.config.deviceId), {
       callback: (err, msg) => {
         if (!err) void this.onControl(msg);
       },
     });
+  }
+
+  private takeCalls(): void {
+    const nc = this.conn;
+    this.invocations = nc.subscribe(this.subjects.invoke(this.config.deviceId), {
+      callback: (err, m) => {
+        if (!err) void this.onInvoke(m, nc);
+      },
+    });
+  }
+
+  private listen(): void {
+    this.subscribeControl();
+    this.takeCalls();
     this.heartbeatTimer = setInterval(() => this.heartbeat(), this.config.heartbeatMs);
     this.heartbeat();
     this.log.info({ deviceId: this.config.deviceId, nats: this.config.natsUrl, cores: this.config.cores }, "agent joined the fabric");
@@ -205,7 +295,7 @@ export class Agent implements AsyncDisposable {
       agentVersion: AGENT_VERSION,
       sentAt: Date.now(),
     };
-    this.nc.publish(this.subjects.heartbeat, JSON.stringify(beat));
+    this.nc.publish(this.subjects.heartbeat(this.config.deviceId), JSON.stringify(beat));
   }
 
   private async onControl(msg: Msg): Promise<void> {
@@ -254,13 +344,7 @@ export class Agent implements AsyncDisposable {
         // a redeploy that changes only env or outbound lands here too: later calls get the new ones
         Object.assign(current, { version: message.version, limits: message.limits, settings });
       } else {
-        const sub = this.nc.subscribe(this.subjects.invoke(message.app, message.fn), {
-          queue: INVOKE_QUEUE,
-          callback: (err, m) => {
-            if (!err) void this.onInvoke(m);
-          },
-        });
-        this.placed.set(id, { app: message.app, fn: message.fn, version: message.version, limits: message.limits, settings, sub });
+        this.placed.set(id, { app: message.app, fn: message.fn, version: message.version, limits: message.limits, settings });
       }
       this.log.info({ app: message.app, fn: message.fn, version: message.version.slice(0, 12) }, "function placed");
       this.heartbeat();
@@ -277,17 +361,17 @@ export class Agent implements AsyncDisposable {
     if (!placed) return;
     this.placed.delete(id);
     this.memory.forget(`${id}@${placed.version}`);
-    // drain: calls already delivered still get their answer
-    placed.sub.drain().catch(() => undefined);
+    // calls already running keep their sandbox; later ones are answered ERR_NO_DEVICE and the gateway tries another device
     this.pool.drop(`${id}@${placed.version}`);
     this.log.info({ app: placed.app, fn: placed.fn }, "function unplaced");
     this.heartbeat();
   }
 
-  private async onInvoke(msg: Msg): Promise<void> {
+  private async onInvoke(msg: Msg, nc: NatsConnection): Promise<void> {
     const started = performance.now();
     // counted from arrival, so a drain waits for queued calls too: none is lost
     this.active++;
+    this.inflightOn.set(nc, (this.inflightOn.get(nc) ?? 0) + 1);
     let release: (() => void) | undefined;
     let metered: { cpuMs: number; ok: boolean } | undefined;
     try {
@@ -304,7 +388,7 @@ export class Agent implements AsyncDisposable {
       if (!meta.success) throw new HearthError("ERR_BAD_MESSAGE", "invocation headers are missing or invalid");
       const { app, fn, version, requestId } = meta.data;
       const placed = this.placed.get(`${app}/${fn}`);
-      if (!placed || msg.subject !== this.subjects.invoke(app, fn)) {
+      if (!placed) {
         throw new HearthError("ERR_NO_DEVICE", `${app}/${fn} is not placed on this device`);
       }
       const requestHeaders: [string, string][] = [];
@@ -346,6 +430,9 @@ export class Agent implements AsyncDisposable {
       release?.();
       if (metered) this.meter(metered.cpuMs, metered.ok);
       this.active--;
+      const left = (this.inflightOn.get(nc) ?? 1) - 1;
+      if (left > 0) this.inflightOn.set(nc, left);
+      else this.inflightOn.delete(nc);
       if (this.active === 0) this.idle?.();
     }
   }
@@ -405,14 +492,13 @@ export class Agent implements AsyncDisposable {
     }
   }
 
-  /** Stops heartbeats and control, leaves every queue group, forgets placements, waits for calls in flight. */
+  /** Stops heartbeats, control and new calls, forgets placements, waits for calls in flight. */
   private async leave(graceMs: number): Promise<void> {
     clearInterval(this.heartbeatTimer);
     this.control?.unsubscribe();
     this.control = undefined;
-    const placed = [...this.placed.values()];
     this.placed.clear();
-    await Promise.all(placed.map((p) => p.sub.drain().catch(() => undefined)));
+    await this.stopTakingCalls();
     await this.waitIdle(graceMs);
     // the owner gets the memory back while paused
     for (const key of this.memory.clear()) this.pool.drop(key);
@@ -458,13 +544,21 @@ export class Agent implements AsyncDisposable {
     this.draining = true;
     clearInterval(this.heartbeatTimer);
     await this.pausing;
-    await Promise.all([...this.placed.values()].map((p) => p.sub.drain().catch(() => undefined)));
+    await this.stopTakingCalls();
     await this.waitIdle(graceMs);
+  }
+
+  /** Leaves the invocation subject: calls already delivered still get their answer; new ones go to other devices. */
+  private async stopTakingCalls(): Promise<void> {
+    const invocations = this.invocations;
+    this.invocations = undefined;
+    if (invocations && !this.nc.isClosed()) await invocations.drain().catch(() => undefined);
   }
 
   close(): Promise<void> {
     return (this.closing ??= (async () => {
       this.clock.stop();
+      this.credentials[Symbol.dispose]();
       await this.drain();
       this.control?.unsubscribe();
       await this.nc.drain().catch(() => undefined);
@@ -476,6 +570,24 @@ export class Agent implements AsyncDisposable {
   [Symbol.asyncDispose](): Promise<void> {
     return this.close();
   }
+}
+
+/** The device's fabric connection: its own credential and inbox, reconnecting forever with backoff. */
+function connectFabric(config: Readonly<AgentConfig>, credentials: FabricCredentials, backoff: ReconnectBackoff, waitOnFirstConnect: boolean): Promise<NatsConnection> {
+  return connect({
+    servers: config.natsUrl,
+    name: `hearth-agent:${config.deviceId}`,
+    // forever, with exponential backoff and jitter (reconnect.ts): a device may be offline for days
+    maxReconnectAttempts: -1,
+    waitOnFirstConnect,
+    reconnectDelayHandler: backoff.handler,
+    // the credential file is read at every connect, so a renewed one is used from the next (re)connect on
+    authenticator: credentials.authenticator(),
+    // replies to this device's own requests come under its own inbox prefix, the only inbox it may hear
+    inboxPrefix: new Subjects(config.subjectPrefix).inbox(config.deviceId),
+    // a refused credential is renewed while nats.js keeps trying (watchConnection); a revoked device stops
+    ignoreAuthErrorAbort: true,
+  });
 }
 
 function sandboxLimits(limits: FunctionLimits) {

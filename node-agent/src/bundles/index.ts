@@ -7,15 +7,18 @@ import { HearthError, INVOKE_HEADERS, isErrorCode, type Subjects } from "@hearth
 import type { NatsConnection } from "@nats-io/transport-node";
 
 export class BundleCache {
-  private readonly nc: NatsConnection;
+  /** The device's fabric connection now (it is replaced when the credential is renewed). */
+  private readonly nc: () => NatsConnection;
   private readonly subjects: Subjects;
+  private readonly deviceId: string;
   private readonly max: number;
   private readonly cache = new Map<string, string>();
   private readonly inflight = new Map<string, Promise<string>>();
 
-  constructor(nc: NatsConnection, subjects: Subjects, max = 256) {
+  constructor(nc: () => NatsConnection, subjects: Subjects, deviceId: string, max = 256) {
     this.nc = nc;
     this.subjects = subjects;
+    this.deviceId = deviceId;
     this.max = max;
   }
 
@@ -36,7 +39,7 @@ export class BundleCache {
   }
 
   private async fetch(hash: string): Promise<string> {
-    const reply = await this.nc.request(this.subjects.bundleGet, JSON.stringify({ hash }), { timeout: 10_000 });
+    const reply = await this.nc().request(this.subjects.bundleGet(this.deviceId), JSON.stringify({ hash }), { timeout: 10_000 });
     const code = reply.headers?.get(INVOKE_HEADERS.errorCode);
     if (code) {
       const message = reply.headers?.get(INVOKE_HEADERS.errorMessage) ?? "bundle fetch failed";

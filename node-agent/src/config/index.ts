@@ -35,6 +35,8 @@ export const AgentConfig = z.strictObject({
   /** Sandbox processes; defaults to one per donated core. */
   sandboxes: z.number().int().min(1).max(64).optional(),
   logLevel: z.enum(["fatal", "error", "warn", "info", "debug", "trace", "silent"]).default("info"),
+  /** The device's fabric credential (a NATS .creds file `hearth-agent join` wrote); default `<dataDir>/fabric.creds`. */
+  credsFile: z.string().min(1).max(1024).optional(),
   /** Where the agent keeps its identity (0600), its control socket and its pid file. */
   dataDir: z.string().min(1, "dataDir must not be empty").max(1024).default(() => defaultDataDir()),
   /** When to serve, local time, e.g. ["weekdays 22:00-07:00", "weekends 00:00-24:00"]; empty = always. */
@@ -85,6 +87,7 @@ const ENV_OF: Record<string, string> = {
   subjectPrefix: "HEARTH_SUBJECT_PREFIX",
   logLevel: "HEARTH_LOG_LEVEL",
   dataDir: "HEARTH_AGENT_DIR",
+  credsFile: "HEARTH_FABRIC_CREDS",
 };
 
 /** `HEARTH_AGENT_DIR`, else ~/.hearth-agent. */

@@ -4,7 +4,7 @@
  * and the control socket that `status`, `pause`, `resume` and `drain` use.
  */
 import type { Server } from "node:net";
-import { Agent, type AgentStatus } from "../agent/index.ts";
+import { Agent, type AgentStatus, type RenewOptions } from "../agent/index.ts";
 import type { AgentConfig } from "../config/index.ts";
 import { startControlServer } from "../control/index.ts";
 import type { Logger } from "../log/index.ts";
@@ -13,6 +13,8 @@ import { Availability, hearthShareOf, type AvailabilityOptions } from "../owner/
 export interface DaemonOptions {
   /** Listen on the data dir's control socket (default true). */
   control?: boolean;
+  /** Where to renew the fabric credential (the platform joined, the device token); without it the credential is used until it expires. */
+  renew?: RenewOptions;
   /** Replaceable sources of time, battery state and load (tests). */
   sensors?: Pick<AvailabilityOptions, "now" | "battery" | "load">;
 }
@@ -40,7 +42,7 @@ export async function startDaemon(config: Readonly<AgentConfig>, log: Logger, op
     hearthShare: () => hearthShareOf(agent?.activeCalls ?? 0),
     ...options.sensors,
   });
-  agent = await Agent.start(config, log, { paused: availability.check() });
+  agent = await Agent.start(config, log, { paused: availability.check(), renew: options.renew });
   const started = agent;
   availability.start((reasons) => {
     started.setPaused(reasons).catch((error: unknown) => log.error({ err: error }, "could not pause or resume"));
@@ -58,6 +60,9 @@ export async function startDaemon(config: Readonly<AgentConfig>, log: Logger, op
       await control?.[Symbol.asyncDispose]();
       resolveStopped();
     })());
+
+  // revoked by the operator: this device is off the fabric for good, so the daemon ends
+  started.onRevoked = () => void stop();
 
   if (options.control !== false) {
     try {

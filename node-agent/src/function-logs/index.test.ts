@@ -22,13 +22,13 @@ function ownerLog() {
 }
 
 describe("function logs on the device", () => {
-  it("publishes each console line on its function's subject, with the request id and device", () => {
+  it("publishes each console line on the device's own log subject, naming its function, request id and device", () => {
     const { nc, published } = fakeFabric();
     const { log } = ownerLog();
     const onLog = forwardFunctionLogs({ deviceId: "dev-7", subjects: new Subjects("t1"), connection: () => nc, log });
     onLog({ key: `shop/cart@${VERSION}`, requestId: "req-9", level: "warn", message: "low stock" });
     onLog({ key: `shop/cart@${VERSION}`, requestId: "", level: "trace", message: "loading" });
-    expect(published.map((p) => p.subject)).toEqual(["t1.logs.shop.cart", "t1.logs.shop.cart"]);
+    expect(published.map((p) => p.subject)).toEqual(["t1.devlogs.dev-7", "t1.devlogs.dev-7"]);
     expect(published[0]!.line).toMatchObject({ app: "shop", fn: "cart", version: VERSION, requestId: "req-9", deviceId: "dev-7", level: "warn", message: "low stock" });
     // top-level code runs outside a call; an unknown level is kept as info
     expect(published[1]!.line).toMatchObject({ requestId: null, level: "info" });

@@ -1,14 +1,15 @@
 /**
  * Function logs leave the device for their developer: each console line a
- * sandbox reports becomes one message on `<prefix>.logs.<app>.<fn>`, which
- * the platform's logs stream keeps (docs/api.md, "Function logs"). The
+ * sandbox reports becomes one message on the device's own log subject
+ * (`<prefix>.devlogs.<deviceId>`); the platform checks that the function is
+ * placed here and keeps it in its logs stream (docs/api.md, "Function logs"). The
  * device owner's own log gets only counts at debug level, never a line's
  * content: owners must not see more of a function than running it.
  *
  * Publishing is core NATS (fire and forget, buffered by nats.js while it
  * reconnects): a console call never waits on the fabric.
  */
-import { LogLine, logSubject, MAX_LOG_MESSAGE_CHARS, type LogLevel, type Subjects } from "@hearth/protocol";
+import { LogLine, MAX_LOG_MESSAGE_CHARS, type LogLevel, type Subjects } from "@hearth/protocol";
 import type { NatsConnection } from "@nats-io/transport-node";
 import type { Logger } from "../log/index.ts";
 
@@ -75,7 +76,7 @@ export function forwardFunctionLogs(options: FunctionLogOptions): (entry: Sandbo
     if (!line || !nc || nc.isClosed()) counts.dropped++;
     else {
       try {
-        nc.publish(logSubject(options.subjects, line.app, line.fn), JSON.stringify(line));
+        nc.publish(options.subjects.deviceLogs(options.deviceId), JSON.stringify(line));
         counts.sent++;
       } catch {
         counts.dropped++;

@@ -25,7 +25,8 @@ import { Hono } from "hono";
 import { z } from "zod";
 import { readBody } from "../gateway/index.ts";
 import { parseInput, type HearthEnv } from "../http/index.ts";
-import { createDeviceRoutes, createLedgerRoutes, type Ledger } from "../ledger/index.ts";
+import { createDeviceAdminRoutes, createDeviceRoutes, type DeviceRegistry, type FabricControl } from "../identity/index.ts";
+import { createLedgerRoutes, type Ledger } from "../ledger/index.ts";
 import type { Logger } from "../log/index.ts";
 import { createLogRoutes, type FunctionLogs } from "../logs/index.ts";
 import { settingsFingerprint, type Scheduler } from "../scheduler/index.ts";
@@ -38,8 +39,11 @@ export interface ApiOptions {
   /** Base URL callers use, for the function URLs the API returns. */
   publicUrl: () => string;
   embeddedState: boolean;
-  /** Usage, credits and device joins (docs/ledger.md). */
+  /** Usage and credits (docs/ledger.md). */
   ledger?: Ledger;
+  /** Joined devices and the fabric's trust (docs/security.md). */
+  devices: DeviceRegistry;
+  fabric: FabricControl;
   /** Function logs (needs JetStream); without them log reads answer ERR_LOGS_UNAVAILABLE. */
   logs?: FunctionLogs;
   log?: Logger;
@@ -74,7 +78,7 @@ export function createApi(options: ApiOptions): Hono<HearthEnv> {
   });
 
   // joining and reading a device's credits authenticate with join and device tokens
-  if (options.ledger) api.route("/", createDeviceRoutes(options.ledger, options.token));
+  api.route("/", createDeviceRoutes({ registry: options.devices, control: options.fabric, ledger: options.ledger, operatorToken: options.token }));
 
   api.use("*", async (c, next) => {
     const header = c.req.header("authorization") ?? "";
@@ -86,6 +90,7 @@ export function createApi(options: ApiOptions): Hono<HearthEnv> {
     await next();
   });
 
+  api.route("/", createDeviceAdminRoutes({ registry: options.devices, control: options.fabric }));
   if (options.ledger) api.route("/", createLedgerRoutes(options.ledger));
   api.route("/", createLogRoutes({ store, logs: options.logs, log: options.log }));
 

@@ -1,7 +1,9 @@
 /**
- * Serves bundles to devices over the fabric: a request on the bundle subject
- * with `{ hash }` is answered with the bundle's raw bytes. Devices verify the
- * hash before they run anything.
+ * Serves bundles to devices over the fabric: a request on a device's own
+ * bundle subject with `{ hash }` is answered with the bundle's raw bytes,
+ * when that device may run it (Store.mayFetchBundle): the device is known
+ * from the subject, which only its credential may publish on. Devices verify
+ * the hash before they run anything.
  */
 import { BundleRequest, HearthError, INVOKE_HEADERS, type Subjects } from "@hearth/protocol";
 import { headers, type NatsConnection, type Subscription } from "@nats-io/transport-node";
@@ -9,10 +11,12 @@ import type { Logger } from "../log/index.ts";
 import type { Store } from "../state/index.ts";
 
 export function serveBundles(nc: NatsConnection, subjects: Subjects, store: Store, log: Logger): Subscription {
-  return nc.subscribe(subjects.bundleGet, {
+  return nc.subscribe(subjects.bundleGets, {
     queue: "platform",
     callback: (err, msg) => {
       if (err) return;
+      const deviceId = subjects.deviceOf(msg.subject, "bundle");
+      if (!deviceId) return;
       const replyError = (error: HearthError) => {
         const h = headers();
         h.set(INVOKE_HEADERS.errorCode, error.code);
@@ -30,9 +34,11 @@ export function serveBundles(nc: NatsConnection, subjects: Subjects, store: Stor
         return;
       }
       const { hash } = parsed.data;
-      store.getBundle(hash).then(
+      const refused = () => new HearthError("ERR_VERSION_NOT_FOUND", `no bundle ${hash} for device ${deviceId}`);
+      (async () => ((await store.mayFetchBundle(deviceId, hash)) ? store.getBundle(hash) : null))().then(
         (bundle) => {
-          if (!bundle) return replyError(new HearthError("ERR_VERSION_NOT_FOUND", `no bundle ${hash}`));
+          // not allowed and not there read the same: a device learns nothing of bundles it may not run
+          if (!bundle) return replyError(refused());
           const h = headers();
           h.set(INVOKE_HEADERS.sha256, hash);
           msg.respond(bundle, { headers: h });

@@ -15,6 +15,8 @@ export const PlatformEnv = z.object({
   HEARTH_TOKEN: z.string().min(16, "HEARTH_TOKEN must be at least 16 characters"),
   REDIS_URL: z.string().regex(/^rediss?:\/\//, "REDIS_URL must start with redis:// or rediss://").optional(),
   HEARTH_REDIS_PREFIX: z.string().regex(/^[a-z0-9:_-]{1,32}$/).default("hearth:"),
+  HEARTH_REGION: z.string().regex(/^[A-Za-z0-9_.-]{1,64}$/, "HEARTH_REGION must be 1-64 characters of A-Z, a-z, 0-9, _ . -").optional(),
+  HEARTH_CREDENTIAL_TTL_SECONDS: z.coerce.number().int().min(10, "HEARTH_CREDENTIAL_TTL_SECONDS must be at least 10").max(30 * 86_400).optional(),
   HEARTH_LOG_LEVEL: z.enum(["fatal", "error", "warn", "info", "debug", "trace", "silent"]).default("info"),
 });
 export type PlatformEnv = z.infer<typeof PlatformEnv>;

@@ -1,7 +1,13 @@
 /**
- * The gateway: `ANY /fn/<app>/<fn>/<path...>` becomes a NATS request on the
- * function's invocation subject (metadata in headers, the body as raw bytes),
- * and the device's reply becomes the HTTP response.
+ * The gateway: `ANY /fn/<app>/<fn>/<path...>` becomes a NATS request to one
+ * device the gateway chose among the function's placement (metadata in
+ * headers, the body as raw bytes), and that device's reply becomes the HTTP
+ * response. Only the chosen device can hear the request (its own invocation
+ * subject) or answer it (nats-server allows one reply, from the receiver):
+ * the gateway knows which device answered from where it sent the call,
+ * never from what the device wrote. A device that has no responder, or
+ * answers that it did not run the call (not placed, busy), is passed over
+ * for the next one.
  *
  * A device is a stranger's machine: its reply headers are validated with
  * zod, only the error codes a device may legitimately send pass (anything
@@ -12,7 +18,6 @@
  */
 import {
   AppName,
-  DeviceId,
   FunctionName,
   HearthError,
   HTTP_HEADER_PREFIX,
@@ -24,12 +29,12 @@ import {
   type FunctionRecord,
   type Subjects,
 } from "@hearth/protocol";
-import { headers as natsHeaders, RequestError, TimeoutError, type MsgHdrs, type NatsConnection } from "@nats-io/transport-node";
+import { headers as natsHeaders, RequestError, TimeoutError, type Msg, type MsgHdrs, type NatsConnection } from "@nats-io/transport-node";
 import { Hono, type Context } from "hono";
 import { z } from "zod";
 import { errorResponse, type HearthEnv } from "../http/index.ts";
 import type { Logger } from "../log/index.ts";
-import type { Store } from "../state/index.ts";
+import type { DeviceEntry, Placement, Store } from "../state/index.ts";
 import type { CallFacts, CallHook } from "../usage/index.ts";
 
 export interface GatewayOptions {
@@ -43,6 +48,10 @@ export interface GatewayOptions {
   onNoDevice?: (app: string, fn: string) => void;
   /** Told of every call that reached the fabric, once it is over; awaited before the answer goes out (usage metering; see platform/src/usage). */
   onCall?: CallHook;
+  /** A live device's entry in the scheduler's table (undefined when not live); placed devices that are not live are skipped. */
+  liveDevice?: (deviceId: string) => DeviceEntry | undefined;
+  /** The region this gateway runs in: its devices are tried first. */
+  region?: string;
 }
 
 /** Hop-by-hop headers never cross a proxy (RFC 9110 §7.6.1). */
@@ -58,6 +67,9 @@ const HOP_BY_HOP = new Set([
   "upgrade",
 ]);
 
+/** Response headers that say which device, in which region, served a call. */
+export const SERVED_BY_HEADERS = { device: "X-Hearth-Device", region: "X-Hearth-Region" } as const;
+
 /** Extra time the gateway waits past the function's wall limit, for the fabric round trip. */
 const FABRIC_MARGIN_MS = 2_000;
 
@@ -71,6 +83,8 @@ export function createGateway(options: GatewayOptions): Hono<HearthEnv> {
     log.warn({ err: error }, "state store unreachable: the gateway serves functions as it last saw them");
   };
   const app = new Hono<HearthEnv>();
+  /** Calls this gateway has in flight per device (a least-loaded pick among a function's devices). */
+  const inflight = new Map<string, number>();
 
   // While the platform's own fabric connection is down, calls fail at once with a clear 503 instead of each
   // waiting out its wall limit (nats.js reconnects on its own; calls already sent get their answer or a 504).
@@ -95,8 +109,9 @@ export function createGateway(options: GatewayOptions): Hono<HearthEnv> {
     if (!AppName.safeParse(appName).success || !FunctionName.safeParse(fnName).success) {
       return errorResponse(c, "ERR_FUNCTION_NOT_FOUND", `no function ${appName}/${fnName}: app and function names are a-z, 0-9 and '-'`);
     }
-    const record = await records.get(appName, fnName);
-    if (!record) return errorResponse(c, "ERR_FUNCTION_NOT_FOUND", `no function ${appName}/${fnName}; deploy it first (hearth deploy)`);
+    const entry = await records.get(appName, fnName);
+    const record = entry?.record;
+    if (!entry || !record) return errorResponse(c, "ERR_FUNCTION_NOT_FOUND", `no function ${appName}/${fnName}; deploy it first (hearth deploy)`);
     const method = HttpMethod.safeParse(c.req.method);
     if (!method.success) return errorResponse(c, "ERR_METHOD_NOT_ALLOWED", `method ${c.req.method} is not supported`);
 
@@ -136,32 +151,49 @@ export function createGateway(options: GatewayOptions): Hono<HearthEnv> {
       }
       return response;
     };
-    let reply;
-    try {
-      reply = await nc.request(subjects.invoke(appName, fnName), body, {
-        headers: h,
-        timeout: record.limits.wallMs + FABRIC_MARGIN_MS,
-      });
-    } catch (error) {
-      if (error instanceof RequestError && error.isNoResponders()) {
-        options.onNoDevice?.(appName, fnName);
-        const response = errorResponse(c, "ERR_NO_DEVICE", `no device is serving ${appName}/${fnName} right now; try again in a few seconds`);
-        return answer(response, { responseBytes: 0, errorCode: "ERR_NO_DEVICE" });
+    const candidates = chooseDevices(entry, options.liveDevice, inflight, options.region);
+    let reply: Msg | undefined;
+    let chosen = "";
+    for (const deviceId of candidates) {
+      inflight.set(deviceId, (inflight.get(deviceId) ?? 0) + 1);
+      try {
+        reply = await nc.request(subjects.invoke(deviceId), body, { headers: h, timeout: record.limits.wallMs + FABRIC_MARGIN_MS });
+      } catch (error) {
+        if (error instanceof RequestError && error.isNoResponders()) {
+          // nobody heard it: safe to hand to the next device, whatever the method
+          reply = undefined;
+          continue;
+        }
+        if (error instanceof TimeoutError || (error instanceof RequestError && error.cause instanceof TimeoutError)) {
+          const response = errorResponse(c, "ERR_DEVICE_TIMEOUT", `the device did not answer within ${record.limits.wallMs + FABRIC_MARGIN_MS} ms`);
+          return answer(response, { responseBytes: 0, errorCode: "ERR_DEVICE_TIMEOUT" });
+        }
+        throw error;
+      } finally {
+        const n = (inflight.get(deviceId) ?? 1) - 1;
+        if (n <= 0) inflight.delete(deviceId);
+        else inflight.set(deviceId, n);
       }
-      if (error instanceof TimeoutError || (error instanceof RequestError && error.cause instanceof TimeoutError)) {
-        const response = errorResponse(c, "ERR_DEVICE_TIMEOUT", `the device did not answer within ${record.limits.wallMs + FABRIC_MARGIN_MS} ms`);
-        return answer(response, { responseBytes: 0, errorCode: "ERR_DEVICE_TIMEOUT" });
-      }
-      throw error;
+      chosen = deviceId;
+      // a device that did not run the call (not placed there any more, at capacity) passes it on
+      const code = reply.headers?.get(INVOKE_HEADERS.errorCode);
+      if ((code === "ERR_NO_DEVICE" || code === "ERR_DEVICE_BUSY") && deviceId !== candidates[candidates.length - 1]) continue;
+      break;
     }
-    const parsed = parseDeviceReply(reply.headers);
+    if (!reply) {
+      records.forget(appName, fnName);
+      options.onNoDevice?.(appName, fnName);
+      const response = errorResponse(c, "ERR_NO_DEVICE", `no device is serving ${appName}/${fnName} right now; try again in a few seconds`);
+      return answer(response, { responseBytes: 0, errorCode: "ERR_NO_DEVICE" });
+    }
+    const parsed = parseDeviceReply(reply.headers, chosen);
     if (!parsed.ok) {
       log.warn({ requestId, app: appName, fn: fnName, problem: parsed.problem }, "device sent an invalid reply");
       const response = errorResponse(c, "ERR_BAD_DEVICE_REPLY", "the device that took the call answered with an invalid reply; retry");
       // none of its bytes reach the caller, and it earns its device nothing
       return answer(response, { responseBytes: 0, errorCode: "ERR_BAD_DEVICE_REPLY" });
     }
-    const device = { id: parsed.reply.device, cpuMs: parsed.reply.cpuMs, cold: parsed.reply.cold === "1" };
+    const device = { id: chosen, cpuMs: parsed.reply.cpuMs, cold: parsed.reply.cold === "1" };
     const timing = serverTiming(parsed.reply);
     if ("errorCode" in parsed.reply) {
       const { errorCode, errorMessage } = parsed.reply;
@@ -169,13 +201,25 @@ export function createGateway(options: GatewayOptions): Hono<HearthEnv> {
       if (ERROR_CODES_KIND_SYSTEM.has(errorCode)) log.warn({ requestId, app: appName, fn: fnName, code: errorCode, deviceId: device.id, deviceMessage: errorMessage }, "device reported a failure");
       const response = errorResponse(c, errorCode, deviceErrorMessage(errorCode, requestId, record.limits));
       addServerTiming(response.headers, timing);
-      if (errorCode === "ERR_NO_DEVICE") options.onNoDevice?.(appName, fnName);
+      servedBy(response.headers, chosen);
+      if (errorCode === "ERR_NO_DEVICE") {
+        records.forget(appName, fnName);
+        options.onNoDevice?.(appName, fnName);
+      }
       // the caller gets the gateway's own error, none of the bytes the device attached: none are billed
       return answer(response, { responseBytes: 0, errorCode, device });
     }
     const response = toResponse(c, parsed.reply.status, reply.headers!, reply.data);
     addServerTiming(response.headers, timing);
+    servedBy(response.headers, chosen);
     return answer(response, { responseBytes: reply.data.byteLength, device });
+  };
+
+  /** Which device (and its region, from its join record) served the call. */
+  const servedBy = (headers: Headers, deviceId: string) => {
+    headers.set(SERVED_BY_HEADERS.device, deviceId);
+    const region = options.liveDevice?.(deviceId)?.heartbeat.region;
+    if (region) headers.set(SERVED_BY_HEADERS.region, region);
   };
 
   app.all("/fn/:app/:fn", handle);
@@ -229,7 +273,6 @@ const ReplyCommon = {
   cpuMs: optionalHeader(Millis),
   wallMs: optionalHeader(Millis),
   cold: optionalHeader(z.enum(["0", "1"])),
-  device: DeviceId,
 };
 /** A device's reply: an answer (status) or an error (a device code), with its timings and its id. */
 const DeviceReply = z.union([
@@ -245,15 +288,16 @@ const DeviceReply = z.union([
 ]);
 type DeviceReply = z.infer<typeof DeviceReply>;
 
-function parseDeviceReply(h: MsgHdrs | undefined): { ok: true; reply: DeviceReply } | { ok: false; problem: string } {
+function parseDeviceReply(h: MsgHdrs | undefined, deviceId: string): { ok: true; reply: DeviceReply } | { ok: false; problem: string } {
   if (!h) return { ok: false, problem: "no headers" };
+  // the answer came from the device the call was sent to: one that says it is another is lying
+  if (h.get(INVOKE_HEADERS.device) !== deviceId) return { ok: false, problem: `claims to be device ${h.get(INVOKE_HEADERS.device).slice(0, 64) || "(none)"}` };
   const get = (name: string) => h.get(name) || undefined;
   const errorCode = get(INVOKE_HEADERS.errorCode);
   const fields: Record<string, string | undefined> = {
     cpuMs: get(INVOKE_HEADERS.cpuMs),
     wallMs: get(INVOKE_HEADERS.wallMs),
     cold: get(INVOKE_HEADERS.cold),
-    device: get(INVOKE_HEADERS.device),
   };
   if (errorCode !== undefined) {
     fields["errorCode"] = errorCode;
@@ -294,7 +338,7 @@ function toResponse(c: Context<HearthEnv>, status: number, h: MsgHdrs, data: Uin
     const name = key.slice(HTTP_HEADER_PREFIX.length);
     const lower = name.toLowerCase();
     // the gateway's own headers are the gateway's to set
-    if (HOP_BY_HOP.has(lower) || lower === "content-length" || lower === "server-timing" || lower === "x-request-id") continue;
+    if (HOP_BY_HOP.has(lower) || lower === "content-length" || lower === "server-timing" || lower === "x-request-id" || lower.startsWith("x-hearth-")) continue;
     for (const value of h.values(key)) {
       try {
         out.append(name, value);
@@ -320,9 +364,41 @@ function addServerTiming(headers: Headers, metrics: string): void {
   headers.set("Server-Timing", existing ? `${existing}, ${metrics}` : metrics);
 }
 
-/** A short-lived cache of function records, so a warm call costs no Redis round trip. */
+/** A function record and its placement, as the gateway last read them. */
+interface CachedFunction {
+  record: FunctionRecord | null;
+  placement: Placement;
+}
+
+/**
+ * The devices to try for one call, best first, among the function's placed
+ * devices: live ones (in this process's table) before others (a process
+ * that just started has not heard them yet; one that is gone costs a quick
+ * "no responders"); then those on the current version; then those in the
+ * gateway's own region (from their join records); then fewest calls this
+ * gateway has in flight on them; ties in random order (spread).
+ */
+export function chooseDevices(
+  entry: CachedFunction,
+  liveDevice: ((id: string) => DeviceEntry | undefined) | undefined,
+  inflight: Map<string, number>,
+  region?: string,
+): string[] {
+  const version = entry.record?.version;
+  const ranked: { id: string; score: number }[] = [];
+  for (const [id, placed] of Object.entries(entry.placement.devices)) {
+    const live = liveDevice?.(id);
+    const unheard = liveDevice !== undefined && live === undefined;
+    const elsewhere = region !== undefined && live !== undefined && live.heartbeat.region !== region;
+    const score = (unheard ? 4e6 : 0) + (placed.version === version ? 0 : 2e6) + (elsewhere ? 1e6 : 0) + (inflight.get(id) ?? 0) + Math.random() * 0.5;
+    ranked.push({ id, score });
+  }
+  return ranked.sort((a, b) => a.score - b.score).map((r) => r.id);
+}
+
+/** A short-lived cache of function records and placements, so a warm call costs no Redis round trip. */
 class RecordCache {
-  private readonly entries = new Map<string, { record: FunctionRecord | null; at: number }>();
+  private readonly entries = new Map<string, { value: CachedFunction; at: number }>();
   private readonly store: Store;
   private readonly ttlMs: number;
 
@@ -331,28 +407,33 @@ class RecordCache {
     this.ttlMs = ttlMs;
   }
 
-  async get(app: string, fn: string): Promise<FunctionRecord | null> {
+  async get(app: string, fn: string): Promise<CachedFunction | null> {
     const key = `${app}/${fn}`;
     const hit = this.entries.get(key);
     const now = Date.now();
-    if (hit && now - hit.at < this.ttlMs) return hit.record;
-    let record: FunctionRecord | null;
+    if (hit && now - hit.at < this.ttlMs) return hit.value;
+    let value: CachedFunction;
     try {
-      record = await this.store.getFunction(app, fn);
+      value = await this.store.getFunctionAndPlacement(app, fn);
     } catch (error) {
       // State unreachable (Redis restarting, failing over): keep serving what was deployed as last seen
       // rather than failing calls the devices could answer. Without a last-seen record, the error stands.
       if (hit) {
         this.onStale?.(error);
         // asked again after another cache period, not on every call meanwhile (each try can wait on Redis's retries)
-        this.entries.set(key, { record: hit.record, at: now });
-        return hit.record;
+        this.entries.set(key, { value: hit.value, at: now });
+        return hit.value;
       }
       throw error;
     }
     if (this.entries.size > 10_000) this.entries.clear();
-    this.entries.set(key, { record, at: now });
-    return record;
+    this.entries.set(key, { value, at: now });
+    return value;
+  }
+
+  /** Read again on the next call (its devices changed). */
+  forget(app: string, fn: string): void {
+    this.entries.delete(`${app}/${fn}`);
   }
 
   /** Told when a call was served from a stale record because the state store failed. */

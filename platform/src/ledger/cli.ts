@@ -6,15 +6,16 @@
  * safe while platforms run) and exits on what is left afterwards.
  */
 import { Subjects } from "@hearth/protocol";
-import { connect } from "@nats-io/transport-node";
+import { connect, credsAuthenticator } from "@nats-io/transport-node";
 import { pino } from "pino";
 import type { PlatformEnv } from "../config/index.ts";
+import { FabricAuthority, type FabricKeys } from "../identity/index.ts";
 import type { Logger } from "../log/index.ts";
 import { connectRedis } from "../state/index.ts";
 import { formatReconcile, formatRepair, reconcileLedger, repairLedger } from "./reconcile.ts";
 import { LedgerStore } from "./store.ts";
 
-export async function runReconcile(env: Readonly<PlatformEnv>, platformLog: Logger, json: boolean, repair = false): Promise<number> {
+export async function runReconcile(env: Readonly<PlatformEnv>, fabricKeys: FabricKeys, platformLog: Logger, json: boolean, repair = false): Promise<number> {
   // the report goes to stdout (people, or --json for programs); log lines go to stderr so they never mix with it
   const log = pino({ level: platformLog.level, base: { service: "hearth-reconcile" } }, pino.destination(2));
   const { redis, embedded } = connectRedis(env.REDIS_URL);
@@ -23,7 +24,11 @@ export async function runReconcile(env: Readonly<PlatformEnv>, platformLog: Logg
     redis.disconnect();
     return 2;
   }
-  const nc = await connect({ servers: env.HEARTH_NATS_URL, name: "hearth-reconcile" });
+  const nc = await connect({
+    servers: env.HEARTH_NATS_URL,
+    name: "hearth-reconcile",
+    authenticator: credsAuthenticator(await new FabricAuthority(fabricKeys).platformCreds("hearth-reconcile")),
+  });
   try {
     const options = { nc, subjects: new Subjects(env.HEARTH_SUBJECT_PREFIX), store: new LedgerStore(redis, env.HEARTH_REDIS_PREFIX), log };
     if (repair) {

@@ -1,8 +1,8 @@
 /**
  * The usage ledger of one platform process: the usage stream (created at
  * start), the publisher the gateway hands each finished call to, the
- * durable consumer that folds records into Redis, reconciliation, device
- * accounts (join), and the HTTP routes that show usage and credits.
+ * durable consumer that folds records into Redis, reconciliation, and the
+ * HTTP routes that show usage (device credits: platform/src/identity).
  *
  * Without JetStream there is no durable usage stream. `mode` decides what
  * then happens: "required" stops the platform with a clear error (the
@@ -11,14 +11,10 @@
  * embedded and test platforms on a plain nats-server still run).
  * See docs/ledger.md.
  */
-import { timingSafeEqual } from "node:crypto";
 import {
   AppName,
-  DeviceId,
   formatZodError,
   HearthError,
-  JoinRequest,
-  JoinTokenRequest,
   UsageDay,
   type ReconcileReport,
   type RepairReport,
@@ -32,12 +28,10 @@ import { z } from "zod";
 import { parseInput, type HearthEnv } from "../http/index.ts";
 import type { Logger } from "../log/index.ts";
 import { UsagePublisher, type CallHook } from "../usage/index.ts";
-import { Accounts } from "./accounts.ts";
 import { LedgerConsumer } from "./consumer.ts";
 import { reconcileLedger, repairLedger } from "./reconcile.ts";
 import { LedgerStore } from "./store.ts";
 
-export { Accounts } from "./accounts.ts";
 export { LedgerConsumer, ensureLedgerConsumer } from "./consumer.ts";
 export { formatReconcile, formatRepair, readUsageStream, reconcileLedger, repairLedger } from "./reconcile.ts";
 export { LedgerStore, SEEN_TTL_SECONDS } from "./store.ts";
@@ -65,8 +59,6 @@ export interface LedgerOptions {
   prefix?: string;
   log: Logger;
   mode?: LedgerMode;
-  /** The fabric URL joined devices are told to connect to. */
-  publicNatsUrl: string;
   /** Run the consumer in this process (default true; several platform processes may all run it). */
   consume?: boolean;
   /** How long a call waits for its usage record to be stored before it falls back to the retry queue (see platform/src/usage). */
@@ -77,7 +69,6 @@ export interface Ledger extends AsyncDisposable {
   /** False when running without JetStream: nothing is metered. */
   readonly metering: boolean;
   readonly store: LedgerStore;
-  readonly accounts: Accounts;
   readonly publisher?: UsagePublisher;
   readonly consumer?: LedgerConsumer;
   /** The gateway's hook (a no-op without metering). */
@@ -94,7 +85,6 @@ export async function startLedger(options: LedgerOptions): Promise<Ledger> {
   const prefix = options.prefix ?? "hearth:";
   const mode = options.mode ?? "auto";
   const store = new LedgerStore(redis, prefix);
-  const accounts = new Accounts({ redis, prefix, publicNatsUrl: options.publicNatsUrl, subjectPrefix: subjects.prefix });
   let publisher: UsagePublisher | undefined;
   let consumer: LedgerConsumer | undefined;
   if (mode !== "off") {
@@ -128,7 +118,6 @@ export async function startLedger(options: LedgerOptions): Promise<Ledger> {
   return {
     metering,
     store,
-    accounts,
     publisher,
     consumer,
     onCall: publisher ? publisher.record : () => undefined,
@@ -151,55 +140,13 @@ export async function startLedger(options: LedgerOptions): Promise<Ledger> {
 }
 
 const UsageQuery = z.strictObject({ app: AppName.optional(), day: UsageDay.optional() });
-const DeviceParams = z.object({ id: DeviceId });
-const CreditsQuery = z.strictObject({ day: UsageDay.optional() });
 const ReconcileQuery = z.strictObject({ repair: z.enum(["0", "1", "false", "true"]).optional() });
-
-function bearer(header: string | undefined): string {
-  return /^Bearer (.{1,512})$/.exec(header ?? "")?.[1] ?? "";
-}
-
-function sameToken(given: string, expected: string): boolean {
-  const a = Buffer.from(given);
-  const b = Buffer.from(expected);
-  return a.length === b.length && timingSafeEqual(a, b);
-}
-
-/**
- * Routes that authenticate on their own (mounted before the API's token
- * check): a device joins with a join token; a device's credits are read with
- * the API token or that device's own token.
- */
-export function createDeviceRoutes(ledger: Ledger, token: string): Hono<HearthEnv> {
-  const app = new Hono<HearthEnv>();
-  app.post("/devices/join", async (c) => {
-    const body = parseInput(JoinRequest, await c.req.json().catch(() => undefined), "body");
-    return c.json(await ledger.accounts.join(body.token, body.deviceId), 201);
-  });
-  app.get("/devices/:id/credits", async (c) => {
-    const { id } = parseInput(DeviceParams, c.req.param(), "path");
-    const query = parseInput(CreditsQuery, c.req.query(), "query");
-    const given = bearer(c.req.header("authorization"));
-    if (!given) throw new HearthError("ERR_UNAUTHORIZED", "pass `Authorization: Bearer <token>`: the API token, or the device token `hearth-agent join` stored");
-    if (!sameToken(given, token) && !(await ledger.accounts.isDeviceToken(id, given))) {
-      throw new HearthError("ERR_FORBIDDEN", `this token cannot read the credits of device ${id}`);
-    }
-    if (!ledger.metering) throw new HearthError("ERR_LEDGER_UNAVAILABLE", "usage metering is off on this platform (no JetStream); see docs/ledger.md");
-    return c.json(await ledger.store.deviceCredits(id, query.day));
-  });
-  return app;
-}
-
-/** Routes behind the API token: developers' usage, join tokens, reconciliation. */
+/** Routes behind the API token: developers' usage, reconciliation. */
 export function createLedgerRoutes(ledger: Ledger): Hono<HearthEnv> {
   const app = new Hono<HearthEnv>();
   app.get("/usage", async (c) => {
     const query = parseInput(UsageQuery, c.req.query(), "query");
     return c.json(await ledger.usage(query.app, query.day));
-  });
-  app.post("/join-tokens", async (c) => {
-    const body = parseInput(JoinTokenRequest, await c.req.json().catch(() => undefined), "body");
-    return c.json(await ledger.accounts.createJoinToken(body.ownerId, body.region, body.ttlSeconds), 201);
   });
   app.post("/ledger/reconcile", async (c) => {
     const query = parseInput(ReconcileQuery, c.req.query(), "query");

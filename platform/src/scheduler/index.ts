@@ -19,6 +19,7 @@ import {
 } from "@hearth/protocol";
 import { RequestError, type NatsConnection, type Subscription } from "@nats-io/transport-node";
 import type { Logger } from "../log/index.ts";
+import type { DeviceLookup } from "../identity/index.ts";
 import type { DeviceEntry, Placement, Store } from "../state/index.ts";
 
 export interface SchedulerOptions {
@@ -31,6 +32,8 @@ export interface SchedulerOptions {
   tickMs?: number;
   /** How long a device may take to fetch, verify and load a bundle. */
   placeTimeoutMs?: number;
+  /** Joined devices: a heartbeat counts only for a joined, unrevoked device, with owner, region and size from its join record. */
+  directory: { lookup(deviceId: string): DeviceLookup };
 }
 
 const LEASE_NAME = "scheduler";
@@ -49,6 +52,8 @@ export class Scheduler implements AsyncDisposable {
   private readonly log: Logger;
   private readonly tickMs: number;
   private readonly placeTimeoutMs: number;
+  private readonly directory: SchedulerOptions["directory"];
+  private lastRefusedLog = 0;
   private readonly holder = randomUUID();
   private heartbeats?: Subscription;
   private timer?: NodeJS.Timeout;
@@ -76,35 +81,91 @@ export class Scheduler implements AsyncDisposable {
     this.deadAfterMs = options.deadAfterMs ?? 3_500;
     this.tickMs = options.tickMs ?? 1_000;
     this.placeTimeoutMs = options.placeTimeoutMs ?? 10_000;
+    this.directory = options.directory;
   }
 
   start(): void {
     this.listeningSince = Date.now();
     // no queue group: every platform process keeps the whole table
-    this.heartbeats = this.nc.subscribe(this.subjects.heartbeat, {
+    this.heartbeats = this.nc.subscribe(this.subjects.heartbeats, {
       callback: (err, msg) => {
-        if (err) return;
-        let data: unknown;
-        try {
-          data = msg.json();
-        } catch {
-          this.log.warn({ subject: msg.subject }, "dropped a heartbeat that is not JSON");
-          return;
-        }
-        const parsed = Heartbeat.safeParse(data);
-        if (!parsed.success) {
-          this.log.warn({ issues: parsed.error.issues.slice(0, 3) }, "dropped an invalid heartbeat");
-          return;
-        }
-        const now = Date.now();
-        const previous = this.devices.get(parsed.data.deviceId);
-        this.devices.set(parsed.data.deviceId, { heartbeat: parsed.data, lastSeen: now });
-        // a device that is new, or back after it was given up, is a chance to place at once
-        if (!previous || previous.lastSeen < now - this.deadAfterMs) this.kick();
+        if (!err) this.onHeartbeat(msg.subject, msg.data);
       },
     });
     this.timer = setInterval(() => this.kick(), this.tickMs);
     this.kick();
+  }
+
+  /**
+   * A heartbeat is believed only for the device whose own subject it came on
+   * (nats-server lets only that device's credential publish there), only
+   * while the device is joined and not revoked, and only for what it may
+   * claim: its load and functions. Owner and region come from its join
+   * record, and its cores and memory are capped by what it joined with.
+   */
+  private onHeartbeat(subject: string, data: Uint8Array, retried = false): void {
+    const deviceId = this.subjects.deviceOf(subject, "hb");
+    if (!deviceId) return;
+    let json: unknown;
+    try {
+      json = JSON.parse(new TextDecoder().decode(data));
+    } catch {
+      this.refused(deviceId, "a heartbeat that is not JSON");
+      return;
+    }
+    const parsed = Heartbeat.safeParse(json);
+    if (!parsed.success) {
+      this.refused(deviceId, "an invalid heartbeat", { issues: parsed.error.issues.slice(0, 3) });
+      return;
+    }
+    if (parsed.data.deviceId !== deviceId) {
+      this.refused(deviceId, "a heartbeat naming another device", { claimed: parsed.data.deviceId });
+      return;
+    }
+    const lookup = this.directory.lookup(deviceId);
+    if (lookup.state === "loading") {
+      // its record is on its way from Redis: this beat counts once it is here
+      if (!retried) void lookup.ready.then(() => this.onHeartbeat(subject, data, true));
+      return;
+    }
+    if (lookup.state !== "joined") {
+      this.refused(deviceId, `a heartbeat from a device that is ${lookup.state === "revoked" ? "revoked" : "not joined"}`);
+      return;
+    }
+    const { record } = lookup;
+    const cores = Math.min(parsed.data.cores, record.cores ?? parsed.data.cores);
+    const heartbeat: Heartbeat = {
+      ...parsed.data,
+      ownerId: record.ownerId,
+      region: record.region,
+      cores,
+      freeCores: Math.min(parsed.data.freeCores, cores),
+      memoryMb: Math.min(parsed.data.memoryMb, record.memoryMb ?? parsed.data.memoryMb),
+    };
+    const now = Date.now();
+    const previous = this.devices.get(deviceId);
+    this.devices.set(deviceId, { heartbeat, lastSeen: now });
+    // a device that is new, or back after it was given up, is a chance to place at once
+    if (!previous || previous.lastSeen < now - this.deadAfterMs) this.kick();
+  }
+
+  private refused(deviceId: string, what: string, extra: Record<string, unknown> = {}): void {
+    if (Date.now() - this.lastRefusedLog < 5_000) return;
+    this.lastRefusedLog = Date.now();
+    this.log.warn({ deviceId, ...extra }, `dropped ${what}`);
+  }
+
+  /** A revoked device: out of the live table at once, its functions re-placed. */
+  forget(deviceId: string): void {
+    this.devices.delete(deviceId);
+    this.dead.set(deviceId, Date.now());
+    this.kick();
+  }
+
+  /** The device's entry while it is live in this process's table. */
+  liveDevice(deviceId: string, now = Date.now()): DeviceEntry | undefined {
+    const d = this.devices.get(deviceId);
+    return d !== undefined && d.lastSeen >= now - this.deadAfterMs && (this.dead.get(deviceId) ?? 0) < d.lastSeen ? d : undefined;
   }
 
   /** Runs a reconcile pass now (or right after the one under way). */
@@ -261,7 +322,11 @@ export class Scheduler implements AsyncDisposable {
         const message: ControlMessage = { type: "place", app, fn: name, version: record.version, limits: record.limits };
         if (record.env) message.env = record.env;
         if (record.outbound) message.outbound = record.outbound;
-        await this.send(id, message);
+        await this.store.grantBundle(id, app, name, record.version);
+        await this.send(id, message).catch(async (error: unknown) => {
+          await this.store.withdrawGrant(id, app, name, record.version).catch(() => undefined);
+          throw error;
+        });
         next.devices[id] = {
           version: record.version,
           placedAt: Date.now(),

@@ -41,6 +41,9 @@ export const Placement = z.strictObject({
 });
 export type Placement = z.infer<typeof Placement>;
 
+/** How long a placement's bundle grant lasts (a device fetches the bundle within its place timeout). */
+const BUNDLE_GRANT_SECONDS = 600;
+
 /** A device in the scheduler's live table (kept in each platform process's memory, not in Redis). */
 export interface DeviceEntry {
   heartbeat: HeartbeatT;
@@ -71,6 +74,50 @@ export class Store {
     return this.redis.getBuffer(this.key("bundle", hash));
   }
 
+  /**
+   * Lets a device fetch a bundle it is about to be asked to run as one
+   * function (the scheduler's place message follows), and have its log lines
+   * for that function believed. Withdrawn when the device refuses.
+   */
+  async grantBundle(deviceId: string, app: string, fn: string, hash: string): Promise<void> {
+    await this.redis
+      .multi()
+      .set(this.key("bundlegrant", deviceId, hash), "1", "EX", BUNDLE_GRANT_SECONDS)
+      .set(this.key("rungrant", deviceId, app, fn, hash), "1", "EX", BUNDLE_GRANT_SECONDS)
+      .exec();
+  }
+
+  async withdrawGrant(deviceId: string, app: string, fn: string, hash: string): Promise<void> {
+    await this.redis.del(this.key("bundlegrant", deviceId, hash), this.key("rungrant", deviceId, app, fn, hash));
+  }
+
+  /**
+   * Whether a device may fetch a bundle: it was granted it for a placement,
+   * or it is placed for a function that has this bundle as a version (the
+   * gateway may name a newer or rolled-back version before the scheduler
+   * re-places). A device never gets code it was not asked to run.
+   */
+  /** Whether a device may run this version of this function (its log lines are believed): the version is the function's, and the device may fetch it. */
+  async mayRun(deviceId: string, app: string, fn: string, version: string): Promise<boolean> {
+    const [own, granted, placement] = await this.redis
+      .multi()
+      .sismember(this.key("bundlefns", version), `${app}/${fn}`)
+      .exists(this.key("bundlegrant", deviceId, version))
+      .get(this.key("placement", app, fn))
+      .exec()
+      .then((r) => (r ?? []).map(([, v]) => v));
+    if (own !== 1) return false;
+    return granted === 1 || (typeof placement === "string" && Placement.parse(JSON.parse(placement)).devices[deviceId] !== undefined);
+  }
+
+  async mayFetchBundle(deviceId: string, hash: string): Promise<boolean> {
+    if ((await this.redis.exists(this.key("bundlegrant", deviceId, hash))) === 1) return true;
+    const fns = await this.redis.smembers(this.key("bundlefns", hash));
+    if (fns.length === 0) return false;
+    const placements = await this.redis.mget(fns.map((id) => this.key("placement", ...id.split("/"))));
+    return placements.some((raw) => raw !== null && Placement.parse(JSON.parse(raw)).devices[deviceId] !== undefined);
+  }
+
   // functions and their versions
 
   async saveFunction(record: FunctionRecordT, version: VersionRecordT): Promise<void> {
@@ -80,12 +127,22 @@ export class Store {
       .set(this.key("fn", record.app, record.name), JSON.stringify(record))
       .sadd(this.key("fns"), id)
       .hset(this.key("versions", record.app, record.name), version.version, JSON.stringify(version))
+      .sadd(this.key("bundlefns", version.version), id)
       .exec();
   }
 
   async getFunction(app: string, name: string): Promise<FunctionRecordT | null> {
     const raw = await this.redis.get(this.key("fn", app, name));
     return raw === null ? null : FunctionRecord.parse(JSON.parse(raw));
+  }
+
+  /** A function's record and its placement in one round trip (the gateway's read). */
+  async getFunctionAndPlacement(app: string, name: string): Promise<{ record: FunctionRecordT | null; placement: Placement }> {
+    const [record, placement] = await this.redis.mget(this.key("fn", app, name), this.key("placement", app, name));
+    return {
+      record: record == null ? null : FunctionRecord.parse(JSON.parse(record)),
+      placement: placement == null ? { devices: {} } : Placement.parse(JSON.parse(placement)),
+    };
   }
 
   async listFunctions(app?: string): Promise<FunctionRecordT[]> {

@@ -1,0 +1,162 @@
+/**
+ * The platform's hold on the fabric's trust: the connection in nats-server's
+ * system account that pushes the Hearth account's JWT (with its revocation
+ * list) to the resolver, and the device directory other parts ask whether a
+ * device is joined and not revoked, and what its join record says.
+ *
+ * A revocation is pushed at once (nats-server then closes the device's
+ * connections and refuses its credential), told to every platform process
+ * on the revoked subject, and pushed again every few minutes and at start,
+ * so a push lost to a restart of either side is made good.
+ */
+import { HearthError, type Subjects } from "@hearth/protocol";
+import { credsAuthenticator, type NatsConnection, type Subscription } from "@nats-io/transport-node";
+import { connect } from "@nats-io/transport-node";
+import { z } from "zod";
+import type { Logger } from "../log/index.ts";
+import type { DeviceRecord, DeviceRegistry } from "./devices.ts";
+import type { FabricAuthority } from "./fabric.ts";
+
+const ClaimsUpdateReply = z.object({
+  data: z.object({ code: z.number(), message: z.string().optional() }).optional(),
+  error: z.object({ code: z.number().optional(), description: z.string().optional() }).optional(),
+});
+
+const RevokedNotice = z.strictObject({ deviceId: z.string() });
+
+/** How often the account JWT is pushed again without a change. */
+const REPUSH_MS = 5 * 60_000;
+/** How long a device's record is trusted from memory before Redis is asked again. */
+const DIRECTORY_TTL_MS = 30_000;
+
+export interface FabricControlOptions {
+  authority: FabricAuthority;
+  registry: DeviceRegistry;
+  nc: NatsConnection;
+  natsUrl: string;
+  subjects: Subjects;
+  log: Logger;
+}
+
+/** What a heartbeat is checked against: the device's join record, or why it is not believed. */
+export type DeviceLookup =
+  | { state: "joined"; record: DeviceRecord }
+  | { state: "unknown" | "revoked" }
+  /** Being read from Redis: `ready` resolves once `lookup` knows. */
+  | { state: "loading"; ready: Promise<void> };
+
+export class FabricControl implements AsyncDisposable {
+  private readonly options: FabricControlOptions;
+  private readonly system: NatsConnection;
+  private readonly notices: Subscription;
+  private readonly timer: NodeJS.Timeout;
+  private readonly cache = new Map<string, { lookup: DeviceLookup; at: number }>();
+  private pushing: Promise<void> = Promise.resolve();
+  /** Told when a device is revoked (by this process or another): the scheduler forgets it at once. */
+  onRevoked?: (deviceId: string) => void;
+
+  private constructor(options: FabricControlOptions, system: NatsConnection) {
+    this.options = options;
+    this.system = system;
+    this.notices = options.nc.subscribe(options.subjects.revoked, {
+      callback: (err, msg) => {
+        if (err) return;
+        let parsed;
+        try {
+          parsed = RevokedNotice.safeParse(msg.json());
+        } catch {
+          return;
+        }
+        if (parsed.success) this.forget(parsed.data.deviceId, true);
+      },
+    });
+    this.timer = setInterval(() => {
+      this.push().catch((error: unknown) => options.log.warn({ err: error }, "could not push the fabric account to nats-server; trying again later"));
+    }, REPUSH_MS);
+    this.timer.unref();
+  }
+
+  static async start(options: FabricControlOptions): Promise<FabricControl> {
+    const system = await connect({
+      servers: options.natsUrl,
+      name: "hearth-platform-system",
+      authenticator: credsAuthenticator(await options.authority.systemCreds()),
+      maxReconnectAttempts: -1,
+    });
+    const control = new FabricControl(options, system);
+    await control.push();
+    return control;
+  }
+
+  /** Pushes the account JWT with the current revocation list (one push at a time). */
+  push(): Promise<void> {
+    const run = this.pushing.then(async () => {
+      const jwt = await this.options.authority.accountJwt(await this.options.registry.revocations());
+      const reply = await this.system.request("$SYS.REQ.CLAIMS.UPDATE", jwt, { timeout: 5_000 });
+      const parsed = ClaimsUpdateReply.safeParse(reply.json());
+      const code = parsed.success ? (parsed.data.data?.code ?? parsed.data.error?.code) : undefined;
+      if (code !== 200) {
+        const why = parsed.success ? (parsed.data.data?.message ?? parsed.data.error?.description) : "an unreadable reply";
+        throw new HearthError("ERR_INTERNAL", `nats-server refused the account update: ${why ?? `code ${code}`}`);
+      }
+    });
+    this.pushing = run.catch(() => undefined);
+    return run;
+  }
+
+  /** Revokes a device: its record, the fabric (its connections close), every platform process's memory. */
+  async revoke(deviceId: string): Promise<{ revokedAt: string }> {
+    const { revokedAt } = await this.options.registry.revoke(deviceId);
+    await this.push();
+    this.forget(deviceId, true);
+    this.options.nc.publish(this.options.subjects.revoked, JSON.stringify({ deviceId }));
+    this.options.log.info({ deviceId }, "device revoked");
+    return { revokedAt };
+  }
+
+  /**
+   * The device's join record from memory, loading it from Redis when not
+   * known (answering "loading" meanwhile, so a heartbeat path never waits).
+   */
+  lookup(deviceId: string, now = Date.now()): DeviceLookup {
+    const hit = this.cache.get(deviceId);
+    if (hit && (now - hit.at < DIRECTORY_TTL_MS || hit.lookup.state === "loading")) return hit.lookup;
+    const ready = this.load(deviceId).then(
+      () => undefined,
+      (error: unknown) => {
+        this.cache.delete(deviceId);
+        this.options.log.warn({ err: error, deviceId }, "could not read a device's record");
+      },
+    );
+    // a joined device stays believed while its record is read again; a new one waits for it
+    const lookup: DeviceLookup = hit?.lookup.state === "joined" ? hit.lookup : { state: "loading", ready };
+    this.cache.set(deviceId, { lookup, at: now });
+    if (this.cache.size > 100_000) this.cache.clear();
+    return lookup;
+  }
+
+  /** Waits until `lookup` has an answer from Redis for this device (tests and join use it). */
+  async load(deviceId: string): Promise<DeviceLookup> {
+    const record = await this.options.registry.device(deviceId);
+    const lookup: DeviceLookup = !record ? { state: "unknown" } : record.revokedAt ? { state: "revoked" } : { state: "joined", record };
+    this.cache.set(deviceId, { lookup, at: Date.now() });
+    return lookup;
+  }
+
+  private forget(deviceId: string, revoked: boolean): void {
+    if (revoked) this.cache.set(deviceId, { lookup: { state: "revoked" }, at: Date.now() });
+    else this.cache.delete(deviceId);
+    if (revoked) this.onRevoked?.(deviceId);
+  }
+
+  async close(): Promise<void> {
+    clearInterval(this.timer);
+    if (!this.options.nc.isClosed()) this.notices.unsubscribe();
+    await this.pushing;
+    await this.system.close().catch(() => undefined);
+  }
+
+  [Symbol.asyncDispose](): Promise<void> {
+    return this.close();
+  }
+}

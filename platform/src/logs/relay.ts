@@ -1,0 +1,71 @@
+/**
+ * Devices' console lines into the logs stream, checked: a device publishes
+ * on its own subject (`<prefix>.devlogs.<deviceId>`, which only its
+ * credential may publish on), and a line is stored on its function's
+ * subject only when it names that device and a version of that function
+ * the device was given to run (Store.mayRun: placed there, or being placed).
+ * A device cannot write into the logs of a function it does not run, nor
+ * in another device's name.
+ */
+import { LogLine, logSubject, type Subjects } from "@hearth/protocol";
+import type { NatsConnection, Subscription } from "@nats-io/transport-node";
+import type { Logger } from "../log/index.ts";
+import type { Store } from "../state/index.ts";
+
+/** How long a "device D may run F@v" answer is trusted from memory (yes: long, it rarely changes; no: briefly, it may be about to). */
+const YES_TTL_MS = 10_000;
+const NO_TTL_MS = 500;
+
+export interface LogRelayOptions {
+  nc: NatsConnection;
+  subjects: Subjects;
+  store: Store;
+  log: Logger;
+}
+
+export function relayDeviceLogs(options: LogRelayOptions): Subscription {
+  const { nc, subjects, store, log } = options;
+  const answers = new Map<string, { yes: boolean; at: number }>();
+  let dropped = 0;
+  let lastReport = 0;
+  const drop = (deviceId: string, why: string) => {
+    dropped++;
+    if (Date.now() - lastReport < 10_000) return;
+    lastReport = Date.now();
+    log.warn({ deviceId, dropped }, `dropped function log lines from a device: ${why}`);
+  };
+  const mayRun = async (deviceId: string, app: string, fn: string, version: string): Promise<boolean> => {
+    const key = `${deviceId} ${app}/${fn}@${version}`;
+    const hit = answers.get(key);
+    if (hit && Date.now() - hit.at < (hit.yes ? YES_TTL_MS : NO_TTL_MS)) return hit.yes;
+    const yes = await store.mayRun(deviceId, app, fn, version);
+    if (answers.size > 10_000) answers.clear();
+    answers.set(key, { yes, at: Date.now() });
+    return yes;
+  };
+  return nc.subscribe(subjects.deviceLogsAll, {
+    // one platform process stores each line
+    queue: "platform",
+    callback: (err, msg) => {
+      if (err) return;
+      const deviceId = subjects.deviceOf(msg.subject, "devlogs");
+      if (!deviceId) return;
+      let line;
+      try {
+        line = LogLine.safeParse(msg.json());
+      } catch {
+        return drop(deviceId, "not JSON");
+      }
+      if (!line.success) return drop(deviceId, "not a log line");
+      if (line.data.deviceId !== deviceId) return drop(deviceId, "a line in another device's name");
+      const { app, fn, version } = line.data;
+      mayRun(deviceId, app, fn, version).then(
+        (yes) => {
+          if (!yes) return drop(deviceId, `a line for ${app}/${fn}, which it was not given to run`);
+          nc.publish(logSubject(subjects, app, fn), msg.data);
+        },
+        (error: unknown) => log.warn({ err: error }, "could not check a function log line's placement"),
+      );
+    },
+  });
+}
