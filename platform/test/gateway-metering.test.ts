@@ -11,9 +11,12 @@ import { connect, headers, type Msg, type NatsConnection } from "@nats-io/transp
 import { afterAll, beforeAll, describe, expect, it } from "vitest";
 import { silentLogger, startPlatform, type Platform } from "../src/index.ts";
 import { ensureUsageStream, usageNames } from "../src/usage/index.ts";
+import { createDeveloper } from "./helpers.ts";
 
 const TOKEN = "gateway-token-0123456789";
-const auth = { authorization: `Bearer ${TOKEN}` };
+const operator = { authorization: `Bearer ${TOKEN}` };
+/** The developer's who deploys to the main platform. */
+let auth: { authorization: string };
 const PREFIX = "gwmeter";
 const subjects = new Subjects(PREFIX);
 
@@ -70,6 +73,7 @@ const devices: Record<string, (h: ReturnType<typeof headers>, msg: Msg) => "sile
 beforeAll(async () => {
   nats = await startNatsServer({ jetstream: true });
   platform = await startPlatform({ natsUrl: nats.url, token: TOKEN, log: silentLogger(), subjectPrefix: PREFIX, ledger: "required" });
+  ({ auth } = await createDeveloper(platform.app, TOKEN, "gw-dev"));
   device = await connect({ servers: nats.url });
   for (const [fn, answer] of Object.entries(devices)) {
     device.subscribe(subjects.invoke("gw", fn), {
@@ -126,7 +130,7 @@ describe("usage records at the gateway", () => {
     }
     await settle();
     expect((await usageOf("ok")) - before).toBe(3);
-    const reconcile = await platform.app.request("/v1/ledger/reconcile", { method: "POST", headers: auth });
+    const reconcile = await platform.app.request("/v1/ledger/reconcile", { method: "POST", headers: operator });
     expect(await reconcile.json()).toMatchObject({ pending: 0, missing: 0, differences: [] });
   });
 
@@ -152,7 +156,8 @@ describe("usage records at the gateway", () => {
     try {
       d.subscribe(own.invoke("defer", "ok"), { queue: INVOKE_QUEUE, callback: (_e, msg) => { const h = headers(); devices.ok!(h, msg); msg.respond(new Uint8Array(0), { headers: h }); } });
       await d.flush();
-      expect((await p.app.request("/v1/apps/defer/functions/ok", { method: "PUT", headers: auth, body: "export default {}" })).status).toBe(201);
+      const { auth: deferAuth } = await createDeveloper(p.app, TOKEN, "defer-dev");
+      expect((await p.app.request("/v1/apps/defer/functions/ok", { method: "PUT", headers: deferAuth, body: "export default {}" })).status).toBe(201);
       const jsm = await jetstreamManager(p.nc);
       const stream = usageNames(own).stream;
       await jsm.streams.delete(stream);
@@ -235,7 +240,7 @@ describe("device replies", () => {
     for (const fn of ["liar", "unknown", "badstatus", "badtiming", "anonymous"]) {
       expect(fns.find((f) => f.fn === fn)).toMatchObject({ calls: 1, errors: 1, cpuUs: 0, responseBytes: 0 });
     }
-    const reconcile = (await (await platform.app.request("/v1/ledger/reconcile", { method: "POST", headers: auth })).json()) as ReconcileReport;
+    const reconcile = (await (await platform.app.request("/v1/ledger/reconcile", { method: "POST", headers: operator })).json()) as ReconcileReport;
     expect(reconcile).toMatchObject({ pending: 0, missing: 0, differences: [] });
   });
 });
@@ -272,7 +277,8 @@ describe("with its state store down", () => {
     });
     try {
       await device.flush();
-      const deployed = await stale.app.request("/v1/apps/gw/functions/ok", { method: "PUT", headers: auth, body: "export default { fetch() { return new Response('') } }" });
+      const { auth: own } = await createDeveloper(stale.app, TOKEN, "stale-dev");
+      const deployed = await stale.app.request("/v1/apps/gw/functions/ok", { method: "PUT", headers: own, body: "export default { fetch() { return new Response('') } }" });
       expect(deployed.status).toBe(201);
       expect((await stale.app.request("/fn/gw/ok/")).status).toBe(200);
 

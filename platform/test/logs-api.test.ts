@@ -9,9 +9,10 @@ import { logSubject, Subjects, type LogEntry, type LogLine } from "@hearth/proto
 import { connect, type NatsConnection } from "@nats-io/transport-node";
 import { afterAll, beforeAll, describe, expect, it } from "vitest";
 import { silentLogger, startPlatform, type Platform } from "../src/index.ts";
+import { createDeveloper } from "./helpers.ts";
 
 const TOKEN = "logs-token-0123456789";
-const auth = { authorization: `Bearer ${TOKEN}` };
+let auth: { authorization: string };
 const PREFIX = "logsapi";
 const subjects = new Subjects(PREFIX);
 const VERSION = "a".repeat(64);
@@ -24,6 +25,7 @@ let device: NatsConnection;
 beforeAll(async () => {
   nats = await startNatsServer({ jetstream: true });
   platform = await startPlatform({ natsUrl: nats.url, token: TOKEN, log: silentLogger(), subjectPrefix: PREFIX });
+  ({ auth } = await createDeveloper(platform.app, TOKEN, "logs-dev"));
   device = await connect({ servers: nats.url });
   for (const [app, fn] of [["shop", "cart"], ["shop", "quiet"], ["rival", "cart"]] as const) {
     const res = await platform.app.request(`/v1/apps/${app}/functions/${fn}`, { method: "PUT", headers: auth, body: BUNDLE });

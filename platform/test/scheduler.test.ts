@@ -7,8 +7,11 @@ import { ControlMessage, type Heartbeat, type PlacedFunction } from "@hearth/pro
 import { connect, type NatsConnection } from "@nats-io/transport-node";
 import { afterAll, afterEach, beforeAll, describe, expect, it } from "vitest";
 import { silentLogger, startPlatform, type Platform } from "../src/index.ts";
+import { createDeveloper } from "./helpers.ts";
 
 const TOKEN = "test-token-0123456789";
+/** The developer's who deploys (the operator's token reaches operator routes only). */
+let auth: { authorization: string };
 const PREFIX = "schedtest";
 let nats: NatsServer;
 let platform: Platform;
@@ -23,6 +26,7 @@ beforeAll(async () => {
     deadAfterMs: 1_000,
     tickMs: 200,
   });
+  ({ auth } = await createDeveloper(platform.app, TOKEN, "sched-dev"));
 });
 afterAll(async () => {
   await platform?.close();
@@ -118,7 +122,7 @@ class FakeDevice {
 async function deploy(app: string, fn: string, query = "", suffix = "") {
   const res = await platform.app.request(`/v1/apps/${app}/functions/${fn}${query}`, {
     method: "PUT",
-    headers: { authorization: `Bearer ${TOKEN}` },
+    headers: auth,
     body: `export default { fetch: () => new Response("${app}/${fn}") }${suffix}`,
   });
   expect(res.status).toBeLessThan(300);
@@ -174,7 +178,7 @@ describe("scheduler", () => {
       return v && v !== v1 ? v : undefined;
     });
     expect(v2).not.toBe(v1);
-    const res = await platform.app.request("/v1/apps/s2/functions/fn", { method: "DELETE", headers: { authorization: `Bearer ${TOKEN}` } });
+    const res = await platform.app.request("/v1/apps/s2/functions/fn", { method: "DELETE", headers: auth });
     expect(res.status).toBe(204);
     await until("unplaced", () => (d.functions.has("s2/fn") ? undefined : true));
   });
@@ -234,9 +238,10 @@ describe("a platform process that just took over", () => {
       try {
         const [d1] = [await FakeDevice.start("w-d1", "ann", true, prefix), await FakeDevice.start("w-d2", "bo", true, prefix), await FakeDevice.start("w-d3", "cy", true, prefix)];
         await until("3 live devices", () => (first!.scheduler.liveDevices().length === 3 ? true : undefined));
+        const { auth: own } = await createDeveloper(first.app, TOKEN, "warmup-dev");
         const res = await first.app.request("/v1/apps/w/functions/fn?replicas=3", {
           method: "PUT",
-          headers: { authorization: `Bearer ${TOKEN}` },
+          headers: own,
           body: `export default { fetch: () => new Response("w") }`,
         });
         expect(res.status).toBeLessThan(300);
