@@ -4,6 +4,10 @@
  * a device owner would start them. Used by `npm run demo`, the end-to-end
  * tests and the benchmarks.
  *
+ * It creates one developer (`developerName`, default "demo") through the
+ * admin API as soon as the platform is up: `developerToken` is what deploys
+ * and reads, `token` (the operator's) reaches operator routes only.
+ *
  * Its agents keep their control sockets in a temp data dir of their own
  * (never the developer's ~/.hearth-agent, its identity or config), removed on
  * stop, and serve on battery: a laptop running the demo unplugged still serves.
@@ -41,6 +45,8 @@ export interface LocalHearthOptions {
   logLevel?: string;
   token?: string;
   jetstream?: boolean;
+  /** The developer made at start (default "demo"). */
+  developerName?: string;
 }
 
 export interface RunningDevice {
@@ -50,7 +56,11 @@ export interface RunningDevice {
 
 export interface LocalHearth extends AsyncDisposable {
   readonly url: string;
+  /** The operator token (HEARTH_TOKEN): operator routes only. */
   readonly token: string;
+  /** The token of the developer made at start: deploys, lists, logs, usage. */
+  readonly developerToken: string;
+  readonly developerId: string;
   /** The current nats-server (replaced by restartNats). */
   readonly nats: NatsServer;
   /** The agents' data dir (control sockets and pid files), a temp dir removed on stop. */
@@ -135,6 +145,7 @@ export async function startLocalHearth(options: LocalHearthOptions): Promise<Loc
       return { server, url: /HEARTH_PLATFORM_READY (\S+)/.exec(server.output())![1]! };
     };
     let { server: platform, url } = await launchPlatform(port);
+    const developer = await createDeveloper(url, token, options.developerName ?? "demo");
 
     const startDevice = async (spec: DeviceSpec): Promise<RunningDevice> => {
       const args = [AGENT_BIN, "start", "--nats", nats.url, "--device-id", spec.deviceId, "--log-level", logLevel];
@@ -170,6 +181,8 @@ export async function startLocalHearth(options: LocalHearthOptions): Promise<Loc
     return {
       url,
       token,
+      developerToken: developer.token,
+      developerId: developer.id,
       get nats() {
         return nats;
       },
@@ -189,4 +202,18 @@ export async function startLocalHearth(options: LocalHearthOptions): Promise<Loc
     await stop();
     throw error;
   }
+}
+
+/** A developer and their first token, through the platform's admin API (with the operator token). */
+async function createDeveloper(url: string, operatorToken: string, name: string): Promise<{ id: string; token: string }> {
+  const res = await fetch(`${url}/v1/developers`, {
+    method: "POST",
+    headers: { authorization: `Bearer ${operatorToken}`, "content-type": "application/json" },
+    body: JSON.stringify({ name }),
+  });
+  const body = (await res.json().catch(() => undefined)) as { developer?: { id?: string }; token?: { value?: string } } | undefined;
+  if (res.status !== 201 || !body?.developer?.id || !body.token?.value) {
+    throw new Error(`the local platform did not create developer ${name} (${res.status}): ${JSON.stringify(body)}`);
+  }
+  return { id: body.developer.id, token: body.token.value };
 }

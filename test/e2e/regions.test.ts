@@ -19,6 +19,7 @@ let platform: Platform;
 let euDevice: Agent;
 let usDevice: Agent;
 let caller: NatsConnection;
+let developerToken: string;
 
 async function region(name: string, gatewayPort: number, other: { name: string; port: number }) {
   return startNatsServer({
@@ -34,6 +35,8 @@ beforeAll(async () => {
   eu = await region("eu", euGw, { name: "us", port: usGw });
   us = await region("us", usGw, { name: "eu", port: euGw });
   platform = await startPlatform({ natsUrl: eu.url, token: TOKEN, log: silentLogger(), subjectPrefix: "regions" });
+  // a developer deploys (the operator's TOKEN reaches operator routes only)
+  developerToken = (await new HearthClient({ url: platform.url, token: TOKEN }).createDeveloper("geo-dev")).token.value;
   const device = (id: string, url: string, regionName: string) =>
     Agent.start(
       parseAgentConfig({ natsUrl: url, deviceId: id, region: regionName, subjectPrefix: "regions", cores: 1, memoryMb: 128, drainGraceMs: 1_000 }),
@@ -69,7 +72,7 @@ async function answeredBy(version: string): Promise<string | undefined> {
 
 describe("regions", () => {
   it("spreads replicas over regions and keeps calls in the caller's region", async () => {
-    const client = new HearthClient({ url: platform.url, token: TOKEN });
+    const client = new HearthClient({ url: platform.url, token: developerToken });
     await client.deploy({ app: "geo", name: "where", code: "export default { fetch: () => new Response('here') }", replicas: 2 });
     let fn = await client.waitUntilReady("geo", "where", { timeoutMs: 20_000 });
     const deadline = Date.now() + 20_000;
@@ -90,7 +93,7 @@ describe("regions", () => {
   });
 
   it("crosses to the other region when the caller's region has no device", async () => {
-    const client = new HearthClient({ url: platform.url, token: TOKEN });
+    const client = new HearthClient({ url: platform.url, token: developerToken });
     const fn = await client.get("geo", "where");
     await euDevice.close();
     expect(await answeredBy(fn.version)).toBe("us-device");
