@@ -164,8 +164,8 @@ export function createApi(options: ApiOptions): Hono<HearthEnv> {
   });
 
   api.get("/functions", async (c) => {
-    const mine = await owners.appsOf(developerOf(c).developer.id);
-    const records = (await store.listFunctions()).filter((r) => mine.has(r.app));
+    // only the caller's apps' records are read at all
+    const records = await store.listFunctions(await owners.appsOf(developerOf(c).developer.id));
     return c.json({ functions: await Promise.all(records.map((r) => view(r))) });
   });
 
