@@ -78,7 +78,7 @@ async function main(): Promise<void> {
     }
   });
 
-  const client = new HearthClient({ url: hearth.url, token: hearth.token });
+  const client = new HearthClient({ url: hearth.url, token: hearth.developerToken });
   await client.deployFile(join(ROOT, "examples/hello/src/index.ts"), { app: "demo", name: "hello" });
   const fn = await client.waitUntilReady("demo", "hello", { timeoutMs: 60_000 });
   const url = `${fn.url}/greet?name=Ada`;
@@ -90,7 +90,7 @@ async function main(): Promise<void> {
   say("");
   say("To deploy your own function from another terminal, paste:");
   say(`export HEARTH_PLATFORM_URL=${hearth.url}`);
-  say(`export HEARTH_TOKEN=${hearth.token}`);
+  say(`export HEARTH_TOKEN=${hearth.developerToken}`);
   say("npx hearth deploy examples/hello/src/index.ts --app demo --name hello2");
   say("");
   say(`Devices: ${[...hearth.devices.keys()].join(", ")} (logs in ${LOG_DIR})`);

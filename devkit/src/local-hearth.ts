@@ -9,6 +9,10 @@
  * joins the way an owner's would (`hearth-agent join` with a join token the
  * operator made), getting its own credential.
  *
+ * It creates one developer (`developerName`, default "demo") through the
+ * admin API as soon as the platform is up: `developerToken` is what deploys
+ * and reads, `token` (the operator's) reaches operator routes only.
+ *
  * Its agents keep identity, credential and control socket in a temp data dir
  * each (never the developer's ~/.hearth-agent), removed on stop, and serve on
  * battery: a laptop running the demo unplugged still serves.
@@ -49,6 +53,8 @@ export interface LocalHearthOptions {
   jetstream?: boolean;
   /** Lifetime of device fabric credentials, seconds (HEARTH_CREDENTIAL_TTL_SECONDS; tests of renewal shorten it). */
   credentialTtlSeconds?: number;
+  /** The developer made at start (default "demo"). */
+  developerName?: string;
 }
 
 export interface RunningDevice {
@@ -58,7 +64,11 @@ export interface RunningDevice {
 
 export interface LocalHearth extends AsyncDisposable {
   readonly url: string;
+  /** The operator token (HEARTH_TOKEN): operator routes only. */
   readonly token: string;
+  /** The token of the developer made at start: deploys, lists, logs, usage. */
+  readonly developerToken: string;
+  readonly developerId: string;
   /** The current nats-server (replaced by restartNats). */
   readonly nats: NatsServer;
   /** The folder of the agents' data dirs (one per device: identity, credential, control socket), a temp dir removed on stop. */
@@ -155,6 +165,7 @@ export async function startLocalHearth(options: LocalHearthOptions): Promise<Loc
       return { server, url: /HEARTH_PLATFORM_READY (\S+)/.exec(server.output())![1]! };
     };
     let { server: platform, url } = await launchPlatform(port);
+    const developer = await createDeveloper(url, token, options.developerName ?? "demo");
 
     const dataDirOf = (deviceId: string) => join(dataDir, deviceId);
     /** Joins a device as its owner would: a join token from the operator API, then `hearth-agent join`. */
@@ -204,6 +215,8 @@ export async function startLocalHearth(options: LocalHearthOptions): Promise<Loc
     return {
       url,
       token,
+      developerToken: developer.token,
+      developerId: developer.id,
       get nats() {
         return nats;
       },
@@ -225,4 +238,18 @@ export async function startLocalHearth(options: LocalHearthOptions): Promise<Loc
     await stop();
     throw error;
   }
+}
+
+/** A developer and their first token, through the platform's admin API (with the operator token). */
+async function createDeveloper(url: string, operatorToken: string, name: string): Promise<{ id: string; token: string }> {
+  const res = await fetch(`${url}/v1/developers`, {
+    method: "POST",
+    headers: { authorization: `Bearer ${operatorToken}`, "content-type": "application/json" },
+    body: JSON.stringify({ name }),
+  });
+  const body = (await res.json().catch(() => undefined)) as { developer?: { id?: string }; token?: { value?: string } } | undefined;
+  if (res.status !== 201 || !body?.developer?.id || !body.token?.value) {
+    throw new Error(`the local platform did not create developer ${name} (${res.status}): ${JSON.stringify(body)}`);
+  }
+  return { id: body.developer.id, token: body.token.value };
 }

@@ -1,34 +1,28 @@
 #!/usr/bin/env node
-/** `hearth-platform`: runs one platform process configured from the environment (docs/configuration.md). */
+/**
+ * `hearth-platform`: the platform's command line. With no command (or
+ * `start`) it runs one platform process configured from the environment
+ * (docs/configuration.md); `reconcile` checks the ledger against the usage
+ * stream (docs/ledger.md); `developers ...` manages developers and their API
+ * tokens, `devices revoke` takes a device off the fabric, `fabric init` makes
+ * the fabric's keys (docs/security.md). Each command group lives beside its feature and
+ * is added to the program here.
+ */
 import { HearthError } from "@hearth/protocol";
-import { readPlatformEnv } from "./config/index.ts";
-import { readFabricKeys } from "./identity/index.ts";
-import { runDevicesCommand, runFabricCommand } from "./identity/fabric-cli.ts";
-import { readLedgerEnv } from "./ledger/index.ts";
+import { Command } from "commander";
+import { readPlatformEnv, type PlatformEnv } from "./config/index.ts";
+import { readFabricKeys, type FabricKeys } from "./identity/index.ts";
+import { developersCommand } from "./identity/developers-cli.ts";
+import { devicesCommand, fabricCommand } from "./identity/fabric-cli.ts";
+import { readLedgerEnv, type LedgerEnv } from "./ledger/index.ts";
 import { runReconcile } from "./ledger/cli.ts";
 import { createLogger } from "./log/index.ts";
 import { startPlatform } from "./platform.ts";
 
-async function main(): Promise<void> {
-  // `hearth-platform fabric init|server-config` and `devices revoke <id>`: need no platform configuration of their own
-  if (process.argv[2] === "fabric" || process.argv[2] === "devices") {
-    const out = (line: string) => process.stdout.write(line + "\n");
-    try {
-      const args = process.argv.slice(3);
-      process.exit(process.argv[2] === "fabric" ? await runFabricCommand(args, out) : await runDevicesCommand(args, process.env, out));
-    } catch (error) {
-      if (!(error instanceof HearthError) && !(error instanceof TypeError)) throw error;
-      process.stderr.write(`hearth-platform: ${error.message}\n`);
-      process.exit(2);
-    }
-  }
-  let env;
-  let ledger;
-  let fabricKeys;
+/** The platform's whole environment, or a message naming each bad variable and exit 2. */
+function platformEnv(): { env: Readonly<PlatformEnv>; ledger: Readonly<LedgerEnv>; fabricKeys: FabricKeys } {
   try {
-    env = readPlatformEnv();
-    ledger = readLedgerEnv();
-    fabricKeys = readFabricKeys();
+    return { env: readPlatformEnv(), ledger: readLedgerEnv(), fabricKeys: readFabricKeys() };
   } catch (error) {
     if (error instanceof HearthError) {
       process.stderr.write(`hearth-platform: ${error.message}\nSee docs/configuration.md for every variable.\n`);
@@ -36,9 +30,11 @@ async function main(): Promise<void> {
     }
     throw error;
   }
+}
+
+async function start(): Promise<void> {
+  const { env, ledger, fabricKeys } = platformEnv();
   const log = createLogger("hearth-platform", env.HEARTH_LOG_LEVEL);
-  // `hearth-platform reconcile [--repair] [--json]`: recompute the ledger from the usage stream and print the difference (docs/ledger.md)
-  if (process.argv[2] === "reconcile") process.exit(await runReconcile(env, fabricKeys, log, process.argv.includes("--json"), process.argv.includes("--repair")));
   const platform = await startPlatform({
     fabricKeys,
     region: env.HEARTH_REGION,
@@ -54,6 +50,9 @@ async function main(): Promise<void> {
     publicUrl: env.HEARTH_PUBLIC_URL,
     ledger: ledger.HEARTH_LEDGER,
     publicNatsUrl: ledger.HEARTH_PUBLIC_NATS_URL,
+  }).catch((error: unknown) => {
+    process.stderr.write(`hearth-platform: could not start: ${error instanceof Error ? error.message : String(error)}\n`);
+    process.exit(1);
   });
   // The parent (e.g. the demo) reads this line to learn the URL.
   process.stdout.write(`HEARTH_PLATFORM_READY ${platform.url}\n`);
@@ -68,7 +67,37 @@ async function main(): Promise<void> {
   process.once("SIGINT", stop);
 }
 
-main().catch((error: unknown) => {
-  process.stderr.write(`hearth-platform: could not start: ${error instanceof Error ? error.message : String(error)}\n`);
-  process.exit(1);
-});
+export function buildProgram(): Command {
+  const program = new Command("hearth-platform")
+    .description("Hearth's control plane and gateway, and the operator's commands (configured from the environment: docs/configuration.md)")
+    .showHelpAfterError();
+
+  program.command("start", { isDefault: true }).description("run one platform process (the default command)").action(start);
+
+  program
+    .command("reconcile")
+    .description("recompute the ledger from the usage stream and print the difference; exit 1 when there is one")
+    .option("--repair", "first make the ledger match the stream (idempotent, safe while platforms run)")
+    .option("--json", "print the report as JSON")
+    .action(async (flags: { repair?: boolean; json?: boolean }) => {
+      const { env, fabricKeys } = platformEnv();
+      process.exit(await runReconcile(env, fabricKeys, createLogger("hearth-platform", env.HEARTH_LOG_LEVEL), flags.json === true, flags.repair === true));
+    });
+
+  program.addCommand(developersCommand());
+  program.addCommand(devicesCommand());
+  program.addCommand(fabricCommand());
+  return program;
+}
+
+buildProgram()
+  .parseAsync(process.argv)
+  .catch((error: unknown) => {
+    if (error instanceof HearthError) {
+      // what happened and what to do; a stack only for the unexpected
+      process.stderr.write(`hearth-platform: ${error.message}\n`);
+      process.exit(error.isUserError ? 2 : 1);
+    }
+    process.stderr.write(`hearth-platform: unexpected error\n${error instanceof Error ? error.stack : String(error)}\n`);
+    process.exit(1);
+  });

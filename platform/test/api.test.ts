@@ -5,9 +5,10 @@
 import { startNatsServer, type NatsServer } from "@hearth/devkit";
 import { afterAll, beforeAll, describe, expect, it } from "vitest";
 import { FabricAuthority, natsAuth, silentLogger, startPlatform, type Platform } from "../src/index.ts";
+import { createDeveloper } from "./helpers.ts";
 
 const TOKEN = "test-token-0123456789";
-const auth = { authorization: `Bearer ${TOKEN}` };
+let auth: { authorization: string };
 const BUNDLE = "export default { fetch() { return new Response('hi') } }";
 
 let nats: NatsServer;
@@ -17,6 +18,7 @@ beforeAll(async () => {
   const authority = FabricAuthority.generate();
   nats = await startNatsServer({ auth: natsAuth(authority) });
   platform = await startPlatform({ fabricKeys: authority.keys, natsUrl: nats.url, token: TOKEN, log: silentLogger(), subjectPrefix: "apitest" });
+  ({ auth } = await createDeveloper(platform.app, TOKEN, "api-tester"));
 });
 afterAll(async () => {
   await platform?.close();

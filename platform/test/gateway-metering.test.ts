@@ -11,9 +11,12 @@ import { headers, type Msg } from "@nats-io/transport-node";
 import { afterAll, beforeAll, describe, expect, it } from "vitest";
 import { FabricAuthority, FakeDevice, joinTestDevice, natsAuth, silentLogger, startPlatform, type InvokeHandler, type Platform } from "../src/index.ts";
 import { ensureUsageStream, usageNames } from "../src/usage/index.ts";
+import { createDeveloper } from "./helpers.ts";
 
 const TOKEN = "gateway-token-0123456789";
-const auth = { authorization: `Bearer ${TOKEN}` };
+const operator = { authorization: `Bearer ${TOKEN}` };
+/** The developer's who deploys to the main platform. */
+let auth: { authorization: string };
 const PREFIX = "gwmeter";
 const subjects = new Subjects(PREFIX);
 const DEVICE = "gw-dev";
@@ -105,6 +108,7 @@ async function placedOn(p: Platform, d: FakeDevice, app: string, fn: string): Pr
 beforeAll(async () => {
   nats = await startNatsServer({ jetstream: true, auth: natsAuth(authority) });
   platform = await startPlatform({ fabricKeys: authority.keys, natsUrl: nats.url, token: TOKEN, log: silentLogger(), subjectPrefix: PREFIX, ledger: "required", tickMs: 200 });
+  ({ auth } = await createDeveloper(platform.app, TOKEN, "gw-dev"));
   // serves every function but "nobody"
   device = await FakeDevice.start({
     url: nats.url, prefix: PREFIX, devices: platform.devices, deviceId: DEVICE,
@@ -157,7 +161,7 @@ describe("usage records at the gateway", () => {
     }
     await settle();
     expect((await usageOf("ok")) - before).toBe(3);
-    const reconcile = await platform.app.request("/v1/ledger/reconcile", { method: "POST", headers: auth });
+    const reconcile = await platform.app.request("/v1/ledger/reconcile", { method: "POST", headers: operator });
     expect(await reconcile.json()).toMatchObject({ pending: 0, missing: 0, differences: [] });
   });
 
@@ -181,7 +185,8 @@ describe("usage records at the gateway", () => {
     const p = await startPlatform({ fabricKeys: authority.keys, natsUrl: nats.url, token: TOKEN, log: silentLogger(), subjectPrefix: own.prefix, redisPrefix: "gwdefer:", ledger: "required", tickMs: 200 });
     const d = await FakeDevice.start({ url: nats.url, prefix: own.prefix, devices: p.devices, deviceId: "defer-dev", onInvoke: answering("defer-dev") });
     try {
-      expect((await p.app.request("/v1/apps/defer/functions/ok", { method: "PUT", headers: auth, body: "export default {}" })).status).toBe(201);
+      const { auth: deferAuth } = await createDeveloper(p.app, TOKEN, "defer-dev");
+      expect((await p.app.request("/v1/apps/defer/functions/ok", { method: "PUT", headers: deferAuth, body: "export default {}" })).status).toBe(201);
       await placedOn(p, d, "defer", "ok");
       const jsm = await jetstreamManager(p.nc);
       const stream = usageNames(own).stream;
@@ -251,7 +256,7 @@ describe("device replies", () => {
   });
 
   it("a reply in another device's name is 502 ERR_BAD_DEVICE_REPLY, and credits neither device", async () => {
-    const creditsOf = async (id: string) => ((await (await platform.app.request(`/v1/devices/${id}/credits`, { headers: auth })).json()) as DeviceCredits).total;
+    const creditsOf = async (id: string) => ((await (await platform.app.request(`/v1/devices/${id}/credits`, { headers: operator })).json()) as DeviceCredits).total;
     await settle();
     const [mine, theirs, calls] = [await creditsOf(DEVICE), await creditsOf(OTHER_DEVICE), await usageOf("impostor")];
     const res = await platform.app.request("/fn/gw/impostor");
@@ -281,7 +286,7 @@ describe("device replies", () => {
     for (const fn of ["liar", "unknown", "badstatus", "badtiming", "anonymous", "impostor"]) {
       expect(fns.find((f) => f.fn === fn)).toMatchObject({ calls: 1, errors: 1, cpuUs: 0, responseBytes: 0 });
     }
-    const reconcile = (await (await platform.app.request("/v1/ledger/reconcile", { method: "POST", headers: auth })).json()) as ReconcileReport;
+    const reconcile = (await (await platform.app.request("/v1/ledger/reconcile", { method: "POST", headers: operator })).json()) as ReconcileReport;
     expect(reconcile).toMatchObject({ pending: 0, missing: 0, differences: [] });
   });
 });
@@ -310,7 +315,8 @@ describe("with its state store down", () => {
     const stale = await startPlatform({ fabricKeys: authority.keys, natsUrl: nats.url, token: TOKEN, log: silentLogger(), subjectPrefix: prefix, ledger: "off", redisUrl: redis.url, tickMs: 200 });
     const d = await FakeDevice.start({ url: nats.url, prefix, devices: stale.devices, deviceId: "stale-dev", onInvoke: answering("stale-dev") });
     try {
-      const deployed = await stale.app.request("/v1/apps/gw/functions/ok", { method: "PUT", headers: auth, body: "export default { fetch() { return new Response('') } }" });
+      const { auth: own } = await createDeveloper(stale.app, TOKEN, "stale-dev");
+      const deployed = await stale.app.request("/v1/apps/gw/functions/ok", { method: "PUT", headers: own, body: "export default { fetch() { return new Response('') } }" });
       expect(deployed.status).toBe(201);
       await placedOn(stale, d, "gw", "ok");
       expect((await stale.app.request("/fn/gw/ok/")).status).toBe(200);

@@ -13,9 +13,10 @@ import type { NatsConnection } from "@nats-io/transport-node";
 import { afterAll, beforeAll, describe, expect, it } from "vitest";
 import { connectAsDevice, connectAsPlatform, FabricAuthority, FakeDevice, joinTestDevice, natsAuth, silentLogger, startPlatform, type Platform } from "../src/index.ts";
 import { logNames } from "../src/logs/index.ts";
+import { createDeveloper } from "./helpers.ts";
 
 const TOKEN = "logs-token-0123456789";
-const auth = { authorization: `Bearer ${TOKEN}` };
+let auth: { authorization: string };
 const PREFIX = "logsapi";
 const subjects = new Subjects(PREFIX);
 const BUNDLE = "export default { fetch() { return new Response('') } }";
@@ -41,6 +42,7 @@ async function until(what: string, probe: () => Promise<boolean> | boolean, time
 beforeAll(async () => {
   nats = await startNatsServer({ jetstream: true, auth: natsAuth(authority) });
   platform = await startPlatform({ fabricKeys: authority.keys, natsUrl: nats.url, token: TOKEN, log: silentLogger(), subjectPrefix: PREFIX, tickMs: 200 });
+  ({ auth } = await createDeveloper(platform.app, TOKEN, "logs-dev"));
   device = await FakeDevice.start({ url: nats.url, prefix: PREFIX, devices: platform.devices, deviceId: "dev-1" });
   const joined = await joinTestDevice(platform.devices, "dev-stranger");
   stranger = { id: joined.deviceId, nc: await connectAsDevice(nats.url, joined, PREFIX) };

@@ -5,8 +5,11 @@
 import { redisServerBinary, startNatsServer, startRedisServer, type NatsServer } from "@hearth/devkit";
 import { afterAll, afterEach, beforeAll, describe, expect, it } from "vitest";
 import { connectAsPlatform, FabricAuthority, FakeDevice, natsAuth, silentLogger, startPlatform, type Platform } from "../src/index.ts";
+import { createDeveloper } from "./helpers.ts";
 
 const TOKEN = "test-token-0123456789";
+/** The developer's who deploys (the operator's token reaches operator routes only). */
+let auth: { authorization: string };
 const PREFIX = "schedtest";
 let nats: NatsServer;
 let platform: Platform;
@@ -23,6 +26,7 @@ beforeAll(async () => {
     deadAfterMs: 1_000,
     tickMs: 200,
   });
+  ({ auth } = await createDeveloper(platform.app, TOKEN, "sched-dev"));
 });
 afterAll(async () => {
   await platform?.close();
@@ -51,7 +55,7 @@ async function fake(id: string, owner: string, accept = true, prefix = PREFIX, p
 async function deploy(app: string, fn: string, query = "", suffix = "") {
   const res = await platform.app.request(`/v1/apps/${app}/functions/${fn}${query}`, {
     method: "PUT",
-    headers: { authorization: `Bearer ${TOKEN}` },
+    headers: auth,
     body: `export default { fetch: () => new Response("${app}/${fn}") }${suffix}`,
   });
   expect(res.status).toBeLessThan(300);
@@ -107,7 +111,7 @@ describe("scheduler", () => {
       return v && v !== v1 ? v : undefined;
     });
     expect(v2).not.toBe(v1);
-    const res = await platform.app.request("/v1/apps/s2/functions/fn", { method: "DELETE", headers: { authorization: `Bearer ${TOKEN}` } });
+    const res = await platform.app.request("/v1/apps/s2/functions/fn", { method: "DELETE", headers: auth });
     expect(res.status).toBe(204);
     await until("unplaced", () => (d.functions.has("s2/fn") ? undefined : true));
   });
@@ -182,9 +186,10 @@ describe("a platform process that just took over", () => {
       try {
         const [d1] = [await fake("w-d1", "ann", true, prefix, first), await fake("w-d2", "bo", true, prefix, first), await fake("w-d3", "cy", true, prefix, first)];
         await until("3 live devices", () => (first!.scheduler.liveDevices().length === 3 ? true : undefined));
+        const { auth: own } = await createDeveloper(first.app, TOKEN, "warmup-dev");
         const res = await first.app.request("/v1/apps/w/functions/fn?replicas=3", {
           method: "PUT",
-          headers: { authorization: `Bearer ${TOKEN}` },
+          headers: own,
           body: `export default { fetch: () => new Response("w") }`,
         });
         expect(res.status).toBeLessThan(300);

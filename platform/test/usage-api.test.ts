@@ -10,9 +10,13 @@ import { createUser } from "@nats-io/jwt";
 import { headers } from "@nats-io/transport-node";
 import { afterAll, beforeAll, describe, expect, it } from "vitest";
 import { FabricAuthority, FakeDevice, natsAuth, silentLogger, startPlatform, type Platform } from "../src/index.ts";
+import { createDeveloper } from "./helpers.ts";
 
 const TOKEN = "usage-token-0123456789";
-const auth = { authorization: `Bearer ${TOKEN}` };
+/** The operator's: join tokens, reconciliation, any device's credits. */
+const operator = { authorization: `Bearer ${TOKEN}` };
+/** The developer's who deploys the functions and reads their usage. */
+let auth: { authorization: string };
 const PREFIX = "usageapi";
 
 let nats: NatsServer;
@@ -23,6 +27,7 @@ beforeAll(async () => {
   const authority = FabricAuthority.generate();
   nats = await startNatsServer({ jetstream: true, auth: natsAuth(authority) });
   platform = await startPlatform({ fabricKeys: authority.keys, natsUrl: nats.url, token: TOKEN, log: silentLogger(), subjectPrefix: PREFIX, ledger: "required", tickMs: 200 });
+  ({ auth } = await createDeveloper(platform.app, TOKEN, "meterer"));
   const only = (fn: string) => (a: string, f: string) => a === "meter" && f === fn;
   // A device that claims far more CPU than the call can have taken.
   devices.push(
@@ -124,17 +129,17 @@ describe("metering at the gateway", () => {
     expect(day.functions.find((f) => f.fn === "thrower")).toMatchObject({ calls: 1, errors: 1, cpuUs: 250 });
     expect(day.functions.find((f) => f.fn === "nobody")).toMatchObject({ calls: 1, errors: 1, cpuUs: 0 });
 
-    const credits = await platform.app.request("/v1/devices/greedy-dev/credits", { headers: auth });
+    const credits = await platform.app.request("/v1/devices/greedy-dev/credits", { headers: operator });
     const c = (await credits.json()) as DeviceCredits;
     expect(c.total.calls).toBe(3);
     expect(c.total.cpuUs).toBe(greedy.cpuUs);
 
-    const reconcile = await platform.app.request("/v1/ledger/reconcile", { method: "POST", headers: auth });
+    const reconcile = await platform.app.request("/v1/ledger/reconcile", { method: "POST", headers: operator });
     expect(await reconcile.json()).toMatchObject({ records: 5, pending: 0, missing: 0, differences: [] });
-    const repair = await platform.app.request("/v1/ledger/reconcile?repair=1", { method: "POST", headers: auth });
+    const repair = await platform.app.request("/v1/ledger/reconcile?repair=1", { method: "POST", headers: operator });
     expect(repair.status).toBe(200);
     expect(await repair.json()).toMatchObject({ reapplied: 0, rewritten: [], before: { records: 5, differences: [] }, after: { records: 5, missing: 0, differences: [] } });
-    expect((await platform.app.request("/v1/ledger/reconcile?repair=maybe", { method: "POST", headers: auth })).status).toBe(400);
+    expect((await platform.app.request("/v1/ledger/reconcile?repair=maybe", { method: "POST", headers: operator })).status).toBe(400);
     expect((await platform.app.request("/v1/ledger/reconcile?repair=1", { method: "POST" })).status).toBe(401);
   });
 
@@ -149,7 +154,7 @@ describe("metering at the gateway", () => {
 
 describe("joining devices", () => {
   it("issues a single-use join token; the device token reads only its own credits", async () => {
-    const made = await platform.app.request("/v1/join-tokens", { method: "POST", headers: { ...auth, "content-type": "application/json" }, body: JSON.stringify({ ownerId: "ada" }) });
+    const made = await platform.app.request("/v1/join-tokens", { method: "POST", headers: { ...operator, "content-type": "application/json" }, body: JSON.stringify({ ownerId: "ada" }) });
     expect(made.status).toBe(201);
     const { token } = (await made.json()) as { token: string };
     const join = (deviceId: string) =>

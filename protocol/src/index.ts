@@ -65,6 +65,27 @@ export {
   JoinTokenResponse,
   RevokeResponse,
 } from "./devices.ts";
+export {
+  API_TOKEN_PATTERN,
+  API_TOKEN_PREFIX,
+  ApiToken,
+  AppOwner,
+  AppOwnerRequest,
+  CreateDeveloperRequest,
+  CreateDeveloperResponse,
+  CreateTokenRequest,
+  Developer,
+  DeveloperId,
+  DeveloperList,
+  DeveloperName,
+  DeveloperView,
+  IssuedToken,
+  TokenId,
+  TokenList,
+  TokenName,
+  TokenView,
+  WhoAmI,
+} from "./developers.ts";
 export { formatZodError } from "./zod-format.ts";
 export {
   decodeEnvHeader,

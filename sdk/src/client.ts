@@ -1,5 +1,8 @@
 /** A typed client for the Hearth platform API. */
 import {
+  AppOwner,
+  CreateDeveloperResponse,
+  DeveloperList,
   DeviceCredits,
   DeviceList,
   encodeEnvHeader,
@@ -7,10 +10,19 @@ import {
   FunctionList,
   FunctionView,
   HearthError,
+  IssuedToken,
   LogEntry,
   LogList,
+  TokenList,
   UsageReport,
   VersionList,
+  WhoAmI,
+  type AppOwner as AppOwnerT,
+  type CreateDeveloperResponse as CreateDeveloperResponseT,
+  type DeveloperView,
+  type IssuedToken as IssuedTokenT,
+  type TokenView,
+  type WhoAmI as WhoAmIT,
   type DeviceCredits as DeviceCreditsT,
   type DeviceView,
   type LogEntry as LogEntryT,
@@ -26,7 +38,11 @@ import { errorFrom } from "./errors.ts";
 export interface HearthClientOptions {
   /** Platform base URL, e.g. http://127.0.0.1:8787 (HEARTH_PLATFORM_URL). */
   url: string;
-  /** API token (HEARTH_TOKEN). */
+  /**
+   * API token (HEARTH_TOKEN): a developer's token for functions, logs and
+   * usage; the operator's token (the platform's own HEARTH_TOKEN) for the
+   * admin methods (developers, tokens, devices).
+   */
   token: string;
   /** A fetch implementation; defaults to the global one. */
   fetch?: typeof fetch;
@@ -166,7 +182,7 @@ export class HearthClient {
       const fn = await this.get(app, name);
       if (fn.status === "ready") return fn;
       if (Date.now() > deadline) {
-        throw new HearthError("ERR_NO_DEVICE", `no device took ${app}/${name} within ${options.timeoutMs ?? 30_000} ms; check that agents are running (GET /v1/devices)`);
+        throw new HearthError("ERR_NO_DEVICE", `no device took ${app}/${name} within ${options.timeoutMs ?? 30_000} ms; check that agents are running (the operator lists them: GET /v1/devices)`);
       }
       await new Promise((r) => setTimeout(r, options.intervalMs ?? 200));
     }
@@ -224,7 +240,85 @@ export class HearthClient {
   }
 
   /**
-   * Live devices and what they offer.
+   * Who this client's token is: a developer (id, name, and which of their
+   * tokens) or the operator.
+   *
+   * @example
+   * const me = await hearth.whoami();
+   * if (me.kind === "developer") console.log(`signed in as ${me.developer.name}`);
+   */
+  async whoami(): Promise<WhoAmIT> {
+    return this.api("GET", "/whoami", WhoAmI);
+  }
+
+  /**
+   * Creates a developer and their first API token (operator token). The
+   * token's value is in this answer only: hand it to the developer.
+   *
+   * @example
+   * const operator = new HearthClient({ url, token: process.env.HEARTH_OPERATOR_TOKEN! });
+   * const { developer, token } = await operator.createDeveloper("ada");
+   * const ada = new HearthClient({ url, token: token.value });
+   */
+  async createDeveloper(name: string, options: { tokenName?: string } = {}): Promise<CreateDeveloperResponseT> {
+    return this.api("POST", "/developers", CreateDeveloperResponse, { json: { name, ...options } });
+  }
+
+  /**
+   * Every developer, with how many of their tokens work (operator token).
+   *
+   * @example
+   * for (const d of await operator.developers()) console.log(d.id, d.name, d.activeTokens);
+   */
+  async developers(): Promise<DeveloperView[]> {
+    return (await this.api("GET", "/developers", DeveloperList)).developers;
+  }
+
+  /**
+   * One more API token for a developer (operator token); its value is in this answer only.
+   *
+   * @example
+   * const ci = await operator.createToken(developer.id, { name: "ci" });
+   * console.log(ci.value);
+   */
+  async createToken(developerId: string, options: { name?: string } = {}): Promise<IssuedTokenT> {
+    return this.api("POST", `/developers/${enc(developerId)}/tokens`, IssuedToken, { json: options });
+  }
+
+  /**
+   * A developer's tokens, newest first: id, name, created, last used, revoked; never a value (operator token).
+   *
+   * @example
+   * const unused = (await operator.tokens(developer.id)).filter((t) => !t.lastUsedAt);
+   */
+  async tokens(developerId: string): Promise<TokenView[]> {
+    return (await this.api("GET", `/developers/${enc(developerId)}/tokens`, TokenList)).tokens;
+  }
+
+  /**
+   * Revokes a developer's token (operator token): the next request with it
+   * fails with ERR_TOKEN_REVOKED. Revoking it again changes nothing.
+   *
+   * @example
+   * await operator.revokeToken(developer.id, token.id);
+   */
+  async revokeToken(developerId: string, tokenId: string): Promise<void> {
+    await this.api("DELETE", `/developers/${enc(developerId)}/tokens/${enc(tokenId)}`, null);
+  }
+
+  /**
+   * Gives an app to a developer (operator token): a transfer, or an app
+   * deployed before apps had owners. Only the new owner's tokens reach it.
+   *
+   * @example
+   * await operator.assignApp("shop", developer.id);
+   */
+  async assignApp(app: string, developerId: string): Promise<AppOwnerT> {
+    return this.api("PUT", `/apps/${enc(app)}/owner`, AppOwner, { json: { developerId } });
+  }
+
+  /**
+   * Live devices and what they offer (operator token).
    *
    * @example
    * const devices = await hearth.devices();
@@ -248,8 +342,8 @@ export class HearthClient {
   }
 
   /**
-   * A device's credits by day (1 credit = 1 CPU-second served). Needs the API
-   * token or the device's own token.
+   * A device's credits by day (1 credit = 1 CPU-second served). Needs the
+   * operator token or the device's own token.
    *
    * @example
    * const credits = await hearth.deviceCredits("my-laptop");

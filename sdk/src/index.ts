@@ -8,4 +8,18 @@ export type { DeployInput, HearthClientOptions, InvokeInit, LogsOptions, TailLog
 export { bundleFunction } from "./bundle.ts";
 export type { Context, Env, HearthFunction } from "./types.ts";
 export { HearthError, ERROR_CODES } from "@hearth/protocol";
-export type { ErrorCode, FunctionView, FunctionLimitsInput, DeviceView, LogEntry, LogLevel, VersionRecord } from "@hearth/protocol";
+export type {
+  AppOwner,
+  CreateDeveloperResponse,
+  DeveloperView,
+  DeviceView,
+  ErrorCode,
+  FunctionLimitsInput,
+  FunctionView,
+  IssuedToken,
+  LogEntry,
+  LogLevel,
+  TokenView,
+  VersionRecord,
+  WhoAmI,
+} from "@hearth/protocol";

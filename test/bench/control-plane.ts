@@ -91,7 +91,7 @@ async function runSize(ctx: BenchContext, devices: number, functions: number, wi
   ctx.log(`control-plane: ${devices} devices, then ${functions} functions`);
   const { hearth, redisPid } = await startStatefulHearth(ctx, []);
   // every API call bounded: a saturated platform must not hold the bench
-  const client = new HearthClient({ url: hearth.url, token: hearth.token, fetch: (input, init) => fetch(input, { ...init, signal: AbortSignal.timeout(20_000) }) });
+  const client = new HearthClient({ url: hearth.url, token: hearth.developerToken, fetch: (input, init) => fetch(input, { ...init, signal: AbortSignal.timeout(20_000) }) });
   const platformPid = hearth.platform.process.pid!;
   const natsPid = hearth.nats.server.process.pid!;
   const subjects = new Subjects();

@@ -173,7 +173,8 @@ describe("hearth-agent for an owner", () => {
       expect(status.stdout).toMatch(/^credits {3}0\.000 today, 0\.000 in all/m);
 
       // serve three calls, then read the credits the platform metered for them, by day
-      const client = new HearthClient({ url: platform.url, token: TOKEN });
+      const { token } = await new HearthClient({ url: platform.url, token: TOKEN }).createDeveloper("owner-dev");
+      const client = new HearthClient({ url: platform.url, token: token.value });
       await client.deploy({ app: "owner", name: "work", code: `export default { fetch() { let x = 0; for (let i = 0; i < 2e5; i++) x += i; return new Response(String(x)); } }` });
       await client.waitUntilReady("owner", "work", { timeoutMs: 20_000 });
       for (let i = 0; i < 3; i++) expect((await client.invoke("owner", "work")).status).toBe(200);

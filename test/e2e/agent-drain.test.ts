@@ -43,7 +43,9 @@ describe("caps and pauses of one in-process agent", () => {
     const authority = FabricAuthority.generate();
     nats = await startNatsServer({ jetstream: true, auth: natsAuth(authority) });
     platform = await startPlatform({ fabricKeys: authority.keys, natsUrl: nats.url, token: TOKEN, log: silentLogger(), subjectPrefix: "draine2e", deadAfterMs: 1_500, tickMs: 200 });
-    client = new HearthClient({ url: platform.url, token: TOKEN });
+    // a developer deploys (the operator's TOKEN reaches operator routes only)
+    const { token } = await new HearthClient({ url: platform.url, token: TOKEN }).createDeveloper("drainer");
+    client = new HearthClient({ url: platform.url, token: token.value });
     dataDir = mkdtempSync(join(tmpdir(), "hearth-agent-"));
     writeFileSync(join(dataDir, "fabric.creds"), (await joinTestDevice(platform.devices, "one-core")).creds, { mode: 0o600 });
     const config = resolveAgentConfig({
@@ -125,7 +127,7 @@ describe("real agent processes", () => {
         { deviceId: "drain-c", cores: 2 },
       ],
     });
-    client = new HearthClient({ url: hearth.url, token: hearth.token });
+    client = new HearthClient({ url: hearth.url, token: hearth.developerToken });
   }, 60_000);
 
   afterAll(async () => {

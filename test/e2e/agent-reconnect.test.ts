@@ -25,7 +25,7 @@ const logDir = mkdtempSync(join(tmpdir(), "hearth-reconnect-logs-"));
 
 beforeAll(async () => {
   hearth = await startLocalHearth({ logLevel: "info", logDir, devices: [{ deviceId: "rc-device", ownerId: "ada" }] });
-  client = new HearthClient({ url: hearth.url, token: hearth.token });
+  client = new HearthClient({ url: hearth.url, token: hearth.developerToken });
 }, 60_000);
 
 afterAll(async () => {
@@ -77,7 +77,7 @@ describe("agent reconnect", { timeout: 60_000 }, () => {
     expect(log).toMatch(/lost the fabric/);
     expect(log).toMatch(/back on the fabric/);
     // the device is live for the platform again (its heartbeats flow)
-    const devices = await client.devices();
+    const devices = await new HearthClient({ url: hearth.url, token: hearth.token }).devices();
     expect(devices.find((d) => d.deviceId === "rc-device")?.lastSeenMs).toBeLessThan(3_000);
   });
 

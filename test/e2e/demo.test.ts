@@ -94,6 +94,10 @@ describe("npm run demo", () => {
       const hostNode = process.env["HEARTH_HOST_NODE"] ?? process.execPath;
       const listed = await run(hostNode, [join(ROOT, "sdk/bin/hearth.js"), "list"], { env: { ...process.env, ...exported } });
       expect(listed.stdout).toMatch(/demo\/hello/);
+      // a developer's token, never the operator's
+      expect(exported["HEARTH_TOKEN"]).toMatch(/^hth_/);
+      const me = await run(hostNode, [join(ROOT, "sdk/bin/hearth.js"), "whoami"], { env: { ...process.env, ...exported } });
+      expect(me.stdout).toMatch(/^demo \(dev_[0-9a-f]{12}\) at /);
 
       const started = descendants(demo.pid!);
       expect(started.length).toBeGreaterThanOrEqual(5); // nats-server, platform, 3 agents (and their sandbox processes)

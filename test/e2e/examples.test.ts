@@ -20,7 +20,7 @@ const urls = new Map<string, string>();
 
 beforeAll(async () => {
   hearth = await startLocalHearth({ logLevel: "warn", devices: [{ deviceId: "ex-device", ownerId: "ada", location: "berlin:52.52,13.40" }] });
-  client = new HearthClient({ url: hearth.url, token: hearth.token });
+  client = new HearthClient({ url: hearth.url, token: hearth.developerToken });
   for (const name of ["hono-app", "zod-api", "crypto-streams"]) {
     await client.deployFile(`${ROOT}examples/${name}/src/index.ts`, { app: APP, name, replicas: 1 });
     const fn = await client.waitUntilReady(APP, name, { timeoutMs: 30_000 });

@@ -25,7 +25,7 @@ describe("revoking a device", () => {
 
   it("takes it off the fabric within 10 s for good, and its functions are served by another device", async () => {
     hearth = await startLocalHearth({ logLevel: "info", devices: [{ deviceId: "rv-victim", ownerId: "mallory" }, { deviceId: "rv-other", ownerId: "olive" }] });
-    const client = new HearthClient({ url: hearth.url, token: hearth.token });
+    const client = new HearthClient({ url: hearth.url, token: hearth.developerToken });
     await client.deploy({ app: "rv", name: "fn", code: CODE, replicas: 2 });
     await waitFor("placed on both devices", async () => (await client.get("rv", "fn")).devices.length === 2, { timeoutMs: 20_000 });
     const victim = hearth.devices.get("rv-victim")!.server.process;
@@ -70,7 +70,7 @@ describe("renewing a credential", () => {
 
   it("a running agent renews before expiry and serves on past the first credential's end, with no failed call", async () => {
     hearth = await startLocalHearth({ logLevel: "info", credentialTtlSeconds: 10, devices: [{ deviceId: "rn-dev" }] });
-    const client = new HearthClient({ url: hearth.url, token: hearth.token });
+    const client = new HearthClient({ url: hearth.url, token: hearth.developerToken });
     await client.deploy({ app: "rn", name: "fn", code: CODE, replicas: 1 });
     await client.waitUntilReady("rn", "fn", { timeoutMs: 20_000 });
     const credsFile = join(hearth.dataDirOf("rn-dev"), "fabric.creds");

@@ -44,7 +44,7 @@ beforeAll(async () => {
   logDir = mkdtempSync(join(tmpdir(), "hearth-logs-e2e-"));
   // debug, so the test can see that even the owner's most detailed log holds no line of a function
   hearth = await startLocalHearth({ logLevel: "debug", logDir, devices: [{ deviceId: "logs-dev", ownerId: "olive" }] });
-  client = new HearthClient({ url: hearth.url, token: hearth.token });
+  client = new HearthClient({ url: hearth.url, token: hearth.developerToken });
   await Promise.all([
     client.deploy({ app: APP, name: "chatty", code: CHATTY }),
     client.deploy({ app: OTHER, name: "chatty", code: CHATTY }),
@@ -73,7 +73,7 @@ async function linesOf(app: string, requestId: string, n: number): Promise<LogEn
   }
 }
 
-const cliEnv = () => ({ ...process.env, HEARTH_PLATFORM_URL: hearth.url, HEARTH_TOKEN: hearth.token });
+const cliEnv = () => ({ ...process.env, HEARTH_PLATFORM_URL: hearth.url, HEARTH_TOKEN: hearth.developerToken });
 
 describe("function logs", () => {
   it("gives the developer every console line of a call with its level, request id, device and version", async () => {
@@ -169,7 +169,7 @@ describe("function logs", () => {
   });
 
   it("answers a bad query with a 400 envelope, in the SDK as a typed error, in the CLI without a stack", async () => {
-    const res = await fetch(`${hearth.url}/v1/apps/${APP}/functions/chatty/logs?since=soon&limit=5000`, { headers: { authorization: `Bearer ${hearth.token}` } });
+    const res = await fetch(`${hearth.url}/v1/apps/${APP}/functions/chatty/logs?since=soon&limit=5000`, { headers: { authorization: `Bearer ${hearth.developerToken}` } });
     expect(res.status).toBe(400);
     const body = (await res.json()) as { error: { code: string; message: string; requestId: string } };
     expect(body.error.code).toBe("ERR_BAD_REQUEST");
@@ -200,7 +200,7 @@ describe("following across a platform restart", () => {
       // state in a real Redis, so the restarted platform still knows the function
       const h = await startLocalHearth({ redisUrl: redis.url, devices: [{ deviceId: "logs-restart" }] });
       try {
-        const c = new HearthClient({ url: h.url, token: h.token });
+        const c = new HearthClient({ url: h.url, token: h.developerToken });
         await c.deploy({ app: APP, name: "chatty", code: CHATTY });
         await c.waitUntilReady(APP, "chatty", { timeoutMs: 20_000 });
         const invoke = async (word: string) => {

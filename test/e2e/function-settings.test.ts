@@ -64,7 +64,7 @@ beforeAll(async () => {
       { deviceId: "set-b", ownerId: "grace" },
     ],
   });
-  client = new HearthClient({ url: hearth.url, token: hearth.token });
+  client = new HearthClient({ url: hearth.url, token: hearth.developerToken });
 }, 60_000);
 
 afterAll(async () => {
@@ -175,7 +175,7 @@ describe("from the CLI", () => {
   /** `hearth ...` on the machine's own Node, as a developer runs it, with the platform in its environment. */
   const hearthCli = (...args: string[]) =>
     run(process.env["HEARTH_HOST_NODE"] ?? process.execPath, [HEARTH_CLI, ...args], {
-      env: { ...process.env, HEARTH_PLATFORM_URL: hearth.url, HEARTH_TOKEN: hearth.token },
+      env: { ...process.env, HEARTH_PLATFORM_URL: hearth.url, HEARTH_TOKEN: hearth.developerToken },
     });
 
   it("hearth deploy takes --env-file, --env and --fetch-host; hearth info shows env names and the fetch policy, never values", async () => {

@@ -37,7 +37,7 @@ beforeAll(async () => {
   redis = await startRedisServer({ appendfsync: "always" });
   hearth = await startLocalHearth({ logLevel: "warn", redisUrl: redis.url, devices: [{ deviceId: "lf-a", ownerId: "ada" }, { deviceId: "lf-b", ownerId: "grace" }] });
   gatewayUrl = (await hearth.startPlatform()).url;
-  client = new HearthClient({ url: gatewayUrl, token: hearth.token });
+  client = new HearthClient({ url: gatewayUrl, token: hearth.developerToken });
 }, 60_000);
 
 afterAll(async () => {
@@ -99,8 +99,10 @@ async function deployEcho(app: string): Promise<void> {
   await client.waitUntilReady(app, "echo", { timeoutMs: 30_000 });
 }
 
+/** `/v1${path}`: reconcile is the operator's (hearth.token), usage the developer's. */
 async function api<T>(method: string, path: string): Promise<T> {
-  const res = await fetch(`${gatewayUrl}/v1${path}`, { method, headers: { authorization: `Bearer ${hearth.token}` }, signal: AbortSignal.timeout(60_000) });
+  const token = path.startsWith("/ledger/") ? hearth.token : hearth.developerToken;
+  const res = await fetch(`${gatewayUrl}/v1${path}`, { method, headers: { authorization: `Bearer ${token}` }, signal: AbortSignal.timeout(60_000) });
   expect(res.status, `${method} ${path}`).toBe(200);
   return (await res.json()) as T;
 }

@@ -14,10 +14,10 @@ describe.skipIf(!redisServerBinary())("platform processes over shared state", ()
     await using redis = await startRedisServer();
     await using hearth = await startLocalHearth({ logLevel: "warn", redisUrl: redis.url, devices: [{ deviceId: "ps-a" }, { deviceId: "ps-b" }] });
     const second = await hearth.startPlatform();
-    const first = new HearthClient({ url: hearth.url, token: hearth.token });
+    const first = new HearthClient({ url: hearth.url, token: hearth.developerToken });
     await first.deploy({ app: "scale", name: "ping", code: CODE });
     await first.waitUntilReady("scale", "ping", { timeoutMs: 20_000 });
-    const viaSecond = new HearthClient({ url: second.url, token: hearth.token });
+    const viaSecond = new HearthClient({ url: second.url, token: hearth.developerToken });
     const res = await viaSecond.invoke("scale", "ping", "/two");
     expect(res.status).toBe(200);
     expect(await res.text()).toBe("pong /two");
@@ -27,7 +27,7 @@ describe.skipIf(!redisServerBinary())("platform processes over shared state", ()
   it("a killed platform process restarts without losing functions, and calls resume", async () => {
     await using redis = await startRedisServer();
     await using hearth = await startLocalHearth({ logLevel: "warn", redisUrl: redis.url, devices: [{ deviceId: "pr-a" }] });
-    const client = new HearthClient({ url: hearth.url, token: hearth.token });
+    const client = new HearthClient({ url: hearth.url, token: hearth.developerToken });
     const deployed = await client.deploy({ app: "restart", name: "ping", code: CODE, replicas: 1 });
     await client.waitUntilReady("restart", "ping", { timeoutMs: 20_000 });
     await hearth.restartPlatform();

@@ -22,6 +22,7 @@ let euDevice: Agent;
 let usDevice: Agent;
 const authority = FabricAuthority.generate();
 const dir = mkdtempSync(join(tmpdir(), "hearth-regions-"));
+let developerToken: string;
 
 async function region(name: string, gatewayPort: number, other: { name: string; port: number }) {
   return startNatsServer({
@@ -38,6 +39,8 @@ beforeAll(async () => {
   eu = await region("eu", euGw, { name: "us", port: usGw });
   us = await region("us", usGw, { name: "eu", port: euGw });
   platform = await startPlatform({ fabricKeys: authority.keys, natsUrl: eu.url, token: TOKEN, log: silentLogger(), subjectPrefix: "regions", region: "eu" });
+  // a developer deploys (the operator's TOKEN reaches operator routes only)
+  developerToken = (await new HearthClient({ url: platform.url, token: TOKEN }).createDeveloper("geo-dev")).token.value;
   const device = async (id: string, url: string, regionName: string) => {
     const joined = await joinTestDevice(platform.devices, id, { region: regionName });
     const credsFile = join(dir, `${id}.creds`);
@@ -69,7 +72,7 @@ async function answeredBy(client: HearthClient): Promise<string> {
 
 describe("regions", () => {
   it("spreads replicas over regions and keeps calls in the caller's region", async () => {
-    const client = new HearthClient({ url: platform.url, token: TOKEN });
+    const client = new HearthClient({ url: platform.url, token: developerToken });
     await client.deploy({ app: "geo", name: "where", code: "export default { fetch: () => new Response('here') }", replicas: 2 });
     let fn = await client.waitUntilReady("geo", "where", { timeoutMs: 20_000 });
     const deadline = Date.now() + 20_000;
@@ -86,7 +89,7 @@ describe("regions", () => {
   });
 
   it("crosses to the other region when the caller's region has no device", async () => {
-    const client = new HearthClient({ url: platform.url, token: TOKEN });
+    const client = new HearthClient({ url: platform.url, token: developerToken });
     await euDevice.close();
     expect(await answeredBy(client)).toBe("us/us-device");
   });

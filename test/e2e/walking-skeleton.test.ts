@@ -26,7 +26,7 @@ beforeAll(async () => {
       { deviceId: "e2e-osaka", ownerId: "linus", location: "osaka:34.69,135.50" },
     ],
   });
-  client = new HearthClient({ url: hearth.url, token: hearth.token });
+  client = new HearthClient({ url: hearth.url, token: hearth.developerToken });
 }, 60_000);
 
 afterAll(async () => {
@@ -125,7 +125,7 @@ describe("walking skeleton", () => {
 
   it("deploys with the CLI (bundled with esbuild) and prints a URL that answers", async () => {
     const { stdout } = await run(process.execPath, [`${ROOT}sdk/bin/hearth.js`, "deploy", HELLO, "--app", "e2e", "--name", "cli"], {
-      env: { ...process.env, HEARTH_PLATFORM_URL: hearth.url, HEARTH_TOKEN: hearth.token },
+      env: { ...process.env, HEARTH_PLATFORM_URL: hearth.url, HEARTH_TOKEN: hearth.developerToken },
     });
     const url = /Function ready: (\S+)/.exec(stdout)?.[1];
     expect(url).toBeTruthy();
@@ -137,14 +137,14 @@ describe("walking skeleton", () => {
   it.skipIf(!hostNode || hostNode === process.execPath)("the CLI runs on the machine's own, older Node too", async () => {
     const { stdout: version } = await run(hostNode!, ["--version"]);
     const { stdout } = await run(hostNode!, [`${ROOT}sdk/bin/hearth.js`, "deploy", HELLO, "--app", "e2e", "--name", "old-node"], {
-      env: { ...process.env, HEARTH_PLATFORM_URL: hearth.url, HEARTH_TOKEN: hearth.token },
+      env: { ...process.env, HEARTH_PLATFORM_URL: hearth.url, HEARTH_TOKEN: hearth.developerToken },
     });
     expect(stdout, `CLI on node ${version.trim()}`).toMatch(/Function ready: \S+\/fn\/e2e\/old-node/);
   });
 
   it("the CLI explains a user error without a stack trace", async () => {
     const failed = await run(process.execPath, [`${ROOT}sdk/bin/hearth.js`, "deploy", HELLO, "--app", "Bad Name", "--name", "x"], {
-      env: { ...process.env, HEARTH_PLATFORM_URL: hearth.url, HEARTH_TOKEN: hearth.token },
+      env: { ...process.env, HEARTH_PLATFORM_URL: hearth.url, HEARTH_TOKEN: hearth.developerToken },
     }).catch((error: { code: number; stderr: string }) => error);
     expect("code" in failed && failed.code).toBe(2);
     expect(failed.stderr).toMatch(/app name must be/);
@@ -179,7 +179,7 @@ describe.skipIf(!redisServerBinary())("walking skeleton on a real redis-server",
   it("deploys and calls with the platform's state in Redis", async () => {
     await using redis = await startRedisServer();
     await using local = await startLocalHearth({ logLevel: "warn", redisUrl: redis.url, devices: [{ deviceId: "redis-dev" }] });
-    const c = new HearthClient({ url: local.url, token: local.token });
+    const c = new HearthClient({ url: local.url, token: local.developerToken });
     await c.deployFile(HELLO, { app: "r", name: "hello", replicas: 1 });
     const fn = await c.waitUntilReady("r", "hello", { timeoutMs: 20_000 });
     const res = await fetch(`${fn.url}/?name=Redis`);

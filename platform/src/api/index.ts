@@ -1,9 +1,15 @@
 /**
  * The platform API (`/v1`): deploy, list, get, delete and roll back
- * functions; list devices. Every input is validated with zod; every error is
- * the `{ error: { code, message, requestId } }` envelope.
+ * functions; list devices; developers and their tokens (identity/). Every
+ * input is validated with zod; every error is the `{ error: { code,
+ * message, requestId } }` envelope.
+ *
+ * Function routes are a developer's, on their own apps only: another
+ * developer's app answers exactly as an app that does not exist (404, the
+ * same message), and nothing is changed. The operator's token reaches only
+ * operator routes (`operatorOnly`).
  */
-import { createHash, timingSafeEqual } from "node:crypto";
+import { createHash } from "node:crypto";
 import {
   AppName,
   decodeEnvHeader,
@@ -25,7 +31,7 @@ import { Hono } from "hono";
 import { z } from "zod";
 import { readBody } from "../gateway/index.ts";
 import { parseInput, type HearthEnv } from "../http/index.ts";
-import { createDeviceAdminRoutes, createDeviceRoutes, type DeviceRegistry, type FabricControl } from "../identity/index.ts";
+import { apiAuth, AppOwners, createDeveloperRoutes, createDeviceAdminRoutes, createDeviceRoutes, developerOf, Developers, operatorOnly, type DeviceRegistry, type FabricControl } from "../identity/index.ts";
 import { createLedgerRoutes, type Ledger } from "../ledger/index.ts";
 import type { Logger } from "../log/index.ts";
 import { createLogRoutes, type FunctionLogs } from "../logs/index.ts";
@@ -70,7 +76,8 @@ const DEFAULT_REPLICAS = 2;
 export function createApi(options: ApiOptions): Hono<HearthEnv> {
   const { store, scheduler } = options;
   const api = new Hono<HearthEnv>();
-  const expected = Buffer.from(options.token);
+  const developers = new Developers({ redis: store.redis, prefix: store.prefix });
+  const owners = new AppOwners({ redis: store.redis, prefix: store.prefix });
 
   api.get("/health", async (c) => {
     const devices = await scheduler.liveDevices();
@@ -80,19 +87,19 @@ export function createApi(options: ApiOptions): Hono<HearthEnv> {
   // joining and reading a device's credits authenticate with join and device tokens
   api.route("/", createDeviceRoutes({ registry: options.devices, control: options.fabric, ledger: options.ledger, operatorToken: options.token }));
 
-  api.use("*", async (c, next) => {
-    const header = c.req.header("authorization") ?? "";
-    const match = /^Bearer (.+)$/.exec(header);
-    const given = Buffer.from(match?.[1] ?? "");
-    if (given.length !== expected.length || !timingSafeEqual(given, expected)) {
-      throw new HearthError("ERR_UNAUTHORIZED", "missing or wrong API token: pass `Authorization: Bearer <token>` (HEARTH_TOKEN)");
-    }
-    await next();
-  });
+  api.use("*", apiAuth({ operatorToken: options.token, developers }));
 
+  api.route("/", createDeveloperRoutes({ developers, owners, log: options.log }));
   api.route("/", createDeviceAdminRoutes({ registry: options.devices, control: options.fabric }));
-  if (options.ledger) api.route("/", createLedgerRoutes(options.ledger));
-  api.route("/", createLogRoutes({ store, logs: options.logs, log: options.log }));
+  if (options.ledger) api.route("/", createLedgerRoutes(options.ledger, owners));
+  api.route("/", createLogRoutes({ store, owners, logs: options.logs, log: options.log }));
+
+  /** The function, when it exists and the caller owns its app; otherwise the one 404 a missing function gets. */
+  const ownFunction = async (developerId: string, app: string, fn: string): Promise<FunctionRecord> => {
+    const record = (await owners.owns(developerId, app)) ? await store.getFunction(app, fn) : null;
+    if (!record) throw notFound(app, fn);
+    return record;
+  };
 
   const view = async (record: FunctionRecord): Promise<FunctionView> => {
     const placement = await store.getPlacement(record.app, record.name);
@@ -114,6 +121,7 @@ export function createApi(options: ApiOptions): Hono<HearthEnv> {
   };
 
   api.put("/apps/:app/functions/:fn", async (c) => {
+    const me = developerOf(c);
     const { app, fn } = parseInput(FunctionParams, c.req.param(), "path");
     const query = parseInput(DeployQuery, c.req.query(), "query");
     const { replicas, allowFetch, fetchHosts, ...limitInput } = query;
@@ -136,6 +144,8 @@ export function createApi(options: ApiOptions): Hono<HearthEnv> {
     });
     if (bundle.byteLength === 0) throw new HearthError("ERR_BAD_BUNDLE", "the request body must be the function's bundled JavaScript module; it was empty");
     checkBundle(bundle);
+    // the first deploy to an app makes it the caller's; another developer's app is refused before anything is written
+    if (!(await owners.claim(me.developer.id, app, async () => (await store.listFunctions(app)).length > 0))) throw notYours(app, fn);
     const version = createHash("sha256").update(bundle).digest("hex");
     const now = new Date().toISOString();
     const previous = await store.getFunction(app, fn);
@@ -158,38 +168,45 @@ export function createApi(options: ApiOptions): Hono<HearthEnv> {
   });
 
   api.get("/functions", async (c) => {
-    const records = await store.listFunctions();
+    // only the caller's apps' records are read at all
+    const records = await store.listFunctions(await owners.appsOf(developerOf(c).developer.id));
     return c.json({ functions: await Promise.all(records.map((r) => view(r))) });
   });
 
   api.get("/apps/:app/functions", async (c) => {
+    const me = developerOf(c);
     const { app } = parseInput(AppParams, c.req.param(), "path");
-    const records = await store.listFunctions(app);
+    // another developer's app lists as an app with no functions, like one that does not exist
+    const records = (await owners.owns(me.developer.id, app)) ? await store.listFunctions(app) : [];
     return c.json({ functions: await Promise.all(records.map((r) => view(r))) });
   });
 
   api.get("/apps/:app/functions/:fn", async (c) => {
+    const me = developerOf(c);
     const { app, fn } = parseInput(FunctionParams, c.req.param(), "path");
-    return c.json(await view(await mustGet(store, app, fn)));
+    return c.json(await view(await ownFunction(me.developer.id, app, fn)));
   });
 
   api.delete("/apps/:app/functions/:fn", async (c) => {
+    const me = developerOf(c);
     const { app, fn } = parseInput(FunctionParams, c.req.param(), "path");
-    if (!(await store.deleteFunction(app, fn))) throw notFound(app, fn);
+    if (!(await owners.owns(me.developer.id, app)) || !(await store.deleteFunction(app, fn))) throw notFound(app, fn);
     scheduler.kick();
     return c.body(null, 204);
   });
 
   api.get("/apps/:app/functions/:fn/versions", async (c) => {
+    const me = developerOf(c);
     const { app, fn } = parseInput(FunctionParams, c.req.param(), "path");
-    await mustGet(store, app, fn);
+    await ownFunction(me.developer.id, app, fn);
     return c.json({ versions: await store.listVersions(app, fn) });
   });
 
   api.post("/apps/:app/functions/:fn/rollback", async (c) => {
+    const me = developerOf(c);
     const { app, fn } = parseInput(FunctionParams, c.req.param(), "path");
     const body = parseInput(RollbackRequest, await c.req.json().catch(() => undefined), "body");
-    const record = await mustGet(store, app, fn);
+    const record = await ownFunction(me.developer.id, app, fn);
     if (!(await store.getVersion(app, fn, body.version))) {
       throw new HearthError("ERR_VERSION_NOT_FOUND", `${app}/${fn} has no version ${body.version}; list them with GET .../versions`);
     }
@@ -200,7 +217,7 @@ export function createApi(options: ApiOptions): Hono<HearthEnv> {
     return c.json(await view(next));
   });
 
-  api.get("/devices", async (c) => {
+  api.get("/devices", operatorOnly, async (c) => {
     const now = Date.now();
     const devices: DeviceView[] = (await scheduler.liveDevices(now)).map(({ heartbeat: h, lastSeen }) => ({
       deviceId: DeviceId.parse(h.deviceId),
@@ -220,14 +237,18 @@ export function createApi(options: ApiOptions): Hono<HearthEnv> {
   return api;
 }
 
-async function mustGet(store: Store, app: string, fn: string): Promise<FunctionRecord> {
-  const record = await store.getFunction(app, fn);
-  if (!record) throw notFound(app, fn);
-  return record;
-}
-
 function notFound(app: string, fn: string): HearthError {
   return new HearthError("ERR_FUNCTION_NOT_FOUND", `no function ${app}/${fn}`);
+}
+
+/**
+ * A deploy to another developer's app. App names are one namespace (they are
+ * in every function's URL), so a deploy cannot pretend the app is free; it
+ * gets the same 404 and code as any missing function, says nothing of whose
+ * the app is, and suggests another name.
+ */
+function notYours(app: string, fn: string): HearthError {
+  return new HearthError("ERR_FUNCTION_NOT_FOUND", `no function ${app}/${fn} among your apps, and app ${app} cannot be yours: app names are shared by every developer of this platform, so deploy under another app name`);
 }
 
 function dropUndefined<T extends object>(value: T): Partial<T> {

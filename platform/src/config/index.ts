@@ -26,3 +26,19 @@ export function readPlatformEnv(env: NodeJS.ProcessEnv = process.env): Readonly<
   if (!parsed.success) throw new HearthError("ERR_BAD_REQUEST", formatZodError(parsed.error, "environment"));
   return Object.freeze(parsed.data);
 }
+
+/**
+ * What the operator's admin commands (`hearth-platform developers ...`) read:
+ * the operator token and where the platform listens. HEARTH_PLATFORM_URL,
+ * when set, is the platform to talk to.
+ */
+export const AdminEnv = PlatformEnv.pick({ HEARTH_TOKEN: true, HEARTH_HOST: true, HEARTH_PORT: true, HEARTH_PUBLIC_URL: true }).extend({
+  HEARTH_PLATFORM_URL: z.url().optional(),
+});
+export type AdminEnv = z.infer<typeof AdminEnv>;
+
+export function readAdminEnv(env: NodeJS.ProcessEnv = process.env): Readonly<AdminEnv> {
+  const parsed = AdminEnv.safeParse(env);
+  if (!parsed.success) throw new HearthError("ERR_BAD_REQUEST", formatZodError(parsed.error, "environment"));
+  return Object.freeze(parsed.data);
+}

@@ -8,11 +8,13 @@ import type { Context, ErrorHandler, NotFoundHandler } from "hono";
 import type { RequestIdVariables } from "hono/request-id";
 import type { ContentfulStatusCode } from "hono/utils/http-status";
 import type { z } from "zod";
+import type { Caller } from "../identity/api-auth.ts";
 import type { Logger } from "../log/index.ts";
 
 export const REQUEST_ID_HEADER = "X-Request-Id";
 
-export type HearthEnv = { Variables: RequestIdVariables };
+/** `caller` is set by the API's authentication (identity/api-auth.ts); the gateway has none. */
+export type HearthEnv = { Variables: RequestIdVariables & { caller?: Caller } };
 
 export function errorResponse(c: Context, code: ErrorCode, message: string, status?: number): Response {
   const error = new HearthError(code, message);

@@ -1,7 +1,17 @@
 /**
- * Who may do what: the fabric's authority (NATS operator, account and
- * signing keys; device credentials), joined devices and their revocation.
+/**
+ * Who may do what, in one home: developers and their API tokens (hashed at
+ * rest, revocable), which developer owns which app, the API's
+ * authentication and its operator/developer guards; the fabric's authority
+ * (NATS operator, account and signing keys; device credentials), joined
+ * devices and their revocation. See docs/security.md.
  */
+export { apiAuth, bearerToken, developerOf, operatorOnly } from "./api-auth.ts";
+export type { Caller, DeveloperCaller, OperatorCaller } from "./api-auth.ts";
+export { AppOwners } from "./app-owners.ts";
+export { createDeveloperRoutes } from "./developer-routes.ts";
+export { DEFAULT_TOKEN_NAME, Developers, sameSecret, sha256Hex } from "./developers.ts";
+export type { Authenticated } from "./developers.ts";
 export { DEFAULT_CREDENTIAL_TTL_SECONDS, DEVICE_REPLY_TTL_MS, DeviceRecord, DeviceRegistry } from "./devices.ts";
 export type { DeviceRegistryOptions } from "./devices.ts";
 export {

@@ -9,6 +9,7 @@ import { Hono } from "hono";
 import { z } from "zod";
 import { parseInput, type HearthEnv } from "../http/index.ts";
 import type { Ledger } from "../ledger/index.ts";
+import { operatorOnly } from "./api-auth.ts";
 import type { DeviceRegistry } from "./devices.ts";
 import type { FabricControl } from "./fabric-control.ts";
 
@@ -67,11 +68,11 @@ export function createDeviceRoutes(options: DeviceRouteOptions): Hono<HearthEnv>
 /** The operator's device routes (behind the operator check): join tokens, revocation. */
 export function createDeviceAdminRoutes(options: Pick<DeviceRouteOptions, "registry" | "control">): Hono<HearthEnv> {
   const app = new Hono<HearthEnv>();
-  app.post("/join-tokens", async (c) => {
+  app.post("/join-tokens", operatorOnly, async (c) => {
     const body = parseInput(JoinTokenRequest, await c.req.json().catch(() => undefined), "body");
     return c.json(await options.registry.createJoinToken(body.ownerId, body.region, body.ttlSeconds), 201);
   });
-  app.post("/devices/:id/revoke", async (c) => {
+  app.post("/devices/:id/revoke", operatorOnly, async (c) => {
     const { id } = parseInput(DeviceParams, c.req.param(), "path");
     const { revokedAt } = await options.control.revoke(id);
     const body: RevokeResponse = { deviceId: id, revokedAt };

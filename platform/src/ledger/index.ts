@@ -26,11 +26,12 @@ import { Hono } from "hono";
 import type { Redis } from "ioredis";
 import { z } from "zod";
 import { parseInput, type HearthEnv } from "../http/index.ts";
+import { developerOf, operatorOnly, type AppOwners } from "../identity/index.ts";
 import type { Logger } from "../log/index.ts";
 import { UsagePublisher, type CallHook } from "../usage/index.ts";
 import { LedgerConsumer } from "./consumer.ts";
 import { reconcileLedger, repairLedger } from "./reconcile.ts";
-import { LedgerStore } from "./store.ts";
+import { emptyAccount, LedgerStore, totalsOf } from "./store.ts";
 
 export { LedgerConsumer, ensureLedgerConsumer } from "./consumer.ts";
 export { formatReconcile, formatRepair, readUsageStream, reconcileLedger, repairLedger } from "./reconcile.ts";
@@ -76,7 +77,11 @@ export interface Ledger extends AsyncDisposable {
   reconcile(): Promise<ReconcileReport>;
   /** Makes the ledger match the stream again (idempotent); see reconcile.ts. */
   repair(): Promise<RepairReport>;
-  usage(app?: string, day?: string): Promise<UsageReport>;
+  /**
+   * Usage of one app, or of every app with usage. With `visible`, only those
+   * apps: one outside it answers as an app with no usage at all.
+   */
+  usage(app?: string, day?: string, visible?: ReadonlySet<string>): Promise<UsageReport>;
   close(): Promise<void>;
 }
 
@@ -129,10 +134,11 @@ export async function startLedger(options: LedgerOptions): Promise<Ledger> {
       if (!metering) throw unavailable();
       return repairLedger({ nc, subjects, store, log: log.child({ part: "ledger" }) });
     },
-    async usage(app, day) {
+    async usage(app, day, visible) {
       if (!metering) throw unavailable();
-      const apps = app ? [app] : await store.apps();
-      return { apps: await Promise.all(apps.map((a) => store.appUsage(a, day))) };
+      const shown = (a: string) => visible === undefined || visible.has(a);
+      const apps = app ? [app] : (await store.apps()).filter(shown);
+      return { apps: await Promise.all(apps.map((a) => (shown(a) ? store.appUsage(a, day) : { app: a, totals: totalsOf(emptyAccount()), days: [] }))) };
     },
     close,
     [Symbol.asyncDispose]: close,
@@ -141,14 +147,15 @@ export async function startLedger(options: LedgerOptions): Promise<Ledger> {
 
 const UsageQuery = z.strictObject({ app: AppName.optional(), day: UsageDay.optional() });
 const ReconcileQuery = z.strictObject({ repair: z.enum(["0", "1", "false", "true"]).optional() });
-/** Routes behind the API token: developers' usage, reconciliation. */
-export function createLedgerRoutes(ledger: Ledger): Hono<HearthEnv> {
+/** Routes behind the API's authentication: a developer's usage of their own apps; reconciliation (the operator's). */
+export function createLedgerRoutes(ledger: Ledger, owners: AppOwners): Hono<HearthEnv> {
   const app = new Hono<HearthEnv>();
   app.get("/usage", async (c) => {
+    const me = developerOf(c);
     const query = parseInput(UsageQuery, c.req.query(), "query");
-    return c.json(await ledger.usage(query.app, query.day));
+    return c.json(await ledger.usage(query.app, query.day, await owners.appsOf(me.developer.id)));
   });
-  app.post("/ledger/reconcile", async (c) => {
+  app.post("/ledger/reconcile", operatorOnly, async (c) => {
     const query = parseInput(ReconcileQuery, c.req.query(), "query");
     const repair = query.repair === "1" || query.repair === "true";
     return c.json(repair ? await ledger.repair() : await ledger.reconcile());

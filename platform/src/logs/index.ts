@@ -38,6 +38,7 @@ import { Hono } from "hono";
 import { streamSSE } from "hono/streaming";
 import { z } from "zod";
 import { parseInput, type HearthEnv } from "../http/index.ts";
+import { developerOf, type AppOwners } from "../identity/index.ts";
 import type { Logger } from "../log/index.ts";
 import type { Store } from "../state/index.ts";
 
@@ -57,6 +58,8 @@ export const MAX_FOLLOWERS = 256;
 const READ_TIMEOUT_MS = 10_000;
 /** A comment line keeps idle follow streams (and the proxies on their way) open. */
 const KEEPALIVE_MS = 15_000;
+/** A follow checks its token again this often, so a revoked token ends it within this time. */
+const RECHECK_MS = 5_000;
 
 /** Names of the logs stream and its subjects for one subject prefix. */
 export function logNames(subjects: Subjects) {
@@ -265,14 +268,18 @@ const FunctionParams = z.object({ app: AppName, fn: FunctionName });
 
 /**
  * `GET /apps/:app/functions/:fn/logs`: mounted under `/v1` behind the API's
- * auth. Without `logs` (no JetStream) every read answers ERR_LOGS_UNAVAILABLE.
+ * auth, for the developer who owns the app (another's app is a missing
+ * function). Without `logs` (no JetStream) every read answers ERR_LOGS_UNAVAILABLE.
  */
-export function createLogRoutes(options: { store: Store; logs?: FunctionLogs; log?: Logger }): Hono<HearthEnv> {
+export function createLogRoutes(options: { store: Store; owners: AppOwners; logs?: FunctionLogs; log?: Logger }): Hono<HearthEnv> {
   const routes = new Hono<HearthEnv>();
   routes.get("/apps/:app/functions/:fn/logs", async (c) => {
+    const me = developerOf(c);
     const { app, fn } = parseInput(FunctionParams, c.req.param(), "path");
     const query = parseInput(LogsQuery, c.req.query(), "query");
-    if (!(await options.store.getFunction(app, fn))) throw new HearthError("ERR_FUNCTION_NOT_FOUND", `no function ${app}/${fn}`);
+    if (!(await options.owners.owns(me.developer.id, app)) || !(await options.store.getFunction(app, fn))) {
+      throw new HearthError("ERR_FUNCTION_NOT_FOUND", `no function ${app}/${fn}`);
+    }
     const logs = options.logs;
     if (!logs) throw new HearthError("ERR_LOGS_UNAVAILABLE", "function logs need JetStream, and this platform runs without it; see docs/api.md");
     const read = { since: query.since, limit: query.limit, requestId: query.requestId, after: query.after };
@@ -283,6 +290,16 @@ export function createLogRoutes(options: { store: Store; logs?: FunctionLogs; lo
       const done = new AbortController();
       stream.onAbort(() => done.abort());
       c.req.raw.signal.addEventListener("abort", () => done.abort(), { once: true });
+      // a token revoked while it follows ends the stream with the reason, like any later request with it
+      let revoked: unknown;
+      const recheck = setInterval(() => {
+        me.recheck().catch((error: unknown) => {
+          // only the token's own failure ends it; a passing Redis error does not
+          if (!(error instanceof HearthError)) return;
+          revoked = error;
+          done.abort();
+        });
+      }, RECHECK_MS);
       try {
         await logs.follow(app, fn, {
           ...read,
@@ -292,11 +309,15 @@ export function createLogRoutes(options: { store: Store; logs?: FunctionLogs; lo
             for (const line of lines) await stream.writeSSE({ event: "line", id: String(line.seq), data: JSON.stringify(line) });
           },
         });
+        if (revoked !== undefined) throw revoked;
       } catch (error) {
-        if (done.signal.aborted) return;
-        const e = error instanceof HearthError ? error : new HearthError("ERR_INTERNAL", "internal error; quote the request id when reporting it");
-        if (!(error instanceof HearthError)) options.log?.error({ requestId, err: error }, "log follow failed");
+        if (done.signal.aborted && revoked === undefined) return;
+        const failure = revoked ?? error;
+        const e = failure instanceof HearthError ? failure : new HearthError("ERR_INTERNAL", "internal error; quote the request id when reporting it");
+        if (!(failure instanceof HearthError)) options.log?.error({ requestId, err: failure }, "log follow failed");
         await stream.writeSSE({ event: "error", data: JSON.stringify({ error: { ...e.toWire(), requestId } }) }).catch(() => undefined);
+      } finally {
+        clearInterval(recheck);
       }
     });
     // a follow stream is long and its end means a stop: the connection is not reused, so a closing server need not wait for it

@@ -145,9 +145,11 @@ export class Store {
     };
   }
 
-  async listFunctions(app?: string): Promise<FunctionRecordT[]> {
+  /** Functions of one app, of a set of apps (a developer's), or all. */
+  async listFunctions(apps?: string | ReadonlySet<string>): Promise<FunctionRecordT[]> {
     const ids = (await this.redis.smembers(this.key("fns"))).sort();
-    const wanted = app ? ids.filter((id) => id.startsWith(`${app}/`)) : ids;
+    const appOf = (id: string) => id.slice(0, id.indexOf("/"));
+    const wanted = apps === undefined ? ids : typeof apps === "string" ? ids.filter((id) => appOf(id) === apps) : ids.filter((id) => apps.has(appOf(id)));
     if (wanted.length === 0) return [];
     const raws = await this.redis.mget(wanted.map((id) => this.key("fn", ...id.split("/"))));
     return raws.flatMap((raw) => (raw === null ? [] : [FunctionRecord.parse(JSON.parse(raw))]));

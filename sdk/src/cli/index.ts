@@ -1,7 +1,9 @@
 /**
  * The `hearth` CLI: deploy and manage functions from a terminal. User errors
  * print what happened and how to fix it, without a stack trace; only
- * unexpected errors print a stack.
+ * unexpected errors print a stack. The platform URL and API token come from
+ * `--url`/`--token`, else HEARTH_PLATFORM_URL/HEARTH_TOKEN, else the login
+ * `hearth login` saved (config.ts).
  */
 import { existsSync, readFileSync } from "node:fs";
 import {
@@ -18,15 +20,14 @@ import {
   type FunctionView,
   type LogEntry,
   type UsageReport,
+  type WhoAmI,
 } from "@hearth/protocol";
 import { Command, Option } from "commander";
 import { z } from "zod";
 import { HearthClient } from "../client.ts";
+import { configPath, readConfig, removeConfig, writeConfig } from "./config.ts";
 
-const Connection = z.object({
-  url: z.url({ message: "platform URL must be a URL like http://127.0.0.1:8787" }),
-  token: z.string().min(1, "no API token: pass --token or set HEARTH_TOKEN"),
-});
+const PlatformUrl = z.url({ message: "platform URL must be a URL like http://127.0.0.1:8787" });
 
 const Limits = z.object({
   memoryMb: z.coerce.number().int().positive().optional(),
@@ -41,12 +42,104 @@ function parse<T extends z.ZodType>(schema: T, value: unknown, subject: string):
   return parsed.data;
 }
 
-function client(program: Command): HearthClient {
+/** The platform and token a command uses, and where the token came from (error messages name it). */
+interface Connection {
+  url: string;
+  token: string;
+  tokenFrom: string;
+}
+
+/** The connection of the command running now, for `run` to explain a token the platform refused. */
+let current: Connection | undefined;
+
+function sameUrl(a: string, b: string): boolean {
+  const norm = (u: string) => new URL(u).href.replace(/\/+$/, "");
+  return norm(a) === norm(b);
+}
+
+function connection(program: Command): Connection {
   const opts = program.opts<{ url?: string; token?: string }>();
-  const url = opts.url ?? process.env["HEARTH_PLATFORM_URL"];
-  if (!url) throw new HearthError("ERR_BAD_REQUEST", "no platform URL: pass --url or set HEARTH_PLATFORM_URL (npm run demo prints it)");
-  const conn = parse(Connection, { url, token: opts.token ?? process.env["HEARTH_TOKEN"] ?? "" }, "connection");
-  return new HearthClient(conn);
+  const path = configPath();
+  const saved = readConfig(path);
+  const rawUrl = opts.url ?? process.env["HEARTH_PLATFORM_URL"] ?? saved?.url;
+  if (!rawUrl) throw new HearthError("ERR_BAD_REQUEST", "no platform URL: run `hearth login --url <platform-url>`, pass --url or set HEARTH_PLATFORM_URL (npm run demo prints it)");
+  const url = parse(PlatformUrl, rawUrl, "platform URL");
+  let token: string | undefined;
+  let tokenFrom = "";
+  if (opts.token) [token, tokenFrom] = [opts.token, "--token"];
+  else if (process.env["HEARTH_TOKEN"]) [token, tokenFrom] = [process.env["HEARTH_TOKEN"], "HEARTH_TOKEN"];
+  // the saved token goes only to the platform it was saved for, never to another URL
+  else if (saved && sameUrl(saved.url, url)) [token, tokenFrom] = [saved.token, `the login in ${path}`];
+  if (!token) {
+    throw new HearthError(
+      "ERR_UNAUTHORIZED",
+      `no API token for ${url}: run \`hearth login --url ${url}\` and paste the token the platform's operator gave you, or set HEARTH_TOKEN`,
+    );
+  }
+  current = { url, token, tokenFrom };
+  return current;
+}
+
+function client(program: Command): HearthClient {
+  const { url, token } = connection(program);
+  return new HearthClient({ url, token });
+}
+
+/** What to tell a user whose token the platform refused; undefined for every other error. */
+function tokenAdvice(error: HearthError, conn: Connection | undefined): string | undefined {
+  const from = conn ? ` (from ${conn.tokenFrom})` : "";
+  const where = conn ? conn.url : "the platform";
+  if (error.code === "ERR_TOKEN_UNKNOWN") {
+    return `${where} does not know this API token${from}: check that it was copied whole and that it is for this platform, or ask its operator for a new one; then run \`hearth login\``;
+  }
+  if (error.code === "ERR_TOKEN_REVOKED") {
+    const when = /revoked at (\S+?);/.exec(error.message)?.[1];
+    return `this API token${from} was revoked by the platform's operator${when ? ` at ${when}` : ""}: ask them for a new one, then run \`hearth login\``;
+  }
+  return undefined;
+}
+
+/** Reads a token the user types (not echoed) or pipes in (its first line). */
+async function readToken(prompt: string): Promise<string> {
+  const stdin = process.stdin;
+  if (!stdin.isTTY) {
+    let text = "";
+    for await (const chunk of stdin) text += String(chunk);
+    return (text.split(/\r?\n/)[0] ?? "").trim();
+  }
+  process.stderr.write(prompt);
+  stdin.setRawMode(true);
+  stdin.resume();
+  stdin.setEncoding("utf8");
+  try {
+    return await new Promise<string>((resolve, reject) => {
+      let typed = "";
+      const onData = (chunk: string) => {
+        for (const ch of chunk) {
+          if (ch === "\r" || ch === "\n") {
+            stdin.off("data", onData);
+            process.stderr.write("\n");
+            return resolve(typed.trim());
+          }
+          if (ch === "\u0003") {
+            stdin.off("data", onData);
+            process.stderr.write("\n");
+            return reject(new HearthError("ERR_BAD_REQUEST", "login cancelled"));
+          }
+          if (ch === "\u007f" || ch === "\b") typed = typed.slice(0, -1);
+          else typed += ch;
+        }
+      };
+      stdin.on("data", onData);
+    });
+  } finally {
+    stdin.setRawMode(false);
+    stdin.pause();
+  }
+}
+
+function describeCaller(me: WhoAmI): string {
+  return me.kind === "developer" ? `${me.developer.name} (${me.developer.id})` : "the operator";
 }
 
 function collect(value: string, previous: string[] | undefined): string[] {
@@ -119,9 +212,55 @@ const out = (line: string): void => {
 export function buildProgram(): Command {
   const program = new Command("hearth")
     .description("Deploy and manage Hearth functions")
-    .option("--url <url>", "platform URL (or HEARTH_PLATFORM_URL)")
-    .option("--token <token>", "API token (or HEARTH_TOKEN)")
+    .option("--url <url>", "platform URL (or HEARTH_PLATFORM_URL, or the one `hearth login` saved)")
+    .option("--token <token>", "API token (or HEARTH_TOKEN, or the one `hearth login` saved)")
     .showHelpAfterError();
+
+  program
+    .command("login")
+    .description("check an API token with the platform and save it (and the URL) for later commands; the token comes from --token, or is asked for")
+    .action(async () => {
+      const opts = program.opts<{ url?: string; token?: string }>();
+      const path = configPath();
+      let previous;
+      try {
+        previous = readConfig(path);
+      } catch {
+        previous = undefined; // a broken login file is replaced by this one
+      }
+      const rawUrl = opts.url ?? process.env["HEARTH_PLATFORM_URL"] ?? previous?.url;
+      if (!rawUrl) throw new HearthError("ERR_BAD_REQUEST", "which platform? pass --url <platform-url> (or set HEARTH_PLATFORM_URL)");
+      const url = parse(PlatformUrl, rawUrl, "platform URL");
+      const token = opts.token ?? (await readToken(`API token for ${url}: `));
+      if (!token) throw new HearthError("ERR_UNAUTHORIZED", "no API token given: paste the token the platform's operator gave you (or pass --token)");
+      current = { url, token, tokenFrom: opts.token ? "--token" : "what you entered" };
+      const me = await new HearthClient({ url, token }).whoami();
+      writeConfig(path, { url, token, ...(me.kind === "developer" ? { developer: me.developer } : {}) });
+      out(`Logged in to ${url} as ${describeCaller(me)}. Saved to ${path} (readable by you only).`);
+      if (me.kind === "operator") out("This is the operator token: it reaches operator routes only (devices, developers); functions need a developer token.");
+      if (process.env["HEARTH_TOKEN"]) process.stderr.write("hearth: note: HEARTH_TOKEN is set in this shell and wins over the saved login; unset it to use this one\n");
+    });
+
+  program
+    .command("whoami")
+    .description("who the API token in use is, on which platform, and where the token came from")
+    .option("--json", "print JSON")
+    .action(async (flags: { json?: boolean }) => {
+      const hearth = client(program);
+      const me = await hearth.whoami();
+      if (flags.json) return out(JSON.stringify({ url: current!.url, tokenFrom: current!.tokenFrom, ...me }, null, 2));
+      const token = me.kind === "developer" ? `, token ${me.token.name} (${me.token.id})` : "";
+      out(`${describeCaller(me)} at ${current!.url}${token}, from ${current!.tokenFrom}`);
+    });
+
+  program
+    .command("logout")
+    .description("forget the login `hearth login` saved (the token itself works until the operator revokes it)")
+    .action(() => {
+      const path = configPath();
+      if (!removeConfig(path)) return out(`Not logged in (no ${path}).`);
+      out(`Logged out: removed ${path}. The token itself still works until the platform's operator revokes it.`);
+    });
 
   program
     .command("deploy <entry>")
@@ -221,7 +360,7 @@ export function buildProgram(): Command {
 
   program
     .command("devices")
-    .description("list live devices")
+    .description("list live devices (needs the operator token)")
     .option("--json", "print JSON")
     .action(async (flags: { json?: boolean }) => {
       const devices = await client(program).devices();
@@ -313,7 +452,7 @@ export async function run(argv: string[]): Promise<number> {
     return 0;
   } catch (error) {
     if (error instanceof HearthError) {
-      process.stderr.write(`hearth: ${error.message}\n`);
+      process.stderr.write(`hearth: ${tokenAdvice(error, current) ?? error.message}\n`);
       return error.isUserError || error.code === "ERR_PLATFORM_UNREACHABLE" || error.code === "ERR_NO_DEVICE" ? 2 : 1;
     }
     process.stderr.write(`hearth: unexpected error\n${error instanceof Error ? error.stack : String(error)}\n`);

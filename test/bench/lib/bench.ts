@@ -50,7 +50,7 @@ export async function startStatefulHearth(ctx: BenchContext, devices: DeviceSpec
 
 export async function startBenchHearth(ctx: BenchContext, devices: DeviceSpec[]): Promise<BenchHearth> {
   const { hearth, redisPid } = await startStatefulHearth(ctx, devices);
-  const client = new HearthClient({ url: hearth.url, token: hearth.token });
+  const client = new HearthClient({ url: hearth.url, token: hearth.developerToken });
   const pidsByRole = () => {
     const agents: number[] = [];
     const sandboxes: number[] = [];
