@@ -3,28 +3,34 @@
  * function's invocation subject (metadata in headers, the body as raw bytes),
  * and the device's reply becomes the HTTP response.
  *
- * A device is a stranger's machine: its reply headers are validated with
- * zod, only the error codes a device may legitimately send pass (anything
- * else is 502 ERR_BAD_DEVICE_REPLY), and the caller gets the gateway's own
- * message for each, never the device's (a function's error message or stack
- * stays in its logs). The call's usage record is stored before the answer
- * goes out (see platform/src/usage). Every response carries Server-Timing.
+ * A device is a stranger's machine: its reply is checked with zod before
+ * anything of it is used (only the headers a device may set, well formed and
+ * within bounds, a body within the function's limit), only the error codes a
+ * device may legitimately send pass (anything else is 502
+ * ERR_BAD_DEVICE_REPLY), and the caller gets the gateway's own message for
+ * each, never the device's (a function's error message or stack stays in
+ * its logs). The call's usage record is stored before the answer goes out
+ * (see platform/src/usage). Every response carries Server-Timing.
  */
 import {
   AppName,
   DeviceId,
   FunctionName,
   HearthError,
+  HTTP_HEADER_NAME,
   HTTP_HEADER_PREFIX,
   HttpMethod,
   INVOKE_HEADERS,
+  INVOKE_REPLY_HEADERS,
   isDeviceErrorCode,
+  MAX_RESPONSE_HEADER_BYTES,
+  MAX_RESPONSE_HEADERS,
   type DeviceErrorCode,
   type FunctionLimits,
   type FunctionRecord,
   type Subjects,
 } from "@hearth/protocol";
-import { headers as natsHeaders, RequestError, TimeoutError, type MsgHdrs, type NatsConnection } from "@nats-io/transport-node";
+import { headers as natsHeaders, RequestError, TimeoutError, type Msg, type MsgHdrs, type NatsConnection } from "@nats-io/transport-node";
 import { Hono, type Context } from "hono";
 import { z } from "zod";
 import { errorResponse, type HearthEnv } from "../http/index.ts";
@@ -130,7 +136,7 @@ export function createGateway(options: GatewayOptions): Hono<HearthEnv> {
         const metering = performance.now();
         await options.onCall({
           requestId, app: appName, fn: fnName, version: record.version, at, wallMs,
-          requestBytes: body.byteLength, status: response.status, ...facts,
+          requestBytes: body.byteLength, cpuLimitMs: record.limits.cpuMs, status: response.status, ...facts,
         });
         addServerTiming(response.headers, `usage;dur=${(performance.now() - metering).toFixed(2)}`);
       }
@@ -154,7 +160,7 @@ export function createGateway(options: GatewayOptions): Hono<HearthEnv> {
       }
       throw error;
     }
-    const parsed = parseDeviceReply(reply.headers);
+    const parsed = parseDeviceReply(reply, record.limits);
     if (!parsed.ok) {
       log.warn({ requestId, app: appName, fn: fnName, problem: parsed.problem }, "device sent an invalid reply");
       const response = errorResponse(c, "ERR_BAD_DEVICE_REPLY", "the device that took the call answered with an invalid reply; retry");
@@ -173,7 +179,7 @@ export function createGateway(options: GatewayOptions): Hono<HearthEnv> {
       // the caller gets the gateway's own error, none of the bytes the device attached: none are billed
       return answer(response, { responseBytes: 0, errorCode, device });
     }
-    const response = toResponse(c, parsed.reply.status, reply.headers!, reply.data);
+    const response = toResponse(c, parsed.reply.status, parsed.http, reply.data);
     addServerTiming(response.headers, timing);
     return answer(response, { responseBytes: reply.data.byteLength, device });
   };
@@ -236,7 +242,8 @@ const DeviceReply = z.union([
   z.strictObject({
     ...ReplyCommon,
     errorCode: z.string().refine(isDeviceErrorCode, "must be an error code a device may send").transform((c) => c as DeviceErrorCode),
-    errorMessage: optionalHeader(z.string().max(2_000)),
+    // the sandbox and the agent cut a function's error message at 4,000 characters
+    errorMessage: optionalHeader(z.string().max(4_000)),
   }),
   z.strictObject({
     ...ReplyCommon,
@@ -245,24 +252,69 @@ const DeviceReply = z.union([
 ]);
 type DeviceReply = z.infer<typeof DeviceReply>;
 
-function parseDeviceReply(h: MsgHdrs | undefined): { ok: true; reply: DeviceReply } | { ok: false; problem: string } {
+/** Each reply header a device may set, by the field of DeviceReply it fills (the field is its INVOKE_HEADERS key). */
+const REPLY_FIELDS = new Map(
+  Object.entries(INVOKE_HEADERS)
+    .filter(([, header]) => INVOKE_REPLY_HEADERS.includes(header))
+    .map(([field, header]) => [header as string, field]),
+);
+
+/**
+ * A function's HTTP headers as a device relays them: token names, values of
+ * one line, as many and as large as the sandbox lets a function send (an
+ * honest device never sends more, so more is the device's doing).
+ */
+const HttpHeaders = z
+  .array(z.tuple([z.string().regex(HTTP_HEADER_NAME), z.string().refine((v) => !/[\0\r\n]/.test(v), "must be one line, without NUL")]))
+  .max(MAX_RESPONSE_HEADERS)
+  .refine((list) => list.reduce((n, [k, v]) => n + k.length + v.length + 4, 0) <= MAX_RESPONSE_HEADER_BYTES, `must be at most ${MAX_RESPONSE_HEADER_BYTES} characters in all`);
+
+type ParsedReply = { ok: true; reply: DeviceReply; http: [string, string][] } | { ok: false; problem: string };
+
+/**
+ * Checks a device's reply where it enters the gateway: its headers are the
+ * reply headers a device may set (INVOKE_REPLY_HEADERS, one value each) and
+ * its function's HTTP headers (`Http-`, see HttpHeaders), nothing else; its
+ * body is within the function's `responseBytes`. Anything else makes the
+ * whole reply invalid: none of it reaches the caller or is billed.
+ */
+export function parseDeviceReply(msg: Pick<Msg, "headers" | "data">, limits: FunctionLimits): ParsedReply {
+  let h: MsgHdrs | undefined;
+  try {
+    h = msg.headers;
+  } catch {
+    // nats.js decodes headers when first read, and throws on a name or value NATS does not allow
+    return { ok: false, problem: "headers do not parse" };
+  }
   if (!h) return { ok: false, problem: "no headers" };
-  const get = (name: string) => h.get(name) || undefined;
-  const errorCode = get(INVOKE_HEADERS.errorCode);
-  const fields: Record<string, string | undefined> = {
-    cpuMs: get(INVOKE_HEADERS.cpuMs),
-    wallMs: get(INVOKE_HEADERS.wallMs),
-    cold: get(INVOKE_HEADERS.cold),
-    device: get(INVOKE_HEADERS.device),
-  };
-  if (errorCode !== undefined) {
-    fields["errorCode"] = errorCode;
-    fields["errorMessage"] = get(INVOKE_HEADERS.errorMessage);
-  } else fields["status"] = get(INVOKE_HEADERS.status);
+  if (msg.data.byteLength > limits.responseBytes) {
+    return { ok: false, problem: `body of ${msg.data.byteLength} bytes is over the function's responseBytes limit of ${limits.responseBytes}` };
+  }
+  const fields: Record<string, string> = {};
+  const http: [string, string][] = [];
+  for (const [key, values] of h) {
+    if (key.startsWith(HTTP_HEADER_PREFIX)) {
+      const name = key.slice(HTTP_HEADER_PREFIX.length);
+      for (const value of values) http.push([name, value]);
+      if (http.length > MAX_RESPONSE_HEADERS) return { ok: false, problem: `more than ${MAX_RESPONSE_HEADERS} HTTP headers` };
+      continue;
+    }
+    const field = REPLY_FIELDS.get(key);
+    if (field === undefined) return { ok: false, problem: `header ${JSON.stringify(key.slice(0, 64))} is not one a device may set` };
+    if (values.length !== 1) return { ok: false, problem: `header ${key} has ${values.length} values` };
+    if (values[0] !== "") fields[field] = values[0]!;
+  }
+  const errorCode = fields["errorCode"];
+  if (errorCode === undefined) delete fields["errorMessage"];
+  else delete fields["status"];
   const parsed = DeviceReply.safeParse(fields);
-  if (parsed.success) return { ok: true, reply: parsed.data };
-  const problem = parsed.error.issues.map((i) => `${i.path.join(".") || "reply"}: ${i.message}`).join("; ");
-  return { ok: false, problem: errorCode !== undefined ? `error code ${errorCode.slice(0, 64)}: ${problem}` : problem };
+  if (!parsed.success) {
+    const problem = parsed.error.issues.map((i) => `${i.path.join(".") || "reply"}: ${i.message}`).join("; ");
+    return { ok: false, problem: errorCode !== undefined ? `error code ${errorCode.slice(0, 64)}: ${problem}` : problem };
+  }
+  const headers = HttpHeaders.safeParse(http);
+  if (!headers.success) return { ok: false, problem: `HTTP headers: ${headers.error.issues.map((i) => `${i.path.join(".")}: ${i.message}`).join("; ")}` };
+  return { ok: true, reply: parsed.data, http: headers.data };
 }
 
 /** Reads a request body, refusing with 413 once it passes `limit` bytes (before reading it all). */
@@ -287,21 +339,18 @@ export async function readBody(request: Request, limit: number): Promise<Uint8Ar
   return chunks.length === 1 ? chunks[0]! : Buffer.concat(chunks, size);
 }
 
-function toResponse(c: Context<HearthEnv>, status: number, h: MsgHdrs, data: Uint8Array): Response {
+/** Response headers the gateway sets, or that no function may send through it. */
+const GATEWAY_OWNED = new Set([...HOP_BY_HOP, "content-length", "server-timing", "x-request-id"]);
+/** A field value Node's HTTP server can write (RFC 9110 §5.5: visible ASCII, space, tab, obs-text). */
+const FIELD_VALUE = /^[\t\x20-\x7e\x80-\xff]*$/;
+
+function toResponse(c: Context<HearthEnv>, status: number, http: readonly [string, string][], data: Uint8Array): Response {
   const out = new Headers();
-  for (const key of h.keys()) {
-    if (!key.startsWith(HTTP_HEADER_PREFIX)) continue;
-    const name = key.slice(HTTP_HEADER_PREFIX.length);
-    const lower = name.toLowerCase();
-    // the gateway's own headers are the gateway's to set
-    if (HOP_BY_HOP.has(lower) || lower === "content-length" || lower === "server-timing" || lower === "x-request-id") continue;
-    for (const value of h.values(key)) {
-      try {
-        out.append(name, value);
-      } catch {
-        // a header the function made that HTTP can't carry is dropped, not fatal
-      }
-    }
+  for (const [name, value] of http) {
+    if (GATEWAY_OWNED.has(name.toLowerCase())) continue;
+    // a value the function made that HTTP cannot carry (the sandbox allows any one-line string) is dropped, not fatal
+    if (!FIELD_VALUE.test(value)) continue;
+    out.append(name, value);
   }
   out.set("X-Request-Id", c.get("requestId"));
   const nullBody = status === 204 || status === 304 || c.req.method === "HEAD";
