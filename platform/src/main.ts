@@ -33,6 +33,7 @@ async function main(): Promise<void> {
     host: env.HEARTH_HOST,
     port: env.HEARTH_PORT,
     publicUrl: env.HEARTH_PUBLIC_URL,
+    appDomain: env.HEARTH_APP_DOMAIN,
     ledger: ledger.HEARTH_LEDGER,
     publicNatsUrl: ledger.HEARTH_PUBLIC_NATS_URL,
   });

@@ -23,6 +23,7 @@ import {
 } from "@hearth/protocol";
 import { Hono } from "hono";
 import { z } from "zod";
+import type { AppHosts } from "../gateway/hosts.ts";
 import { readBody } from "../gateway/index.ts";
 import { parseInput, type HearthEnv } from "../http/index.ts";
 import { createDeviceRoutes, createLedgerRoutes, type Ledger } from "../ledger/index.ts";
@@ -37,6 +38,8 @@ export interface ApiOptions {
   token: string;
   /** Base URL callers use, for the function URLs the API returns. */
   publicUrl: () => string;
+  /** Each app on its own host: function URLs are on it. */
+  appHosts?: AppHosts;
   embeddedState: boolean;
   /** Usage, credits and device joins (docs/ledger.md). */
   ledger?: Ledger;
@@ -104,7 +107,7 @@ export function createApi(options: ApiOptions): Hono<HearthEnv> {
       ...(env ? { envNames: Object.keys(env) } : {}),
       status: ready ? "ready" : "pending",
       devices: devices.map(([id]) => id),
-      url: `${options.publicUrl()}/fn/${record.app}/${record.name}`,
+      url: options.appHosts ? options.appHosts.functionUrl(record.app, record.name) : `${options.publicUrl()}/fn/${record.app}/${record.name}`,
     };
   };
 

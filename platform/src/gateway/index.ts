@@ -1,7 +1,11 @@
 /**
- * The gateway: `ANY /fn/<app>/<fn>/<path...>` becomes a NATS request on the
- * function's invocation subject (metadata in headers, the body as raw bytes),
- * and the device's reply becomes the HTTP response.
+ * The gateway: a call becomes a NATS request on the function's invocation
+ * subject (metadata in headers, the body as raw bytes), and the device's
+ * reply becomes the HTTP response. A call comes in on its app's own host
+ * (`ANY <app>.<app-domain>/<fn>/<path...>`, when an app domain is
+ * configured) or on the path form (`ANY /fn/<app>/<fn>/<path...>`, which
+ * puts every app on one origin and is for local use; with an app domain it
+ * redirects to the app's host). See docs/security.md.
  *
  * A device is a stranger's machine: its reply is checked with zod before
  * anything of it is used (only the headers a device may set, well formed and
@@ -31,12 +35,14 @@ import {
   type Subjects,
 } from "@hearth/protocol";
 import { headers as natsHeaders, RequestError, TimeoutError, type Msg, type MsgHdrs, type NatsConnection } from "@nats-io/transport-node";
-import { Hono, type Context } from "hono";
+import { Hono, type Context, type MiddlewareHandler } from "hono";
 import { z } from "zod";
-import { errorResponse, type HearthEnv } from "../http/index.ts";
+import { errorResponse, onError, type HearthEnv } from "../http/index.ts";
 import type { Logger } from "../log/index.ts";
 import type { Store } from "../state/index.ts";
 import type { CallFacts, CallHook } from "../usage/index.ts";
+import { scopeSetCookie } from "./cookies.ts";
+import { firstSegment, RequestHostName, type AppHosts } from "./hosts.ts";
 
 export interface GatewayOptions {
   store: Store;
@@ -49,6 +55,31 @@ export interface GatewayOptions {
   onNoDevice?: (app: string, fn: string) => void;
   /** Told of every call that reached the fabric, once it is over; awaited before the answer goes out (usage metering; see platform/src/usage). */
   onCall?: CallHook;
+  /** Each app on its own host (HEARTH_APP_DOMAIN); without it, functions are served on the path form only. */
+  appHosts?: AppHosts;
+}
+
+export interface Gateway {
+  /** Runs before every other route: refuses a bad host (400) and answers every request on the app domain, so nothing else is ever served there. */
+  readonly hosts: MiddlewareHandler<HearthEnv>;
+  /** The path form, `/fn/<app>/<fn>/...`, mounted at the root. */
+  readonly routes: Hono<HearthEnv>;
+}
+
+/** Marks responses of the path form: every app shares that origin (docs/security.md). */
+export const SHARED_ORIGIN_HEADER = "Hearth-Shared-Origin";
+const SHARED_ORIGIN_NOTE = "path form for local use: apps are not isolated from each other in browsers here (docs/security.md)";
+
+/** Where a call came in: which app and function, the function's own path (from `/`), and on which kind of origin. */
+interface Target {
+  app: string;
+  fn: string;
+  /** The function's path, as it came (percent-encoded). */
+  path: string;
+  /** The URL the call came in on. */
+  url: URL;
+  /** `host`: the app's own origin; `path`: the shared origin of the path form. */
+  form: "host" | "path";
 }
 
 /** Hop-by-hop headers never cross a proxy (RFC 9110 §7.6.1). */
@@ -67,7 +98,7 @@ const HOP_BY_HOP = new Set([
 /** Extra time the gateway waits past the function's wall limit, for the fabric round trip. */
 const FABRIC_MARGIN_MS = 2_000;
 
-export function createGateway(options: GatewayOptions): Hono<HearthEnv> {
+export function createGateway(options: GatewayOptions): Gateway {
   const { store, nc, subjects, log } = options;
   const records = new RecordCache(store, options.cacheMs ?? 500);
   let lastStaleLog = 0;
@@ -95,11 +126,10 @@ export function createGateway(options: GatewayOptions): Hono<HearthEnv> {
     addServerTiming(c.res.headers, `total;dur=${(performance.now() - started).toFixed(2)}`);
   });
 
-  const handle = async (c: Context<HearthEnv>) => {
-    const appName = c.req.param("app") ?? "";
-    const fnName = c.req.param("fn") ?? "";
+  const handle = async (c: Context<HearthEnv>, target: Target) => {
+    const { app: appName, fn: fnName } = target;
     if (!AppName.safeParse(appName).success || !FunctionName.safeParse(fnName).success) {
-      return errorResponse(c, "ERR_FUNCTION_NOT_FOUND", `no function ${appName}/${fnName}: app and function names are a-z, 0-9 and '-'`);
+      return errorResponse(c, "ERR_FUNCTION_NOT_FOUND", `no function ${appName.slice(0, 64)}/${fnName.slice(0, 64)}: app and function names are a-z, 0-9 and '-'`);
     }
     const record = await records.get(appName, fnName);
     if (!record) return errorResponse(c, "ERR_FUNCTION_NOT_FOUND", `no function ${appName}/${fnName}; deploy it first (hearth deploy)`);
@@ -111,9 +141,7 @@ export function createGateway(options: GatewayOptions): Hono<HearthEnv> {
     }
     const body = await readBody(c.req.raw, record.limits.requestBytes);
     const requestId = c.get("requestId");
-    const incoming = new URL(c.req.url);
-    const prefix = `/fn/${appName}/${fnName}`;
-    const fnUrl = new URL((incoming.pathname.slice(prefix.length) || "/") + incoming.search, incoming.origin);
+    const fnUrl = new URL(target.path + target.url.search, target.url.origin);
 
     const h = natsHeaders();
     h.set(INVOKE_HEADERS.requestId, requestId);
@@ -179,14 +207,65 @@ export function createGateway(options: GatewayOptions): Hono<HearthEnv> {
       // the caller gets the gateway's own error, none of the bytes the device attached: none are billed
       return answer(response, { responseBytes: 0, errorCode, device });
     }
-    const response = toResponse(c, parsed.reply.status, parsed.http, reply.data);
+    const response = toResponse(c, parsed.reply.status, parsed.http, reply.data, target);
     addServerTiming(response.headers, timing);
     return answer(response, { responseBytes: reply.data.byteLength, device });
   };
 
-  app.all("/fn/:app/:fn", handle);
-  app.all("/fn/:app/:fn/*", handle);
-  return app;
+  const { appHosts } = options;
+  // the path form: /fn/<app>/<fn>/<path...>, split from the raw path (the names are checked as they came, not percent-decoded)
+  const pathForm = (c: Context<HearthEnv>) => {
+    const url = new URL(c.req.url);
+    const [app, afterApp] = firstSegment(url.pathname.slice("/fn".length));
+    const [fn, path] = firstSegment(afterApp);
+    if (appHosts && AppName.safeParse(app).success && FunctionName.safeParse(fn).success) return toAppHost(c, appHosts, url, app, fn, path);
+    return handle(c, { app, fn, path, url, form: "path" });
+  };
+  app.all("/fn/:app/:fn", pathForm);
+  app.all("/fn/:app/:fn/*", pathForm);
+
+  const failed = onError(log);
+  const hosts: MiddlewareHandler<HearthEnv> = async (c, next) => {
+    const url = new URL(c.req.url);
+    const hostname = url.hostname;
+    if (!RequestHostName.safeParse(hostname).success) {
+      return errorResponse(c, "ERR_BAD_REQUEST", "the Host header is not a valid host name (DNS labels of a-z, 0-9, '-' and '_', up to 253 characters, or an IP address)");
+    }
+    const where = appHosts?.classify(hostname);
+    if (!where || where.kind === "other") return next();
+    // the app domain: every path goes to the app (the API included: /v1 there is a function named v1 of that app)
+    const started = performance.now();
+    const [fn, path] = firstSegment(url.pathname);
+    let response: Response;
+    try {
+      if (where.kind === "app-domain") {
+        response = errorResponse(c, "ERR_FUNCTION_NOT_FOUND", `no app is served on this host; apps are served on <app>.${appHosts!.domain}`);
+      } else if (fn === "") {
+        response = errorResponse(c, "ERR_FUNCTION_NOT_FOUND", `no function in the path: call /<function>/... on the host of app ${where.app}`);
+      } else {
+        response = await handle(c, { app: where.app, fn, path, url, form: "host" });
+      }
+    } catch (error) {
+      // the app's error handler, here so that errors carry Server-Timing like the path form's
+      response = await failed(error as Error, c);
+    }
+    addServerTiming(response.headers, `total;dur=${(performance.now() - started).toFixed(2)}`);
+    return response;
+  };
+  return { hosts, routes: app };
+}
+
+/**
+ * With an app domain configured, the path form serves nothing: it answers
+ * 308 with the app host's URL (method and body preserved), so no function
+ * ever runs on the shared origin where every app could read every other's
+ * responses and cookies.
+ */
+function toAppHost(c: Context<HearthEnv>, appHosts: AppHosts, url: URL, app: string, fn: string, path: string): Response {
+  const location = `${appHosts.origin(app)}/${fn}${path === "/" && !url.pathname.endsWith("/") ? "" : path}${url.search}`;
+  const response = errorResponse(c, "ERR_APP_HOST_REQUIRED", `functions of app ${app} are served on its own host: ${location}`);
+  response.headers.set("Location", location);
+  return response;
 }
 
 /** Codes a device may send that are the device's or its sandbox's failing, not the function's (logged). */
@@ -340,19 +419,30 @@ export async function readBody(request: Request, limit: number): Promise<Uint8Ar
 }
 
 /** Response headers the gateway sets, or that no function may send through it. */
-const GATEWAY_OWNED = new Set([...HOP_BY_HOP, "content-length", "server-timing", "x-request-id"]);
+const GATEWAY_OWNED = new Set([...HOP_BY_HOP, "content-length", "server-timing", "x-request-id", SHARED_ORIGIN_HEADER.toLowerCase()]);
+/**
+ * On the shared origin of the path form, headers that would act on every
+ * app's pages: a service worker scope widened past the function's path
+ * (`Service-Worker-Allowed: /` lets one app's worker intercept every app's
+ * requests) and clearing the whole origin's cookies and storage.
+ */
+const SHARED_ORIGIN_DROPPED = new Set(["service-worker-allowed", "clear-site-data"]);
 /** A field value Node's HTTP server can write (RFC 9110 §5.5: visible ASCII, space, tab, obs-text). */
 const FIELD_VALUE = /^[\t\x20-\x7e\x80-\xff]*$/;
 
-function toResponse(c: Context<HearthEnv>, status: number, http: readonly [string, string][], data: Uint8Array): Response {
+function toResponse(c: Context<HearthEnv>, status: number, http: readonly [string, string][], data: Uint8Array, target: Target): Response {
   const out = new Headers();
+  const shared = target.form === "path";
   for (const [name, value] of http) {
-    if (GATEWAY_OWNED.has(name.toLowerCase())) continue;
+    const lower = name.toLowerCase();
+    if (GATEWAY_OWNED.has(lower) || (shared && SHARED_ORIGIN_DROPPED.has(lower))) continue;
     // a value the function made that HTTP cannot carry (the sandbox allows any one-line string) is dropped, not fatal
     if (!FIELD_VALUE.test(value)) continue;
-    out.append(name, value);
+    // a cookie stays on the function's app: no Domain, and on the shared origin a Path under /fn/<app>/
+    out.append(name, lower === "set-cookie" ? scopeSetCookie(value, shared ? `/fn/${target.app}` : undefined) : value);
   }
   out.set("X-Request-Id", c.get("requestId"));
+  if (shared) out.set(SHARED_ORIGIN_HEADER, SHARED_ORIGIN_NOTE);
   const nullBody = status === 204 || status === 304 || c.req.method === "HEAD";
   return new Response(nullBody ? null : (data as Uint8Array<ArrayBuffer>), { status, headers: out });
 }
