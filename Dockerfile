@@ -39,7 +39,9 @@ WORKDIR /app
 COPY --from=build --chown=root:root /app /app
 COPY --chown=root:root docker/entrypoint.sh /usr/local/bin/hearth-entrypoint
 RUN chmod 755 /usr/local/bin/hearth-entrypoint
-# The agent keeps its identity (0600), control socket and pid file here
+# The platform role needs the fabric's keys: mount the file `hearth-platform fabric init` wrote as a secret and
+# set HEARTH_FABRIC_KEYS_FILE to it (or pass HEARTH_FABRIC_KEYS); see docs/security.md.
+# The agent keeps its identity and fabric credential (0600), control socket and pid file here
 # (HEARTH_AGENT_DIR, its data dir); a volume, so a joined device stays joined
 # when the container is replaced. The app itself stays read-only for the runtime user.
 RUN mkdir -p /var/lib/hearth && chown node:node /var/lib/hearth && chmod 700 /var/lib/hearth

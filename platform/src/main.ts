@@ -48,6 +48,7 @@ async function start(): Promise<void> {
     host: env.HEARTH_HOST,
     port: env.HEARTH_PORT,
     publicUrl: env.HEARTH_PUBLIC_URL,
+    appDomain: env.HEARTH_APP_DOMAIN,
     ledger: ledger.HEARTH_LEDGER,
     publicNatsUrl: ledger.HEARTH_PUBLIC_NATS_URL,
   }).catch((error: unknown) => {

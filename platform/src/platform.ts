@@ -7,6 +7,7 @@ import { Hono } from "hono";
 import { requestId } from "hono/request-id";
 import { createApi } from "./api/index.ts";
 import { serveBundles } from "./bundles/index.ts";
+import { AppHosts } from "./gateway/hosts.ts";
 import { createGateway } from "./gateway/index.ts";
 import { startLedger, type Ledger, type LedgerMode } from "./ledger/index.ts";
 import { notFound, onError, REQUEST_ID_HEADER, type HearthEnv } from "./http/index.ts";
@@ -40,6 +41,8 @@ export interface PlatformOptions {
   ledger?: LedgerMode;
   /** Fabric URL joined devices connect to (default: natsUrl). */
   publicNatsUrl?: string;
+  /** Serve each app on its own host `<app>.<appDomain>` (docs/security.md); without it, only the path form `/fn/<app>/<fn>`. */
+  appDomain?: string;
 }
 
 export interface Platform extends AsyncDisposable {
@@ -71,13 +74,23 @@ export function createHttpApp(parts: {
   devices: DeviceRegistry;
   fabric: FabricControl;
   region?: string;
+  appHosts?: AppHosts;
 }): Hono<HearthEnv> {
   const app = new Hono<HearthEnv>();
+  const gateway = createGateway({
+    ...parts,
+    onNoDevice: (a, f) => parts.scheduler.suspect(a, f),
+    onCall: parts.ledger?.onCall,
+    liveDevice: (id) => parts.scheduler.liveDevice(id),
+    region: parts.region,
+  });
   app.use("*", requestId({ headerName: REQUEST_ID_HEADER, limitLength: 255 }));
   app.onError(onError(parts.log));
   app.notFound(notFound);
+  // before the API: a bad Host is refused, and an app's host answers everything itself, so /v1 is never served there
+  app.use("*", gateway.hosts);
   app.route("/v1", createApi(parts));
-  app.route("/", createGateway({ ...parts, onNoDevice: (a, f) => parts.scheduler.suspect(a, f), onCall: parts.ledger?.onCall, liveDevice: (id) => parts.scheduler.liveDevice(id), region: parts.region }));
+  app.route("/", gateway.routes);
   return app;
 }
 
@@ -139,7 +152,8 @@ export async function startPlatform(options: PlatformOptions): Promise<Platform>
   // devices' log lines reach the logs stream only through this check (the device from its subject, the function placed on it)
   const logRelay = logs ? relayDeviceLogs({ nc, subjects, store, log: log.child({ part: "logs" }) }) : undefined;
   let url = options.publicUrl ?? "";
-  const app = createHttpApp({ store, scheduler, nc, subjects, log, token: options.token, publicUrl: () => url, embeddedState: embedded, ledger, logs, devices, fabric, region: options.region });
+  const appHosts = options.appDomain ? new AppHosts(options.appDomain, () => url) : undefined;
+  const app = createHttpApp({ store, scheduler, nc, subjects, log, token: options.token, publicUrl: () => url, embeddedState: embedded, ledger, logs, appHosts, devices, fabric, region: options.region });
 
   const server: ServerType = await new Promise((resolve, reject) => {
     const s = serve({ fetch: app.fetch, hostname: options.host ?? "127.0.0.1", port: options.port ?? 0 }, () => resolve(s));
@@ -149,7 +163,10 @@ export async function startPlatform(options: PlatformOptions): Promise<Platform>
   const host = address.family === "IPv6" ? `[${address.address}]` : address.address;
   if (!url) url = `http://${host === "0.0.0.0" ? "127.0.0.1" : host}:${address.port}`;
   scheduler.start();
-  log.info({ url, nats: options.natsUrl, state: embedded ? "embedded (ioredis-mock)" : "redis" }, "platform started");
+  log.info({ url, nats: options.natsUrl, state: embedded ? "embedded (ioredis-mock)" : "redis", appDomain: options.appDomain }, "platform started");
+  if (!appHosts) {
+    log.info("no HEARTH_APP_DOMAIN: functions are served on the path form /fn/<app>/<fn>, where every app shares one origin; fine for local use, set HEARTH_APP_DOMAIN before browsers use it (docs/security.md)");
+  }
 
   let closing: Promise<void> | undefined;
   const close = () =>

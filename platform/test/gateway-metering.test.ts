@@ -5,9 +5,9 @@
  * writes, so each test controls exactly what a device answers.
  */
 import { redisServerBinary, startNatsServer, startRedisServer, type NatsServer } from "@hearth/devkit";
-import { INVOKE_HEADERS, Subjects, type DeviceCredits, type ReconcileReport, type UsageReport } from "@hearth/protocol";
+import { INVOKE_HEADERS, Subjects, type DeviceCredits, type ReconcileReport, type UsageRecord, type UsageReport } from "@hearth/protocol";
 import { jetstreamManager } from "@nats-io/jetstream";
-import { headers, type Msg } from "@nats-io/transport-node";
+import { headers, type Msg, type MsgHdrs } from "@nats-io/transport-node";
 import { afterAll, beforeAll, describe, expect, it } from "vitest";
 import { FabricAuthority, FakeDevice, joinTestDevice, natsAuth, silentLogger, startPlatform, type InvokeHandler, type Platform } from "../src/index.ts";
 import { ensureUsageStream, usageNames } from "../src/usage/index.ts";
@@ -28,8 +28,22 @@ let nats: NatsServer;
 let platform: Platform;
 let device: FakeDevice;
 
+/** A reply beyond its headers: another body than "ok", an answer after a while, or a header block written by hand (what nats.js would not send). */
+interface Answer {
+  body?: string;
+  delayMs?: number;
+  rawHeaders?: string;
+}
+
+/** A valid answer's reply headers, for the devices that then add what they try. */
+function answered(h: MsgHdrs): void {
+  h.set(INVOKE_HEADERS.status, "200");
+  h.set(INVOKE_HEADERS.cpuMs, "0.5");
+  h.set(INVOKE_HEADERS.device, DEVICE);
+}
+
 /** What the fake device answers, per function: its reply headers (the body is "ok"), or nothing at all. `self` is the device's own id. */
-const answers: Record<string, (h: ReturnType<typeof headers>, msg: Msg, self: string) => "silent" | void> = {
+const answers: Record<string, (h: ReturnType<typeof headers>, msg: Msg, self: string) => "silent" | Answer | void> = {
   ok: (h, msg, self) => {
     h.set(INVOKE_HEADERS.status, "200");
     h.set(INVOKE_HEADERS.cpuMs, "0.5");
@@ -79,16 +93,56 @@ const answers: Record<string, (h: ReturnType<typeof headers>, msg: Msg, self: st
     h.set(INVOKE_HEADERS.device, OTHER_DEVICE);
   },
   silent: () => "silent",
+  // deployed with responseBytes=16
+  big: (h) => (answered(h), { body: "x".repeat(17) }),
+  exact: (h) => (answered(h), { body: "y".repeat(16) }),
+  // headers a device may not set
+  forged: (h) => (answered(h), h.set("X-Forged", "1")),
+  echoed: (h) => (answered(h), h.set(INVOKE_HEADERS.app, "another-app")),
+  lowercase: (h) => (answered(h), h.set("hearth-status", "200")),
+  twostatus: (h) => (answered(h), h.append(INVOKE_HEADERS.status, "500")),
+  // HTTP headers a device may not relay
+  badname: (h) => (answered(h), h.set("Http-Bad(Name)", "x")),
+  nul: (h) => (answered(h), h.set("Http-X-Nul", "a\0b")),
+  toomany: (h) => {
+    answered(h);
+    for (let i = 0; i < 1_001; i++) h.set(`Http-X-H${i}`, "v");
+  },
+  toolarge: (h) => (answered(h), h.set("Http-X-Big", "v".repeat(64 * 1024))),
+  rawnewline: () => ({ rawHeaders: `NATS/1.0\r\n${INVOKE_HEADERS.status}: 200\r\n${INVOKE_HEADERS.device}: gw-dev\r\nHttp-X-Split: a\nLocation: https://evil.example\r\n\r\n` }),
+  rawspace: () => ({ rawHeaders: `NATS/1.0\r\n${INVOKE_HEADERS.status}: 200\r\n${INVOKE_HEADERS.device}: gw-dev\r\nHttp-X Space: a\r\n\r\n` }),
+  // values the sandbox lets a function make but HTTP cannot carry are the function's to lose, not the device's fault
+  oddvalues: (h) => {
+    answered(h);
+    h.set("Http-X-Emoji", "\u{1F600}");
+    h.set("Http-X-Control", "a\u0001b");
+    h.append("Http-Set-Cookie", "a=1");
+    h.append("Http-Set-Cookie", "b=2");
+    h.set("Http-X-Fine", "yes");
+  },
+  longthrow: (h) => {
+    h.set(INVOKE_HEADERS.errorCode, "ERR_FUNCTION_THREW");
+    h.set(INVOKE_HEADERS.errorMessage, "e".repeat(3_000));
+    h.set(INVOKE_HEADERS.device, "gw-dev");
+  },
+  // CPU claims: deployed with cpuMs=30000 (over the call's wall time) and cpuMs=5 (under it)
+  cpuwall: (h) => (answered(h), h.set(INVOKE_HEADERS.cpuMs, "5000")),
+  cpulimit: (h) => (answered(h), h.set(INVOKE_HEADERS.cpuMs, "30"), { delayMs: 40 }),
 };
 
-/** A device's invocation handler that answers each function as `answers` says, with the body "ok". */
+/** A device's invocation handler that answers each function as `answers` says (the body "ok" unless the answer says otherwise). */
 function answering(self: string): InvokeHandler {
   return (msg, fn) => {
     const answer = answers[fn];
     if (!answer) return "silent";
     const h = headers();
-    if (answer(h, msg, self) === "silent") return "silent";
-    msg.respond(new TextEncoder().encode("ok"), { headers: h });
+    const what = answer(h, msg, self);
+    if (what === "silent") return "silent";
+    const body = new TextEncoder().encode(what?.body ?? "ok");
+    // a header block nats.js would refuse to write, sent as is
+    const sent = what?.rawHeaders === undefined ? h : ({ encode: () => new TextEncoder().encode(what.rawHeaders) } as unknown as MsgHdrs);
+    if (what?.delayMs) setTimeout(() => msg.respond(body, { headers: sent }), what.delayMs);
+    else msg.respond(body, { headers: sent });
   };
 }
 
@@ -105,6 +159,15 @@ async function placedOn(p: Platform, d: FakeDevice, app: string, fn: string): Pr
   await until(`${app}/${fn} placed on ${d.id}`, async () => (await p.store.getPlacement(app, fn)).devices[d.id] !== undefined && d.functions.has(`${app}/${fn}`));
 }
 
+/** Deploy limits per function (the rest take requestBytes=16). */
+const LIMITS: Record<string, string> = {
+  silent: "?wallMs=100",
+  big: "?responseBytes=16",
+  exact: "?responseBytes=16",
+  cpuwall: "?cpuMs=30000",
+  cpulimit: "?cpuMs=5",
+};
+
 beforeAll(async () => {
   nats = await startNatsServer({ jetstream: true, auth: natsAuth(authority) });
   platform = await startPlatform({ fabricKeys: authority.keys, natsUrl: nats.url, token: TOKEN, log: silentLogger(), subjectPrefix: PREFIX, ledger: "required", tickMs: 200 });
@@ -117,7 +180,7 @@ beforeAll(async () => {
   });
   await joinTestDevice(platform.devices, OTHER_DEVICE);
   for (const fn of [...Object.keys(answers), "nobody"]) {
-    const limits = fn === "silent" ? "?wallMs=100" : "?requestBytes=16";
+    const limits = LIMITS[fn] ?? "?requestBytes=16";
     const res = await platform.app.request(`/v1/apps/gw/functions/${fn}${limits}`, { method: "PUT", headers: auth, body: "export default { fetch() { return new Response('') } }" });
     expect(res.status).toBe(201);
   }
@@ -288,6 +351,81 @@ describe("device replies", () => {
     }
     const reconcile = (await (await platform.app.request("/v1/ledger/reconcile", { method: "POST", headers: operator })).json()) as ReconcileReport;
     expect(reconcile).toMatchObject({ pending: 0, missing: 0, differences: [] });
+  });
+});
+
+/** The usage record of the last call to gw/<fn>, as stored in the stream (it is stored before the caller has the answer). */
+async function lastRecord(fn: string): Promise<UsageRecord> {
+  const jsm = await jetstreamManager(platform.nc);
+  const names = usageNames(subjects);
+  const stored = await jsm.streams.getMessage(names.stream, { last_by_subj: names.subject("gw", fn) });
+  return stored!.json<UsageRecord>();
+}
+
+describe("a device cannot forge what is billed or what the caller gets", () => {
+  it("a reply body over the function's responseBytes is refused: none of it reaches the caller, none of it is billed", async () => {
+    const res = await platform.app.request("/fn/gw/big");
+    expect(res.status).toBe(502);
+    const text = await res.text();
+    expect(JSON.parse(text).error.code).toBe("ERR_BAD_DEVICE_REPLY");
+    expect(text).not.toContain("xxxxxxxxxxxxxxxxx");
+    expect(await lastRecord("big")).toMatchObject({ responseBytes: 0, deviceId: null, cpuUs: 0, outcome: "ERR_BAD_DEVICE_REPLY", status: 502 });
+    // at the limit is within it
+    const exact = await platform.app.request("/fn/gw/exact");
+    expect(exact.status).toBe(200);
+    expect(await exact.text()).toBe("y".repeat(16));
+    expect(await lastRecord("exact")).toMatchObject({ responseBytes: 16, deviceId: "gw-dev", outcome: "ok" });
+  });
+
+  it.each([
+    ["forged", "a header that is not a reply header or an HTTP header"],
+    ["echoed", "an invocation header (Hearth-App) in its reply"],
+    ["lowercase", "a reply header in another case"],
+    ["twostatus", "two statuses"],
+    ["badname", "an HTTP header name that is not a token"],
+    ["nul", "a NUL in an HTTP header value"],
+    ["toomany", "more HTTP headers than the sandbox lets a function send"],
+    ["toolarge", "HTTP headers larger than the sandbox lets a function send"],
+    ["rawnewline", "a bare line feed in a header value (a header smuggled in)"],
+    ["rawspace", "a header name NATS does not allow"],
+  ])("%s: a reply with %s is 502 ERR_BAD_DEVICE_REPLY, billed as nothing the device did", async (fn) => {
+    const res = await platform.app.request(`/fn/gw/${fn}`);
+    expect(res.status).toBe(502);
+    expect((await errorOf(res)).code).toBe("ERR_BAD_DEVICE_REPLY");
+    expect(res.headers.get("location")).toBeNull();
+    expect(res.headers.get("server-timing")).toMatch(TOTAL);
+    expect(await lastRecord(fn)).toMatchObject({ responseBytes: 0, deviceId: null, cpuUs: 0, outcome: "ERR_BAD_DEVICE_REPLY" });
+  });
+
+  it("a header value HTTP cannot carry is dropped from a valid answer; the rest goes through", async () => {
+    const res = await platform.app.request("/fn/gw/oddvalues");
+    expect(res.status).toBe(200);
+    expect(res.headers.get("x-emoji")).toBeNull();
+    expect(res.headers.get("x-control")).toBeNull();
+    expect(res.headers.get("x-fine")).toBe("yes");
+    expect(res.headers.getSetCookie()).toEqual(["a=1", "b=2"]);
+  });
+
+  it("a function's error message of up to the sandbox's 4,000 characters is a valid error reply", async () => {
+    const res = await platform.app.request("/fn/gw/longthrow");
+    expect(res.status).toBe(500);
+    expect((await errorOf(res)).code).toBe("ERR_FUNCTION_THREW");
+  });
+
+  it("a CPU claim over the wall time the gateway observed is capped by it", async () => {
+    expect((await platform.app.request("/fn/gw/cpuwall")).status).toBe(200);
+    const record = await lastRecord("cpuwall");
+    expect(record.claimedCpuUs).toBe(5_000_000);
+    expect(record.wallUs).toBeLessThan(5_000_000);
+    expect(record.cpuUs).toBe(record.wallUs);
+  });
+
+  it("a CPU claim over the function's cpuMs limit is capped by it", async () => {
+    expect((await platform.app.request("/fn/gw/cpulimit")).status).toBe(200);
+    const record = await lastRecord("cpulimit");
+    expect(record.claimedCpuUs).toBe(30_000);
+    expect(record.wallUs).toBeGreaterThanOrEqual(40_000);
+    expect(record.cpuUs).toBe(5_000);
   });
 });
 

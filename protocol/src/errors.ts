@@ -13,6 +13,7 @@ interface ErrorSpec {
 
 export const ERROR_CODES = {
   // user errors: the request, the function or its input is at fault
+  ERR_APP_HOST_REQUIRED: { status: 308, kind: "user" },
   ERR_BAD_REQUEST: { status: 400, kind: "user" },
   ERR_BAD_BUNDLE: { status: 400, kind: "user" },
   ERR_UNAUTHORIZED: { status: 401, kind: "user" },

@@ -87,6 +87,31 @@ export const INVOKE_HEADERS = {
 
 export const HTTP_HEADER_PREFIX = "Http-";
 
+/**
+ * The headers a device may set on an invocation reply besides its function's
+ * HTTP headers (`Http-` prefixed); the gateway refuses a reply with any other.
+ */
+export const INVOKE_REPLY_HEADERS: readonly string[] = [
+  INVOKE_HEADERS.status,
+  INVOKE_HEADERS.errorCode,
+  INVOKE_HEADERS.errorMessage,
+  INVOKE_HEADERS.cpuMs,
+  INVOKE_HEADERS.wallMs,
+  INVOKE_HEADERS.cold,
+  INVOKE_HEADERS.device,
+];
+
+/** An HTTP header name: an RFC 9110 token. */
+export const HTTP_HEADER_NAME = /^[!#$%&'*+.^_`|~0-9A-Za-z-]+$/;
+
+/**
+ * Bounds of a function's response headers: how many, and their size counted
+ * as name + value + 4 characters each (": " and CRLF). The sandbox keeps a
+ * function's answer within them; the gateway checks a device's reply against them.
+ */
+export const MAX_RESPONSE_HEADERS = 1_000;
+export const MAX_RESPONSE_HEADER_BYTES = 64 * 1024;
+
 /** HTTP methods a function can be called with. */
 export const HttpMethod = z.enum(["GET", "HEAD", "POST", "PUT", "PATCH", "DELETE", "OPTIONS"]);
 export type HttpMethod = z.infer<typeof HttpMethod>;

@@ -26,7 +26,8 @@ export type UsageId = z.infer<typeof UsageId>;
 /**
  * One call, as the gateway saw it. `cpuUs` is what is billed and credited:
  * the device's claim (`claimedCpuUs`) capped by the wall time the gateway
- * observed (`wallUs`), so a device cannot claim more than the call lasted.
+ * observed (`wallUs`) and by the function's CPU limit, so a device cannot
+ * claim more than the call lasted or than the function was allowed to use.
  *
  * `id` identifies the record: the stream's message id (duplicates dropped
  * inside the window) and the ledger's seen mark. It is made by the gateway,

@@ -29,6 +29,7 @@ import {
 } from "@hearth/protocol";
 import { Hono } from "hono";
 import { z } from "zod";
+import type { AppHosts } from "../gateway/hosts.ts";
 import { readBody } from "../gateway/index.ts";
 import { parseInput, type HearthEnv } from "../http/index.ts";
 import { apiAuth, AppOwners, createDeveloperRoutes, createDeviceAdminRoutes, createDeviceRoutes, developerOf, Developers, operatorOnly, type DeviceRegistry, type FabricControl } from "../identity/index.ts";
@@ -44,6 +45,8 @@ export interface ApiOptions {
   token: string;
   /** Base URL callers use, for the function URLs the API returns. */
   publicUrl: () => string;
+  /** Each app on its own host: function URLs are on it. */
+  appHosts?: AppHosts;
   embeddedState: boolean;
   /** Usage and credits (docs/ledger.md). */
   ledger?: Ledger;
@@ -116,7 +119,7 @@ export function createApi(options: ApiOptions): Hono<HearthEnv> {
       ...(env ? { envNames: Object.keys(env) } : {}),
       status: ready ? "ready" : "pending",
       devices: devices.map(([id]) => id),
-      url: `${options.publicUrl()}/fn/${record.app}/${record.name}`,
+      url: options.appHosts ? options.appHosts.functionUrl(record.app, record.name) : `${options.publicUrl()}/fn/${record.app}/${record.name}`,
     };
   };
 

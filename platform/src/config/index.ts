@@ -5,11 +5,27 @@
 import { formatZodError, HearthError } from "@hearth/protocol";
 import { z } from "zod";
 
+/**
+ * The operator's app domain: lowercase DNS labels, not an IP address, short
+ * enough that `<app>.<app-domain>` (an app name is up to 63 characters) stays
+ * within DNS's 253.
+ */
+export const AppDomain = z
+  .string()
+  .max(189, "must be at most 189 characters, so that <app>.<domain> fits in a DNS name")
+  .regex(
+    /^(?:[a-z0-9](?:[a-z0-9-]{0,61}[a-z0-9])?\.)*[a-z0-9](?:[a-z0-9-]{0,61}[a-z0-9])?$/,
+    "must be a lowercase DNS name such as fn.example.org, without scheme, port or trailing dot",
+  )
+  .refine((d) => !/^[0-9.]+$/.test(d), "must be a DNS name, not an IP address");
+
 /** Every environment variable the platform reads; docs/configuration.md lists them too. */
-export const PlatformEnv = z.object({
+const PlatformEnvFields = z.object({
   HEARTH_PORT: z.coerce.number().int().min(0).max(65535).default(8787),
   HEARTH_HOST: z.string().min(1).default("127.0.0.1"),
   HEARTH_PUBLIC_URL: z.url().optional(),
+  /** Serve each app on its own host `<app>.<HEARTH_APP_DOMAIN>` (docs/security.md). */
+  HEARTH_APP_DOMAIN: AppDomain.optional(),
   HEARTH_NATS_URL: z.string().min(1).default("nats://127.0.0.1:4222"),
   HEARTH_SUBJECT_PREFIX: z.string().regex(/^[a-z][a-z0-9_-]{0,31}$/).default("hearth"),
   HEARTH_TOKEN: z.string().min(16, "HEARTH_TOKEN must be at least 16 characters"),
@@ -18,6 +34,18 @@ export const PlatformEnv = z.object({
   HEARTH_REGION: z.string().regex(/^[A-Za-z0-9_.-]{1,64}$/, "HEARTH_REGION must be 1-64 characters of A-Z, a-z, 0-9, _ . -").optional(),
   HEARTH_CREDENTIAL_TTL_SECONDS: z.coerce.number().int().min(10, "HEARTH_CREDENTIAL_TTL_SECONDS must be at least 10").max(30 * 86_400).optional(),
   HEARTH_LOG_LEVEL: z.enum(["fatal", "error", "warn", "info", "debug", "trace", "silent"]).default("info"),
+});
+export const PlatformEnv = PlatformEnvFields.superRefine((env, ctx) => {
+  // the API is never on an app's origin (nor on the app domain itself, whose cookies every app's host gets)
+  if (!env.HEARTH_APP_DOMAIN || !env.HEARTH_PUBLIC_URL) return;
+  const host = new URL(env.HEARTH_PUBLIC_URL).hostname.replace(/\.$/, "");
+  if (host === env.HEARTH_APP_DOMAIN || host.endsWith(`.${env.HEARTH_APP_DOMAIN}`)) {
+    ctx.addIssue({
+      code: "custom",
+      path: ["HEARTH_PUBLIC_URL"],
+      message: `must be on a host outside HEARTH_APP_DOMAIN (${env.HEARTH_APP_DOMAIN}): the API is never served on an app's host`,
+    });
+  }
 });
 export type PlatformEnv = z.infer<typeof PlatformEnv>;
 
@@ -32,7 +60,7 @@ export function readPlatformEnv(env: NodeJS.ProcessEnv = process.env): Readonly<
  * the operator token and where the platform listens. HEARTH_PLATFORM_URL,
  * when set, is the platform to talk to.
  */
-export const AdminEnv = PlatformEnv.pick({ HEARTH_TOKEN: true, HEARTH_HOST: true, HEARTH_PORT: true, HEARTH_PUBLIC_URL: true }).extend({
+export const AdminEnv = PlatformEnvFields.pick({ HEARTH_TOKEN: true, HEARTH_HOST: true, HEARTH_PORT: true, HEARTH_PUBLIC_URL: true }).extend({
   HEARTH_PLATFORM_URL: z.url().optional(),
 });
 export type AdminEnv = z.infer<typeof AdminEnv>;

@@ -1,41 +1,54 @@
 /**
- * The gateway: `ANY /fn/<app>/<fn>/<path...>` becomes a NATS request to one
- * device the gateway chose among the function's placement (metadata in
- * headers, the body as raw bytes), and that device's reply becomes the HTTP
- * response. Only the chosen device can hear the request (its own invocation
- * subject) or answer it (nats-server allows one reply, from the receiver):
- * the gateway knows which device answered from where it sent the call,
- * never from what the device wrote. A device that has no responder, or
- * answers that it did not run the call (not placed, busy), is passed over
- * for the next one.
+ * The gateway: a call becomes a NATS request to one device the gateway
+ * chose among the function's placement (metadata in headers, the body as
+ * raw bytes), and that device's reply becomes the HTTP response. Only the
+ * chosen device can hear the request (its own invocation subject) or answer
+ * it (nats-server allows one reply, from the receiver): the gateway knows
+ * which device answered from where it sent the call, never from what the
+ * device wrote. A device that has no responder, or answers that it did not
+ * run the call (not placed, busy), is passed over for the next one.
  *
- * A device is a stranger's machine: its reply headers are validated with
- * zod, only the error codes a device may legitimately send pass (anything
- * else is 502 ERR_BAD_DEVICE_REPLY), and the caller gets the gateway's own
- * message for each, never the device's (a function's error message or stack
- * stays in its logs). The call's usage record is stored before the answer
- * goes out (see platform/src/usage). Every response carries Server-Timing.
+ * A call comes in on its app's own host (`ANY <app>.<app-domain>/<fn>/<path...>`,
+ * when an app domain is configured) or on the path form
+ * (`ANY /fn/<app>/<fn>/<path...>`, which puts every app on one origin and is
+ * for local use; with an app domain it redirects to the app's host). See
+ * docs/security.md.
+ *
+ * A device is a stranger's machine: its reply is checked with zod before
+ * anything of it is used (only the headers a device may set, well formed and
+ * within bounds, a body within the function's limit), only the error codes a
+ * device may legitimately send pass (anything else is 502
+ * ERR_BAD_DEVICE_REPLY), and the caller gets the gateway's own message for
+ * each, never the device's (a function's error message or stack stays in
+ * its logs). The call's usage record is stored before the answer goes out
+ * (see platform/src/usage). Every response carries Server-Timing.
  */
 import {
   AppName,
   FunctionName,
   HearthError,
+  HTTP_HEADER_NAME,
   HTTP_HEADER_PREFIX,
   HttpMethod,
   INVOKE_HEADERS,
+  INVOKE_REPLY_HEADERS,
   isDeviceErrorCode,
+  MAX_RESPONSE_HEADER_BYTES,
+  MAX_RESPONSE_HEADERS,
   type DeviceErrorCode,
   type FunctionLimits,
   type FunctionRecord,
   type Subjects,
 } from "@hearth/protocol";
 import { headers as natsHeaders, RequestError, TimeoutError, type Msg, type MsgHdrs, type NatsConnection } from "@nats-io/transport-node";
-import { Hono, type Context } from "hono";
+import { Hono, type Context, type MiddlewareHandler } from "hono";
 import { z } from "zod";
-import { errorResponse, type HearthEnv } from "../http/index.ts";
+import { errorResponse, onError, type HearthEnv } from "../http/index.ts";
 import type { Logger } from "../log/index.ts";
 import type { DeviceEntry, Placement, Store } from "../state/index.ts";
 import type { CallFacts, CallHook } from "../usage/index.ts";
+import { scopeSetCookie } from "./cookies.ts";
+import { firstSegment, RequestHostName, type AppHosts } from "./hosts.ts";
 
 export interface GatewayOptions {
   store: Store;
@@ -52,6 +65,31 @@ export interface GatewayOptions {
   liveDevice?: (deviceId: string) => DeviceEntry | undefined;
   /** The region this gateway runs in: its devices are tried first. */
   region?: string;
+  /** Each app on its own host (HEARTH_APP_DOMAIN); without it, functions are served on the path form only. */
+  appHosts?: AppHosts;
+}
+
+export interface Gateway {
+  /** Runs before every other route: refuses a bad host (400) and answers every request on the app domain, so nothing else is ever served there. */
+  readonly hosts: MiddlewareHandler<HearthEnv>;
+  /** The path form, `/fn/<app>/<fn>/...`, mounted at the root. */
+  readonly routes: Hono<HearthEnv>;
+}
+
+/** Marks responses of the path form: every app shares that origin (docs/security.md). */
+export const SHARED_ORIGIN_HEADER = "Hearth-Shared-Origin";
+const SHARED_ORIGIN_NOTE = "path form for local use: apps are not isolated from each other in browsers here (docs/security.md)";
+
+/** Where a call came in: which app and function, the function's own path (from `/`), and on which kind of origin. */
+interface Target {
+  app: string;
+  fn: string;
+  /** The function's path, as it came (percent-encoded). */
+  path: string;
+  /** The URL the call came in on. */
+  url: URL;
+  /** `host`: the app's own origin; `path`: the shared origin of the path form. */
+  form: "host" | "path";
 }
 
 /** Hop-by-hop headers never cross a proxy (RFC 9110 §7.6.1). */
@@ -73,7 +111,7 @@ export const SERVED_BY_HEADERS = { device: "X-Hearth-Device", region: "X-Hearth-
 /** Extra time the gateway waits past the function's wall limit, for the fabric round trip. */
 const FABRIC_MARGIN_MS = 2_000;
 
-export function createGateway(options: GatewayOptions): Hono<HearthEnv> {
+export function createGateway(options: GatewayOptions): Gateway {
   const { store, nc, subjects, log } = options;
   const records = new RecordCache(store, options.cacheMs ?? 500);
   let lastStaleLog = 0;
@@ -103,11 +141,10 @@ export function createGateway(options: GatewayOptions): Hono<HearthEnv> {
     addServerTiming(c.res.headers, `total;dur=${(performance.now() - started).toFixed(2)}`);
   });
 
-  const handle = async (c: Context<HearthEnv>) => {
-    const appName = c.req.param("app") ?? "";
-    const fnName = c.req.param("fn") ?? "";
+  const handle = async (c: Context<HearthEnv>, target: Target) => {
+    const { app: appName, fn: fnName } = target;
     if (!AppName.safeParse(appName).success || !FunctionName.safeParse(fnName).success) {
-      return errorResponse(c, "ERR_FUNCTION_NOT_FOUND", `no function ${appName}/${fnName}: app and function names are a-z, 0-9 and '-'`);
+      return errorResponse(c, "ERR_FUNCTION_NOT_FOUND", `no function ${appName.slice(0, 64)}/${fnName.slice(0, 64)}: app and function names are a-z, 0-9 and '-'`);
     }
     const entry = await records.get(appName, fnName);
     const record = entry?.record;
@@ -120,9 +157,7 @@ export function createGateway(options: GatewayOptions): Hono<HearthEnv> {
     }
     const body = await readBody(c.req.raw, record.limits.requestBytes);
     const requestId = c.get("requestId");
-    const incoming = new URL(c.req.url);
-    const prefix = `/fn/${appName}/${fnName}`;
-    const fnUrl = new URL((incoming.pathname.slice(prefix.length) || "/") + incoming.search, incoming.origin);
+    const fnUrl = new URL(target.path + target.url.search, target.url.origin);
 
     const h = natsHeaders();
     h.set(INVOKE_HEADERS.requestId, requestId);
@@ -145,7 +180,7 @@ export function createGateway(options: GatewayOptions): Hono<HearthEnv> {
         const metering = performance.now();
         await options.onCall({
           requestId, app: appName, fn: fnName, version: record.version, at, wallMs,
-          requestBytes: body.byteLength, status: response.status, ...facts,
+          requestBytes: body.byteLength, cpuLimitMs: record.limits.cpuMs, status: response.status, ...facts,
         });
         addServerTiming(response.headers, `usage;dur=${(performance.now() - metering).toFixed(2)}`);
       }
@@ -176,7 +211,12 @@ export function createGateway(options: GatewayOptions): Hono<HearthEnv> {
       }
       chosen = deviceId;
       // a device that did not run the call (not placed there any more, at capacity) passes it on
-      const code = reply.headers?.get(INVOKE_HEADERS.errorCode);
+      let code: string | undefined;
+      try {
+        code = reply.headers?.get(INVOKE_HEADERS.errorCode);
+      } catch {
+        // headers nats.js cannot decode: parseDeviceReply refuses the reply below
+      }
       if ((code === "ERR_NO_DEVICE" || code === "ERR_DEVICE_BUSY") && deviceId !== candidates[candidates.length - 1]) continue;
       break;
     }
@@ -186,7 +226,7 @@ export function createGateway(options: GatewayOptions): Hono<HearthEnv> {
       const response = errorResponse(c, "ERR_NO_DEVICE", `no device is serving ${appName}/${fnName} right now; try again in a few seconds`);
       return answer(response, { responseBytes: 0, errorCode: "ERR_NO_DEVICE" });
     }
-    const parsed = parseDeviceReply(reply.headers, chosen);
+    const parsed = parseDeviceReply(reply, record.limits, chosen);
     if (!parsed.ok) {
       log.warn({ requestId, app: appName, fn: fnName, problem: parsed.problem }, "device sent an invalid reply");
       const response = errorResponse(c, "ERR_BAD_DEVICE_REPLY", "the device that took the call answered with an invalid reply; retry");
@@ -209,7 +249,7 @@ export function createGateway(options: GatewayOptions): Hono<HearthEnv> {
       // the caller gets the gateway's own error, none of the bytes the device attached: none are billed
       return answer(response, { responseBytes: 0, errorCode, device });
     }
-    const response = toResponse(c, parsed.reply.status, reply.headers!, reply.data);
+    const response = toResponse(c, parsed.reply.status, parsed.http, reply.data, target);
     addServerTiming(response.headers, timing);
     servedBy(response.headers, chosen);
     return answer(response, { responseBytes: reply.data.byteLength, device });
@@ -222,9 +262,60 @@ export function createGateway(options: GatewayOptions): Hono<HearthEnv> {
     if (region) headers.set(SERVED_BY_HEADERS.region, region);
   };
 
-  app.all("/fn/:app/:fn", handle);
-  app.all("/fn/:app/:fn/*", handle);
-  return app;
+  const { appHosts } = options;
+  // the path form: /fn/<app>/<fn>/<path...>, split from the raw path (the names are checked as they came, not percent-decoded)
+  const pathForm = (c: Context<HearthEnv>) => {
+    const url = new URL(c.req.url);
+    const [app, afterApp] = firstSegment(url.pathname.slice("/fn".length));
+    const [fn, path] = firstSegment(afterApp);
+    if (appHosts && AppName.safeParse(app).success && FunctionName.safeParse(fn).success) return toAppHost(c, appHosts, url, app, fn, path);
+    return handle(c, { app, fn, path, url, form: "path" });
+  };
+  app.all("/fn/:app/:fn", pathForm);
+  app.all("/fn/:app/:fn/*", pathForm);
+
+  const failed = onError(log);
+  const hosts: MiddlewareHandler<HearthEnv> = async (c, next) => {
+    const url = new URL(c.req.url);
+    const hostname = url.hostname;
+    if (!RequestHostName.safeParse(hostname).success) {
+      return errorResponse(c, "ERR_BAD_REQUEST", "the Host header is not a valid host name (DNS labels of a-z, 0-9, '-' and '_', up to 253 characters, or an IP address)");
+    }
+    const where = appHosts?.classify(hostname);
+    if (!where || where.kind === "other") return next();
+    // the app domain: every path goes to the app (the API included: /v1 there is a function named v1 of that app)
+    const started = performance.now();
+    const [fn, path] = firstSegment(url.pathname);
+    let response: Response;
+    try {
+      if (where.kind === "app-domain") {
+        response = errorResponse(c, "ERR_FUNCTION_NOT_FOUND", `no app is served on this host; apps are served on <app>.${appHosts!.domain}`);
+      } else if (fn === "") {
+        response = errorResponse(c, "ERR_FUNCTION_NOT_FOUND", `no function in the path: call /<function>/... on the host of app ${where.app}`);
+      } else {
+        response = await handle(c, { app: where.app, fn, path, url, form: "host" });
+      }
+    } catch (error) {
+      // the app's error handler, here so that errors carry Server-Timing like the path form's
+      response = await failed(error as Error, c);
+    }
+    addServerTiming(response.headers, `total;dur=${(performance.now() - started).toFixed(2)}`);
+    return response;
+  };
+  return { hosts, routes: app };
+}
+
+/**
+ * With an app domain configured, the path form serves nothing: it answers
+ * 308 with the app host's URL (method and body preserved), so no function
+ * ever runs on the shared origin where every app could read every other's
+ * responses and cookies.
+ */
+function toAppHost(c: Context<HearthEnv>, appHosts: AppHosts, url: URL, app: string, fn: string, path: string): Response {
+  const location = `${appHosts.origin(app)}/${fn}${path === "/" && !url.pathname.endsWith("/") ? "" : path}${url.search}`;
+  const response = errorResponse(c, "ERR_APP_HOST_REQUIRED", `functions of app ${app} are served on its own host: ${location}`);
+  response.headers.set("Location", location);
+  return response;
 }
 
 /** Codes a device may send that are the device's or its sandbox's failing, not the function's (logged). */
@@ -279,7 +370,8 @@ const DeviceReply = z.union([
   z.strictObject({
     ...ReplyCommon,
     errorCode: z.string().refine(isDeviceErrorCode, "must be an error code a device may send").transform((c) => c as DeviceErrorCode),
-    errorMessage: optionalHeader(z.string().max(2_000)),
+    // the sandbox and the agent cut a function's error message at 4,000 characters
+    errorMessage: optionalHeader(z.string().max(4_000)),
   }),
   z.strictObject({
     ...ReplyCommon,
@@ -288,25 +380,73 @@ const DeviceReply = z.union([
 ]);
 type DeviceReply = z.infer<typeof DeviceReply>;
 
-function parseDeviceReply(h: MsgHdrs | undefined, deviceId: string): { ok: true; reply: DeviceReply } | { ok: false; problem: string } {
+/** Each reply header a device may set, by the field of DeviceReply it fills (the field is its INVOKE_HEADERS key). */
+const REPLY_FIELDS = new Map(
+  Object.entries(INVOKE_HEADERS)
+    .filter(([, header]) => INVOKE_REPLY_HEADERS.includes(header))
+    .map(([field, header]) => [header as string, field]),
+);
+
+/**
+ * A function's HTTP headers as a device relays them: token names, values of
+ * one line, as many and as large as the sandbox lets a function send (an
+ * honest device never sends more, so more is the device's doing).
+ */
+const HttpHeaders = z
+  .array(z.tuple([z.string().regex(HTTP_HEADER_NAME), z.string().refine((v) => !/[\0\r\n]/.test(v), "must be one line, without NUL")]))
+  .max(MAX_RESPONSE_HEADERS)
+  .refine((list) => list.reduce((n, [k, v]) => n + k.length + v.length + 4, 0) <= MAX_RESPONSE_HEADER_BYTES, `must be at most ${MAX_RESPONSE_HEADER_BYTES} characters in all`);
+
+type ParsedReply = { ok: true; reply: DeviceReply; http: [string, string][] } | { ok: false; problem: string };
+
+/**
+ * Checks a device's reply where it enters the gateway: its headers are the
+ * reply headers a device may set (INVOKE_REPLY_HEADERS, one value each) and
+ * its function's HTTP headers (`Http-`, see HttpHeaders), nothing else; it
+ * names the device it was sent to; its body is within the function's
+ * `responseBytes`. Anything else makes the
+ * whole reply invalid: none of it reaches the caller or is billed.
+ */
+export function parseDeviceReply(msg: Pick<Msg, "headers" | "data">, limits: FunctionLimits, deviceId: string): ParsedReply {
+  let h: MsgHdrs | undefined;
+  try {
+    h = msg.headers;
+  } catch {
+    // nats.js decodes headers when first read, and throws on a name or value NATS does not allow
+    return { ok: false, problem: "headers do not parse" };
+  }
   if (!h) return { ok: false, problem: "no headers" };
+  if (msg.data.byteLength > limits.responseBytes) {
+    return { ok: false, problem: `body of ${msg.data.byteLength} bytes is over the function's responseBytes limit of ${limits.responseBytes}` };
+  }
+  const fields: Record<string, string> = {};
+  const http: [string, string][] = [];
+  for (const [key, values] of h) {
+    if (key.startsWith(HTTP_HEADER_PREFIX)) {
+      const name = key.slice(HTTP_HEADER_PREFIX.length);
+      for (const value of values) http.push([name, value]);
+      if (http.length > MAX_RESPONSE_HEADERS) return { ok: false, problem: `more than ${MAX_RESPONSE_HEADERS} HTTP headers` };
+      continue;
+    }
+    const field = REPLY_FIELDS.get(key);
+    if (field === undefined) return { ok: false, problem: `header ${JSON.stringify(key.slice(0, 64))} is not one a device may set` };
+    if (values.length !== 1) return { ok: false, problem: `header ${key} has ${values.length} values` };
+    if (values[0] !== "") fields[field] = values[0]!;
+  }
   // the answer came from the device the call was sent to: one that says it is another is lying
-  if (h.get(INVOKE_HEADERS.device) !== deviceId) return { ok: false, problem: `claims to be device ${h.get(INVOKE_HEADERS.device).slice(0, 64) || "(none)"}` };
-  const get = (name: string) => h.get(name) || undefined;
-  const errorCode = get(INVOKE_HEADERS.errorCode);
-  const fields: Record<string, string | undefined> = {
-    cpuMs: get(INVOKE_HEADERS.cpuMs),
-    wallMs: get(INVOKE_HEADERS.wallMs),
-    cold: get(INVOKE_HEADERS.cold),
-  };
-  if (errorCode !== undefined) {
-    fields["errorCode"] = errorCode;
-    fields["errorMessage"] = get(INVOKE_HEADERS.errorMessage);
-  } else fields["status"] = get(INVOKE_HEADERS.status);
+  if (fields["device"] !== deviceId) return { ok: false, problem: `claims to be device ${fields["device"]?.slice(0, 64) ?? "(none)"}` };
+  delete fields["device"];
+  const errorCode = fields["errorCode"];
+  if (errorCode === undefined) delete fields["errorMessage"];
+  else delete fields["status"];
   const parsed = DeviceReply.safeParse(fields);
-  if (parsed.success) return { ok: true, reply: parsed.data };
-  const problem = parsed.error.issues.map((i) => `${i.path.join(".") || "reply"}: ${i.message}`).join("; ");
-  return { ok: false, problem: errorCode !== undefined ? `error code ${errorCode.slice(0, 64)}: ${problem}` : problem };
+  if (!parsed.success) {
+    const problem = parsed.error.issues.map((i) => `${i.path.join(".") || "reply"}: ${i.message}`).join("; ");
+    return { ok: false, problem: errorCode !== undefined ? `error code ${errorCode.slice(0, 64)}: ${problem}` : problem };
+  }
+  const headers = HttpHeaders.safeParse(http);
+  if (!headers.success) return { ok: false, problem: `HTTP headers: ${headers.error.issues.map((i) => `${i.path.join(".")}: ${i.message}`).join("; ")}` };
+  return { ok: true, reply: parsed.data, http: headers.data };
 }
 
 /** Reads a request body, refusing with 413 once it passes `limit` bytes (before reading it all). */
@@ -331,23 +471,31 @@ export async function readBody(request: Request, limit: number): Promise<Uint8Ar
   return chunks.length === 1 ? chunks[0]! : Buffer.concat(chunks, size);
 }
 
-function toResponse(c: Context<HearthEnv>, status: number, h: MsgHdrs, data: Uint8Array): Response {
+/** Response headers the gateway sets, or that no function may send through it. */
+const GATEWAY_OWNED = new Set([...HOP_BY_HOP, "content-length", "server-timing", "x-request-id", SHARED_ORIGIN_HEADER.toLowerCase()]);
+/**
+ * On the shared origin of the path form, headers that would act on every
+ * app's pages: a service worker scope widened past the function's path
+ * (`Service-Worker-Allowed: /` lets one app's worker intercept every app's
+ * requests) and clearing the whole origin's cookies and storage.
+ */
+const SHARED_ORIGIN_DROPPED = new Set(["service-worker-allowed", "clear-site-data"]);
+/** A field value Node's HTTP server can write (RFC 9110 §5.5: visible ASCII, space, tab, obs-text). */
+const FIELD_VALUE = /^[\t\x20-\x7e\x80-\xff]*$/;
+
+function toResponse(c: Context<HearthEnv>, status: number, http: readonly [string, string][], data: Uint8Array, target: Target): Response {
   const out = new Headers();
-  for (const key of h.keys()) {
-    if (!key.startsWith(HTTP_HEADER_PREFIX)) continue;
-    const name = key.slice(HTTP_HEADER_PREFIX.length);
+  const shared = target.form === "path";
+  for (const [name, value] of http) {
     const lower = name.toLowerCase();
-    // the gateway's own headers are the gateway's to set
-    if (HOP_BY_HOP.has(lower) || lower === "content-length" || lower === "server-timing" || lower === "x-request-id" || lower.startsWith("x-hearth-")) continue;
-    for (const value of h.values(key)) {
-      try {
-        out.append(name, value);
-      } catch {
-        // a header the function made that HTTP can't carry is dropped, not fatal
-      }
-    }
+    if (GATEWAY_OWNED.has(lower) || lower.startsWith("x-hearth-") || (shared && SHARED_ORIGIN_DROPPED.has(lower))) continue;
+    // a value the function made that HTTP cannot carry (the sandbox allows any one-line string) is dropped, not fatal
+    if (!FIELD_VALUE.test(value)) continue;
+    // a cookie stays on the function's app: no Domain, and on the shared origin a Path under /fn/<app>/
+    out.append(name, lower === "set-cookie" ? scopeSetCookie(value, shared ? `/fn/${target.app}` : undefined) : value);
   }
   out.set("X-Request-Id", c.get("requestId"));
+  if (shared) out.set(SHARED_ORIGIN_HEADER, SHARED_ORIGIN_NOTE);
   const nullBody = status === 204 || status === 304 || c.req.method === "HEAD";
   return new Response(nullBody ? null : (data as Uint8Array<ArrayBuffer>), { status, headers: out });
 }

@@ -5,7 +5,8 @@
  * message id, so a retried publish is dropped as a duplicate inside the
  * stream's window. The gateway's own observations (who called what, when,
  * how long, how many bytes) are the record; the device's CPU claim rides
- * along, capped by the wall time the gateway observed.
+ * along, capped by the wall time the gateway observed and by the function's
+ * CPU limit.
  *
  * The record is durable before the caller gets the answer: the gateway
  * awaits JetStream's ack (a short timeout). Only when JetStream does not ack
@@ -46,6 +47,8 @@ export interface CallFacts {
   wallMs: number;
   requestBytes: number;
   responseBytes: number;
+  /** The function's CPU limit for this call (ms): no call bills more CPU than it. */
+  cpuLimitMs: number;
   /** The HTTP status the caller got. */
   status: number;
   /** The error code the caller got; none when the device's answer went through. */
@@ -127,8 +130,9 @@ export function usageRecordOf(facts: CallFacts): UsageRecordT {
     at: Math.round(facts.at),
     day: usageDay(facts.at),
     wallUs,
-    // a device cannot bill for more CPU than the call lasted as the gateway saw it
-    cpuUs: Math.min(claimedCpuUs, wallUs),
+    // a device cannot bill for more CPU than the call lasted as the gateway saw it, nor than the function may use
+    // (a call stopped at its limit overshoots it by the watchdog's tick; the claim stays in claimedCpuUs)
+    cpuUs: Math.min(claimedCpuUs, wallUs, Math.round(facts.cpuLimitMs * 1000)),
     claimedCpuUs,
     requestBytes: facts.requestBytes,
     responseBytes: facts.responseBytes,
