@@ -11,14 +11,19 @@
  * context, runtime, module) and first run (SandboxPool.invoke), each timed
  * in-process against the same sandbox code the agent runs. Baseline: a bare
  * isolated-vm Isolate + Context + tiny script, and a raw NATS round trip of
- * the same bytes for the fetch.
+ * the same bytes for the fetch. The device side uses the device's own
+ * credential (the .creds file its join wrote), as its agent does.
  */
 import { randomUUID } from "node:crypto";
+import { readFileSync } from "node:fs";
+import { join } from "node:path";
 import { BundleCache, SandboxPool, silentLogger, type SandboxLimits, type SandboxRequest } from "@hearth/node-agent";
 import { DEFAULT_LIMITS, Subjects } from "@hearth/protocol";
-import { connect } from "@nats-io/transport-node";
+import { connectAsPlatform } from "@hearth/platform";
+import { connect, credsAuthenticator } from "@nats-io/transport-node";
 import type { BenchContext, Benchmark } from "./lib/bench.ts";
 import { startBenchHearth } from "./lib/bench.ts";
+import { authorityOf } from "./lib/fabric.ts";
 import { startHelper } from "./lib/helper.ts";
 import type { Row, Section } from "./lib/report.ts";
 import { percentile } from "./lib/stats.ts";
@@ -57,7 +62,8 @@ export const coldStart: Benchmark = {
     const salt = randomUUID();
 
     ctx.log(`cold-start: ${count} distinct functions deployed end to end`);
-    const h = await startBenchHearth(ctx, [{ deviceId: "bench-cold", cores: 1 }]);
+    const deviceId = "bench-cold";
+    const h = await startBenchHearth(ctx, [{ deviceId, cores: 1 }]);
     const deployToReady: number[] = [];
     const firstCall: number[] = [];
     const secondCall: number[] = [];
@@ -86,8 +92,16 @@ export const coldStart: Benchmark = {
 
     // Device side, in this process: the agent's own BundleCache and SandboxPool.
     ctx.log("cold-start: device-side split (bundle fetch, compile, first run)");
-    const nc = ctx.cleanup.add("nats connection", await connect({ servers: h.hearth.nats.url, name: "bench-cold" }), (c) => c.close());
-    const bundles = new BundleCache(nc, new Subjects());
+    const subjects = new Subjects();
+    // a second connection with the device's credential: its bundle requests and their replies go where the agent's do
+    const deviceNc = await connect({
+      servers: h.hearth.nats.url,
+      name: "bench-cold",
+      authenticator: credsAuthenticator(readFileSync(join(h.hearth.dataDirOf(deviceId), "fabric.creds"))),
+      inboxPrefix: subjects.inbox(deviceId),
+    });
+    const nc = ctx.cleanup.add("nats connection", deviceNc, (c) => c.close());
+    const bundles = new BundleCache(() => nc, subjects, deviceId);
     const pool = ctx.cleanup.add("sandbox pool", new SandboxPool({ size: 1, log: silentLogger() }), (p) => p[Symbol.asyncDispose]());
     await pool.start();
     const fetchMs: number[] = [];
@@ -127,8 +141,10 @@ export const coldStart: Benchmark = {
     const ivmHelper = await startHelper(ctx.cleanup, "ivm-baseline.ts", { execArgv: ["--no-node-snapshot"] });
     const bare = await ivmHelper.call<{ p50: number; p99: number }>("coldStarts", { count: Math.max(count, 20) });
     await ivmHelper.stop();
+    // a device may publish only on its own subjects, so the raw round trip runs on a platform-credential connection
+    const rawNc = ctx.cleanup.add("nats connection", await connectAsPlatform(h.hearth.nats.url, authorityOf(h.hearth), "bench-cold-raw"), (c) => c.close());
     const echoSubject = `bench.bundle-echo.${salt}`;
-    const sub = nc.subscribe(echoSubject, {
+    const sub = rawNc.subscribe(echoSubject, {
       callback: (err, msg) => {
         if (!err) msg.respond(msg.data);
       },
@@ -137,7 +153,7 @@ export const coldStart: Benchmark = {
     const rawFetch: number[] = [];
     for (let i = 0; i < count; i++) {
       const t = performance.now();
-      await nc.request(echoSubject, bundleBytes, { timeout: 5_000 });
+      await rawNc.request(echoSubject, bundleBytes, { timeout: 5_000 });
       rawFetch.push(performance.now() - t);
     }
     sub.unsubscribe();
@@ -164,7 +180,7 @@ export const coldStart: Benchmark = {
         notes: [
           `${count} distinct small functions (differing by a constant), deployed one at a time to one device (replicas 1); deploy → ready is SDK deploy + polling GET every 5 ms until the device acknowledged the placement.`,
           `The agent compiles a function when it is placed (warm-up), so the HTTP first call found it compiled: ${coldFirst} of ${count} first calls reported start;desc=cold; device wall time of the first call p50 ${percentile(firstDeviceWall, 50).toFixed(2)} ms (Server-Timing).`,
-          "Device rows: the agent's BundleCache (fetch over the fabric from the platform, SHA-256 verified) and SandboxPool (one sandbox process) driven in the bench process; times include the IPC pipe to the sandbox process.",
+          "Raw NATS round trip: one platform-credential connection requesting and answering on a bench subject (a device's credential may not publish there); the bundle fetch also passes the device's permission checks. Device rows: the agent's BundleCache (fetch over the fabric from the platform on the device's own bundle subject, with the device's credential and inbox; SHA-256 verified) and SandboxPool (one sandbox process) driven in the bench process; times include the IPC pipe to the sandbox process.",
         ],
       },
     ];

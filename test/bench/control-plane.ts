@@ -13,13 +13,15 @@ import { randomUUID } from "node:crypto";
 import type { LocalHearth } from "@hearth/devkit";
 import { Subjects } from "@hearth/protocol";
 import { HearthClient } from "@hearth/sdk";
-import { connect } from "@nats-io/transport-node";
+import { connectAsPlatform } from "@hearth/platform";
 import { distinctFunction } from "./cold-start.ts";
 import { startStatefulHearth, type BenchContext, type Benchmark } from "./lib/bench.ts";
 import { withTimeout } from "./lib/cleanup.ts";
+import { authorityOf, credsText, joinSimDevices } from "./lib/fabric.ts";
 import { startHelper, type Helper } from "./lib/helper.ts";
 import { CpuMeter } from "./lib/proc.ts";
 import type { Row, Section } from "./lib/report.ts";
+import { simDevices } from "./lib/sim-devices.ts";
 import { fmt, percentile, sleep } from "./lib/stats.ts";
 
 const HEARTBEAT_MS = 1_000;
@@ -29,6 +31,7 @@ const DEPLOY_CONCURRENCY = 8;
 interface SizeResult {
   devices: number;
   registered: number;
+  joinMs: number;
   registerMs: number;
   heartbeatsPerSec: number;
   idleShare: number;
@@ -89,18 +92,29 @@ async function pool<T>(items: T[], limit: number, task: (item: T) => Promise<voi
 async function runSize(ctx: BenchContext, devices: number, functions: number, windowMs: number): Promise<SizeResult> {
   const runId = randomUUID().slice(0, 8);
   ctx.log(`control-plane: ${devices} devices, then ${functions} functions`);
-  const { hearth, redisPid } = await startStatefulHearth(ctx, []);
+  if (ctx.state !== "redis") {
+    throw new Error("control-plane joins its simulated devices in the platform's Redis, so it needs a redis-server (--state redis or auto with redis-server on PATH)");
+  }
+  const { hearth, redisPid, redisUrl } = await startStatefulHearth(ctx, []);
   // every API call bounded: a saturated platform must not hold the bench
   const client = new HearthClient({ url: hearth.url, token: hearth.developerToken, fetch: (input, init) => fetch(input, { ...init, signal: AbortSignal.timeout(20_000) }) });
   const platformPid = hearth.platform.process.pid!;
   const natsPid = hearth.nats.server.process.pid!;
   const subjects = new Subjects();
+  const authority = authorityOf(hearth);
+  const idPrefix = `sim${runId}`;
 
+  // joined before their first heartbeat: the platform remembers for a while that a device it asked Redis about was unknown
+  const joinMs = await joinSimDevices({
+    redisUrl: redisUrl!, authority, subjects, natsUrl: hearth.nats.url, devices: simDevices(idPrefix, devices), cores: 4, memoryMb: 4096,
+  });
   const consumer = await startHelper(ctx.cleanup, "heartbeat-consumer.ts");
-  await consumer.call("start", { url: hearth.nats.url, subject: subjects.heartbeat });
+  await consumer.call("start", { url: hearth.nats.url, subject: subjects.heartbeats, creds: credsText(await authority.platformCreds("bench-heartbeat-consumer")) });
   const sim: Helper = await startHelper(ctx.cleanup, "device-sim.ts");
   const t0 = performance.now();
-  await sim.call("start", { url: hearth.nats.url, prefix: subjects.prefix, count: devices, intervalMs: HEARTBEAT_MS, idPrefix: `sim${runId}` });
+  await sim.call("start", {
+    url: hearth.nats.url, prefix: subjects.prefix, count: devices, intervalMs: HEARTBEAT_MS, idPrefix, creds: credsText(await authority.platformCreds("bench-device-sim")),
+  });
 
   // every device known to the platform (bounded: a saturated platform may never list them all)
   let registered = 0;
@@ -192,14 +206,14 @@ async function runSize(ctx: BenchContext, devices: number, functions: number, wi
   const [placedShare, placedBaselineShare] = await Promise.all([share([platformPid], windowMs), share([consumer.pid], windowMs)]);
 
   // baseline: the same number of control round trips over raw NATS, same concurrency, same fake devices
-  const nc = ctx.cleanup.add("nats connection", await connect({ servers: hearth.nats.url, name: "bench-control-raw" }), (c) => c.close());
+  const nc = ctx.cleanup.add("nats connection", await connectAsPlatform(hearth.nats.url, authority, "bench-control-raw"), (c) => c.close());
   const raw: number[] = [];
   const trips = Array.from({ length: Math.max(1, placed) * want }, (_, i) => i);
   const tRaw = performance.now();
   await pool(trips, DEPLOY_CONCURRENCY, async (i) => {
     const t = performance.now();
     // unplace of a function no device holds: answered like a placement, changes nothing
-    await nc.request(subjects.control(`sim${runId}-${i % devices}`), JSON.stringify({ type: "unplace", app: "raw", fn: `r-${i}` }), { timeout: 5_000 });
+    await nc.request(subjects.control(`${idPrefix}-${i % devices}`), JSON.stringify({ type: "unplace", app: "raw", fn: `r-${i}` }), { timeout: 5_000 });
     raw.push(performance.now() - t);
   });
   const rawAllMs = performance.now() - tRaw;
@@ -212,6 +226,7 @@ async function runSize(ctx: BenchContext, devices: number, functions: number, wi
   return {
     devices,
     registered,
+    joinMs,
     registerMs,
     heartbeatsPerSec,
     idleShare,
@@ -265,10 +280,10 @@ export const controlPlane: Benchmark = {
         notes: [
           ...results.map(
             (r) =>
-              `${fmt(r.devices)} devices: heartbeats achieved ${fmt(r.heartbeatsPerSec)}/s (target ${fmt((r.devices * 1000) / HEARTBEAT_MS)}/s), ${r.registered >= r.devices ? "all" : `only ${fmt(r.registered)}`} listed by the platform ${fmt(r.registerMs)} ms after the first, nats-server ${fmt(r.natsShare * 100)}%${Number.isNaN(r.redisShare) ? "" : ` and redis-server ${fmt(r.redisShare * 100)}%`} of a core (heartbeats only); deploy API p50 ${fmt(r.deployP50)} ms; ${fmt(r.deployed)} of ${fmt(r.functions)} deployed and ${fmt(r.placed)} placed within the time bound.`,
+              `${fmt(r.devices)} devices (joined in ${fmt(r.joinMs)} ms): heartbeats achieved ${fmt(r.heartbeatsPerSec)}/s (target ${fmt((r.devices * 1000) / HEARTBEAT_MS)}/s), ${r.registered >= r.devices ? "all" : `only ${fmt(r.registered)}`} listed by the platform ${fmt(r.registerMs)} ms after the first, nats-server ${fmt(r.natsShare * 100)}%${Number.isNaN(r.redisShare) ? "" : ` and redis-server ${fmt(r.redisShare * 100)}%`} of a core (heartbeats only); deploy API p50 ${fmt(r.deployP50)} ms; ${fmt(r.deployed)} of ${fmt(r.functions)} deployed and ${fmt(r.placed)} placed within the time bound.`,
           ),
-          `Devices are simulated in one helper process (valid Heartbeats every ${HEARTBEAT_MS} ms, spread over the interval; control messages answered {"ok":true}); the platform runs as its own process with ${ctx.state === "redis" ? "its state in a real redis-server (whose CPU is reported in the notes)" : "embedded state (ioredis-mock)"}; CPU share = CPU time ÷ wall time over ${windowMs / 1000} s windows.`,
-          `${fmt(functions)} functions deployed through the API ${DEPLOY_CONCURRENCY} at a time, ${REPLICAS} replicas each; placement latency = deploy acknowledged → the last wanted replica's control message at its device. Deploys stop after ${ctx.quick ? 8 : 60} s and placements are awaited ${ctx.quick ? 5 : 30} s more, so a saturated platform shows as fewer functions placed. Baseline: as many raw request/replies to the same fake devices, ${DEPLOY_CONCURRENCY} at a time.`,
+          `Devices are simulated in one helper process (valid Heartbeats every ${HEARTBEAT_MS} ms, spread over the interval, each on its own hb.<id> subject; control messages answered {"ok":true} on each device's control subject), all on one connection with the platform's credential; each was joined first (join token + its own nkey public key, through DeviceRegistry into the platform's Redis, without signing a device JWT it would not use), so the platform believes its heartbeats and takes owner, region and size from the join record. The platform runs as its own process with its state in a real redis-server (whose CPU is reported in the notes); CPU share = CPU time ÷ wall time over ${windowMs / 1000} s windows.`,
+          `${fmt(functions)} functions deployed through the API ${DEPLOY_CONCURRENCY} at a time, ${REPLICAS} replicas each; placement latency = deploy acknowledged → the last wanted replica's control message at its device. Deploys stop after ${ctx.quick ? 8 : 60} s and placements are awaited ${ctx.quick ? 5 : 30} s more, so a saturated platform shows as fewer functions placed. Baseline: as many raw request/replies to the same fake devices' control subjects from a platform-credential connection, ${DEPLOY_CONCURRENCY} at a time.`,
         ],
       },
     ];

@@ -6,12 +6,13 @@
  *
  *   npm run bench                  # full run, under ten minutes
  *   npm run bench -- --quick       # smaller sizes, under one minute
- *   npm run bench -- --only warm-call,density --no-write
+ *   npm run bench -- --only warm-call,auth --no-write
  */
 import { resolve } from "node:path";
 import { fileURLToPath } from "node:url";
 import { parseArgs } from "node:util";
 import { z } from "zod";
+import { auth } from "./auth.ts";
 import { coldStart } from "./cold-start.ts";
 import { controlPlane } from "./control-plane.ts";
 import { density } from "./density.ts";
@@ -20,7 +21,7 @@ import { Cleanup, withTimeout } from "./lib/cleanup.ts";
 import { describeMachine, renderMachine, renderSections, writeBenchmarksMd, type Section } from "./lib/report.ts";
 import { warmCall } from "./warm-call.ts";
 
-const BENCHMARKS: Benchmark[] = [warmCall, coldStart, density, controlPlane];
+const BENCHMARKS: Benchmark[] = [warmCall, auth, coldStart, density, controlPlane];
 const ROOT = fileURLToPath(new URL("../../", import.meta.url));
 
 const Flags = z.strictObject({

@@ -14,10 +14,10 @@ import { CpuMeter } from "./lib/proc.ts";
 import type { Row, Section } from "./lib/report.ts";
 import { fmt, sleep } from "./lib/stats.ts";
 
-const CONCURRENCY = 8;
+export const CONCURRENCY = 8;
 const PATH = "/greet?name=Ada";
-/** What examples/hello answers to PATH: the echo baseline carries the same bytes. */
-const HELLO_JSON = JSON.stringify({ message: "Hello, Ada!", path: "/greet", method: "GET" });
+/** What examples/hello answers to PATH: the echo baselines (here and in auth.ts) carry the same bytes. */
+export const HELLO_JSON = JSON.stringify({ message: "Hello, Ada!", path: "/greet", method: "GET" });
 
 interface Measured extends LoadResult {
   cpuMsPerCall: number;
@@ -67,15 +67,17 @@ export const warmCall: Benchmark = {
     const bare = await measure({ hono: [hono.pid] }, () => httpLoad(honoUrl, { connections: CONCURRENCY, seconds }));
     await hono.stop();
 
-    // Baseline 2: raw NATS request/reply echo between two processes
+    // Baseline 2: raw NATS request/reply echo between two processes (no authentication: the floor; auth.ts measures what credentials add)
     ctx.log("warm-call: raw NATS echo baseline");
-    const nats = ctx.cleanup.add("nats-server", await startNatsServer(), (n) => n.stop());
+    const nats = ctx.cleanup.add("nats-server", await startNatsServer({ insecureNoAuth: true }), (n) => n.stop());
     const responder = await startHelper(ctx.cleanup, "nats-echo.ts");
     const requester = await startHelper(ctx.cleanup, "nats-echo.ts");
     await responder.call("connect", { url: nats.url });
     await requester.call("connect", { url: nats.url });
-    await responder.call("respond", { subject: "bench.echo" });
-    const run = { subject: "bench.echo", payload: HELLO_JSON, concurrency: CONCURRENCY, maxCalls: 5_000_000 };
+    // a plain subscription on one device-like subject, as the gateway now sends each call to the device it chose
+    const echoSubject = "bench.device.echo.invoke";
+    await responder.call("respond", { subject: echoSubject });
+    const run = { subject: echoSubject, payload: HELLO_JSON, concurrency: CONCURRENCY, maxCalls: 5_000_000 };
     await requester.call("run", { ...run, maxMs: warmupSeconds * 1000 });
     const echo = await measure(
       { "nats-server": [nats.server.process.pid!], responder: [responder.pid], requester: [requester.pid] },
@@ -121,7 +123,8 @@ export const warmCall: Benchmark = {
         notes: [
           `GET /fn/bench/hello${PATH} (examples/hello, one device with one sandbox process, platform state ${ctx.state === "redis" ? "in redis-server" : "embedded"}), ${CONCURRENCY} connections for ${seconds} s after ${warmupSeconds} s of warm-up; autocannon in the bench process; ${calls}.`,
           "Usage metering on is the platform as shipped (a usage record per call to JetStream, folded into the ledger in the same platform process); off is HEARTH_LEDGER=off, to show what metering costs.",
-          "bare Hono: @hono/node-server in its own process answering the same JSON; NATS echo: nats.js request/reply of the same bytes between two processes, same concurrency.",
+          "bare Hono: @hono/node-server in its own process answering the same JSON; NATS echo: nats.js request/reply of the same bytes between two processes, same concurrency, on a nats-server with no authentication and a plain subscription (the fabric's credentials are measured in the Authentication section).",
+          "The gateway sends each call to the subject of the one device it chose (per-device subjects, device credentials; it was a queue group of every device holding the function before issue 9); with one device the path is the same four processes.",
           "Warm call straight to a device's own HTTP ingress: not measured, the agent has no ingress yet.",
         ],
       },

@@ -4,13 +4,22 @@
  * evenly over it), and answering its control subject like an agent would:
  * `{"ok":true}` to place/unplace, with the functions it holds reported in
  * its next heartbeats. Records when each control message arrived.
+ *
+ * Every device publishes on its own heartbeat subject and hears its own
+ * control subject, as an agent does; all of them share one connection with
+ * the platform's credential (which may use every device's subjects), since
+ * 10,000 device connections would measure the simulator. The bench joins
+ * the devices in the platform's Redis first, so their heartbeats are believed.
  */
-import { Heartbeat, type ControlMessage, type PlacedFunction } from "@hearth/protocol";
-import { connect, type NatsConnection } from "@nats-io/transport-node";
+import { Heartbeat, Subjects, type ControlMessage, type PlacedFunction } from "@hearth/protocol";
+import { connect, credsAuthenticator, type NatsConnection } from "@nats-io/transport-node";
 import { serveHelper } from "../lib/helper.ts";
+import { simDevices } from "../lib/sim-devices.ts";
 
 interface Device {
   deviceId: string;
+  /** Its own heartbeat subject, made once. */
+  heartbeatSubject: string;
   ownerId: string;
   location: { label: string; lat: number; lon: number };
   functions: Map<string, PlacedFunction>;
@@ -22,6 +31,8 @@ interface StartParams {
   count: number;
   intervalMs: number;
   idPrefix: string;
+  /** The platform's credential, a `.creds` file's text. */
+  creds: string;
 }
 
 let nc: NatsConnection | undefined;
@@ -34,7 +45,7 @@ let invalid = 0;
 
 const now = () => performance.timeOrigin + performance.now();
 
-function beat(d: Device, prefix: string): void {
+function beat(d: Device): void {
   const heartbeat: Heartbeat = {
     deviceId: d.deviceId,
     ownerId: d.ownerId,
@@ -48,24 +59,25 @@ function beat(d: Device, prefix: string): void {
     agentVersion: "sim-0.1.0",
     sentAt: Date.now(),
   };
-  nc!.publish(`${prefix}.heartbeat`, JSON.stringify(heartbeat));
+  nc!.publish(d.heartbeatSubject, JSON.stringify(heartbeat));
   sent++;
 }
 
 serveHelper({
   start: async (params: StartParams) => {
-    nc = await connect({ servers: params.url, name: "bench-device-sim" });
-    for (let i = 0; i < params.count; i++) {
-      const deviceId = `${params.idPrefix}-${i}`;
+    nc = await connect({ servers: params.url, name: "bench-device-sim", authenticator: credsAuthenticator(new TextEncoder().encode(params.creds)) });
+    const subjects = new Subjects(params.prefix);
+    for (const [i, { deviceId, ownerId }] of simDevices(params.idPrefix, params.count).entries()) {
       devices.set(deviceId, {
         deviceId,
-        ownerId: `owner-${i % 997}`,
+        heartbeatSubject: subjects.heartbeat(deviceId),
+        ownerId,
         location: { label: `sim-${i % 50}`, lat: ((i * 37) % 180) - 90, lon: ((i * 73) % 360) - 180 },
         functions: new Map(),
       });
     }
-    // one subscription for every simulated device's control subject
-    nc.subscribe(`${params.prefix}.device.*.control`, {
+    // one subscription for every simulated device's control subject, control(id): `<prefix>.device.<id>.control`
+    nc.subscribe(subjects.control("*"), {
       callback: (err, msg) => {
         if (err) return;
         const deviceId = msg.subject.split(".").at(-2)!;
@@ -97,7 +109,7 @@ serveHelper({
       const due = Math.floor(((performance.now() - startedAt) / params.intervalMs) * list.length);
       let budget = list.length; // never more than one round per tick
       while (sent < due && budget-- > 0) {
-        beat(list[cursor]!, params.prefix);
+        beat(list[cursor]!);
         cursor = (cursor + 1) % list.length;
       }
     }, 5);

@@ -2,9 +2,10 @@
  * Baseline of the fabric: a raw NATS request/reply echo between two
  * processes. As `responder` it answers every request on a subject with the
  * bytes it got; as `requester` it runs a bounded loop of requests at a fixed
- * concurrency and reports throughput and latency.
+ * concurrency and reports throughput and latency. Connects anonymously, or
+ * with a credential (a `.creds` file's text) and the inbox prefix it allows.
  */
-import { connect, type NatsConnection } from "@nats-io/transport-node";
+import { connect, credsAuthenticator, type NatsConnection } from "@nats-io/transport-node";
 import { serveHelper } from "../lib/helper.ts";
 import { percentile } from "../lib/stats.ts";
 
@@ -18,15 +19,31 @@ interface RunParams {
   maxMs: number;
 }
 
+interface ConnectParams {
+  url: string;
+  /** A `.creds` file's text; anonymous when omitted. */
+  creds?: string;
+  /** Where this connection's request replies arrive (a device may use only its own). */
+  inboxPrefix?: string;
+}
+
 serveHelper({
-  connect: async (params: { url: string }) => {
+  connect: async (params: ConnectParams) => {
     // no async stack traces per request: the floor of our path, as the gateway connects too
-    nc = await connect({ servers: params.url, name: "bench-nats-echo", noAsyncTraces: true });
+    nc = await connect({
+      servers: params.url,
+      name: "bench-nats-echo",
+      noAsyncTraces: true,
+      ...(params.creds ? { authenticator: credsAuthenticator(new TextEncoder().encode(params.creds)) } : {}),
+      ...(params.inboxPrefix ? { inboxPrefix: params.inboxPrefix } : {}),
+    });
     return true;
   },
+  /** A plain subscription, as an agent has on its own invocation subject (the gateway picks the device). */
   respond: (params: { subject: string }) => {
     const conn = nc!;
-    conn.subscribe(params.subject, { queue: "echo", callback: (err, msg) => {
+    conn.subscribe(params.subject, {
+      callback: (err, msg) => {
         if (!err) msg.respond(msg.data);
       },
     });
@@ -36,7 +53,7 @@ serveHelper({
     const conn = nc!;
     const payload = new TextEncoder().encode(params.payload);
     const latencies: number[] = [];
-    let errors = 0;
+    let failures = 0;
     const started = performance.now();
     const until = started + params.maxMs;
     let issued = 0;
@@ -48,7 +65,7 @@ serveHelper({
           await conn.request(params.subject, payload, { timeout: 5_000 });
           latencies.push(performance.now() - t);
         } catch {
-          errors++;
+          failures++;
         }
       }
     };
@@ -56,7 +73,7 @@ serveHelper({
     const wallMs = performance.now() - started;
     return {
       calls: latencies.length,
-      errors,
+      failures,
       wallMs,
       rps: (latencies.length / wallMs) * 1000,
       p50: percentile(latencies, 50),

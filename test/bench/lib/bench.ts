@@ -36,7 +36,7 @@ export function resolveState(wanted: "auto" | "redis" | "embedded"): "redis" | "
 }
 
 /** A local Hearth (with its own redis-server when the run uses one), stopped by the cleanup. */
-export async function startStatefulHearth(ctx: BenchContext, devices: DeviceSpec[]): Promise<{ hearth: LocalHearth; redisPid?: number }> {
+export async function startStatefulHearth(ctx: BenchContext, devices: DeviceSpec[]): Promise<{ hearth: LocalHearth; redisPid?: number; redisUrl?: string }> {
   let redisUrl: string | undefined;
   let redisPid: number | undefined;
   if (ctx.state === "redis") {
@@ -45,7 +45,7 @@ export async function startStatefulHearth(ctx: BenchContext, devices: DeviceSpec
     redisPid = redis.server.process.pid;
   }
   const hearth = ctx.cleanup.add("local Hearth", await startLocalHearth({ devices, logLevel: "warn", redisUrl }), (h) => h.stop());
-  return { hearth, redisPid };
+  return { hearth, redisPid, redisUrl };
 }
 
 export async function startBenchHearth(ctx: BenchContext, devices: DeviceSpec[]): Promise<BenchHearth> {
