@@ -17,6 +17,10 @@ export function serveBundles(nc: NatsConnection, subjects: Subjects, store: Stor
       if (err) return;
       const deviceId = subjects.deviceOf(msg.subject, "bundle");
       if (!deviceId) return;
+      // The platform answers with the whole account's credential, and nats-server does not check a publisher's
+      // reply-to: an answer goes only to the asking device's own inbox, never to a subject it named (a stream's
+      // delete API, a usage subject, another device).
+      if (!msg.reply?.startsWith(`${subjects.inbox(deviceId)}.`)) return;
       const replyError = (error: HearthError) => {
         const h = headers();
         h.set(INVOKE_HEADERS.errorCode, error.code);
