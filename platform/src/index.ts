@@ -12,6 +12,7 @@ export { Scheduler, rankCandidates } from "./scheduler/index.ts";
 export { Store, connectRedis } from "./state/index.ts";
 export type { Placement, DeviceEntry } from "./state/index.ts";
 export {
+  BUNDLE_REQUEST_BUDGET,
   DeviceRegistry,
   FabricAuthority,
   FabricControl,

@@ -158,7 +158,7 @@ describe("joining devices", () => {
     expect(made.status).toBe(201);
     const { token } = (await made.json()) as { token: string };
     const join = (deviceId: string) =>
-      platform.app.request("/v1/devices/join", { method: "POST", headers: { "content-type": "application/json" }, body: JSON.stringify({ token, deviceId, publicKey: createUser().getPublicKey() }) });
+      platform.app.request("/v1/devices/join", { method: "POST", headers: { "content-type": "application/json" }, body: JSON.stringify({ token, deviceId, publicKey: createUser().getPublicKey(), cores: 4, memoryMb: 8192 }) });
     const joined = await join("ada-laptop");
     expect(joined.status).toBe(201);
     const identity = (await joined.json()) as { deviceToken: string; ownerId: string; natsUrl: string; subjectPrefix: string };

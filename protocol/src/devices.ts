@@ -16,8 +16,8 @@ export const JoinRequest = z.strictObject({
   deviceId: DeviceId,
   publicKey: DevicePublicKey,
   /** The machine's cores and memory: the most a heartbeat may later claim to donate. */
-  cores: z.number().positive().max(1024).optional(),
-  memoryMb: z.number().int().positive().max(4 * 1024 * 1024).optional(),
+  cores: z.number({ error: "cores is required: the machine's core count (the most its heartbeats may claim)" }).positive().max(1024),
+  memoryMb: z.number({ error: "memoryMb is required: the machine's memory in MiB (the most its heartbeats may claim)" }).int().positive().max(4 * 1024 * 1024),
   agentVersion: z.string().max(32).optional(),
 });
 export type JoinRequest = z.infer<typeof JoinRequest>;

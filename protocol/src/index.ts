@@ -9,10 +9,13 @@ export { AppName, DeviceId, devicePermissions, FunctionName, NAME_PATTERN, Sha25
 export type { DevicePermissions } from "./names.ts";
 export {
   DEFAULT_LIMITS,
+  DEVICE_CREDENTIAL_LIMITS,
+  DEVICE_MESSAGE_BYTES,
   FunctionLimits,
   FunctionLimitsInput,
   LIMIT_CAPS,
   MAX_BUNDLE_BYTES,
+  MAX_PLACED_FUNCTIONS,
   resolveLimits,
 } from "./limits.ts";
 export {

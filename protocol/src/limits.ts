@@ -44,3 +44,29 @@ export type FunctionLimitsInput = z.infer<typeof FunctionLimitsInput>;
 export function resolveLimits(input: FunctionLimitsInput | undefined): FunctionLimits {
   return { ...DEFAULT_LIMITS, ...input };
 }
+
+/**
+ * What one device's fabric credential lets it do, enforced by nats-server:
+ * the largest message it may publish (the largest reply a function may send,
+ * plus room for its headers) and how many subscriptions one connection may
+ * hold (its control, invocation and inbox subjects, with room to spare).
+ */
+export const DEVICE_CREDENTIAL_LIMITS = {
+  payloadBytes: LIMIT_CAPS.responseBytes + 64 * 1024,
+  subscriptions: 16,
+} as const;
+
+/**
+ * The largest device message of each kind the platform reads; a larger one
+ * is dropped before it is parsed, so a device cannot make every platform
+ * process parse megabytes a second. A heartbeat lists at most
+ * MAX_PLACED_FUNCTIONS entries of about 220 bytes.
+ */
+export const DEVICE_MESSAGE_BYTES = {
+  heartbeat: 512 * 1024,
+  logLine: 96 * 1024,
+  bundleRequest: 1024,
+} as const;
+
+/** The most functions one device's heartbeat may list (far past what its memory could hold). */
+export const MAX_PLACED_FUNCTIONS = 2_000;

@@ -1,6 +1,6 @@
 /** Messages that cross the fabric between the platform and the devices. */
 import { z } from "zod";
-import { FunctionLimits } from "./limits.ts";
+import { FunctionLimits, MAX_PLACED_FUNCTIONS } from "./limits.ts";
 import { AppName, DeviceId, FunctionName, Sha256Hex } from "./names.ts";
 import { FunctionEnv, OutboundSettings } from "./settings.ts";
 
@@ -31,7 +31,7 @@ export const Heartbeat = z.strictObject({
   memoryMb: z.number().int().positive().max(4 * 1024 * 1024),
   activeCalls: z.number().int().min(0),
   freeCores: z.number().min(0),
-  functions: z.array(PlacedFunction).max(10_000),
+  functions: z.array(PlacedFunction).max(MAX_PLACED_FUNCTIONS),
   agentVersion: z.string().max(32),
   sentAt: z.number().int().positive(),
 });

@@ -5,12 +5,14 @@
  * from the subject, which only its credential may publish on. Devices verify
  * the hash before they run anything.
  */
-import { BundleRequest, HearthError, INVOKE_HEADERS, type Subjects } from "@hearth/protocol";
+import { BundleRequest, DEVICE_MESSAGE_BYTES, HearthError, INVOKE_HEADERS, type Subjects } from "@hearth/protocol";
 import { headers, type NatsConnection, type Subscription } from "@nats-io/transport-node";
+import { BUNDLE_REQUEST_BUDGET, deviceBudget } from "../identity/device-budget.ts";
 import type { Logger } from "../log/index.ts";
 import type { Store } from "../state/index.ts";
 
 export function serveBundles(nc: NatsConnection, subjects: Subjects, store: Store, log: Logger): Subscription {
+  const budget = deviceBudget(BUNDLE_REQUEST_BUDGET);
   return nc.subscribe(subjects.bundleGets, {
     queue: "platform",
     callback: (err, msg) => {
@@ -29,7 +31,7 @@ export function serveBundles(nc: NatsConnection, subjects: Subjects, store: Stor
       };
       let parsed;
       try {
-        parsed = BundleRequest.safeParse(msg.json());
+        parsed = msg.data.length > DEVICE_MESSAGE_BYTES.bundleRequest ? undefined : BundleRequest.safeParse(msg.json());
       } catch {
         parsed = undefined;
       }
@@ -39,8 +41,14 @@ export function serveBundles(nc: NatsConnection, subjects: Subjects, store: Stor
       }
       const { hash } = parsed.data;
       const refused = () => new HearthError("ERR_VERSION_NOT_FOUND", `no bundle ${hash} for device ${deviceId}`);
-      (async () => ((await store.mayFetchBundle(deviceId, hash)) ? store.getBundle(hash) : null))().then(
+      (async () => {
+        if (!(await budget.spend(deviceId))) return "over budget" as const;
+        return (await store.mayFetchBundle(deviceId, hash)) ? store.getBundle(hash) : null;
+      })().then(
         (bundle) => {
+          if (bundle === "over budget") {
+            return replyError(new HearthError("ERR_DEVICE_BUSY", `device ${deviceId} asked for too many bundles; ask again in a minute`));
+          }
           // not allowed and not there read the same: a device learns nothing of bundles it may not run
           if (!bundle) return replyError(refused());
           const h = headers();

@@ -34,8 +34,8 @@ export const DeviceRecord = z.strictObject({
   joinedAt: z.string(),
   publicKey: z.string(),
   /** The machine's size as the agent reported it at join: heartbeats claiming more are capped to this. */
-  cores: z.number().optional(),
-  memoryMb: z.number().optional(),
+  cores: z.number(),
+  memoryMb: z.number(),
   revokedAt: z.string().optional(),
 });
 export type DeviceRecord = z.infer<typeof DeviceRecord>;
@@ -114,8 +114,8 @@ export class DeviceRegistry {
       tokenHash: sha256(deviceToken),
       joinedAt,
       publicKey: request.publicKey,
-      ...(request.cores === undefined ? {} : { cores: request.cores }),
-      ...(request.memoryMb === undefined ? {} : { memoryMb: request.memoryMb }),
+      cores: request.cores,
+      memoryMb: request.memoryMb,
     };
     await this.options.redis.set(this.key("device", request.deviceId), JSON.stringify(record));
     const revokeKeys = existing && existing.publicKey !== request.publicKey ? [existing.publicKey] : [];

@@ -26,6 +26,9 @@ const RevokedNotice = z.strictObject({ deviceId: z.string() });
 
 /** How often the account JWT is pushed again without a change. */
 const REPUSH_MS = 5 * 60_000;
+/** A revocation's push: tries at once, then every PUSH_RETRY_MS until nats-server takes it. */
+const PUSH_ATTEMPTS = 3;
+const PUSH_RETRY_MS = 5_000;
 /** How long a device's record is trusted from memory before Redis is asked again. */
 const DIRECTORY_TTL_MS = 30_000;
 
@@ -52,6 +55,8 @@ export class FabricControl implements AsyncDisposable {
   private readonly timer: NodeJS.Timeout;
   private readonly cache = new Map<string, { lookup: DeviceLookup; at: number }>();
   private pushing: Promise<void> = Promise.resolve();
+  private retrying?: NodeJS.Timeout;
+  private closed = false;
   /** Told when a device is revoked (by this process or another): the scheduler forgets it at once. */
   onRevoked?: (deviceId: string) => void;
 
@@ -92,7 +97,7 @@ export class FabricControl implements AsyncDisposable {
   push(): Promise<void> {
     const run = this.pushing.then(async () => {
       const jwt = await this.options.authority.accountJwt(await this.options.registry.revocations());
-      const reply = await this.system.request("$SYS.REQ.CLAIMS.UPDATE", jwt, { timeout: 5_000 });
+      const reply = await this.system.request("$SYS.REQ.CLAIMS.UPDATE", jwt, { timeout: 2_000 });
       const parsed = ClaimsUpdateReply.safeParse(reply.json());
       const code = parsed.success ? (parsed.data.data?.code ?? parsed.data.error?.code) : undefined;
       if (code !== 200) {
@@ -104,14 +109,55 @@ export class FabricControl implements AsyncDisposable {
     return run;
   }
 
-  /** Revokes a device: its record, the fabric (its connections close), every platform process's memory. */
+  /**
+   * Revokes a device: its record first (so no restart forgets it), then
+   * every platform process's memory (its heartbeats and replies stop
+   * counting at once), then the fabric (nats-server closes its connections
+   * and refuses its credential). A push that fails is tried again a few
+   * times here and then every few seconds until one succeeds; the caller
+   * hears that the fabric part is still pending.
+   */
   async revoke(deviceId: string): Promise<{ revokedAt: string }> {
     const { revokedAt } = await this.options.registry.revoke(deviceId);
-    await this.push();
     this.forget(deviceId, true);
     this.options.nc.publish(this.options.subjects.revoked, JSON.stringify({ deviceId }));
     this.options.log.info({ deviceId }, "device revoked");
+    try {
+      await this.pushWithRetries();
+    } catch (error) {
+      this.retryPushSoon();
+      throw new HearthError(
+        "ERR_INTERNAL",
+        `device ${deviceId} is revoked, but nats-server has not taken the revocation yet (${(error as Error).message}); the platform keeps trying every ${PUSH_RETRY_MS / 1000} s`,
+      );
+    }
     return { revokedAt };
+  }
+
+  private async pushWithRetries(): Promise<void> {
+    for (let attempt = 1; ; attempt++) {
+      try {
+        return await this.push();
+      } catch (error) {
+        if (attempt >= PUSH_ATTEMPTS || this.closed) throw error;
+        await new Promise((resolve) => setTimeout(resolve, 250 * attempt));
+      }
+    }
+  }
+
+  private retryPushSoon(): void {
+    if (this.retrying || this.closed) return;
+    this.retrying = setInterval(() => {
+      this.push().then(
+        () => {
+          clearInterval(this.retrying);
+          this.retrying = undefined;
+          this.options.log.info("nats-server took the pending revocations");
+        },
+        (error: unknown) => this.options.log.warn({ err: error }, "could not push the revocations to nats-server; trying again"),
+      );
+    }, PUSH_RETRY_MS);
+    this.retrying.unref();
   }
 
   /**
@@ -150,7 +196,9 @@ export class FabricControl implements AsyncDisposable {
   }
 
   async close(): Promise<void> {
+    this.closed = true;
     clearInterval(this.timer);
+    clearInterval(this.retrying);
     if (!this.options.nc.isClosed()) this.notices.unsubscribe();
     await this.pushing;
     await this.system.close().catch(() => undefined);

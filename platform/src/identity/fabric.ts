@@ -11,7 +11,7 @@
  */
 import { chmodSync, mkdirSync, readFileSync, renameSync, writeFileSync } from "node:fs";
 import { dirname } from "node:path";
-import { devicePermissions, HearthError, type Subjects } from "@hearth/protocol";
+import { DEVICE_CREDENTIAL_LIMITS, devicePermissions, HearthError, type Subjects } from "@hearth/protocol";
 import {
   createAccount,
   createOperator,
@@ -223,8 +223,12 @@ export class FabricAuthority {
         sub: { allow: permissions.sub.allow },
         // nats-server reads the reply window in nanoseconds
         resp: { max: permissions.resp.max, ttl: permissions.resp.ttlMs * 1_000_000 },
+        // nats-server refuses a bigger message or one more subscription
+        payload: DEVICE_CREDENTIAL_LIMITS.payloadBytes,
+        subs: DEVICE_CREDENTIAL_LIMITS.subscriptions,
         tags: [`hearth:device:${options.deviceId}`],
-        allowed_connection_types: ["STANDARD", "WEBSOCKET", "LEAFNODE"],
+        // a device connects as a client; a home leaf node has a credential of its own
+        allowed_connection_types: ["STANDARD", "WEBSOCKET"],
       },
       { signer: this.signer, exp: Math.floor(Date.now() / 1000) + options.ttlSeconds },
     );

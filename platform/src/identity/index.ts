@@ -10,6 +10,8 @@ export { apiAuth, bearerToken, developerOf, operatorOnly } from "./api-auth.ts";
 export type { Caller, DeveloperCaller, OperatorCaller } from "./api-auth.ts";
 export { AppOwners } from "./app-owners.ts";
 export { createDeveloperRoutes } from "./developer-routes.ts";
+export { BUNDLE_REQUEST_BUDGET, deviceBudget, LOG_BYTES_BUDGET } from "./device-budget.ts";
+export type { DeviceBudget } from "./device-budget.ts";
 export { DEFAULT_TOKEN_NAME, Developers, sameSecret, sha256Hex } from "./developers.ts";
 export type { Authenticated } from "./developers.ts";
 export { DEFAULT_CREDENTIAL_TTL_SECONDS, DEVICE_REPLY_TTL_MS, DeviceRecord, DeviceRegistry } from "./devices.ts";

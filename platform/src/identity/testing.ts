@@ -34,7 +34,7 @@ export interface JoinedDevice {
 export async function joinTestDevice(devices: DeviceRegistry, deviceId: string, options: { ownerId?: string; region?: string; cores?: number } = {}): Promise<JoinedDevice> {
   const { token } = await devices.createJoinToken(options.ownerId ?? "owner", options.region ?? "local");
   const key = createUser();
-  const { response } = await devices.join({ token, deviceId, publicKey: key.getPublicKey(), ...(options.cores ? { cores: options.cores } : {}) });
+  const { response } = await devices.join({ token, deviceId, publicKey: key.getPublicKey(), cores: options.cores ?? 64, memoryMb: 1024 * 1024 });
   return { deviceId, deviceToken: response.deviceToken, creds: fmtCreds(response.fabric.jwt, key), publicKey: key.getPublicKey() };
 }
 

@@ -7,8 +7,9 @@
  * A device cannot write into the logs of a function it does not run, nor
  * in another device's name.
  */
-import { LogLine, logSubject, type Subjects } from "@hearth/protocol";
+import { DEVICE_MESSAGE_BYTES, LogLine, logSubject, type Subjects } from "@hearth/protocol";
 import type { NatsConnection, Subscription } from "@nats-io/transport-node";
+import { deviceBudget, LOG_BYTES_BUDGET } from "../identity/device-budget.ts";
 import type { Logger } from "../log/index.ts";
 import type { Store } from "../state/index.ts";
 
@@ -26,6 +27,7 @@ export interface LogRelayOptions {
 export function relayDeviceLogs(options: LogRelayOptions): Subscription {
   const { nc, subjects, store, log } = options;
   const answers = new Map<string, { yes: boolean; at: number }>();
+  const budget = deviceBudget(LOG_BYTES_BUDGET);
   let dropped = 0;
   let lastReport = 0;
   const drop = (deviceId: string, why: string) => {
@@ -50,22 +52,25 @@ export function relayDeviceLogs(options: LogRelayOptions): Subscription {
       if (err) return;
       const deviceId = subjects.deviceOf(msg.subject, "devlogs");
       if (!deviceId) return;
-      let line;
-      try {
-        line = LogLine.safeParse(msg.json());
-      } catch {
-        return drop(deviceId, "not JSON");
-      }
-      if (!line.success) return drop(deviceId, "not a log line");
-      if (line.data.deviceId !== deviceId) return drop(deviceId, "a line in another device's name");
-      const { app, fn, version } = line.data;
-      mayRun(deviceId, app, fn, version).then(
-        (yes) => {
-          if (!yes) return drop(deviceId, `a line for ${app}/${fn}, which it was not given to run`);
+      if (msg.data.length > DEVICE_MESSAGE_BYTES.logLine) return drop(deviceId, "a line too big to read");
+      // spent before the line is read: what is over budget costs no parse and no lookup
+      budget
+        .spend(deviceId, msg.data.length)
+        .then(async (within) => {
+          if (!within) return drop(deviceId, "more log bytes than its budget");
+          let line;
+          try {
+            line = LogLine.safeParse(msg.json());
+          } catch {
+            return drop(deviceId, "not JSON");
+          }
+          if (!line.success) return drop(deviceId, "not a log line");
+          if (line.data.deviceId !== deviceId) return drop(deviceId, "a line in another device's name");
+          const { app, fn, version } = line.data;
+          if (!(await mayRun(deviceId, app, fn, version))) return drop(deviceId, `a line for ${app}/${fn}, which it was not given to run`);
           nc.publish(logSubject(subjects, app, fn), msg.data);
-        },
-        (error: unknown) => log.warn({ err: error }, "could not check a function log line's placement"),
-      );
+        })
+        .catch((error: unknown) => log.warn({ err: error }, "could not check a function log line's placement"));
     },
   });
 }

@@ -11,6 +11,7 @@
 import { createHash, randomUUID } from "node:crypto";
 import {
   ControlReply,
+  DEVICE_MESSAGE_BYTES,
   Heartbeat,
   HearthError,
   type ControlMessage,
@@ -42,6 +43,13 @@ const FORGET_AFTER_MS = 10 * 60_000;
 /** After a failed placement, the same device is not asked for the same version again for this long. */
 const PLACE_RETRY_MS = 10_000;
 const SUSPECT_DEBOUNCE_MS = 500;
+/**
+ * A device is told to stop serving one function at most once in this long:
+ * an honest device stops at once and its next heartbeat says so, while one
+ * that keeps claiming (thousands of made-up functions) must not buy a
+ * control request per claim per placement pass.
+ */
+const UNPLACE_REPEAT_MS = 5_000;
 const PROBE_TIMEOUT_MS = 1_000;
 
 export class Scheduler implements AsyncDisposable {
@@ -66,6 +74,8 @@ export class Scheduler implements AsyncDisposable {
   private readonly failed = new Map<string, number>();
   /** Devices a probe found gone, with when. */
   private readonly dead = new Map<string, number>();
+  /** `<device> <app>/<fn>` → when it was last told to stop serving it. */
+  private readonly unplaced = new Map<string, number>();
   /** Functions probed lately, with when. */
   private readonly suspected = new Map<string, number>();
   /** The live table: every device this process heard from, with when. */
@@ -106,6 +116,10 @@ export class Scheduler implements AsyncDisposable {
   private onHeartbeat(subject: string, data: Uint8Array, retried = false): void {
     const deviceId = this.subjects.deviceOf(subject, "hb");
     if (!deviceId) return;
+    if (data.length > DEVICE_MESSAGE_BYTES.heartbeat) {
+      this.refused(deviceId, "a heartbeat too big to read", { bytes: data.length });
+      return;
+    }
     let json: unknown;
     try {
       json = JSON.parse(new TextDecoder().decode(data));
@@ -133,14 +147,14 @@ export class Scheduler implements AsyncDisposable {
       return;
     }
     const { record } = lookup;
-    const cores = Math.min(parsed.data.cores, record.cores ?? parsed.data.cores);
+    const cores = Math.min(parsed.data.cores, record.cores);
     const heartbeat: Heartbeat = {
       ...parsed.data,
       ownerId: record.ownerId,
       region: record.region,
       cores,
       freeCores: Math.min(parsed.data.freeCores, cores),
-      memoryMb: Math.min(parsed.data.memoryMb, record.memoryMb ?? parsed.data.memoryMb),
+      memoryMb: Math.min(parsed.data.memoryMb, record.memoryMb),
     };
     const now = Date.now();
     const previous = this.devices.get(deviceId);
@@ -279,8 +293,18 @@ export class Scheduler implements AsyncDisposable {
     for (const [id, deviceIds] of servedBy) {
       if (busy.has(id) || this.working.has(id)) continue;
       const [app, fn] = id.split("/") as [string, string];
-      for (const deviceId of deviceIds) this.send(deviceId, { type: "unplace", app, fn }).catch(() => undefined);
+      for (const deviceId of deviceIds) void this.unplace(deviceId, app, fn);
     }
+    for (const [key, at] of this.unplaced) if (at < now - UNPLACE_REPEAT_MS) this.unplaced.delete(key);
+  }
+
+  /** Tells a device to stop serving a function, unless it was told so lately. */
+  private async unplace(deviceId: string, app: string, fn: string): Promise<void> {
+    const key = `${deviceId} ${app}/${fn}`;
+    const now = Date.now();
+    if ((this.unplaced.get(key) ?? 0) > now - UNPLACE_REPEAT_MS) return;
+    this.unplaced.set(key, now);
+    await this.send(deviceId, { type: "unplace", app, fn }).catch(() => undefined);
   }
 
   /**
@@ -323,6 +347,8 @@ export class Scheduler implements AsyncDisposable {
         if (record.env) message.env = record.env;
         if (record.outbound) message.outbound = record.outbound;
         await this.store.grantBundle(id, app, name, record.version);
+        // placed again: a later stop order goes out at once
+        this.unplaced.delete(`${id} ${app}/${name}`);
         await this.send(id, message).catch(async (error: unknown) => {
           await this.store.withdrawGrant(id, app, name, record.version).catch(() => undefined);
           throw error;
@@ -375,7 +401,7 @@ export class Scheduler implements AsyncDisposable {
     }
     // Only once the placement is written: a device that stops is never one the placement still counts on.
     const strays = [...new Set([...served, ...Object.keys(placement.devices)])].filter((id) => next.devices[id] === undefined && live.has(id));
-    await Promise.all(strays.map((id) => this.send(id, { type: "unplace", app, fn: name }).catch(() => undefined)));
+    await Promise.all(strays.map((id) => this.unplace(id, app, name)));
     return next;
   }
 

@@ -92,17 +92,16 @@ export class Store {
   }
 
   /**
-   * Whether a device may fetch a bundle: it was granted it for a placement,
-   * or it is placed for a function that has this bundle as a version (the
-   * gateway may name a newer or rolled-back version before the scheduler
-   * re-places). A device never gets code it was not asked to run.
+   * Whether a device may run this version of this function (its log lines
+   * are believed): the version is the function's, and the device was granted
+   * it for this very function or is placed for it. A grant for another
+   * function with byte-identical code does not count.
    */
-  /** Whether a device may run this version of this function (its log lines are believed): the version is the function's, and the device may fetch it. */
   async mayRun(deviceId: string, app: string, fn: string, version: string): Promise<boolean> {
     const [own, granted, placement] = await this.redis
       .multi()
       .sismember(this.key("bundlefns", version), `${app}/${fn}`)
-      .exists(this.key("bundlegrant", deviceId, version))
+      .exists(this.key("rungrant", deviceId, app, fn, version))
       .get(this.key("placement", app, fn))
       .exec()
       .then((r) => (r ?? []).map(([, v]) => v));
@@ -110,6 +109,12 @@ export class Store {
     return granted === 1 || (typeof placement === "string" && Placement.parse(JSON.parse(placement)).devices[deviceId] !== undefined);
   }
 
+  /**
+   * Whether a device may fetch a bundle: it was granted it for a placement,
+   * or it is placed for a function that has this bundle as a version (the
+   * gateway may name a newer or rolled-back version before the scheduler
+   * re-places). A device never gets code it was not asked to run.
+   */
   async mayFetchBundle(deviceId: string, hash: string): Promise<boolean> {
     if ((await this.redis.exists(this.key("bundlegrant", deviceId, hash))) === 1) return true;
     const fns = await this.redis.smembers(this.key("bundlefns", hash));
