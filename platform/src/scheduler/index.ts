@@ -401,7 +401,14 @@ export class Scheduler implements AsyncDisposable {
     }
     // Only once the placement is written: a device that stops is never one the placement still counts on.
     const strays = [...new Set([...served, ...Object.keys(placement.devices)])].filter((id) => next.devices[id] === undefined && live.has(id));
-    await Promise.all(strays.map((id) => this.unplace(id, app, name)));
+    await Promise.all(
+      strays.map(async (id) => {
+        // what it was granted for this function stops counting with the order to stop
+        const versions = new Set([record.version, placement.devices[id]?.version].filter((v): v is string => v !== undefined));
+        await Promise.all([...versions].map((v) => this.store.withdrawGrant(id, app, name, v).catch(() => undefined)));
+        await this.unplace(id, app, name);
+      }),
+    );
     return next;
   }
 
