@@ -7,7 +7,7 @@
  * developer's app is, to the CLI, a function that does not exist.
  */
 import { execFile, spawn } from "node:child_process";
-import { mkdtempSync, readFileSync, rmSync, statSync } from "node:fs";
+import { mkdtempSync, readFileSync, rmSync, statSync, writeFileSync } from "node:fs";
 import { tmpdir } from "node:os";
 import { join } from "node:path";
 import { fileURLToPath } from "node:url";
@@ -200,8 +200,28 @@ describe("hearth login, whoami and logout", () => {
     expect(deleted.stderr).toMatch(/^hearth: no function demo-private\/fn/);
     const logs = await hearthCli(["logs", "demo-private", "fn"], env());
     expect(logs.stderr).toMatch(/^hearth: no function demo-private\/fn/);
+    const before = await demo.get("demo-private", "fn");
+    const versions = await hearthCli(["versions", "demo-private", "fn"], env());
+    expect(versions.code).toBe(2);
+    expect(versions.stderr).toMatch(/^hearth: no function demo-private\/fn/);
+    const rollback = await hearthCli(["rollback", "demo-private", "fn", before.version], env());
+    expect(rollback.code).toBe(2);
+    expect(rollback.stderr).toMatch(/^hearth: no function demo-private\/fn/);
+    const entry = join(dir, "mine.js");
+    writeFileSync(entry, "export default { fetch: () => new Response('frank was here') }");
+    const deploy = await hearthCli(["deploy", entry, "--app", "demo-private", "--name", "fn", "--env", "SECRET=frank", "--timeout", "1000"], env());
+    expect(deploy.code).not.toBe(0);
+    expect(deploy.stderr).toMatch(/demo-private/);
+    expect(deploy.stderr).not.toMatch(/\n\s+at /);
+    const listed = await hearthCli(["list", "--json"], env());
+    expect(listed.code).toBe(0);
+    expect(listed.stdout).not.toContain("demo-private");
+    const usage = await hearthCli(["usage", "--app", "demo-private", "--json"], env());
+    expect(usage.stdout + usage.stderr).not.toMatch(/"calls":\s*[1-9]/);
     // still there, unchanged, for its developer
-    expect((await demo.get("demo-private", "fn")).app).toBe("demo-private");
+    const after = await demo.get("demo-private", "fn");
+    expect(after).toEqual(before);
+    expect(await demo.versions("demo-private", "fn")).toHaveLength(1);
   });
 
   it("logout forgets the login", async () => {
