@@ -82,6 +82,7 @@ export function createHttpApp(parts: {
     onNoDevice: (a, f) => parts.scheduler.suspect(a, f),
     onCall: parts.ledger?.onCall,
     liveDevice: (id) => parts.scheduler.liveDevice(id),
+    deviceGone: (listener) => parts.scheduler.onGone(listener),
     region: parts.region,
   });
   app.use("*", requestId({ headerName: REQUEST_ID_HEADER, limitLength: 255 }));
@@ -136,6 +137,8 @@ export async function startPlatform(options: PlatformOptions): Promise<Platform>
     store, nc, subjects, log: log.child({ part: "scheduler" }), deadAfterMs: options.deadAfterMs, tickMs: options.tickMs, directory: fabric,
   });
   fabric.onRevoked = (deviceId) => scheduler.forget(deviceId);
+  // a device's connection closed: the scheduler asks the device, and if it is gone its calls move at once (docs/routing.md)
+  fabric.onDisconnect = (deviceId) => void scheduler.connectionClosed(deviceId);
   const bundles = serveBundles(nc, subjects, store, log);
   const ledger = await startLedger({ nc, subjects, redis, prefix: options.redisPrefix, log, mode: options.ledger }).catch(async (error: unknown) => {
     bundles.unsubscribe();

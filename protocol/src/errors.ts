@@ -51,6 +51,7 @@ export const ERROR_CODES = {
   ERR_LEDGER_UNAVAILABLE: { status: 503, kind: "system" },
   ERR_LOGS_UNAVAILABLE: { status: 503, kind: "system" },
   ERR_BAD_DEVICE_REPLY: { status: 502, kind: "system" },
+  ERR_DEVICE_LOST: { status: 502, kind: "system" },
 } as const satisfies Record<string, ErrorSpec>;
 
 export type ErrorCode = keyof typeof ERROR_CODES;

@@ -67,6 +67,8 @@ export interface GatewayOptions {
   region?: string;
   /** Each app on its own host (HEARTH_APP_DOMAIN); without it, functions are served on the path form only. */
   appHosts?: AppHosts;
+  /** Subscribes to devices found gone from the fabric: calls waiting on one move (idempotent) or end at once. */
+  deviceGone?: (listener: (deviceId: string) => void) => void;
 }
 
 export interface Gateway {
@@ -110,6 +112,26 @@ export const SERVED_BY_HEADERS = { device: "X-Hearth-Device", region: "X-Hearth-
 
 /** Extra time the gateway waits past the function's wall limit, for the fabric round trip. */
 const FABRIC_MARGIN_MS = 2_000;
+/** The longest an idempotent call whose devices all left waits for the function to be placed elsewhere. */
+const REPLACEMENT_WAIT_MS = 10_000;
+
+/** The device a call was sent to left the fabric before it answered. */
+class DeviceLost extends Error {
+  readonly deviceId: string;
+  constructor(deviceId: string) {
+    super(`device ${deviceId} left the fabric`);
+    this.deviceId = deviceId;
+  }
+}
+
+/**
+ * Calls that may run twice without harm, so a call whose device left is
+ * sent to another: the safe methods (RFC 9110 §9.2.1), and any call the
+ * client marked with an Idempotency-Key.
+ */
+export function isIdempotent(method: string, headers: Headers): boolean {
+  return method === "GET" || method === "HEAD" || method === "OPTIONS" || headers.has("idempotency-key");
+}
 
 export function createGateway(options: GatewayOptions): Gateway {
   const { store, nc, subjects, log } = options;
@@ -140,6 +162,49 @@ export function createGateway(options: GatewayOptions): Gateway {
     await next();
     addServerTiming(c.res.headers, `total;dur=${(performance.now() - started).toFixed(2)}`);
   });
+
+  // Calls waiting on each device: told at once when the device is found gone from the fabric (Scheduler.connectionClosed).
+  const watchers = new Map<string, Set<() => void>>();
+  options.deviceGone?.((deviceId) => {
+    for (const lost of watchers.get(deviceId) ?? []) lost();
+    watchers.delete(deviceId);
+  });
+  const watchDevice = (deviceId: string) => {
+    let fire!: () => void;
+    const lost = new Promise<never>((_, reject) => {
+      fire = () => reject(new DeviceLost(deviceId));
+    });
+    lost.catch(() => undefined);
+    let set = watchers.get(deviceId);
+    if (!set) watchers.set(deviceId, (set = new Set()));
+    set.add(fire);
+    return {
+      lost,
+      done: () => {
+        set.delete(fire);
+        if (set.size === 0 && watchers.get(deviceId) === set) watchers.delete(deviceId);
+      },
+    };
+  };
+  /**
+   * Devices to move an idempotent call to once every device it was tried on
+   * left: the function's placement read again until the scheduler has placed
+   * it on a live device not yet tried, within the call's deadline (at most
+   * REPLACEMENT_WAIT_MS).
+   */
+  const replacements = async (app: string, fn: string, tried: Set<string>, deadline: number): Promise<string[]> => {
+    const until = Math.min(deadline - 100, performance.now() + REPLACEMENT_WAIT_MS);
+    options.onNoDevice?.(app, fn);
+    while (performance.now() < until) {
+      records.forget(app, fn);
+      const entry = await records.get(app, fn);
+      if (!entry?.record) return [];
+      const fresh = chooseDevices(entry, options.liveDevice, inflight, options.region).filter((id) => !tried.has(id) && options.liveDevice?.(id) !== undefined);
+      if (fresh.length > 0) return fresh;
+      await new Promise((resolve) => setTimeout(resolve, 100));
+    }
+    return [];
+  };
 
   const handle = async (c: Context<HearthEnv>, target: Target) => {
     const { app: appName, fn: fnName } = target;
@@ -186,17 +251,39 @@ export function createGateway(options: GatewayOptions): Gateway {
       }
       return response;
     };
-    const candidates = chooseDevices(entry, options.liveDevice, inflight, options.region);
+    const idempotent = isIdempotent(method.data, c.req.raw.headers);
+    const deadline = started + record.limits.wallMs + FABRIC_MARGIN_MS;
+    let candidates = chooseDevices(entry, options.liveDevice, inflight, options.region);
+    const tried = new Set<string>();
     let reply: Msg | undefined;
     let chosen = "";
-    for (const deviceId of candidates) {
+    let lostOne = false;
+    for (let i = 0; i < candidates.length; i++) {
+      const deviceId = candidates[i]!;
+      const isLast = i === candidates.length - 1;
+      tried.add(deviceId);
+      const timeout = Math.max(1, Math.round(deadline - performance.now()));
       inflight.set(deviceId, (inflight.get(deviceId) ?? 0) + 1);
+      const watch = watchDevice(deviceId);
       try {
-        reply = await nc.request(subjects.invoke(deviceId), body, { headers: h, timeout: record.limits.wallMs + FABRIC_MARGIN_MS });
+        const request = nc.request(subjects.invoke(deviceId), body, { headers: h, timeout });
+        // the loser of the race below must not become an unhandled rejection
+        request.catch(() => undefined);
+        reply = await Promise.race([request, watch.lost]);
       } catch (error) {
+        reply = undefined;
         if (error instanceof RequestError && error.isNoResponders()) {
           // nobody heard it: safe to hand to the next device, whatever the method
-          reply = undefined;
+          continue;
+        }
+        if (error instanceof DeviceLost) {
+          lostOne = true;
+          // it may have run: only an idempotent call goes to another device
+          if (!idempotent) {
+            const response = errorResponse(c, "ERR_DEVICE_LOST", "the device running the call left the fabric before it answered; the call may or may not have run, retry if that is safe");
+            return answer(response, { responseBytes: 0, errorCode: "ERR_DEVICE_LOST" });
+          }
+          if (isLast) candidates = [...candidates, ...(await replacements(appName, fnName, tried, deadline))];
           continue;
         }
         if (error instanceof TimeoutError || (error instanceof RequestError && error.cause instanceof TimeoutError)) {
@@ -205,6 +292,7 @@ export function createGateway(options: GatewayOptions): Gateway {
         }
         throw error;
       } finally {
+        watch.done();
         const n = (inflight.get(deviceId) ?? 1) - 1;
         if (n <= 0) inflight.delete(deviceId);
         else inflight.set(deviceId, n);
@@ -217,14 +305,16 @@ export function createGateway(options: GatewayOptions): Gateway {
       } catch {
         // headers nats.js cannot decode: parseDeviceReply refuses the reply below
       }
-      if ((code === "ERR_NO_DEVICE" || code === "ERR_DEVICE_BUSY") && deviceId !== candidates[candidates.length - 1]) continue;
+      if ((code === "ERR_NO_DEVICE" || code === "ERR_DEVICE_BUSY") && !isLast) continue;
       break;
     }
     if (!reply) {
       records.forget(appName, fnName);
       options.onNoDevice?.(appName, fnName);
-      const response = errorResponse(c, "ERR_NO_DEVICE", `no device is serving ${appName}/${fnName} right now; try again in a few seconds`);
-      return answer(response, { responseBytes: 0, errorCode: "ERR_NO_DEVICE" });
+      const response = lostOne
+        ? errorResponse(c, "ERR_DEVICE_LOST", `the device running the call left the fabric and no other device took ${appName}/${fnName} in time; retry`)
+        : errorResponse(c, "ERR_NO_DEVICE", `no device is serving ${appName}/${fnName} right now; try again in a few seconds`);
+      return answer(response, { responseBytes: 0, errorCode: lostOne ? "ERR_DEVICE_LOST" : "ERR_NO_DEVICE" });
     }
     const parsed = parseDeviceReply(reply, record.limits, chosen);
     if (!parsed.ok) {

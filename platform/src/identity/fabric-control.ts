@@ -9,7 +9,7 @@
  * on the revoked subject, and pushed again every few minutes and at start,
  * so a push lost to a restart of either side is made good.
  */
-import { HearthError, type Subjects } from "@hearth/protocol";
+import { DeviceId, HearthError, type Subjects } from "@hearth/protocol";
 import { credsAuthenticator, type NatsConnection, type Subscription } from "@nats-io/transport-node";
 import { connect } from "@nats-io/transport-node";
 import { z } from "zod";
@@ -23,6 +23,16 @@ const ClaimsUpdateReply = z.object({
 });
 
 const RevokedNotice = z.strictObject({ deviceId: z.string() });
+
+/**
+ * nats-server's advisory for a closed client connection: `name_tag` is the
+ * name in the user JWT the platform signed (the device id), never what the
+ * client said of itself.
+ */
+const DisconnectAdvisory = z.object({
+  client: z.object({ name_tag: z.string().optional(), user: z.string().optional() }),
+  reason: z.string().optional(),
+});
 
 /** How often the account JWT is pushed again without a change. */
 const REPUSH_MS = 5 * 60_000;
@@ -59,6 +69,14 @@ export class FabricControl implements AsyncDisposable {
   private closed = false;
   /** Told when a device is revoked (by this process or another): the scheduler forgets it at once. */
   onRevoked?: (deviceId: string) => void;
+  /**
+   * Told when one of a device's fabric connections closes (nats-server's
+   * DISCONNECT advisory, from the system account): the device may be gone
+   * (killed, unplugged) or may be moving to a renewed credential's
+   * connection, so the listener checks before it gives up on the device.
+   */
+  onDisconnect?: (deviceId: string, reason: string) => void;
+  private readonly disconnects: Subscription;
 
   private constructor(options: FabricControlOptions, system: NatsConnection) {
     this.options = options;
@@ -73,6 +91,20 @@ export class FabricControl implements AsyncDisposable {
           return;
         }
         if (parsed.success) this.forget(parsed.data.deviceId, true);
+      },
+    });
+    this.disconnects = system.subscribe(`$SYS.ACCOUNT.${options.authority.publicKeys.account}.DISCONNECT`, {
+      callback: (err, msg) => {
+        if (err) return;
+        let parsed;
+        try {
+          parsed = DisconnectAdvisory.safeParse(msg.json());
+        } catch {
+          return;
+        }
+        if (!parsed.success) return;
+        const deviceId = parsed.data.client.name_tag;
+        if (deviceId && DeviceId.safeParse(deviceId).success) this.onDisconnect?.(deviceId, parsed.data.reason ?? "closed");
       },
     });
     this.timer = setInterval(() => {
@@ -200,6 +232,7 @@ export class FabricControl implements AsyncDisposable {
     clearInterval(this.timer);
     clearInterval(this.retrying);
     if (!this.options.nc.isClosed()) this.notices.unsubscribe();
+    if (!this.system.isClosed()) this.disconnects.unsubscribe();
     await this.pushing;
     await this.system.close().catch(() => undefined);
   }

@@ -76,6 +76,9 @@ export class Scheduler implements AsyncDisposable {
   private readonly dead = new Map<string, number>();
   /** `<device> <app>/<fn>` → when it was last told to stop serving it. */
   private readonly unplaced = new Map<string, number>();
+  /** Devices being asked whether they are still there after a connection of theirs closed. */
+  private readonly checking = new Map<string, Promise<boolean>>();
+  private readonly goneListeners: ((deviceId: string) => void)[] = [];
   /** Functions probed lately, with when. */
   private readonly suspected = new Map<string, number>();
   /** The live table: every device this process heard from, with when. */
@@ -174,6 +177,45 @@ export class Scheduler implements AsyncDisposable {
     this.devices.delete(deviceId);
     this.dead.set(deviceId, Date.now());
     this.kick();
+  }
+
+  /**
+   * One of a device's fabric connections closed: asks the device itself
+   * (its control subject). No one there, or no answer twice, and it is gone:
+   * out of the live table at once, its functions re-placed, and everyone
+   * waiting on it told (the gateway moves or ends its calls). An answer
+   * means it lives on another connection (a renewed credential's).
+   */
+  connectionClosed(deviceId: string): Promise<boolean> {
+    const under = this.checking.get(deviceId);
+    if (under) return under;
+    const check = (async () => {
+      for (let attempt = 0; attempt < 2; attempt++) {
+        try {
+          await this.send(deviceId, { type: "ping" }, PROBE_TIMEOUT_MS);
+          return false;
+        } catch (error) {
+          if (error instanceof RequestError && error.isNoResponders()) break;
+          // anything else (a timeout) is asked once more
+        }
+      }
+      return true;
+    })().then((gone) => {
+      if (gone && !this.stopped) {
+        this.log.info({ deviceId }, "device left the fabric: its calls move and its functions are re-placed");
+        this.dead.set(deviceId, Date.now());
+        for (const listener of this.goneListeners) listener(deviceId);
+        this.kick();
+      }
+      return gone;
+    }).finally(() => this.checking.delete(deviceId));
+    this.checking.set(deviceId, check);
+    return check;
+  }
+
+  /** Calls `listener` with each device found gone from the fabric (connectionClosed). */
+  onGone(listener: (deviceId: string) => void): void {
+    this.goneListeners.push(listener);
   }
 
   /** The device's entry while it is live in this process's table. */
