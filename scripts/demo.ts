@@ -57,6 +57,8 @@ async function main(): Promise<void> {
   process.on("SIGTERM", () => void shutdown(0));
   process.on("SIGHUP", () => void shutdown(0));
 
+  // every local client is 127.0.0.1: the production per-IP default (1,000 calls/s) would refuse a load test of the demo
+  process.env["HEARTH_RATE_LIMIT_PER_IP"] ??= "1000000";
   hearth = await startLocalHearth({
     port: await portFor(),
     logDir: LOG_DIR,

@@ -49,6 +49,12 @@ async function start(): Promise<void> {
     port: env.HEARTH_PORT,
     publicUrl: env.HEARTH_PUBLIC_URL,
     appDomain: env.HEARTH_APP_DOMAIN,
+    callLimits: {
+      perIpPerSecond: env.HEARTH_RATE_LIMIT_PER_IP,
+      perAppPerSecond: env.HEARTH_RATE_LIMIT_PER_APP,
+      perFunctionInFlight: env.HEARTH_MAX_IN_FLIGHT_PER_FUNCTION,
+    },
+    clientIpHeader: env.HEARTH_CLIENT_IP_HEADER,
     ledger: ledger.HEARTH_LEDGER,
     publicNatsUrl: ledger.HEARTH_PUBLIC_NATS_URL,
   }).catch((error: unknown) => {

@@ -10,7 +10,8 @@ import { serveBundles } from "./bundles/index.ts";
 import { AppHosts } from "./gateway/hosts.ts";
 import { createGateway } from "./gateway/index.ts";
 import { startLedger, type Ledger, type LedgerMode } from "./ledger/index.ts";
-import { notFound, onError, REQUEST_ID_HEADER, type HearthEnv } from "./http/index.ts";
+import { CallLimits, DEFAULT_CALL_LIMITS, FRONT_DOOR, frontDoorServerOptions, onClientError, type CallLimitSettings } from "./http/front-door.ts";
+import { errorResponse, notFound, onError, REQUEST_ID_HEADER, type HearthEnv } from "./http/index.ts";
 import { DeviceRegistry, FabricAuthority, FabricControl, type FabricKeys } from "./identity/index.ts";
 import { relayDeviceLogs } from "./logs/relay.ts";
 import type { Logger } from "./log/index.ts";
@@ -43,6 +44,10 @@ export interface PlatformOptions {
   publicNatsUrl?: string;
   /** Serve each app on its own host `<app>.<appDomain>` (docs/security.md); without it, only the path form `/fn/<app>/<fn>`. */
   appDomain?: string;
+  /** Rate and concurrency limits on function calls (default DEFAULT_CALL_LIMITS). */
+  callLimits?: CallLimitSettings;
+  /** A header a trusted proxy sets to the client's IP (its last entry is used). */
+  clientIpHeader?: string;
 }
 
 export interface Platform extends AsyncDisposable {
@@ -75,6 +80,8 @@ export function createHttpApp(parts: {
   fabric: FabricControl;
   region?: string;
   appHosts?: AppHosts;
+  callLimits?: CallLimitSettings;
+  clientIpHeader?: string;
 }): Hono<HearthEnv> {
   const app = new Hono<HearthEnv>();
   const gateway = createGateway({
@@ -84,10 +91,19 @@ export function createHttpApp(parts: {
     liveDevice: (id) => parts.scheduler.liveDevice(id),
     deviceGone: (listener) => parts.scheduler.onGone(listener),
     region: parts.region,
+    callLimits: new CallLimits(parts.callLimits ?? DEFAULT_CALL_LIMITS),
+    clientIpHeader: parts.clientIpHeader,
   });
   app.use("*", requestId({ headerName: REQUEST_ID_HEADER, limitLength: 255 }));
   app.onError(onError(parts.log));
   app.notFound(notFound);
+  app.use("*", async (c, next) => {
+    const url = new URL(c.req.url);
+    if (url.pathname.length + url.search.length > FRONT_DOOR.maxUrlBytes) {
+      return errorResponse(c, "ERR_URL_TOO_LONG", `the URL's path and query are over ${FRONT_DOOR.maxUrlBytes} bytes`);
+    }
+    return next();
+  });
   // before the API: a bad Host is refused, and an app's host answers everything itself, so /v1 is never served there
   app.use("*", gateway.hosts);
   app.route("/v1", createApi(parts));
@@ -156,11 +172,12 @@ export async function startPlatform(options: PlatformOptions): Promise<Platform>
   const logRelay = logs ? relayDeviceLogs({ nc, subjects, store, log: log.child({ part: "logs" }) }) : undefined;
   let url = options.publicUrl ?? "";
   const appHosts = options.appDomain ? new AppHosts(options.appDomain, () => url) : undefined;
-  const app = createHttpApp({ store, scheduler, nc, subjects, log, token: options.token, publicUrl: () => url, embeddedState: embedded, ledger, logs, appHosts, devices, fabric, region: options.region });
+  const app = createHttpApp({ store, scheduler, nc, subjects, log, token: options.token, publicUrl: () => url, embeddedState: embedded, ledger, logs, appHosts, devices, fabric, region: options.region, callLimits: options.callLimits, clientIpHeader: options.clientIpHeader });
 
   const server: ServerType = await new Promise((resolve, reject) => {
-    const s = serve({ fetch: app.fetch, hostname: options.host ?? "127.0.0.1", port: options.port ?? 0 }, () => resolve(s));
+    const s = serve({ fetch: app.fetch, hostname: options.host ?? "127.0.0.1", port: options.port ?? 0, serverOptions: frontDoorServerOptions() }, () => resolve(s));
     s.once("error", reject);
+    s.on("clientError", onClientError);
   });
   const address = server.address() as AddressInfo;
   const host = address.family === "IPv6" ? `[${address.address}]` : address.address;

@@ -33,6 +33,14 @@ const PlatformEnvFields = z.object({
   HEARTH_REDIS_PREFIX: z.string().regex(/^[a-z0-9:_-]{1,32}$/).default("hearth:"),
   HEARTH_REGION: z.string().regex(/^[A-Za-z0-9_.-]{1,64}$/, "HEARTH_REGION must be 1-64 characters of A-Z, a-z, 0-9, _ . -").optional(),
   HEARTH_CREDENTIAL_TTL_SECONDS: z.coerce.number().int().min(10, "HEARTH_CREDENTIAL_TTL_SECONDS must be at least 10").max(30 * 86_400).optional(),
+  /** Function calls a second from one client IP, per platform process (0: no limit). */
+  HEARTH_RATE_LIMIT_PER_IP: z.coerce.number().int().min(0).max(1_000_000).default(1_000),
+  /** Function calls a second to one app, per platform process (0: no limit). */
+  HEARTH_RATE_LIMIT_PER_APP: z.coerce.number().int().min(0).max(10_000_000).default(0),
+  /** Calls of one function in flight through one platform process (0: no limit). */
+  HEARTH_MAX_IN_FLIGHT_PER_FUNCTION: z.coerce.number().int().min(0).max(1_000_000).default(256),
+  /** A header a trusted proxy in front sets to the client's IP (e.g. x-forwarded-for: its last entry is used); unset, the socket's address. */
+  HEARTH_CLIENT_IP_HEADER: z.string().regex(/^[a-z0-9-]{1,64}$/, "HEARTH_CLIENT_IP_HEADER must be a lower-case header name").optional(),
   HEARTH_LOG_LEVEL: z.enum(["fatal", "error", "warn", "info", "debug", "trace", "silent"]).default("info"),
 });
 export const PlatformEnv = PlatformEnvFields.superRefine((env, ctx) => {

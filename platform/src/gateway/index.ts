@@ -47,6 +47,7 @@ import { errorResponse, onError, type HearthEnv } from "../http/index.ts";
 import type { Logger } from "../log/index.ts";
 import type { DeviceEntry, Placement, Store } from "../state/index.ts";
 import type { CallFacts, CallHook } from "../usage/index.ts";
+import { FRONT_DOOR, type CallLimits, type Refusal } from "../http/front-door.ts";
 import { scopeSetCookie } from "./cookies.ts";
 import { firstSegment, RequestHostName, type AppHosts } from "./hosts.ts";
 
@@ -69,6 +70,10 @@ export interface GatewayOptions {
   appHosts?: AppHosts;
   /** Subscribes to devices found gone from the fabric: calls waiting on one move (idempotent) or end at once. */
   deviceGone?: (listener: (deviceId: string) => void) => void;
+  /** Rate limits per client IP and app, and the in-flight cap per function (the front door). */
+  callLimits?: CallLimits;
+  /** A header a trusted proxy sets to the client's IP; without it, the socket's peer address. */
+  clientIpHeader?: string;
 }
 
 export interface Gateway {
@@ -114,6 +119,28 @@ export const SERVED_BY_HEADERS = { device: "X-Hearth-Device", region: "X-Hearth-
 const FABRIC_MARGIN_MS = 2_000;
 /** The longest an idempotent call whose devices all left waits for the function to be placed elsewhere. */
 const REPLACEMENT_WAIT_MS = 10_000;
+
+/** 429 with Retry-After: a rate or in-flight limit of the front door. */
+function tooMany(c: Context<HearthEnv>, refusal: Refusal): Response {
+  const response = errorResponse(c, "ERR_RATE_LIMITED", refusal.message);
+  response.headers.set("Retry-After", String(refusal.retryAfterSeconds));
+  return response;
+}
+
+/**
+ * The caller's IP: the socket's peer, or, behind a trusted proxy that sets
+ * `header`, the last entry of that header (what the proxy itself added;
+ * entries before it are the client's own say). Undefined in-process (tests).
+ */
+function clientIp(c: Context<HearthEnv>, header: string | undefined): string | undefined {
+  if (header) {
+    const value = c.req.header(header);
+    const last = value?.split(",").pop()?.trim();
+    if (last) return last;
+  }
+  const incoming = (c.env as { incoming?: { socket?: { remoteAddress?: string } } } | undefined)?.incoming;
+  return incoming?.socket?.remoteAddress;
+}
 
 /** The device a call was sent to left the fabric before it answered. */
 class DeviceLost extends Error {
@@ -220,6 +247,20 @@ export function createGateway(options: GatewayOptions): Gateway {
     if (fabricDown || nc.isClosed()) {
       return errorResponse(c, "ERR_PLATFORM_UNREACHABLE", "the gateway has lost its connection to the fabric and is reconnecting; retry in a few seconds");
     }
+    const limits = options.callLimits;
+    const refused = await limits?.admit(clientIp(c, options.clientIpHeader), appName);
+    if (refused) return tooMany(c, refused);
+    const slot = limits?.enter(`${appName}/${fnName}`);
+    if (slot && typeof slot !== "function") return tooMany(c, slot);
+    try {
+      return await call(c, target, entry, record, method.data);
+    } finally {
+      slot?.();
+    }
+  };
+
+  const call = async (c: Context<HearthEnv>, target: Target, entry: CachedFunction, record: FunctionRecord, method: HttpMethod) => {
+    const { app: appName, fn: fnName } = target;
     const body = await readBody(c.req.raw, record.limits.requestBytes);
     const requestId = c.get("requestId");
     const fnUrl = new URL(target.path + target.url.search, target.url.origin);
@@ -229,7 +270,7 @@ export function createGateway(options: GatewayOptions): Gateway {
     h.set(INVOKE_HEADERS.app, appName);
     h.set(INVOKE_HEADERS.fn, fnName);
     h.set(INVOKE_HEADERS.version, record.version);
-    h.set(INVOKE_HEADERS.method, method.data);
+    h.set(INVOKE_HEADERS.method, method);
     h.set(INVOKE_HEADERS.url, fnUrl.href);
     h.set(INVOKE_HEADERS.deadline, String(Date.now() + record.limits.wallMs));
     c.req.raw.headers.forEach((value, key) => {
@@ -251,7 +292,7 @@ export function createGateway(options: GatewayOptions): Gateway {
       }
       return response;
     };
-    const idempotent = isIdempotent(method.data, c.req.raw.headers);
+    const idempotent = isIdempotent(method, c.req.raw.headers);
     const deadline = started + record.limits.wallMs + FABRIC_MARGIN_MS;
     let candidates = chooseDevices(entry, options.liveDevice, inflight, options.region);
     const tried = new Set<string>();
@@ -540,7 +581,11 @@ export function parseDeviceReply(msg: Pick<Msg, "headers" | "data">, limits: Fun
 }
 
 /** Reads a request body, refusing with 413 once it passes `limit` bytes (before reading it all). */
-export async function readBody(request: Request, limit: number): Promise<Uint8Array> {
+/**
+ * A call's body, whole: refused (413) past the function's limit, and cut
+ * off (408) when the client sends nothing for FRONT_DOOR.bodyIdleMs.
+ */
+export async function readBody(request: Request, limit: number, idleMs: number = FRONT_DOOR.bodyIdleMs): Promise<Uint8Array> {
   const declared = Number(request.headers.get("content-length") ?? "0");
   const tooLarge = () => new HearthError("ERR_BODY_TOO_LARGE", `request body is over this function's limit of ${limit} bytes`);
   if (declared > limit) throw tooLarge();
@@ -549,7 +594,20 @@ export async function readBody(request: Request, limit: number): Promise<Uint8Ar
   let size = 0;
   const reader = request.body.getReader();
   for (;;) {
-    const { done, value } = await reader.read();
+    let timer: NodeJS.Timeout | undefined;
+    const stalled = new Promise<never>((_, reject) => {
+      timer = setTimeout(() => reject(new HearthError("ERR_REQUEST_TIMEOUT", `the request body stalled: nothing arrived for ${idleMs / 1000} s`)), idleMs);
+    });
+    let read: ReadableStreamReadResult<Uint8Array>;
+    try {
+      read = await Promise.race([reader.read(), stalled]);
+    } catch (error) {
+      await reader.cancel().catch(() => undefined);
+      throw error;
+    } finally {
+      clearTimeout(timer);
+    }
+    const { done, value } = read;
     if (done) break;
     size += value.byteLength;
     if (size > limit) {
