@@ -49,6 +49,7 @@ import type { DeviceEntry, Placement, Store } from "../state/index.ts";
 import type { CallFacts, CallHook } from "../usage/index.ts";
 import { FRONT_DOOR, type CallLimits, type Refusal } from "../http/front-door.ts";
 import { scopeSetCookie } from "./cookies.ts";
+import { HedgePolicy } from "./hedging.ts";
 import { firstSegment, RequestHostName, type AppHosts } from "./hosts.ts";
 
 export interface GatewayOptions {
@@ -120,6 +121,11 @@ const FABRIC_MARGIN_MS = 2_000;
 /** The longest an idempotent call whose devices all left waits for the function to be placed elsewhere. */
 const REPLACEMENT_WAIT_MS = 10_000;
 
+/** What one device's try at a call came to. */
+type Outcome =
+  | { deviceId: string; kind: "reply"; msg: Msg; code: string | undefined }
+  | { deviceId: string; kind: "no-responders" | "lost" | "timeout" };
+
 /** 429 with Retry-After: a rate or in-flight limit of the front door. */
 function tooMany(c: Context<HearthEnv>, refusal: Refusal): Response {
   const response = errorResponse(c, "ERR_RATE_LIMITED", refusal.message);
@@ -170,6 +176,7 @@ export function createGateway(options: GatewayOptions): Gateway {
     log.warn({ err: error }, "state store unreachable: the gateway serves functions as it last saw them");
   };
   const app = new Hono<HearthEnv>();
+  const hedging = new HedgePolicy();
   /** Calls this gateway has in flight per device (a least-loaded pick among a function's devices). */
   const inflight = new Map<string, number>();
 
@@ -294,43 +301,33 @@ export function createGateway(options: GatewayOptions): Gateway {
     };
     const idempotent = isIdempotent(method, c.req.raw.headers);
     const deadline = started + record.limits.wallMs + FABRIC_MARGIN_MS;
-    let candidates = chooseDevices(entry, options.liveDevice, inflight, options.region);
+    const fnKey = `${appName}/${fnName}`;
+    const candidates = chooseDevices(entry, options.liveDevice, inflight, options.region);
     const tried = new Set<string>();
-    let reply: Msg | undefined;
-    let chosen = "";
-    let lostOne = false;
-    for (let i = 0; i < candidates.length; i++) {
-      const deviceId = candidates[i]!;
-      const isLast = i === candidates.length - 1;
-      tried.add(deviceId);
+
+    /** One device's try at the call: what came of it (never rejects for what a device or the fabric did). */
+    const attempt = async (deviceId: string): Promise<Outcome> => {
       const timeout = Math.max(1, Math.round(deadline - performance.now()));
       inflight.set(deviceId, (inflight.get(deviceId) ?? 0) + 1);
       const watch = watchDevice(deviceId);
+      const sent = performance.now();
       try {
         const request = nc.request(subjects.invoke(deviceId), body, { headers: h, timeout });
         // the loser of the race below must not become an unhandled rejection
         request.catch(() => undefined);
-        reply = await Promise.race([request, watch.lost]);
+        const msg = await Promise.race([request, watch.lost]);
+        let code: string | undefined;
+        try {
+          code = msg.headers?.get(INVOKE_HEADERS.errorCode) || undefined;
+        } catch {
+          // headers nats.js cannot decode: parseDeviceReply refuses the reply
+        }
+        if (code === undefined) hedging.observe(fnKey, performance.now() - sent);
+        return { deviceId, kind: "reply", msg, code };
       } catch (error) {
-        reply = undefined;
-        if (error instanceof RequestError && error.isNoResponders()) {
-          // nobody heard it: safe to hand to the next device, whatever the method
-          continue;
-        }
-        if (error instanceof DeviceLost) {
-          lostOne = true;
-          // it may have run: only an idempotent call goes to another device
-          if (!idempotent) {
-            const response = errorResponse(c, "ERR_DEVICE_LOST", "the device running the call left the fabric before it answered; the call may or may not have run, retry if that is safe");
-            return answer(response, { responseBytes: 0, errorCode: "ERR_DEVICE_LOST" });
-          }
-          if (isLast) candidates = [...candidates, ...(await replacements(appName, fnName, tried, deadline))];
-          continue;
-        }
-        if (error instanceof TimeoutError || (error instanceof RequestError && error.cause instanceof TimeoutError)) {
-          const response = errorResponse(c, "ERR_DEVICE_TIMEOUT", `the device did not answer within ${record.limits.wallMs + FABRIC_MARGIN_MS} ms`);
-          return answer(response, { responseBytes: 0, errorCode: "ERR_DEVICE_TIMEOUT" });
-        }
+        if (error instanceof RequestError && error.isNoResponders()) return { deviceId, kind: "no-responders" };
+        if (error instanceof DeviceLost) return { deviceId, kind: "lost" };
+        if (error instanceof TimeoutError || (error instanceof RequestError && error.cause instanceof TimeoutError)) return { deviceId, kind: "timeout" };
         throw error;
       } finally {
         watch.done();
@@ -338,16 +335,69 @@ export function createGateway(options: GatewayOptions): Gateway {
         if (n <= 0) inflight.delete(deviceId);
         else inflight.set(deviceId, n);
       }
-      chosen = deviceId;
-      // a device that did not run the call (not placed there any more, at capacity) passes it on
-      let code: string | undefined;
-      try {
-        code = reply.headers?.get(INVOKE_HEADERS.errorCode);
-      } catch {
-        // headers nats.js cannot decode: parseDeviceReply refuses the reply below
+    };
+
+    // Tries run one after the other as devices turn the call away; an idempotent call still unanswered after the
+    // function's usual time also goes to the next device (a hedge), and the first answer wins. Only the winner is billed.
+    const pending = new Map<string, Promise<Outcome>>();
+    let next = 0;
+    const launch = () => {
+      const id = candidates[next++]!;
+      tried.add(id);
+      pending.set(id, attempt(id));
+    };
+    hedging.called(fnKey);
+    let reply: Msg | undefined;
+    let chosen = "";
+    let turnedAway: { msg: Msg; deviceId: string } | undefined;
+    let lostOne = false;
+    let timedOut = false;
+    let hedged = false;
+    if (candidates.length > 0) launch();
+    while (pending.size > 0) {
+      const hedgeIn = idempotent && !hedged && next < candidates.length && pending.size === 1 ? hedging.delayFor(fnKey, record.limits.wallMs) : undefined;
+      let timer: NodeJS.Timeout | undefined;
+      const hedge = hedgeIn === undefined ? [] : [new Promise<"hedge">((resolve) => (timer = setTimeout(() => resolve("hedge"), hedgeIn)))];
+      const first = await Promise.race([...pending.values(), ...hedge]);
+      clearTimeout(timer);
+      if (first === "hedge") {
+        hedged = true;
+        hedging.hedged(fnKey);
+        launch();
+        continue;
       }
-      if ((code === "ERR_NO_DEVICE" || code === "ERR_DEVICE_BUSY") && !isLast) continue;
-      break;
+      pending.delete(first.deviceId);
+      if (first.kind === "reply") {
+        // a device that did not run the call (not placed there any more, at capacity) passes it on
+        if (first.code === "ERR_NO_DEVICE" || first.code === "ERR_DEVICE_BUSY") {
+          turnedAway = { msg: first.msg, deviceId: first.deviceId };
+          if (pending.size === 0 && next < candidates.length) launch();
+          continue;
+        }
+        reply = first.msg;
+        chosen = first.deviceId;
+        break;
+      }
+      if (first.kind === "timeout") {
+        timedOut = true;
+        continue;
+      }
+      if (first.kind === "lost") {
+        lostOne = true;
+        // it may have run: only an idempotent call goes to another device
+        if (!idempotent) {
+          const response = errorResponse(c, "ERR_DEVICE_LOST", "the device running the call left the fabric before it answered; the call may or may not have run, retry if that is safe");
+          return answer(response, { responseBytes: 0, errorCode: "ERR_DEVICE_LOST" });
+        }
+        if (pending.size === 0 && next >= candidates.length) candidates.push(...(await replacements(appName, fnName, tried, deadline)));
+      }
+      // lost, or no responders (nobody heard it: safe to hand on, whatever the method)
+      if (pending.size === 0 && next < candidates.length) launch();
+    }
+    if (!reply && turnedAway) ({ msg: reply, deviceId: chosen } = turnedAway);
+    if (!reply && timedOut) {
+      const response = errorResponse(c, "ERR_DEVICE_TIMEOUT", `the device did not answer within ${record.limits.wallMs + FABRIC_MARGIN_MS} ms`);
+      return answer(response, { responseBytes: 0, errorCode: "ERR_DEVICE_TIMEOUT" });
     }
     if (!reply) {
       records.forget(appName, fnName);
