@@ -3,6 +3,8 @@
  * nats-server and redis-server on free loopback ports, with temp dirs,
  * readiness raced against early exit, and cleanup on dispose.
  */
+export { startDelayProxy } from "./delay-proxy.ts";
+export type { DelayProxy } from "./delay-proxy.ts";
 export { freePort } from "./free-port.ts";
 export { run } from "./run.ts";
 export { waitFor } from "./wait-for.ts";

@@ -8,7 +8,8 @@ import { requestId } from "hono/request-id";
 import { createApi } from "./api/index.ts";
 import { serveBundles } from "./bundles/index.ts";
 import { AppHosts } from "./gateway/hosts.ts";
-import { createGateway } from "./gateway/index.ts";
+import { createGateway, type DeviceNearness } from "./gateway/index.ts";
+import { DeviceLatency } from "./gateway/latency.ts";
 import { startLedger, type Ledger, type LedgerMode } from "./ledger/index.ts";
 import { CallLimits, DEFAULT_CALL_LIMITS, FRONT_DOOR, frontDoorServerOptions, onClientError, type CallLimitSettings } from "./http/front-door.ts";
 import { errorResponse, notFound, onError, REQUEST_ID_HEADER, type HearthEnv } from "./http/index.ts";
@@ -61,6 +62,8 @@ export interface Platform extends AsyncDisposable {
   readonly devices: DeviceRegistry;
   readonly fabric: FabricControl;
   readonly authority: FabricAuthority;
+  /** Each live device's measured round trip from this process. */
+  readonly latency: DeviceLatency;
   close(): Promise<void>;
 }
 
@@ -82,6 +85,7 @@ export function createHttpApp(parts: {
   appHosts?: AppHosts;
   callLimits?: CallLimitSettings;
   clientIpHeader?: string;
+  latency?: DeviceNearness;
 }): Hono<HearthEnv> {
   const app = new Hono<HearthEnv>();
   const gateway = createGateway({
@@ -93,6 +97,7 @@ export function createHttpApp(parts: {
     region: parts.region,
     callLimits: new CallLimits(parts.callLimits ?? DEFAULT_CALL_LIMITS),
     clientIpHeader: parts.clientIpHeader,
+    latency: parts.latency,
   });
   app.use("*", requestId({ headerName: REQUEST_ID_HEADER, limitLength: 255 }));
   app.onError(onError(parts.log));
@@ -172,7 +177,9 @@ export async function startPlatform(options: PlatformOptions): Promise<Platform>
   const logRelay = logs ? relayDeviceLogs({ nc, subjects, store, log: log.child({ part: "logs" }) }) : undefined;
   let url = options.publicUrl ?? "";
   const appHosts = options.appDomain ? new AppHosts(options.appDomain, () => url) : undefined;
-  const app = createHttpApp({ store, scheduler, nc, subjects, log, token: options.token, publicUrl: () => url, embeddedState: embedded, ledger, logs, appHosts, devices, fabric, region: options.region, callLimits: options.callLimits, clientIpHeader: options.clientIpHeader });
+  // how near each live device is to this process (measured by pings, never taken from the device)
+  const latency = new DeviceLatency({ nc, subjects, devices: () => scheduler.liveDevices().map((d) => d.heartbeat.deviceId) });
+  const app = createHttpApp({ store, scheduler, nc, subjects, log, token: options.token, publicUrl: () => url, embeddedState: embedded, ledger, logs, appHosts, devices, fabric, region: options.region, callLimits: options.callLimits, clientIpHeader: options.clientIpHeader, latency });
 
   const server: ServerType = await new Promise((resolve, reject) => {
     const s = serve({ fetch: app.fetch, hostname: options.host ?? "127.0.0.1", port: options.port ?? 0, serverOptions: frontDoorServerOptions() }, () => resolve(s));
@@ -183,6 +190,7 @@ export async function startPlatform(options: PlatformOptions): Promise<Platform>
   const host = address.family === "IPv6" ? `[${address.address}]` : address.address;
   if (!url) url = `http://${host === "0.0.0.0" ? "127.0.0.1" : host}:${address.port}`;
   scheduler.start();
+  latency.start();
   log.info({ url, nats: options.natsUrl, state: embedded ? "embedded (ioredis-mock)" : "redis", appDomain: options.appDomain }, "platform started");
   if (!appHosts) {
     log.info("no HEARTH_APP_DOMAIN: functions are served on the path form /fn/<app>/<fn>, where every app shares one origin; fine for local use, set HEARTH_APP_DOMAIN before browsers use it (docs/security.md)");
@@ -194,6 +202,7 @@ export async function startPlatform(options: PlatformOptions): Promise<Platform>
       // open log follow streams end first, or the HTTP server would wait for them
       await logs?.close();
       await new Promise<void>((resolve) => server.close(() => resolve()));
+      await latency[Symbol.asyncDispose]();
       await scheduler[Symbol.asyncDispose]();
       // every call answered so far has its usage record stored before the fabric connection goes
       await ledger.close();
@@ -203,5 +212,5 @@ export async function startPlatform(options: PlatformOptions): Promise<Platform>
       await nc.drain().catch(() => undefined);
       redis.disconnect();
     })());
-  return { url, app, store, scheduler, nc, embeddedState: embedded, ledger, devices, fabric, authority, close, [Symbol.asyncDispose]: close };
+  return { url, app, store, scheduler, nc, embeddedState: embedded, ledger, devices, fabric, authority, latency, close, [Symbol.asyncDispose]: close };
 }

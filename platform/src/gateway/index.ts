@@ -75,6 +75,15 @@ export interface GatewayOptions {
   callLimits?: CallLimits;
   /** A header a trusted proxy sets to the client's IP; without it, the socket's peer address. */
   clientIpHeader?: string;
+  /** Each device's measured round trip from here and recent failures (ranking within a region). */
+  latency?: DeviceNearness;
+}
+
+/** What the gateway ranks devices by besides their tier: see DeviceLatency. */
+export interface DeviceNearness {
+  rttOf(deviceId: string): number | undefined;
+  penalty(deviceId: string): number;
+  outcome(deviceId: string, ok: boolean): void;
 }
 
 export interface Gateway {
@@ -233,7 +242,7 @@ export function createGateway(options: GatewayOptions): Gateway {
       records.forget(app, fn);
       const entry = await records.get(app, fn);
       if (!entry?.record) return [];
-      const fresh = chooseDevices(entry, options.liveDevice, inflight, options.region).filter((id) => !tried.has(id) && options.liveDevice?.(id) !== undefined);
+      const fresh = chooseDevices(entry, options.liveDevice, inflight, options.region, options.latency).filter((id) => !tried.has(id) && options.liveDevice?.(id) !== undefined);
       if (fresh.length > 0) return fresh;
       await new Promise((resolve) => setTimeout(resolve, 100));
     }
@@ -302,7 +311,7 @@ export function createGateway(options: GatewayOptions): Gateway {
     const idempotent = isIdempotent(method, c.req.raw.headers);
     const deadline = started + record.limits.wallMs + FABRIC_MARGIN_MS;
     const fnKey = `${appName}/${fnName}`;
-    const candidates = chooseDevices(entry, options.liveDevice, inflight, options.region);
+    const candidates = chooseDevices(entry, options.liveDevice, inflight, options.region, options.latency);
     const tried = new Set<string>();
 
     /** One device's try at the call: what came of it (never rejects for what a device or the fabric did). */
@@ -323,11 +332,16 @@ export function createGateway(options: GatewayOptions): Gateway {
           // headers nats.js cannot decode: parseDeviceReply refuses the reply
         }
         if (code === undefined) hedging.observe(fnKey, performance.now() - sent);
+        options.latency?.outcome(deviceId, code !== "ERR_DEVICE_BUSY" && code !== "ERR_SANDBOX_CRASHED" && code !== "ERR_INTERNAL");
         return { deviceId, kind: "reply", msg, code };
       } catch (error) {
-        if (error instanceof RequestError && error.isNoResponders()) return { deviceId, kind: "no-responders" };
-        if (error instanceof DeviceLost) return { deviceId, kind: "lost" };
-        if (error instanceof TimeoutError || (error instanceof RequestError && error.cause instanceof TimeoutError)) return { deviceId, kind: "timeout" };
+        const failed = (kind: "no-responders" | "lost" | "timeout"): Outcome => {
+          options.latency?.outcome(deviceId, false);
+          return { deviceId, kind };
+        };
+        if (error instanceof RequestError && error.isNoResponders()) return failed("no-responders");
+        if (error instanceof DeviceLost) return failed("lost");
+        if (error instanceof TimeoutError || (error instanceof RequestError && error.cause instanceof TimeoutError)) return failed("timeout");
         throw error;
       } finally {
         watch.done();
@@ -716,19 +730,28 @@ interface CachedFunction {
   placement: Placement;
 }
 
+/** Round trip assumed for a device not measured yet, ms: behind a measured near one, ahead of a far one. */
+const UNMEASURED_RTT_MS = 50;
+/** What one call this gateway has in flight on a device adds to its score, ms. */
+const INFLIGHT_MS = 2;
+
 /**
  * The devices to try for one call, best first, among the function's placed
- * devices: live ones (in this process's table) before others (a process
- * that just started has not heard them yet; one that is gone costs a quick
- * "no responders"); then those on the current version; then those in the
- * gateway's own region (from their join records); then fewest calls this
- * gateway has in flight on them; ties in random order (spread).
+ * devices. First by tier: live ones (in this process's table) before others
+ * (a process that just started has not heard them yet; one that is gone
+ * costs a quick "no responders"); then those on the current version; then
+ * those in the gateway's own region (from their join records). Within a
+ * tier by a score in ms: the device's measured round trip from this gateway
+ * (DeviceLatency), plus 2 ms per call in flight on it from here, plus up to
+ * 200 ms for recent failures; ties in random order (spread). See
+ * docs/routing.md.
  */
 export function chooseDevices(
   entry: CachedFunction,
   liveDevice: ((id: string) => DeviceEntry | undefined) | undefined,
   inflight: Map<string, number>,
   region?: string,
+  nearness?: Pick<DeviceNearness, "rttOf" | "penalty">,
 ): string[] {
   const version = entry.record?.version;
   const ranked: { id: string; score: number }[] = [];
@@ -736,8 +759,9 @@ export function chooseDevices(
     const live = liveDevice?.(id);
     const unheard = liveDevice !== undefined && live === undefined;
     const elsewhere = region !== undefined && live !== undefined && live.heartbeat.region !== region;
-    const score = (unheard ? 4e6 : 0) + (placed.version === version ? 0 : 2e6) + (elsewhere ? 1e6 : 0) + (inflight.get(id) ?? 0) + Math.random() * 0.5;
-    ranked.push({ id, score });
+    const tier = (unheard ? 4e6 : 0) + (placed.version === version ? 0 : 2e6) + (elsewhere ? 1e6 : 0);
+    const near = (nearness?.rttOf(id) ?? UNMEASURED_RTT_MS) + (nearness?.penalty(id) ?? 0);
+    ranked.push({ id, score: tier + near + (inflight.get(id) ?? 0) * INFLIGHT_MS + Math.random() * 0.5 });
   }
   return ranked.sort((a, b) => a.score - b.score).map((r) => r.id);
 }
