@@ -1,4 +1,5 @@
 /** Wires one platform process: NATS, state, scheduler, bundle service, API and gateway over HTTP. */
+import { randomUUID } from "node:crypto";
 import type { AddressInfo } from "node:net";
 import { serve, type ServerType } from "@hono/node-server";
 import { Subjects } from "@hearth/protocol";
@@ -10,6 +11,7 @@ import { serveBundles } from "./bundles/index.ts";
 import { AppHosts } from "./gateway/hosts.ts";
 import { createGateway, type DeviceNearness } from "./gateway/index.ts";
 import { DeviceLatency } from "./gateway/latency.ts";
+import { LoadMeter } from "./scheduler/load.ts";
 import { startLedger, type Ledger, type LedgerMode } from "./ledger/index.ts";
 import { CallLimits, DEFAULT_CALL_LIMITS, FRONT_DOOR, frontDoorServerOptions, onClientError, type CallLimitSettings } from "./http/front-door.ts";
 import { errorResponse, notFound, onError, REQUEST_ID_HEADER, type HearthEnv } from "./http/index.ts";
@@ -39,6 +41,7 @@ export interface PlatformOptions {
   /** Scheduler timings (tests shorten them). */
   deadAfterMs?: number;
   tickMs?: number;
+  scaleInAfterMs?: number;
   /** Usage metering without JetStream: "required" fails the start, "auto" (default) warns loudly and runs unmetered. */
   ledger?: LedgerMode;
   /** Fabric URL joined devices connect to (default: natsUrl). */
@@ -86,6 +89,7 @@ export function createHttpApp(parts: {
   callLimits?: CallLimitSettings;
   clientIpHeader?: string;
   latency?: DeviceNearness;
+  load?: LoadMeter;
 }): Hono<HearthEnv> {
   const app = new Hono<HearthEnv>();
   const gateway = createGateway({
@@ -98,6 +102,7 @@ export function createHttpApp(parts: {
     callLimits: new CallLimits(parts.callLimits ?? DEFAULT_CALL_LIMITS),
     clientIpHeader: parts.clientIpHeader,
     latency: parts.latency,
+    load: parts.load,
   });
   app.use("*", requestId({ headerName: REQUEST_ID_HEADER, limitLength: 255 }));
   app.onError(onError(parts.log));
@@ -155,7 +160,7 @@ export async function startPlatform(options: PlatformOptions): Promise<Platform>
     throw error;
   }
   const scheduler = new Scheduler({
-    store, nc, subjects, log: log.child({ part: "scheduler" }), deadAfterMs: options.deadAfterMs, tickMs: options.tickMs, directory: fabric,
+    store, nc, subjects, log: log.child({ part: "scheduler" }), deadAfterMs: options.deadAfterMs, tickMs: options.tickMs, scaleInAfterMs: options.scaleInAfterMs, directory: fabric,
   });
   fabric.onRevoked = (deviceId) => scheduler.forget(deviceId);
   // a device's connection closed: the scheduler asks the device, and if it is gone its calls move at once (docs/routing.md)
@@ -178,8 +183,10 @@ export async function startPlatform(options: PlatformOptions): Promise<Platform>
   let url = options.publicUrl ?? "";
   const appHosts = options.appDomain ? new AppHosts(options.appDomain, () => url) : undefined;
   // how near each live device is to this process (measured by pings, never taken from the device)
+  // each function's calls in flight, reported to every scheduler (scaling) every 2 s
+  const load = new LoadMeter(nc, subjects, randomUUID());
   const latency = new DeviceLatency({ nc, subjects, devices: () => scheduler.liveDevices().map((d) => d.heartbeat.deviceId) });
-  const app = createHttpApp({ store, scheduler, nc, subjects, log, token: options.token, publicUrl: () => url, embeddedState: embedded, ledger, logs, appHosts, devices, fabric, region: options.region, callLimits: options.callLimits, clientIpHeader: options.clientIpHeader, latency });
+  const app = createHttpApp({ store, scheduler, nc, subjects, log, token: options.token, publicUrl: () => url, embeddedState: embedded, ledger, logs, appHosts, devices, fabric, region: options.region, callLimits: options.callLimits, clientIpHeader: options.clientIpHeader, latency, load });
 
   const server: ServerType = await new Promise((resolve, reject) => {
     const s = serve({ fetch: app.fetch, hostname: options.host ?? "127.0.0.1", port: options.port ?? 0, serverOptions: frontDoorServerOptions() }, () => resolve(s));
@@ -203,6 +210,7 @@ export async function startPlatform(options: PlatformOptions): Promise<Platform>
       await logs?.close();
       await new Promise<void>((resolve) => server.close(() => resolve()));
       await latency[Symbol.asyncDispose]();
+      await load[Symbol.asyncDispose]();
       await scheduler[Symbol.asyncDispose]();
       // every call answered so far has its usage record stored before the fabric connection goes
       await ledger.close();

@@ -5,6 +5,23 @@ import { AppName, DeviceId, FunctionName, Sha256Hex } from "./names.ts";
 import { Location } from "./messages.ts";
 import { FunctionEnv, OutboundSettings } from "./settings.ts";
 
+/**
+ * How a function scales (docs/routing.md): up to `maxReplicas` devices
+ * while its calls in flight near its replicas' donated cores, back to its
+ * `replicas` when they ease; to no device at all after `idleSeconds` without
+ * a call (0: never), the next call waking it with a cold start.
+ */
+export const Scaling = z.strictObject({
+  maxReplicas: z.number().int().min(1).max(16),
+  idleSeconds: z
+    .number()
+    .int()
+    .min(0)
+    .max(7 * 86_400)
+    .refine((s) => s === 0 || s >= 10, "must be 0 (never) or at least 10 seconds"),
+});
+export type Scaling = z.infer<typeof Scaling>;
+
 /** Query/JSON part of a deploy; the bundle itself is the raw request body. */
 export const DeployOptions = z.strictObject({
   limits: FunctionLimitsInput.optional(),
@@ -14,7 +31,8 @@ export const DeployOptions = z.strictObject({
 });
 export type DeployOptions = z.infer<typeof DeployOptions>;
 
-export const FunctionStatus = z.enum(["pending", "ready"]);
+/** ready: a live device serves the latest deploy; pending: not yet; idle: scaled to zero, the next call wakes it. */
+export const FunctionStatus = z.enum(["pending", "ready", "idle"]);
 export type FunctionStatus = z.infer<typeof FunctionStatus>;
 
 export const VersionRecord = z.strictObject({
@@ -30,6 +48,7 @@ export const FunctionRecord = z.strictObject({
   version: Sha256Hex,
   limits: FunctionLimits,
   replicas: z.number().int().min(1),
+  scaling: Scaling.optional(),
   createdAt: z.string(),
   updatedAt: z.string(),
   /** The function's `env` (vars and secrets). Never shown by the API: views list the names only. */

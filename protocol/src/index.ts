@@ -42,6 +42,7 @@ export {
   FunctionList,
   FunctionRecord,
   FunctionStatus,
+  Scaling,
   FunctionView,
   RollbackRequest,
   VersionList,

@@ -65,6 +65,14 @@ export class Subjects {
   get revoked(): string {
     return `${this.prefix}.platform.revoked`;
   }
+  /** Gateways report each function's calls and load here every few seconds (devices may not publish it). */
+  get load(): string {
+    return `${this.prefix}.platform.load`;
+  }
+  /** A gateway asks for a function scaled to zero to be placed again (a call is waiting). */
+  get wake(): string {
+    return `${this.prefix}.platform.wake`;
+  }
 
   /** The device whose own subject this is (`<prefix>.<kind>.<deviceId>`), or undefined. */
   deviceOf(subject: string, kind: "hb" | "bundle" | "devlogs"): string | undefined {

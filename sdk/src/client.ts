@@ -55,6 +55,10 @@ export interface DeployInput {
   code: string | Uint8Array;
   limits?: FunctionLimitsInput;
   replicas?: number;
+  /** Scale out to this many devices under load (at least `replicas`). Omitted: unchanged (no scaling out at first). */
+  maxReplicas?: number;
+  /** Scale to zero after this many seconds without a call (0: never; else at least 10). Omitted: unchanged (never at first). */
+  scaleToZeroAfterSeconds?: number;
   /** The function's `env` argument: vars and secrets (strings). Omitted: the function keeps the env it has. */
   env?: Record<string, string>;
   /** Let the function `fetch` the internet (never private or local addresses). Omitted: unchanged (off at first). */
@@ -152,6 +156,8 @@ export class HearthClient {
     const query: Record<string, string> = {};
     for (const [k, v] of Object.entries(input.limits ?? {})) if (v !== undefined) query[k] = String(v);
     if (input.replicas !== undefined) query["replicas"] = String(input.replicas);
+    if (input.maxReplicas !== undefined) query["maxReplicas"] = String(input.maxReplicas);
+    if (input.scaleToZeroAfterSeconds !== undefined) query["scaleToZeroAfter"] = String(input.scaleToZeroAfterSeconds);
     if (input.allowFetch !== undefined) query["allowFetch"] = String(input.allowFetch);
     if (input.fetchHosts !== undefined) query["fetchHosts"] = input.fetchHosts.join(",");
     // the env (secrets) goes in a header, never in the URL

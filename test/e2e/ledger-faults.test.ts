@@ -24,7 +24,7 @@ const run = promisify(execFile);
 const CONCURRENCY = 4;
 
 /** Codes of calls that reached the fabric: billed, like every answered call (see docs/ledger.md). */
-const BILLED = new Set<string>([...DEVICE_ERROR_CODES, "ERR_NO_DEVICE", "ERR_DEVICE_TIMEOUT", "ERR_BAD_DEVICE_REPLY"]);
+const BILLED = new Set<string>([...DEVICE_ERROR_CODES, "ERR_NO_DEVICE", "ERR_DEVICE_TIMEOUT", "ERR_DEVICE_LOST", "ERR_BAD_DEVICE_REPLY"]);
 
 let redis: RedisServer;
 let hearth: LocalHearth;

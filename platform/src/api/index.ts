@@ -17,6 +17,7 @@ import {
   ENV_HEADER,
   FunctionEnv,
   FunctionLimitsInput,
+  Scaling,
   OutboundSettings,
   FunctionName,
   HearthError,
@@ -64,6 +65,10 @@ const AppParams = z.object({ app: AppName });
 /** Deploy options travel as query parameters; the bundle is the raw body. */
 const DeployQuery = z.strictObject({
   replicas: z.coerce.number().int().min(1).max(16).optional(),
+  /** Scale out to this many devices under load (default: replicas, no scaling out). */
+  maxReplicas: z.coerce.number().optional(),
+  /** Scale to zero after this many seconds without a call (0: never, the default). */
+  scaleToZeroAfter: z.coerce.number().optional(),
   memoryMb: z.coerce.number().optional(),
   cpuMs: z.coerce.number().optional(),
   wallMs: z.coerce.number().optional(),
@@ -117,7 +122,7 @@ export function createApi(options: ApiOptions): Hono<HearthEnv> {
     return {
       ...shown,
       ...(env ? { envNames: Object.keys(env) } : {}),
-      status: ready ? "ready" : "pending",
+      status: ready ? "ready" : devices.length === 0 && scheduler.isIdle(record) ? "idle" : "pending",
       devices: devices.map(([id]) => id),
       url: options.appHosts ? options.appHosts.functionUrl(record.app, record.name) : `${options.publicUrl()}/fn/${record.app}/${record.name}`,
     };
@@ -127,7 +132,7 @@ export function createApi(options: ApiOptions): Hono<HearthEnv> {
     const me = developerOf(c);
     const { app, fn } = parseInput(FunctionParams, c.req.param(), "path");
     const query = parseInput(DeployQuery, c.req.query(), "query");
-    const { replicas, allowFetch, fetchHosts, ...limitInput } = query;
+    const { replicas: replicasInput, maxReplicas, scaleToZeroAfter, allowFetch, fetchHosts, ...limitInput } = query;
     const envHeader = c.req.header(ENV_HEADER);
     const env = envHeader === undefined ? undefined : parseInput(FunctionEnv, decodeEnvHeader(envHeader), "env");
     const outbound =
@@ -152,12 +157,24 @@ export function createApi(options: ApiOptions): Hono<HearthEnv> {
     const version = createHash("sha256").update(bundle).digest("hex");
     const now = new Date().toISOString();
     const previous = await store.getFunction(app, fn);
+    const replicas = replicasInput ?? previous?.replicas ?? DEFAULT_REPLICAS;
+    // a deploy that names neither keeps the function's scaling; naming one keeps the other
+    const scaling =
+      maxReplicas === undefined && scaleToZeroAfter === undefined
+        ? previous?.scaling
+        : parseInput(
+            Scaling,
+            { maxReplicas: maxReplicas ?? previous?.scaling?.maxReplicas ?? replicas, idleSeconds: scaleToZeroAfter ?? previous?.scaling?.idleSeconds ?? 0 },
+            "scaling",
+          );
+    if (scaling && scaling.maxReplicas < replicas) throw new HearthError("ERR_BAD_REQUEST", `scaling: maxReplicas (${scaling.maxReplicas}) must be at least replicas (${replicas})`);
     const record: FunctionRecord = {
       app,
       name: fn,
       version,
       limits,
-      replicas: replicas ?? previous?.replicas ?? DEFAULT_REPLICAS,
+      replicas,
+      ...(scaling ? { scaling } : {}),
       createdAt: previous?.createdAt ?? now,
       updatedAt: now,
       // a deploy that does not name them keeps the function's env and outbound settings

@@ -50,6 +50,7 @@ import type { CallFacts, CallHook } from "../usage/index.ts";
 import { FRONT_DOOR, type CallLimits, type Refusal } from "../http/front-door.ts";
 import { scopeSetCookie } from "./cookies.ts";
 import { HedgePolicy } from "./hedging.ts";
+import type { LoadMeter } from "../scheduler/load.ts";
 import { firstSegment, RequestHostName, type AppHosts } from "./hosts.ts";
 
 export interface GatewayOptions {
@@ -77,6 +78,8 @@ export interface GatewayOptions {
   clientIpHeader?: string;
   /** Each device's measured round trip from here and recent failures (ranking within a region). */
   latency?: DeviceNearness;
+  /** Counts each function's calls in flight for the scheduler's scaling, and wakes functions scaled to zero. */
+  load?: LoadMeter;
 }
 
 /** What the gateway ranks devices by besides their tier: see DeviceLatency. */
@@ -268,9 +271,11 @@ export function createGateway(options: GatewayOptions): Gateway {
     if (refused) return tooMany(c, refused);
     const slot = limits?.enter(`${appName}/${fnName}`);
     if (slot && typeof slot !== "function") return tooMany(c, slot);
+    const ended = options.load?.begin(`${appName}/${fnName}`);
     try {
       return await call(c, target, entry, record, method.data);
     } finally {
+      ended?.();
       slot?.();
     }
   };
@@ -313,6 +318,11 @@ export function createGateway(options: GatewayOptions): Gateway {
     const fnKey = `${appName}/${fnName}`;
     const candidates = chooseDevices(entry, options.liveDevice, inflight, options.region, options.latency);
     const tried = new Set<string>();
+    if (candidates.length === 0 && (record.scaling?.idleSeconds ?? 0) > 0) {
+      // scaled to zero: the scheduler places it again at once, and the call waits for that (a cold start)
+      options.load?.wake(fnKey);
+      candidates.push(...(await replacements(appName, fnName, tried, deadline)));
+    }
 
     /** One device's try at the call: what came of it (never rejects for what a device or the fabric did). */
     const attempt = async (deviceId: string): Promise<Outcome> => {

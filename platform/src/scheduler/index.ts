@@ -22,6 +22,7 @@ import { RequestError, type NatsConnection, type Subscription } from "@nats-io/t
 import type { Logger } from "../log/index.ts";
 import type { DeviceLookup } from "../identity/index.ts";
 import type { DeviceEntry, Placement, Store } from "../state/index.ts";
+import { LoadBoard } from "./load.ts";
 
 export interface SchedulerOptions {
   store: Store;
@@ -31,6 +32,8 @@ export interface SchedulerOptions {
   /** A device silent for this long is dead and its functions are re-placed. */
   deadAfterMs?: number;
   tickMs?: number;
+  /** A function scales back in no sooner than this after it last scaled out (default 30 s; tests shorten it). */
+  scaleInAfterMs?: number;
   /** How long a device may take to fetch, verify and load a bundle. */
   placeTimeoutMs?: number;
   /** Joined devices: a heartbeat counts only for a joined, unrevoked device, with owner, region and size from its join record. */
@@ -50,6 +53,10 @@ const SUSPECT_DEBOUNCE_MS = 500;
  * control request per claim per placement pass.
  */
 const UNPLACE_REPEAT_MS = 5_000;
+/** A function scales out when its calls in flight pass this share of its devices' donated cores. */
+const SCALE_UTILIZATION = 0.7;
+/** A function scales back in no sooner than this after it last scaled out. */
+const SCALE_IN_AFTER_MS = 30_000;
 const PROBE_TIMEOUT_MS = 1_000;
 
 export class Scheduler implements AsyncDisposable {
@@ -59,6 +66,7 @@ export class Scheduler implements AsyncDisposable {
   private readonly subjects: Subjects;
   private readonly log: Logger;
   private readonly tickMs: number;
+  private readonly scaleInAfterMs: number;
   private readonly placeTimeoutMs: number;
   private readonly directory: SchedulerOptions["directory"];
   private lastRefusedLog = 0;
@@ -76,6 +84,10 @@ export class Scheduler implements AsyncDisposable {
   private readonly dead = new Map<string, number>();
   /** `<device> <app>/<fn>` → when it was last told to stop serving it. */
   private readonly unplaced = new Map<string, number>();
+  /** What the gateways report of each function's calls (scaling). */
+  private load?: LoadBoard;
+  /** Functions scaled out, with their highest count lately and when. */
+  private readonly scaled = new Map<string, { count: number; at: number }>();
   /** Devices being asked whether they are still there after a connection of theirs closed. */
   private readonly checking = new Map<string, Promise<boolean>>();
   private readonly goneListeners: ((deviceId: string) => void)[] = [];
@@ -93,12 +105,14 @@ export class Scheduler implements AsyncDisposable {
     this.log = options.log;
     this.deadAfterMs = options.deadAfterMs ?? 3_500;
     this.tickMs = options.tickMs ?? 1_000;
+    this.scaleInAfterMs = options.scaleInAfterMs ?? SCALE_IN_AFTER_MS;
     this.placeTimeoutMs = options.placeTimeoutMs ?? 10_000;
     this.directory = options.directory;
   }
 
   start(): void {
     this.listeningSince = Date.now();
+    this.load = new LoadBoard(this.nc, this.subjects, () => this.kick());
     // no queue group: every platform process keeps the whole table
     this.heartbeats = this.nc.subscribe(this.subjects.heartbeats, {
       callback: (err, msg) => {
@@ -340,6 +354,40 @@ export class Scheduler implements AsyncDisposable {
     for (const [key, at] of this.unplaced) if (at < now - UNPLACE_REPEAT_MS) this.unplaced.delete(key);
   }
 
+  /**
+   * How many devices a function should have now (docs/routing.md,
+   * "Scaling"): none once it has had no call for its idle time (scaled to
+   * zero); else its replicas, and more, up to its maxReplicas, while the
+   * calls in flight through every gateway come near 70% of its devices'
+   * donated cores. Scaling in waits SCALE_IN_AFTER_MS after the last scale
+   * out, so a burst does not make it flap.
+   */
+  private targetReplicas(record: FunctionRecord, placement: Placement, live: Map<string, DeviceEntry>, now = Date.now()): number {
+    const key = `${record.app}/${record.name}`;
+    if (this.isIdle(record, now)) {
+      this.scaled.delete(key);
+      return 0;
+    }
+    const max = record.scaling?.maxReplicas ?? record.replicas;
+    if (max <= record.replicas || !this.load) return record.replicas;
+    const cores = Object.keys(placement.devices).map((id) => live.get(id)?.heartbeat.cores ?? 1);
+    const perReplica = cores.length > 0 ? cores.reduce((a, b) => a + b, 0) / cores.length : 1;
+    const need = Math.ceil(this.load.demand(key, now) / (perReplica * SCALE_UTILIZATION));
+    let target = Math.min(Math.max(need, record.replicas), max);
+    const high = this.scaled.get(key);
+    if (high && target < high.count && now - high.at < this.scaleInAfterMs) target = high.count;
+    else if (target > record.replicas) this.scaled.set(key, { count: target, at: now });
+    else this.scaled.delete(key);
+    return target;
+  }
+
+  /** Whether a function that scales to zero has had no call (nor deploy) for its idle time. */
+  isIdle(record: FunctionRecord, now = Date.now()): boolean {
+    const idleMs = (record.scaling?.idleSeconds ?? 0) * 1000;
+    if (idleMs === 0 || !this.load) return false;
+    return now - Math.max(this.load.lastCallAt(`${record.app}/${record.name}`), Date.parse(record.updatedAt)) > idleMs;
+  }
+
   /** Tells a device to stop serving a function, unless it was told so lately. */
   private async unplace(deviceId: string, app: string, fn: string): Promise<void> {
     const key = `${deviceId} ${app}/${fn}`;
@@ -422,7 +470,7 @@ export class Scheduler implements AsyncDisposable {
       }),
     );
 
-    const want = Math.min(record.replicas, live.size);
+    const want = Math.min(this.targetReplicas(record, next, live), live.size);
     let missing = want - Object.keys(next.devices).length;
     if (missing > 0) {
       const tried = new Set<string>();
@@ -467,6 +515,7 @@ export class Scheduler implements AsyncDisposable {
     clearInterval(this.timer);
     await this.settle();
     if (this.heartbeats && !this.nc.isClosed()) this.heartbeats.unsubscribe();
+    if (!this.nc.isClosed()) this.load?.close();
   }
 }
 

@@ -34,6 +34,8 @@ const Limits = z.object({
   cpuMs: z.coerce.number().int().positive().optional(),
   wallMs: z.coerce.number().int().positive().optional(),
   replicas: z.coerce.number().int().min(1).max(16).optional(),
+  maxReplicas: z.coerce.number().int().min(1).max(16).optional(),
+  scaleToZeroAfter: z.coerce.number().int().min(0).optional(),
 });
 
 function parse<T extends z.ZodType>(schema: T, value: unknown, subject: string): z.output<T> {
@@ -193,6 +195,11 @@ function names(app: unknown, name: unknown) {
   return { app: parse(AppName, app, "app"), name: parse(FunctionName, name, "function name") };
 }
 
+function scalingText(fn: FunctionView): string {
+  const out = fn.scaling && fn.scaling.maxReplicas > fn.replicas ? `${fn.replicas}-${fn.scaling.maxReplicas} devices with load` : `${fn.replicas} device(s)`;
+  return fn.scaling?.idleSeconds ? `${out}, to zero after ${fn.scaling.idleSeconds} s without a call` : out;
+}
+
 function show(fn: FunctionView): string {
   return [
     `${fn.app}/${fn.name}  ${fn.status}`,
@@ -200,6 +207,7 @@ function show(fn: FunctionView): string {
     `  url       ${fn.url}`,
     `  devices   ${fn.devices.join(", ") || "(none yet)"}`,
     `  limits    ${fn.limits.memoryMb} MiB, ${fn.limits.cpuMs} ms CPU, ${fn.limits.wallMs} ms wall, replicas ${fn.replicas}`,
+    `  scaling   ${scalingText(fn)}`,
     `  env       ${fn.envNames && fn.envNames.length > 0 ? fn.envNames.join(", ") + " (values are never shown)" : "(none)"}`,
     `  fetch     ${!fn.outbound?.allow ? "off" : fn.outbound.hosts ? `on, to ${fn.outbound.hosts.join(", ")}` : "on (public addresses only)"}`,
   ].join("\n");
@@ -271,6 +279,8 @@ export function buildProgram(): Command {
     .option("--cpu-ms <n>", "CPU-time limit per call, ms")
     .option("--wall-ms <n>", "wall-time limit per call, ms")
     .option("--replicas <n>", "devices to run it on")
+    .option("--max-replicas <n>", "scale out to this many devices while its calls come near their cores (default: --replicas)")
+    .option("--scale-to-zero-after <seconds>", "leave every device after this long without a call; the next call wakes it (0: never)")
     .option("--env <KEY=VALUE>", "a var or secret in the function's env (repeatable); any --env or --env-file replaces the function's whole env", collect)
     .option("--env-file <path>", "env vars and secrets from a file of KEY=VALUE lines (keeps secrets out of shell history)")
     .option("--allow-fetch", "let the function fetch public internet addresses (never private or local ones)")
@@ -282,7 +292,7 @@ export function buildProgram(): Command {
     .action(async (entry: string, flags: Record<string, unknown>) => {
       const { app, name } = names(flags["app"], flags["name"]);
       if (!existsSync(entry)) throw new HearthError("ERR_BAD_REQUEST", `no file ${entry}: pass the path of the function's entry module`);
-      const { replicas, ...limits } = parse(Limits, flags, "flags");
+      const { replicas, maxReplicas, scaleToZeroAfter, ...limits } = parse(Limits, flags, "flags");
       const timeoutMs = parse(z.coerce.number().int().positive(), flags["timeout"], "--timeout");
       const env = envFromFlags(flags["envFile"] as string | undefined, flags["env"] as string[] | undefined);
       const fetchHosts = flags["fetchHost"] === undefined ? undefined : parse(z.array(HostPattern).min(1).max(64), flags["fetchHost"], "--fetch-host");
@@ -296,6 +306,8 @@ export function buildProgram(): Command {
         name,
         limits,
         replicas,
+        ...(maxReplicas === undefined ? {} : { maxReplicas }),
+        ...(scaleToZeroAfter === undefined ? {} : { scaleToZeroAfterSeconds: scaleToZeroAfter }),
         ...(env === undefined ? {} : { env }),
         ...(allowFetch === undefined ? {} : { allowFetch }),
         ...(fetchHosts === undefined ? {} : { fetchHosts }),

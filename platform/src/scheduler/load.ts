@@ -1,0 +1,163 @@
+/**
+ * Each function's demand, as the gateways see it, for the scheduler to
+ * scale by (docs/routing.md, "Scaling").
+ *
+ * Every platform process's gateway measures, per function, how many calls
+ * it had in flight on average (the time-integral of in-flight calls over
+ * the window) and how many calls came in, and publishes that every
+ * REPORT_MS on `<p>.platform.load` (core NATS; devices may not publish
+ * there). Every process's scheduler listens and keeps the last report of
+ * each process; the leader sums them. A call for a function scaled to zero
+ * is also announced at once on `<p>.platform.wake`, so the leader places it
+ * without waiting for the next report.
+ */
+import type { Subjects } from "@hearth/protocol";
+import type { NatsConnection, Subscription } from "@nats-io/transport-node";
+import { z } from "zod";
+
+export const REPORT_MS = 2_000;
+/** A process's report counts this long (a process that stopped reporting stops counting). */
+const REPORT_TTL_MS = 3 * REPORT_MS;
+
+const LoadReport = z.strictObject({
+  process: z.string().max(64),
+  functions: z.array(z.strictObject({ fn: z.string().max(200), inflight: z.number().min(0).max(1e6), calls: z.number().int().min(0).max(1e9) })).max(100_000),
+});
+const Wake = z.strictObject({ fn: z.string().max(200) });
+
+/** The gateway's side: counts in-flight calls per function and reports them. */
+export class LoadMeter implements AsyncDisposable {
+  private readonly stats = new Map<string, { inflight: number; since: number; area: number; calls: number }>();
+  private readonly timer: NodeJS.Timeout;
+  private windowStart = performance.now();
+  private readonly nc: NatsConnection;
+  private readonly subjects: Subjects;
+  private readonly process: string;
+
+  constructor(nc: NatsConnection, subjects: Subjects, process: string) {
+    this.nc = nc;
+    this.subjects = subjects;
+    this.process = process;
+    this.timer = setInterval(() => this.report(), REPORT_MS);
+    this.timer.unref();
+  }
+
+  private statsOf(fn: string) {
+    let s = this.stats.get(fn);
+    if (!s) {
+      s = { inflight: 0, since: performance.now(), area: 0, calls: 0 };
+      this.stats.set(fn, s);
+    }
+    return s;
+  }
+
+  private advance(s: { inflight: number; since: number; area: number }, now: number): void {
+    s.area += s.inflight * (now - s.since);
+    s.since = now;
+  }
+
+  /** A call of `fn` (`app/name`) began; the returned function ends it. */
+  begin(fn: string): () => void {
+    const s = this.statsOf(fn);
+    const now = performance.now();
+    this.advance(s, now);
+    s.inflight++;
+    s.calls++;
+    let ended = false;
+    return () => {
+      if (ended) return;
+      ended = true;
+      this.advance(s, performance.now());
+      s.inflight--;
+    };
+  }
+
+  /** A call is waiting for a function scaled to zero. */
+  wake(fn: string): void {
+    if (!this.nc.isClosed()) this.nc.publish(this.subjects.wake, JSON.stringify({ fn }));
+  }
+
+  private report(): void {
+    const now = performance.now();
+    const span = Math.max(1, now - this.windowStart);
+    this.windowStart = now;
+    const functions: { fn: string; inflight: number; calls: number }[] = [];
+    for (const [fn, s] of this.stats) {
+      this.advance(s, now);
+      if (s.calls > 0 || s.area > 0) functions.push({ fn, inflight: s.area / span, calls: s.calls });
+      s.area = 0;
+      s.calls = 0;
+      if (s.inflight === 0) this.stats.delete(fn);
+    }
+    if (functions.length > 0 && !this.nc.isClosed()) this.nc.publish(this.subjects.load, JSON.stringify({ process: this.process, functions }));
+  }
+
+  async [Symbol.asyncDispose](): Promise<void> {
+    clearInterval(this.timer);
+  }
+}
+
+/** The scheduler's side: what every gateway reported, summed per function. */
+export class LoadBoard {
+  private readonly reports = new Map<string, { at: number; functions: Map<string, number> }>();
+  private readonly lastCall = new Map<string, number>();
+  private readonly subs: Subscription[];
+  /** Before this, a function's last call is unknown: counted as this (a process that just started never scales a function to zero at once). */
+  readonly since = Date.now();
+
+  constructor(nc: NatsConnection, subjects: Subjects, onWake: () => void) {
+    const read = <T>(schema: z.ZodType<T>, data: Uint8Array): T | undefined => {
+      try {
+        const parsed = schema.safeParse(JSON.parse(new TextDecoder().decode(data)));
+        return parsed.success ? parsed.data : undefined;
+      } catch {
+        return undefined;
+      }
+    };
+    this.subs = [
+      nc.subscribe(subjects.load, {
+        callback: (err, msg) => {
+          const report = err ? undefined : read(LoadReport, msg.data);
+          if (!report) return;
+          const now = Date.now();
+          const functions = new Map<string, number>();
+          for (const f of report.functions) {
+            functions.set(f.fn, f.inflight);
+            if (f.calls > 0) this.lastCall.set(f.fn, now);
+          }
+          this.reports.set(report.process, { at: now, functions });
+        },
+      }),
+      nc.subscribe(subjects.wake, {
+        callback: (err, msg) => {
+          const wake = err ? undefined : read(Wake, msg.data);
+          if (!wake) return;
+          this.lastCall.set(wake.fn, Date.now());
+          onWake();
+        },
+      }),
+    ];
+  }
+
+  /** Calls of `fn` in flight on average over the last report of every live gateway. */
+  demand(fn: string, now = Date.now()): number {
+    let sum = 0;
+    for (const [process, r] of this.reports) {
+      if (now - r.at > REPORT_TTL_MS) {
+        this.reports.delete(process);
+        continue;
+      }
+      sum += r.functions.get(fn) ?? 0;
+    }
+    return sum;
+  }
+
+  /** When `fn` was last called, as far as this process heard. */
+  lastCallAt(fn: string): number {
+    return this.lastCall.get(fn) ?? this.since;
+  }
+
+  close(): void {
+    for (const s of this.subs) s.unsubscribe();
+  }
+}
