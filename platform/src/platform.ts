@@ -17,6 +17,7 @@ import type { Logger } from "./log/index.ts";
 import { FunctionLogs } from "./logs/index.ts";
 import { Scheduler } from "./scheduler/index.ts";
 import { connectRedis, Store } from "./state/index.ts";
+import { FunctionStats } from "./stats/index.ts";
 
 export interface PlatformOptions {
   natsUrl: string;
@@ -75,6 +76,7 @@ export function createHttpApp(parts: {
   fabric: FabricControl;
   region?: string;
   appHosts?: AppHosts;
+  stats?: FunctionStats;
 }): Hono<HearthEnv> {
   const app = new Hono<HearthEnv>();
   const gateway = createGateway({
@@ -137,7 +139,8 @@ export async function startPlatform(options: PlatformOptions): Promise<Platform>
   });
   fabric.onRevoked = (deviceId) => scheduler.forget(deviceId);
   const bundles = serveBundles(nc, subjects, store, log);
-  const ledger = await startLedger({ nc, subjects, redis, prefix: options.redisPrefix, log, mode: options.ledger }).catch(async (error: unknown) => {
+  const stats = new FunctionStats(redis, options.redisPrefix);
+  const ledger = await startLedger({ nc, subjects, redis, prefix: options.redisPrefix, log, mode: options.ledger, onFolded: (r) => stats.record(r) }).catch(async (error: unknown) => {
     bundles.unsubscribe();
     await fabric.close();
     await nc.close();
@@ -153,7 +156,7 @@ export async function startPlatform(options: PlatformOptions): Promise<Platform>
   const logRelay = logs ? relayDeviceLogs({ nc, subjects, store, log: log.child({ part: "logs" }) }) : undefined;
   let url = options.publicUrl ?? "";
   const appHosts = options.appDomain ? new AppHosts(options.appDomain, () => url) : undefined;
-  const app = createHttpApp({ store, scheduler, nc, subjects, log, token: options.token, publicUrl: () => url, embeddedState: embedded, ledger, logs, appHosts, devices, fabric, region: options.region });
+  const app = createHttpApp({ store, scheduler, nc, subjects, log, token: options.token, publicUrl: () => url, embeddedState: embedded, ledger, logs, appHosts, devices, fabric, region: options.region, stats });
 
   const server: ServerType = await new Promise((resolve, reject) => {
     const s = serve({ fetch: app.fetch, hostname: options.host ?? "127.0.0.1", port: options.port ?? 0 }, () => resolve(s));

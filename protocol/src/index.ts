@@ -115,3 +115,4 @@ export {
   MAX_LOG_LIMIT,
   MAX_LOG_MESSAGE_CHARS,
 } from "./logs.ts";
+export { FunctionStatsReport, RecentError, StatsDay, StatsPoint, StatsQuery, StatsRange } from "./stats.ts";

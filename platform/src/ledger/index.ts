@@ -19,6 +19,7 @@ import {
   type ReconcileReport,
   type RepairReport,
   type Subjects,
+  type UsageRecord,
   type UsageReport,
 } from "@hearth/protocol";
 import type { NatsConnection } from "@nats-io/transport-node";
@@ -64,6 +65,8 @@ export interface LedgerOptions {
   consume?: boolean;
   /** How long a call waits for its usage record to be stored before it falls back to the retry queue (see platform/src/usage). */
   usageAckTimeoutMs?: number;
+  /** Told of each record the consumer folds for the first time (function stats, platform/src/stats). */
+  onFolded?: (record: UsageRecord) => Promise<void>;
 }
 
 export interface Ledger extends AsyncDisposable {
@@ -75,6 +78,8 @@ export interface Ledger extends AsyncDisposable {
   /** The gateway's hook (a no-op without metering). */
   readonly onCall: CallHook;
   reconcile(): Promise<ReconcileReport>;
+  /** The last reconciliation's outcome (any platform process's), for the operator's console; null before the first. */
+  lastReconcile(): Promise<LastReconcile | null>;
   /** Makes the ledger match the stream again (idempotent); see reconcile.ts. */
   repair(): Promise<RepairReport>;
   /**
@@ -84,6 +89,17 @@ export interface Ledger extends AsyncDisposable {
   usage(app?: string, day?: string, visible?: ReadonlySet<string>): Promise<UsageReport>;
   close(): Promise<void>;
 }
+
+/** What the console shows of the last reconciliation: when, and whether the ledger matched the stream. */
+export const LastReconcile = z.strictObject({
+  at: z.string(),
+  records: z.number(),
+  pending: z.number(),
+  missing: z.number(),
+  differences: z.number(),
+  repaired: z.boolean(),
+});
+export type LastReconcile = z.infer<typeof LastReconcile>;
 
 export async function startLedger(options: LedgerOptions): Promise<Ledger> {
   const { nc, subjects, redis, log } = options;
@@ -95,7 +111,7 @@ export async function startLedger(options: LedgerOptions): Promise<Ledger> {
   if (mode !== "off") {
     try {
       publisher = await UsagePublisher.start({ nc, subjects, log: log.child({ part: "usage" }), ackTimeoutMs: options.usageAckTimeoutMs });
-      if (options.consume !== false) consumer = await LedgerConsumer.start({ nc, subjects, store, log: log.child({ part: "ledger" }) });
+      if (options.consume !== false) consumer = await LedgerConsumer.start({ nc, subjects, store, log: log.child({ part: "ledger" }), onFolded: options.onFolded });
     } catch (error) {
       const reason = (error as Error).message;
       if (mode === "required") {
@@ -116,6 +132,13 @@ export async function startLedger(options: LedgerOptions): Promise<Ledger> {
   const unavailable = () =>
     new HearthError("ERR_LEDGER_UNAVAILABLE", "usage metering is off on this platform (no JetStream); see docs/ledger.md");
 
+  const lastReconcileKey = `${prefix}ledger:last-reconcile`;
+  const remember = async (report: ReconcileReport, repaired: boolean) => {
+    const last: LastReconcile = {
+      at: new Date().toISOString(), records: report.records, pending: report.pending, missing: report.missing, differences: report.differences.length, repaired,
+    };
+    await redis.set(lastReconcileKey, JSON.stringify(last)).catch((error: unknown) => log.warn({ err: error }, "could not keep the reconciliation's outcome for the console"));
+  };
   const close = async () => {
     await publisher?.close();
     await consumer?.close();
@@ -128,11 +151,21 @@ export async function startLedger(options: LedgerOptions): Promise<Ledger> {
     onCall: publisher ? publisher.record : () => undefined,
     async reconcile() {
       if (!metering) throw unavailable();
-      return reconcileLedger({ nc, subjects, store, log });
+      const report = await reconcileLedger({ nc, subjects, store, log });
+      await remember(report, false);
+      return report;
     },
     async repair() {
       if (!metering) throw unavailable();
-      return repairLedger({ nc, subjects, store, log: log.child({ part: "ledger" }) });
+      const report = await repairLedger({ nc, subjects, store, log: log.child({ part: "ledger" }) });
+      await remember(report.after, true);
+      return report;
+    },
+    async lastReconcile() {
+      const raw = await redis.get(lastReconcileKey);
+      if (raw === null) return null;
+      const parsed = LastReconcile.safeParse(JSON.parse(raw));
+      return parsed.success ? parsed.data : null;
     },
     async usage(app, day, visible) {
       if (!metering) throw unavailable();

@@ -140,7 +140,8 @@ async function readToken(prompt: string): Promise<string> {
 }
 
 function describeCaller(me: WhoAmI): string {
-  return me.kind === "developer" ? `${me.developer.name} (${me.developer.id})` : "the operator";
+  if (me.kind === "developer") return `${me.developer.name} (${me.developer.id})`;
+  return me.kind === "owner" ? `device owner ${me.ownerId} (with device ${me.deviceId}'s token)` : "the operator";
 }
 
 function collect(value: string, previous: string[] | undefined): string[] {
