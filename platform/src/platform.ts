@@ -6,6 +6,7 @@ import { connect, credsAuthenticator, type NatsConnection } from "@nats-io/trans
 import { Hono } from "hono";
 import { requestId } from "hono/request-id";
 import { createApi } from "./api/index.ts";
+import { createConsole } from "./console/index.ts";
 import { serveBundles } from "./bundles/index.ts";
 import { AppHosts } from "./gateway/hosts.ts";
 import { createGateway } from "./gateway/index.ts";
@@ -92,6 +93,8 @@ export function createHttpApp(parts: {
   // before the API: a bad Host is refused, and an app's host answers everything itself, so /v1 is never served there
   app.use("*", gateway.hosts);
   app.route("/v1", createApi(parts));
+  // the console is on the API's host like /v1: the hosts check above answers every app host first
+  app.route("/", createConsole({ sharedOrigin: !parts.appHosts }));
   app.route("/", gateway.routes);
   return app;
 }
