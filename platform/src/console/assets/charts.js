@@ -6,7 +6,7 @@
 const NS = "http://www.w3.org/2000/svg";
 const W = 600;
 const H = 180;
-const PAD = { left: 44, right: 8, top: 10, bottom: 22 };
+const PAD = { left: 52, right: 8, top: 12, bottom: 24 };
 
 function s(tag, attrs = {}, text) {
   const el = document.createElementNS(NS, tag);
@@ -23,7 +23,7 @@ function niceMax(max) {
 }
 
 function frame(title, summary, max, labels, format) {
-  const svg = s("svg", { viewBox: `0 0 ${W} ${H}`, role: "img", class: "chart", preserveAspectRatio: "none" });
+  const svg = s("svg", { viewBox: `0 0 ${W} ${H}`, role: "img", class: "chart" });
   svg.append(s("title", {}, title), s("desc", {}, summary));
   const y = (v) => PAD.top + (H - PAD.top - PAD.bottom) * (1 - v / max);
   for (const v of [0, max / 2, max]) {
@@ -52,7 +52,8 @@ export function barChart({ title, labels, series, format = count }) {
   for (const { className, values, name } of series) {
     values.forEach((v, i) => {
       if (v <= 0) return;
-      const rect = s("rect", { x: x(i) + step * 0.1, width: Math.max(1, step * 0.8), y: y(v), height: Math.max(0.5, y(0) - y(v)), class: className });
+      const width = Math.max(1, Math.min(48, step * 0.8));
+      const rect = s("rect", { x: x(i) + (step - width) / 2, width, y: y(v), height: Math.max(0.5, y(0) - y(v)), class: className });
       rect.append(s("title", {}, `${labels[i]}: ${format(v)} ${name}`));
       svg.append(rect);
     });

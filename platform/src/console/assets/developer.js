@@ -64,6 +64,7 @@ export async function functionPage({ show, app, fn, signal }) {
   let range = "hour";
   const summary = h("section", { class: "card", "aria-labelledby": "fn-title" });
   const charts = h("div", { class: "charts" });
+  const totals = h("p", { class: "totals" });
   const days = h("div", {});
   const errors = h("div", {});
   const versions = h("div", {});
@@ -96,8 +97,8 @@ export async function functionPage({ show, app, fn, signal }) {
       lineChart({ title: "Wall time (ms)", labels, series: [
         { name: "p50", className: "s-p50", values: stats.points.map((p) => p.p50Ms) },
         { name: "p99", className: "s-p99", values: stats.points.map((p) => p.p99Ms) },
-      ] }),
-      h("p", { class: "totals" }, `${stats.totals.calls} calls, ${stats.totals.errors} errors, p50 ${stats.totals.p50Ms ?? "—"} ms, p99 ${stats.totals.p99Ms ?? "—"} ms over the last ${range}`));
+      ] }));
+    replace(totals, `${stats.totals.calls} calls, ${stats.totals.errors} errors, p50 ${stats.totals.p50Ms ?? "—"} ms, p99 ${stats.totals.p99Ms ?? "—"} ms over the last ${range}`);
     replace(days,
       stats.days.length > 0 ? barChart({ title: "CPU-seconds by day", labels: stats.days.map((d) => d.day.slice(5)), format: (v) => v.toFixed(v < 1 ? 3 : 1), series: [
         { name: "CPU-s", className: "s-cpu", values: stats.days.map((d) => d.cpuSeconds) },
@@ -196,7 +197,7 @@ export async function functionPage({ show, app, fn, signal }) {
   show(`${app}/${fn}`,
     h("p", {}, h("a", { href: "#/" }, "← All functions")),
     summary,
-    h("section", { class: "card", "aria-labelledby": "activity-title" }, h("h2", { id: "activity-title" }, "Activity"), h("div", { class: "row", role: "group", "aria-label": "range" }, rangeButtons), charts),
+    h("section", { class: "card", "aria-labelledby": "activity-title" }, h("h2", { id: "activity-title" }, "Activity"), h("div", { class: "row", role: "group", "aria-label": "range" }, rangeButtons), charts, totals),
     logs,
     h("section", { class: "card", "aria-labelledby": "errors-title" }, h("h2", { id: "errors-title" }, "Errors"), errors),
     h("section", { class: "card", "aria-labelledby": "usage-title" }, h("h2", { id: "usage-title" }, "Usage"), days),
