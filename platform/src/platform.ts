@@ -11,8 +11,9 @@ import { serveBundles } from "./bundles/index.ts";
 import { AppHosts } from "./gateway/hosts.ts";
 import { createGateway } from "./gateway/index.ts";
 import { startLedger, type Ledger, type LedgerMode } from "./ledger/index.ts";
-import { notFound, onError, REQUEST_ID_HEADER, type HearthEnv } from "./http/index.ts";
-import { DeviceRegistry, FabricAuthority, FabricControl, type FabricKeys } from "./identity/index.ts";
+import { errorResponse, notFound, onError, REQUEST_ID_HEADER, type HearthEnv } from "./http/index.ts";
+import { bearerToken, DeviceRegistry, FabricAuthority, FabricControl, sameSecret, type FabricKeys } from "./identity/index.ts";
+import { PlatformMetrics } from "./metrics/index.ts";
 import { relayDeviceLogs } from "./logs/relay.ts";
 import type { Logger } from "./log/index.ts";
 import { FunctionLogs } from "./logs/index.ts";
@@ -58,6 +59,7 @@ export interface Platform extends AsyncDisposable {
   readonly devices: DeviceRegistry;
   readonly fabric: FabricControl;
   readonly authority: FabricAuthority;
+  readonly metrics: PlatformMetrics;
   close(): Promise<void>;
 }
 
@@ -78,12 +80,15 @@ export function createHttpApp(parts: {
   region?: string;
   appHosts?: AppHosts;
   stats?: FunctionStats;
+  metrics?: PlatformMetrics;
 }): Hono<HearthEnv> {
   const app = new Hono<HearthEnv>();
+  const { metrics } = parts;
+  const meter = parts.ledger?.onCall;
   const gateway = createGateway({
     ...parts,
     onNoDevice: (a, f) => parts.scheduler.suspect(a, f),
-    onCall: parts.ledger?.onCall,
+    onCall: metrics ? (facts) => (metrics.observeCall(facts), meter?.(facts)) : meter,
     liveDevice: (id) => parts.scheduler.liveDevice(id),
     region: parts.region,
   });
@@ -92,6 +97,16 @@ export function createHttpApp(parts: {
   app.notFound(notFound);
   // before the API: a bad Host is refused, and an app's host answers everything itself, so /v1 is never served there
   app.use("*", gateway.hosts);
+  // Prometheus metrics name apps and functions: the operator's only (a scrape config's `authorization`)
+  if (metrics) {
+    app.get("/metrics", async (c) => {
+      const token = bearerToken(c.req.header("authorization"));
+      if (!token) return errorResponse(c, "ERR_UNAUTHORIZED", "GET /metrics needs the operator token: `Authorization: Bearer <HEARTH_TOKEN>` (in Prometheus: authorization.credentials)");
+      if (!sameSecret(token, parts.token)) return errorResponse(c, "ERR_FORBIDDEN", "GET /metrics needs the operator token (the HEARTH_TOKEN the platform runs with)");
+      const { body, contentType } = await metrics.text();
+      return c.body(body, 200, { "Content-Type": contentType, "Cache-Control": "no-store" });
+    });
+  }
   app.route("/v1", createApi(parts));
   // the console is on the API's host like /v1: the hosts check above answers every app host first
   app.route("/", createConsole({ sharedOrigin: !parts.appHosts }));
@@ -159,7 +174,8 @@ export async function startPlatform(options: PlatformOptions): Promise<Platform>
   const logRelay = logs ? relayDeviceLogs({ nc, subjects, store, log: log.child({ part: "logs" }) }) : undefined;
   let url = options.publicUrl ?? "";
   const appHosts = options.appDomain ? new AppHosts(options.appDomain, () => url) : undefined;
-  const app = createHttpApp({ store, scheduler, nc, subjects, log, token: options.token, publicUrl: () => url, embeddedState: embedded, ledger, logs, appHosts, devices, fabric, region: options.region, stats });
+  const metrics = new PlatformMetrics({ store, scheduler, devices, ledger, nc });
+  const app = createHttpApp({ store, scheduler, nc, subjects, log, token: options.token, publicUrl: () => url, embeddedState: embedded, ledger, logs, appHosts, devices, fabric, region: options.region, stats, metrics });
 
   const server: ServerType = await new Promise((resolve, reject) => {
     const s = serve({ fetch: app.fetch, hostname: options.host ?? "127.0.0.1", port: options.port ?? 0 }, () => resolve(s));
@@ -189,5 +205,5 @@ export async function startPlatform(options: PlatformOptions): Promise<Platform>
       await nc.drain().catch(() => undefined);
       redis.disconnect();
     })());
-  return { url, app, store, scheduler, nc, embeddedState: embedded, ledger, devices, fabric, authority, close, [Symbol.asyncDispose]: close };
+  return { url, app, store, scheduler, nc, embeddedState: embedded, ledger, devices, fabric, authority, metrics, close, [Symbol.asyncDispose]: close };
 }

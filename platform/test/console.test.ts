@@ -38,6 +38,7 @@ beforeAll(async () => {
       if (fail) h.set(INVOKE_HEADERS.errorCode, "ERR_FUNCTION_THREW");
       else h.set(INVOKE_HEADERS.status, "200");
       h.set(INVOKE_HEADERS.cpuMs, "0.5");
+      h.set(INVOKE_HEADERS.wallMs, "0.7");
       h.set(INVOKE_HEADERS.device, "ada-nuc");
       msg.respond(new TextEncoder().encode("ok"), { headers: h });
     },
@@ -105,6 +106,8 @@ describe("console pages", () => {
       expect(onApp.status).toBe(404);
       expect(((await onApp.json()) as { error: { code: string } }).error.code).toBe("ERR_FUNCTION_NOT_FOUND");
       expect(onApp.headers.get("content-security-policy")).toBeNull();
+      // nor are the metrics
+      expect((await hosted.app.request("http://shop.fn.test/metrics", { headers: operator })).status).toBe(404);
       const onApi = await hosted.app.request("http://api.test/console/");
       expect(onApi.status).toBe(200);
       expect(await (await hosted.app.request("http://api.test/console/config.json")).json()).toEqual({ sharedOrigin: false });
@@ -208,5 +211,62 @@ describe("operator and owner views", () => {
     const revoked = await platform.app.request("/v1/console/owner", { headers: { authorization: `Bearer ${doomed.deviceToken}` } });
     expect(revoked.status).toBe(401);
     expect(((await revoked.json()) as { error: { code: string } }).error.code).toBe("ERR_TOKEN_REVOKED");
+  });
+});
+
+describe("/metrics", () => {
+  /** One sample's value from the Prometheus text, by its exact series (name and labels); 0 when absent. */
+  const sample = (text: string, series: string) => {
+    const line = text.split("\n").find((l) => l.startsWith(`${series} `));
+    return line ? Number(line.slice(series.length + 1)) : 0;
+  };
+  const scrape = async () => {
+    const res = await platform.app.request("/metrics", { headers: operator });
+    expect(res.status).toBe(200);
+    expect(res.headers.get("content-type")).toMatch(/^text\/plain; version=0\.0\.4/);
+    return res.text();
+  };
+
+  it("is the operator's only: it names apps and functions", async () => {
+    expect((await platform.app.request("/metrics")).status).toBe(401);
+    const dev = await platform.app.request("/metrics", { headers: ada.auth });
+    expect(dev.status).toBe(403);
+    expect(((await dev.json()) as { error: { code: string } }).error.code).toBe("ERR_FORBIDDEN");
+  });
+
+  it("counts calls by app, function, status class and door, with wall-time and gateway-overhead histograms", async () => {
+    const ok = 'hearth_calls_total{app="shop",fn="cart",status_class="2xx",door="path"}';
+    const failed = 'hearth_calls_total{app="shop",fn="cart",status_class="5xx",door="path"}';
+    const before = await scrape();
+    for (let i = 0; i < 3; i++) expect((await platform.app.request("/fn/shop/cart/ok")).status).toBe(200);
+    expect((await platform.app.request("/fn/shop/cart/fail")).status).toBe(500);
+    const after = await scrape();
+    expect(sample(after, ok) - sample(before, ok)).toBe(3);
+    expect(sample(after, failed) - sample(before, failed)).toBe(1);
+    const wallCount = 'hearth_call_wall_seconds_count{app="shop",fn="cart"}';
+    expect(sample(after, wallCount) - sample(before, wallCount)).toBe(4);
+    expect(sample(after, 'hearth_call_wall_seconds_bucket{le="+Inf",app="shop",fn="cart"}')).toBe(sample(after, wallCount));
+    const overhead = 'hearth_gateway_overhead_seconds_count{door="path"}';
+    expect(sample(after, overhead) - sample(before, overhead)).toBe(4);
+    expect(sample(after, 'hearth_gateway_overhead_seconds_sum{door="path"}')).toBeGreaterThan(0);
+  });
+
+  it("reports devices by region and state, pending placements, usage, ledger lag and the fabric link", async () => {
+    await waitFor("every usage record stored", () => platform.ledger.publisher!.backlog === 0);
+    const text = await scrape();
+    expect(sample(text, 'hearth_devices{region="eu",state="serving"}')).toBe(1);
+    expect(sample(text, 'hearth_devices{region="us",state="offline"}')).toBeGreaterThanOrEqual(1);
+    expect(sample(text, 'hearth_devices{region="local",state="revoked"}')).toBeGreaterThanOrEqual(1);
+    // shop/lonely is placed on the one live device or pending; the scrape agrees with the API
+    const lonely = (await (await platform.app.request("/v1/apps/shop/functions/lonely", { headers: ada.auth })).json()) as { status: string };
+    expect(text).toMatch(/^hearth_placements_pending \d+$/m);
+    if (lonely.status === "pending") expect(sample(text, "hearth_placements_pending")).toBeGreaterThanOrEqual(1);
+    expect(sample(text, 'hearth_usage_records_total{result="stored"}')).toBeGreaterThanOrEqual(10);
+    expect(sample(text, "hearth_usage_backlog_records")).toBe(0);
+    expect(text).toMatch(/^hearth_ledger_lag_records \d+$/m);
+    expect(sample(text, "hearth_ledger_metering")).toBe(1);
+    expect(sample(text, "hearth_fabric_connected")).toBe(1);
+    expect(text).toContain("# TYPE hearth_fabric_reconnects_total counter");
+    expect(text).toContain("hearth_platform_process_cpu_seconds_total");
   });
 });

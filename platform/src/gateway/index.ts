@@ -142,6 +142,7 @@ export function createGateway(options: GatewayOptions): Gateway {
   });
 
   const handle = async (c: Context<HearthEnv>, target: Target) => {
+    const received = performance.now();
     const { app: appName, fn: fnName } = target;
     if (!AppName.safeParse(appName).success || !FunctionName.safeParse(fnName).success) {
       return errorResponse(c, "ERR_FUNCTION_NOT_FOUND", `no function ${appName.slice(0, 64)}/${fnName.slice(0, 64)}: app and function names are a-z, 0-9 and '-'`);
@@ -181,6 +182,7 @@ export function createGateway(options: GatewayOptions): Gateway {
         await options.onCall({
           requestId, app: appName, fn: fnName, version: record.version, at, wallMs,
           requestBytes: body.byteLength, cpuLimitMs: record.limits.cpuMs, status: response.status, ...facts,
+          door: target.form, gatewayMs: performance.now() - received,
         });
         addServerTiming(response.headers, `usage;dur=${(performance.now() - metering).toFixed(2)}`);
       }
@@ -233,7 +235,7 @@ export function createGateway(options: GatewayOptions): Gateway {
       // none of its bytes reach the caller, and it earns its device nothing
       return answer(response, { responseBytes: 0, errorCode: "ERR_BAD_DEVICE_REPLY" });
     }
-    const device = { id: chosen, cpuMs: parsed.reply.cpuMs, cold: parsed.reply.cold === "1" };
+    const device = { id: chosen, cpuMs: parsed.reply.cpuMs, wallMs: parsed.reply.wallMs, cold: parsed.reply.cold === "1" };
     const timing = serverTiming(parsed.reply);
     if ("errorCode" in parsed.reply) {
       const { errorCode, errorMessage } = parsed.reply;

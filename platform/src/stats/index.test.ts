@@ -1,6 +1,8 @@
 import { randomUUID } from "node:crypto";
 import { usageDay, type UsageRecord } from "@hearth/protocol";
-import { describe, expect, it } from "vitest";
+import { redisServerBinary, startRedisServer, type RedisServer } from "@hearth/devkit";
+import { Redis } from "ioredis";
+import { afterAll, beforeAll, describe, expect, it } from "vitest";
 import { connectRedis } from "../state/index.ts";
 import { bucketOf, FunctionStats, HISTOGRAM_BUCKETS, quantileMs, RECENT_ERRORS } from "./index.ts";
 
@@ -14,7 +16,21 @@ function call(at: number, wallMs: number, outcome = "ok"): UsageRecord {
   };
 }
 
-const stats = () => new FunctionStats(connectRedis(undefined).redis, `stats-test-${randomUUID()}:`);
+const hasRedis = redisServerBinary() !== undefined;
+let server: RedisServer | undefined;
+const clients: Redis[] = [];
+beforeAll(async () => {
+  if (hasRedis) server = await startRedisServer();
+});
+afterAll(async () => {
+  for (const c of clients) c.disconnect();
+  await server?.stop();
+});
+
+const backends: [string, () => Redis][] = [
+  ["ioredis-mock", () => connectRedis(undefined).redis],
+  ["redis-server", () => new Redis(server!.url)],
+];
 
 describe("wall-time histogram", () => {
   it("puts each wall time in a bounded log-spaced bucket", () => {
@@ -38,8 +54,14 @@ describe("wall-time histogram", () => {
   });
 });
 
-describe("FunctionStats", () => {
-  it("charts the last hour per minute: calls, errors, p50 and p99 in the minute they happened", async () => {
+describe.each(backends)("FunctionStats on %s", (name, make) => {
+  const stats = () => {
+    const redis = make();
+    clients.push(redis);
+    return new FunctionStats(redis, `stats-test-${randomUUID()}:`);
+  };
+  const skip = name === "redis-server" && !hasRedis;
+  it.skipIf(skip)("charts the last hour per minute: calls, errors, p50 and p99 in the minute they happened", async () => {
     const s = stats();
     for (let i = 0; i < 98; i++) await s.record(call(NOW - 5_000, 10));
     await s.record(call(NOW - 5_000, 900, "ERR_CPU_LIMIT"));
@@ -61,7 +83,7 @@ describe("FunctionStats", () => {
     expect(totals).toMatchObject({ calls: 101, errors: 2 });
   });
 
-  it("charts the last day in 15-minute points, and keeps another function's calls apart", async () => {
+  it.skipIf(skip)("charts the last day in 15-minute points, and keeps another function's calls apart", async () => {
     const s = stats();
     await s.record(call(NOW - 2 * 3600_000, 3));
     await s.record({ ...call(NOW, 3), fn: "other" });
@@ -71,7 +93,7 @@ describe("FunctionStats", () => {
     expect(points.reduce((n, p) => n + p.calls, 0)).toBe(1);
   });
 
-  it("keeps the newest failed calls with their request ids, at most RECENT_ERRORS", async () => {
+  it.skipIf(skip)("keeps the newest failed calls with their request ids, at most RECENT_ERRORS", async () => {
     const s = stats();
     const failed: UsageRecord[] = [];
     for (let i = 0; i < RECENT_ERRORS + 5; i++) {
