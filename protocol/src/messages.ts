@@ -34,6 +34,17 @@ export const Heartbeat = z.strictObject({
   functions: z.array(PlacedFunction).max(10_000),
   agentVersion: z.string().max(32),
   sentAt: z.number().int().positive(),
+  /**
+   * Set while the device takes no calls: paused (and why) or draining. Such
+   * a beat keeps the device known to its owner and the operator, never live:
+   * nothing is placed on it or sent to it.
+   */
+  away: z
+    .strictObject({
+      state: z.enum(["paused", "draining"]),
+      pausedFor: z.array(z.enum(["schedule", "owner-busy", "battery", "owner"])).max(4),
+    })
+    .optional(),
 });
 export type Heartbeat = z.infer<typeof Heartbeat>;
 

@@ -101,6 +101,16 @@ describe("caps and pauses of one in-process agent", () => {
     for (const res of await Promise.all(inFlight)) expect(res.status).toBe(200);
     await until("paused", () => daemon.status().state === "paused");
     expect(daemon.status().pausedFor).toEqual(["schedule"]);
+    // its heartbeats go on saying so: the operator's console shows it paused, and why
+    const consoleState = async () => {
+      const res = await fetch(`${platform.url}/v1/console/operator`, { headers: { authorization: `Bearer ${TOKEN}` } });
+      const body = (await res.json()) as { devices: { deviceId: string; state: string; pausedFor: string[] }[] };
+      return body.devices.find((d) => d.deviceId === "one-core");
+    };
+    await until("the console shows it paused for its schedule", async () => {
+      const d = await consoleState();
+      return d?.state === "paused" && d.pausedFor.join() === "schedule";
+    });
 
     const refused = await client.invoke("caps", "night");
     expect(refused.status).toBe(503);
@@ -110,6 +120,7 @@ describe("caps and pauses of one in-process agent", () => {
     daemon.availability.tick();
     await until("serving again", async () => (await client.invoke("caps", "night")).status === 200, 20_000);
     expect(daemon.status().state).toBe("serving");
+    expect((await consoleState())?.state).toBe("serving");
   });
 });
 

@@ -155,6 +155,7 @@ export class Agent implements AsyncDisposable {
     if (options.paused && options.paused.length > 0) {
       started.pausedFor = [...options.paused];
       log.info({ reasons: started.pausedFor }, "starting paused: not joining the fabric for calls yet");
+      started.beatWhileAway();
     } else started.listen();
     return started;
   }
@@ -267,9 +268,17 @@ export class Agent implements AsyncDisposable {
     });
   }
 
+  /** While paused, heartbeats go on saying so (and why), with no functions: the platform sends nothing, the owner sees why. */
+  private beatWhileAway(): void {
+    clearInterval(this.heartbeatTimer);
+    this.heartbeatTimer = setInterval(() => this.heartbeat(), this.config.heartbeatMs);
+    this.heartbeat();
+  }
+
   private listen(): void {
     this.subscribeControl();
     this.takeCalls();
+    clearInterval(this.heartbeatTimer);
     this.heartbeatTimer = setInterval(() => this.heartbeat(), this.config.heartbeatMs);
     this.heartbeat();
     this.log.info({ deviceId: this.config.deviceId, nats: this.config.natsUrl, cores: this.config.cores }, "agent joined the fabric");
@@ -281,7 +290,8 @@ export class Agent implements AsyncDisposable {
   }
 
   heartbeat(): void {
-    if (this.nc.isClosed() || this.draining || this.pausedFor.length > 0) return;
+    if (this.nc.isClosed()) return;
+    const away = this.draining || this.pausedFor.length > 0;
     const beat: Heartbeat = {
       deviceId: this.config.deviceId,
       ownerId: this.config.ownerId,
@@ -291,9 +301,11 @@ export class Agent implements AsyncDisposable {
       memoryMb: this.config.memoryMb,
       activeCalls: this.active,
       freeCores: Math.max(0, this.config.cores - this.gate.inUse),
-      functions: [...this.placed.values()].map(({ app, fn, version }) => ({ app, fn, version })),
+      functions: away ? [] : [...this.placed.values()].map(({ app, fn, version }) => ({ app, fn, version })),
       agentVersion: AGENT_VERSION,
       sentAt: Date.now(),
+      // a paused or draining device still says so, so its owner sees why it serves nothing; the platform sends it nothing
+      ...(away ? { away: { state: this.draining ? "draining" : "paused", pausedFor: [...this.pausedFor] } } : {}),
     };
     this.nc.publish(this.subjects.heartbeat(this.config.deviceId), JSON.stringify(beat));
   }
@@ -484,6 +496,7 @@ export class Agent implements AsyncDisposable {
     if (reasons.length > 0 && !was) {
       this.log.info({ reasons }, "pausing: leaving the fabric for new calls; in-flight calls may finish");
       this.pausing = this.leave(this.config.drainGraceMs);
+      this.beatWhileAway();
       await this.pausing;
       this.log.info({ reasons }, "paused");
     } else if (reasons.length === 0 && was) {
@@ -492,7 +505,7 @@ export class Agent implements AsyncDisposable {
     }
   }
 
-  /** Stops heartbeats, control and new calls, forgets placements, waits for calls in flight. */
+  /** Stops serving heartbeats, control and new calls, forgets placements, waits for calls in flight. */
   private async leave(graceMs: number): Promise<void> {
     clearInterval(this.heartbeatTimer);
     this.control?.unsubscribe();
@@ -538,11 +551,14 @@ export class Agent implements AsyncDisposable {
 
   /**
    * Stops taking new calls at once (leaves every queue group), lets calls in
-   * flight finish within the grace period, and stops heartbeats.
+   * flight finish within the grace period, and stops heartbeats (after one
+   * that says it is draining).
    */
   async drain(graceMs = this.config.drainGraceMs): Promise<void> {
     this.draining = true;
     clearInterval(this.heartbeatTimer);
+    // one last beat says it is draining, so the platform stops sending calls at once rather than after missed beats
+    this.heartbeat();
     await this.pausing;
     await this.stopTakingCalls();
     await this.waitIdle(graceMs);

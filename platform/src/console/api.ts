@@ -27,14 +27,16 @@ export interface ConsoleApiOptions {
   ledger?: Ledger;
 }
 
-/** What the console says a device is doing. Pausing and draining are not in heartbeats yet (docs/console.md). */
-export type DeviceState = "serving" | "idle" | "offline" | "revoked";
+/** What the console says a device is doing (docs/console.md). */
+export type DeviceState = "serving" | "idle" | "paused" | "draining" | "offline" | "revoked";
 
 export interface ConsoleDevice {
   deviceId: string;
   ownerId: string;
   region: string;
   state: DeviceState;
+  /** Why a paused device is paused: `schedule`, `owner-busy`, `battery`, `owner`. */
+  pausedFor: string[];
   location: string | null;
   cores: number | null;
   freeCores: number | null;
@@ -45,14 +47,23 @@ export interface ConsoleDevice {
   joinedAt: string | null;
 }
 
-function deviceOf(deviceId: string, record: DeviceRecord | null, live: DeviceEntry | undefined, now: number): ConsoleDevice {
+type Away = ReturnType<Scheduler["awayDevice"]>;
+
+export function deviceState(revoked: boolean, live: DeviceEntry | undefined, away: Away): DeviceState {
+  if (revoked) return "revoked";
+  if (live) return live.heartbeat.functions.length > 0 ? "serving" : "idle";
+  return away?.state ?? "offline";
+}
+
+function deviceOf(deviceId: string, record: DeviceRecord | null, live: DeviceEntry | undefined, away: Away, now: number): ConsoleDevice {
   const h = live?.heartbeat;
-  const state: DeviceState = record?.revokedAt ? "revoked" : h ? (h.functions.length > 0 ? "serving" : "idle") : "offline";
+  const state = deviceState(record?.revokedAt !== undefined, live, away);
   return {
     deviceId,
     ownerId: record?.ownerId ?? h?.ownerId ?? "",
     region: record?.region ?? h?.region ?? "",
     state,
+    pausedFor: state === "paused" ? (away?.pausedFor ?? []) : [],
     location: h?.location.label ?? null,
     cores: h?.cores ?? record?.cores ?? null,
     freeCores: h?.freeCores ?? null,
@@ -70,7 +81,7 @@ export function createConsoleApi(options: ConsoleApiOptions): Hono<HearthEnv> {
 
   const describe = async (ids: Iterable<string>) => {
     const now = Date.now();
-    return Promise.all([...ids].map(async (id) => deviceOf(id, await devices.device(id), scheduler.liveDevice(id, now), now)));
+    return Promise.all([...ids].map(async (id) => deviceOf(id, await devices.device(id), scheduler.liveDevice(id, now), scheduler.awayDevice(id, now), now)));
   };
 
   routes.get("/apps/:app/functions/:fn/stats", async (c) => {

@@ -10,6 +10,7 @@
  */
 import type { NatsConnection } from "@nats-io/transport-node";
 import { collectDefaultMetrics, Counter, Gauge, Histogram, Registry } from "prom-client";
+import { deviceState } from "../console/api.ts";
 import type { DeviceRegistry } from "../identity/index.ts";
 import type { Ledger } from "../ledger/index.ts";
 import type { Scheduler } from "../scheduler/index.ts";
@@ -63,7 +64,7 @@ export class PlatformMetrics {
     })().catch(() => undefined);
 
     new Gauge({
-      name: "hearth_devices", help: "Joined devices by region and state (serving: live with functions; idle: live without; offline: joined, not heard from; revoked)", labelNames: ["region", "state"], registers,
+      name: "hearth_devices", help: "Joined devices by region and state (serving: live with functions; idle: live without; paused; draining; offline: joined, not heard from; revoked)", labelNames: ["region", "state"], registers,
       async collect() {
         this.reset();
         const live = new Map(scheduler.liveDevices().map((d) => [d.heartbeat.deviceId, d]));
@@ -72,7 +73,7 @@ export class PlatformMetrics {
           const entry = live.get(id);
           const record = entry ? undefined : await devices.device(id);
           const region = entry?.heartbeat.region ?? record?.region ?? "unknown";
-          const state = record?.revokedAt ? "revoked" : entry ? (entry.heartbeat.functions.length > 0 ? "serving" : "idle") : "offline";
+          const state = deviceState(record?.revokedAt !== undefined, entry, scheduler.awayDevice(id));
           this.inc({ region, state });
         }
       },

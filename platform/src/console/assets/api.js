@@ -99,3 +99,17 @@ export async function followLogs(app, fn, { requestId, signal, onLine, onState }
     await new Promise((r) => setTimeout(r, Math.min(5000, 250 * 2 ** attempt)));
   }
 }
+
+/**
+ * Runs `task` every `ms` until `signal` aborts. A refresh that fails for a
+ * passing reason waits for the next; one the platform refuses with 401 (the
+ * token was revoked meanwhile) tells the page, which shows the 401 page.
+ */
+export function every(signal, ms, task) {
+  const timer = setInterval(() => {
+    task().catch((error) => {
+      if (error instanceof ApiError && error.status === 401 && !signal.aborted) window.dispatchEvent(new CustomEvent("hearth:unauthorized", { detail: error }));
+    });
+  }, ms);
+  signal.addEventListener("abort", () => clearInterval(timer), { once: true });
+}

@@ -98,5 +98,11 @@ async function configure() {
 }
 
 window.addEventListener("hashchange", () => void route());
+window.addEventListener("hearth:unauthorized", (e) => {
+  page.abort();
+  signOut();
+  me = null;
+  unauthorizedPage(/** @type {CustomEvent} */ (e).detail);
+});
 void configure();
 void route();

@@ -1,7 +1,7 @@
 // A developer's pages: their apps and functions with status, version, when
 // deployed and where they run; one function's charts, usage by day, recent
 // errors, live logs (filtered by request id) and versions with rollback.
-import { api, ApiError, enc, followLogs } from "./api.js";
+import { api, ApiError, enc, every, followLogs } from "./api.js";
 import { barChart, lineChart } from "./charts.js";
 import { badge, bytes, h, replace, table, time } from "./dom.js";
 
@@ -22,10 +22,7 @@ function where(fn) {
   return fn.devices.map((d) => `${d} (${fn.regions?.[d] ?? "?"})`).join(", ");
 }
 
-function every(signal, ms, task) {
-  const timer = setInterval(() => void task().catch(() => undefined), ms);
-  signal.addEventListener("abort", () => clearInterval(timer), { once: true });
-}
+
 
 export async function developerHome({ show, signal }) {
   const body = h("div", {});

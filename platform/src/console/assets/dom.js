@@ -64,6 +64,14 @@ export function badge(state) {
   return h("span", { class: `badge badge-${String(state).replace(/[^a-z-]/g, "")}` }, state);
 }
 
+const PAUSE_REASONS = { schedule: "outside its schedule", "owner-busy": "the owner is using the machine", battery: "on battery", owner: "paused by its owner" };
+
+/** A device's state, and why when it is paused. */
+export function stateOf(device) {
+  const why = device.pausedFor?.map((r) => PAUSE_REASONS[r] ?? r).join(", ");
+  return h("span", { "data-state": device.state }, badge(device.state), why ? ` ${why}` : null);
+}
+
 export function time(ms) {
   if (ms === null || ms === undefined) return "—";
   const d = new Date(ms);

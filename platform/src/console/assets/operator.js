@@ -1,10 +1,10 @@
 // The operator's page: devices by region and state, functions no live
 // device serves, and the ledger: metering, consumer lag, the last
 // reconciliation, and a button to reconcile now.
-import { api, ApiError } from "./api.js";
-import { ago, badge, h, replace, table, time } from "./dom.js";
+import { api, ApiError, every } from "./api.js";
+import { ago, h, replace, stateOf, table, time } from "./dom.js";
 
-const STATES = ["serving", "idle", "offline", "revoked"];
+const STATES = ["serving", "idle", "paused", "draining", "offline", "revoked"];
 
 export async function operatorHome({ show, signal }) {
   const body = h("div", {});
@@ -40,7 +40,7 @@ export async function operatorHome({ show, signal }) {
         table(null, ["Region", ...STATES], [...regions].sort().map(([region, n]) => [region, ...STATES.map((s) => String(n[s]))]))),
       h("section", { class: "card" }, h("h2", {}, "Devices"),
         table(null, ["Device", "Owner", "Region", "State", "Cores (free)", "Memory", "Calls in flight", "Functions", "Last heartbeat"],
-          data.devices.map((d) => [h("span", { class: "mono" }, d.deviceId), d.ownerId, d.region, badge(d.state),
+          data.devices.map((d) => [h("span", { class: "mono" }, d.deviceId), d.ownerId, d.region, stateOf(d),
             d.cores === null ? "—" : `${d.cores} (${d.freeCores ?? "—"})`, d.memoryMb === null ? "—" : `${d.memoryMb} MiB`,
             String(d.activeCalls), String(d.functions), ago(d.lastSeenMs)]))),
       h("section", { class: "card" }, h("h2", {}, `Functions without a device (${data.withoutDevice.length} of ${data.functions})`),
@@ -59,6 +59,5 @@ export async function operatorHome({ show, signal }) {
   };
   await render();
   show("Operator", h("h1", {}, "Fleet"), body);
-  const timer = setInterval(() => void render().catch(() => undefined), 5000);
-  signal.addEventListener("abort", () => clearInterval(timer), { once: true });
+  every(signal, 5000, render);
 }

@@ -1,9 +1,9 @@
 // A device owner's page (signed in with one of their devices' tokens): their
 // devices with state, cores and memory donated and in use, and calls,
 // CPU-seconds and credits earned by day.
-import { api } from "./api.js";
+import { api, every } from "./api.js";
 import { barChart } from "./charts.js";
-import { ago, badge, h, replace, table } from "./dom.js";
+import { ago, h, replace, stateOf, table } from "./dom.js";
 
 export async function ownerHome({ show, signal }) {
   const body = h("div", {});
@@ -27,7 +27,7 @@ export async function ownerHome({ show, signal }) {
     replace(body,
       h("section", { class: "card" }, h("h2", {}, "Your devices"),
         table(null, ["Device", "State", "Region", "Where", "Cores donated (in use)", "Memory", "Calls in flight", "Functions", "Last heartbeat"],
-          data.devices.map((d) => [h("span", { class: "mono" }, d.deviceId), badge(d.state), d.region, d.location ?? "—",
+          data.devices.map((d) => [h("span", { class: "mono" }, d.deviceId), stateOf(d), d.region, d.location ?? "—",
             d.cores === null ? "—" : `${d.cores} (${d.freeCores === null ? "—" : (d.cores - d.freeCores).toFixed(1)})`,
             d.memoryMb === null ? "—" : `${d.memoryMb} MiB`, String(d.activeCalls), String(d.functions), ago(d.lastSeenMs)]))),
       h("section", { class: "card" }, h("h2", {}, "Served and earned"),
@@ -40,6 +40,5 @@ export async function ownerHome({ show, signal }) {
   };
   await render();
   show("Your devices", h("h1", {}, `Devices of owner ${ownerId}`), body);
-  const timer = setInterval(() => void render().catch(() => undefined), 5000);
-  signal.addEventListener("abort", () => clearInterval(timer), { once: true });
+  every(signal, 5000, render);
 }
