@@ -254,6 +254,8 @@ describe("/metrics", () => {
   it("reports devices by region and state, pending placements, usage, ledger lag and the fabric link", async () => {
     await waitFor("every usage record stored", () => platform.ledger.publisher!.backlog === 0);
     const text = await scrape();
+    // a scrape's counters are as of that scrape, not the one before
+    expect(sample(text, 'hearth_usage_records_total{result="stored"}')).toBe(platform.ledger.publisher!.stats.published);
     expect(sample(text, 'hearth_devices{region="eu",state="serving"}')).toBe(1);
     expect(sample(text, 'hearth_devices{region="us",state="offline"}')).toBeGreaterThanOrEqual(1);
     expect(sample(text, 'hearth_devices{region="local",state="revoked"}')).toBeGreaterThanOrEqual(1);

@@ -90,6 +90,8 @@ export class Agent implements AsyncDisposable {
   readonly gate: CoreGate;
   readonly memory: WarmIsolates;
   private today = { day: "", calls: 0, errors: 0, cpuMs: 0 };
+  /** Since the agent started, as this device metered it (metrics). */
+  readonly served = { calls: 0, errors: 0, cpuMs: 0 };
   private readonly startedAt = new Date().toISOString();
   private readonly backoff: ReconnectBackoff;
   private readonly clock: ClockJumpWatch;
@@ -455,6 +457,9 @@ export class Agent implements AsyncDisposable {
     this.today.calls++;
     if (!ok) this.today.errors++;
     this.today.cpuMs += cpuMs;
+    this.served.calls++;
+    if (!ok) this.served.errors++;
+    this.served.cpuMs += cpuMs;
   }
 
   /** A snapshot for `hearth-agent status`. */

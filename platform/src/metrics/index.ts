@@ -91,26 +91,33 @@ export class PlatformMetrics {
         this.set(pending);
       },
     });
+    // counters mirror the publisher's and the consumer's running totals, each when it is collected
     const seen = new Map<string, number>();
-    const usage = new Counter({ name: "hearth_usage_records_total", help: "Usage records by what became of them: stored (on the call's path or from the retry queue), duplicate, deferred (not acked in time on the call's path), dropped", labelNames: ["result"], registers });
-    const folded = new Counter({ name: "hearth_ledger_folded_records_total", help: "Usage records this process's ledger consumer folded into the accounts, by result", labelNames: ["result"], registers });
+    new Counter({
+      name: "hearth_usage_records_total", help: "Usage records by what became of them: stored (on the call's path or from the retry queue), duplicate, deferred (not acked in time on the call's path), dropped", labelNames: ["result"], registers,
+      collect() {
+        const p = ledger?.publisher;
+        if (!p) return;
+        mirror(this, { result: "stored" }, seen, "published", p.stats.published);
+        mirror(this, { result: "duplicate" }, seen, "duplicates", p.stats.duplicates);
+        mirror(this, { result: "deferred" }, seen, "deferred", p.stats.deferred);
+        mirror(this, { result: "dropped" }, seen, "dropped", p.stats.dropped);
+      },
+    });
+    new Counter({
+      name: "hearth_ledger_folded_records_total", help: "Usage records this process's ledger consumer folded into the accounts, by result", labelNames: ["result"], registers,
+      collect() {
+        const c = ledger?.consumer;
+        if (!c) return;
+        mirror(this, { result: "applied" }, seen, "applied", c.stats.applied);
+        mirror(this, { result: "duplicate" }, seen, "folded-duplicates", c.stats.duplicates);
+        mirror(this, { result: "invalid" }, seen, "invalid", c.stats.invalid);
+      },
+    });
     new Gauge({
       name: "hearth_usage_backlog_records", help: "Usage records waiting to be stored in JetStream (the retry queue)", registers,
       collect() {
-        const p = ledger?.publisher;
-        this.set(p?.backlog ?? 0);
-        if (p) {
-          mirror(usage, { result: "stored" }, seen, "published", p.stats.published);
-          mirror(usage, { result: "duplicate" }, seen, "duplicates", p.stats.duplicates);
-          mirror(usage, { result: "deferred" }, seen, "deferred", p.stats.deferred);
-          mirror(usage, { result: "dropped" }, seen, "dropped", p.stats.dropped);
-        }
-        const c = ledger?.consumer;
-        if (c) {
-          mirror(folded, { result: "applied" }, seen, "applied", c.stats.applied);
-          mirror(folded, { result: "duplicate" }, seen, "folded-duplicates", c.stats.duplicates);
-          mirror(folded, { result: "invalid" }, seen, "invalid", c.stats.invalid);
-        }
+        this.set(ledger?.publisher?.backlog ?? 0);
       },
     });
     new Gauge({
