@@ -122,7 +122,7 @@ describe.skipIf(!CHROMIUM)("the console in Chromium", () => {
     expect(await page.locator("[data-version]").getAttribute("data-version")).toBe(v2);
     await page.locator(`[data-rollback='${v1}']`).click();
     await page.locator(".notice", { hasText: "Rolled back" }).waitFor();
-    await expect.poll(async () => page.locator("[data-version]").getAttribute("data-version")).toBe(v1);
+    await expect.poll(async () => page.locator("[data-version]").getAttribute("data-version"), { timeout: 15_000 }).toBe(v1);
     expect((await client.get(APP, FN)).version).toBe(v1);
     await page.locator(`[data-rollback='${v2}']`).waitFor();
     await shot("function-rolled-back");
