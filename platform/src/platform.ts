@@ -14,6 +14,7 @@ import { startLedger, type Ledger, type LedgerMode } from "./ledger/index.ts";
 import { errorResponse, notFound, onError, REQUEST_ID_HEADER, type HearthEnv } from "./http/index.ts";
 import { bearerToken, DeviceRegistry, FabricAuthority, FabricControl, sameSecret, type FabricKeys } from "./identity/index.ts";
 import { PlatformMetrics } from "./metrics/index.ts";
+import { openApiDocument } from "./openapi/index.ts";
 import { relayDeviceLogs } from "./logs/relay.ts";
 import type { Logger } from "./log/index.ts";
 import { FunctionLogs } from "./logs/index.ts";
@@ -107,6 +108,12 @@ export function createHttpApp(parts: {
       return c.body(body, 200, { "Content-Type": contentType, "Cache-Control": "no-store" });
     });
   }
+  // built once: the routes and their schemas do not change while the process runs
+  let openapi: string | undefined;
+  app.get("/openapi.json", (c) => {
+    openapi ??= JSON.stringify(openApiDocument(parts.publicUrl() || undefined));
+    return c.body(openapi, 200, { "Content-Type": "application/json" });
+  });
   app.route("/v1", createApi(parts));
   // the console is on the API's host like /v1: the hosts check above answers every app host first
   app.route("/", createConsole({ sharedOrigin: !parts.appHosts }));

@@ -116,3 +116,4 @@ export {
   MAX_LOG_MESSAGE_CHARS,
 } from "./logs.ts";
 export { FunctionStatsReport, RecentError, StatsDay, StatsPoint, StatsQuery, StatsRange } from "./stats.ts";
+export { ConsoleDevice, DeviceState, HealthResponse, LastReconcile, OperatorView, OwnerView } from "./console.ts";

@@ -66,7 +66,7 @@ const FunctionParams = z.object({ app: AppName, fn: FunctionName });
 const AppParams = z.object({ app: AppName });
 
 /** Deploy options travel as query parameters; the bundle is the raw body. */
-const DeployQuery = z.strictObject({
+export const DeployQuery = z.strictObject({
   replicas: z.coerce.number().int().min(1).max(16).optional(),
   memoryMb: z.coerce.number().optional(),
   cpuMs: z.coerce.number().optional(),

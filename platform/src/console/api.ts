@@ -6,7 +6,18 @@
  * theirs: another developer's function is a missing one (404), an owner
  * sees only the devices joined under their owner id.
  */
-import { AppName, FunctionName, HearthError, StatsQuery, type FunctionStatsReport, type StatsDay } from "@hearth/protocol";
+import {
+  AppName,
+  FunctionName,
+  HearthError,
+  StatsQuery,
+  type ConsoleDevice,
+  type DeviceState,
+  type FunctionStatsReport,
+  type OperatorView,
+  type OwnerView,
+  type StatsDay,
+} from "@hearth/protocol";
 import { Hono } from "hono";
 import { z } from "zod";
 import { parseInput, type HearthEnv } from "../http/index.ts";
@@ -25,26 +36,6 @@ export interface ConsoleApiOptions {
   devices: DeviceRegistry;
   stats: FunctionStats;
   ledger?: Ledger;
-}
-
-/** What the console says a device is doing (docs/console.md). */
-export type DeviceState = "serving" | "idle" | "paused" | "draining" | "offline" | "revoked";
-
-export interface ConsoleDevice {
-  deviceId: string;
-  ownerId: string;
-  region: string;
-  state: DeviceState;
-  /** Why a paused device is paused: `schedule`, `owner-busy`, `battery`, `owner`. */
-  pausedFor: string[];
-  location: string | null;
-  cores: number | null;
-  freeCores: number | null;
-  memoryMb: number | null;
-  activeCalls: number;
-  functions: number;
-  lastSeenMs: number | null;
-  joinedAt: string | null;
 }
 
 type Away = ReturnType<Scheduler["awayDevice"]>;
@@ -115,7 +106,7 @@ export function createConsoleApi(options: ConsoleApiOptions): Hono<HearthEnv> {
       .filter((_, i) => !Object.keys(placements[i]!.devices).some((id) => scheduler.liveDevice(id)))
       .map((f) => ({ app: f.app, fn: f.name, replicas: f.replicas, updatedAt: f.updatedAt }));
     const lag = ledger?.consumer ? await ledger.consumer.lag().catch(() => null) : null;
-    return c.json({
+    const body: OperatorView = {
       devices: fleet,
       withoutDevice,
       functions: functions.length,
@@ -126,7 +117,8 @@ export function createConsoleApi(options: ConsoleApiOptions): Hono<HearthEnv> {
         usage: ledger?.publisher ? { ...ledger.publisher.stats } : null,
         lastReconcile: ledger ? await ledger.lastReconcile() : null,
       },
-    });
+    };
+    return c.json(body);
   });
 
   routes.get("/console/owner", async (c) => {
@@ -134,7 +126,8 @@ export function createConsoleApi(options: ConsoleApiOptions): Hono<HearthEnv> {
     const ids = await devices.devicesOf(me.ownerId);
     const mine = await describe(ids);
     const credits = ledger?.metering ? await Promise.all(ids.map((id) => ledger.store.deviceCredits(id))) : [];
-    return c.json({ ownerId: me.ownerId, signedInWith: me.deviceId, metering: ledger?.metering ?? false, devices: mine, credits });
+    const body: OwnerView = { ownerId: me.ownerId, signedInWith: me.deviceId, metering: ledger?.metering ?? false, devices: mine, credits };
+    return c.json(body);
   });
 
   return routes;

@@ -19,6 +19,7 @@ import {
   type ReconcileReport,
   type RepairReport,
   type Subjects,
+  LastReconcile,
   type UsageRecord,
   type UsageReport,
 } from "@hearth/protocol";
@@ -89,17 +90,6 @@ export interface Ledger extends AsyncDisposable {
   usage(app?: string, day?: string, visible?: ReadonlySet<string>): Promise<UsageReport>;
   close(): Promise<void>;
 }
-
-/** What the console shows of the last reconciliation: when, and whether the ledger matched the stream. */
-export const LastReconcile = z.strictObject({
-  at: z.string(),
-  records: z.number(),
-  pending: z.number(),
-  missing: z.number(),
-  differences: z.number(),
-  repaired: z.boolean(),
-});
-export type LastReconcile = z.infer<typeof LastReconcile>;
 
 export async function startLedger(options: LedgerOptions): Promise<Ledger> {
   const { nc, subjects, redis, log } = options;
@@ -178,8 +168,8 @@ export async function startLedger(options: LedgerOptions): Promise<Ledger> {
   };
 }
 
-const UsageQuery = z.strictObject({ app: AppName.optional(), day: UsageDay.optional() });
-const ReconcileQuery = z.strictObject({ repair: z.enum(["0", "1", "false", "true"]).optional() });
+export const UsageQuery = z.strictObject({ app: AppName.optional(), day: UsageDay.optional() });
+export const ReconcileQuery = z.strictObject({ repair: z.enum(["0", "1", "false", "true"]).optional() });
 /** Routes behind the API's authentication: a developer's usage of their own apps; reconciliation (the operator's). */
 export function createLedgerRoutes(ledger: Ledger, owners: AppOwners): Hono<HearthEnv> {
   const app = new Hono<HearthEnv>();
