@@ -22,7 +22,7 @@ import { connect, headers as natsHeaders, type Msg, type NatsConnection, type Su
 import { BundleCache } from "../bundles/index.ts";
 import type { AgentConfig } from "../config/index.ts";
 import { CoreGate, WarmIsolates } from "../limits/index.ts";
-import { forwardFunctionLogs } from "../function-logs/index.ts";
+import { CallTraces, forwardFunctionLogs } from "../function-logs/index.ts";
 import type { Logger } from "../log/index.ts";
 import type { PauseReason } from "../owner/index.ts";
 import { SandboxPool, type CallSettings } from "../sandbox/supervisor.ts";
@@ -89,6 +89,8 @@ export class Agent implements AsyncDisposable {
   private pausing?: Promise<void>;
   readonly gate: CoreGate;
   readonly memory: WarmIsolates;
+  /** Trace ids of the calls running now, for their log lines. */
+  private readonly traces: CallTraces;
   private today = { day: "", calls: 0, errors: 0, cpuMs: 0 };
   /** Since the agent started, as this device metered it (metrics). */
   readonly served = { calls: 0, errors: 0, cpuMs: 0 };
@@ -96,7 +98,8 @@ export class Agent implements AsyncDisposable {
   private readonly backoff: ReconnectBackoff;
   private readonly clock: ClockJumpWatch;
 
-  private constructor(config: Readonly<AgentConfig>, log: Logger, nc: NatsConnection, pool: SandboxPool, backoff: ReconnectBackoff, credentials: FabricCredentials) {
+  private constructor(config: Readonly<AgentConfig>, log: Logger, nc: NatsConnection, pool: SandboxPool, backoff: ReconnectBackoff, credentials: FabricCredentials, traces: CallTraces) {
+    this.traces = traces;
     this.config = config;
     this.log = log;
     this.conn = nc;
@@ -115,6 +118,7 @@ export class Agent implements AsyncDisposable {
     // a device without its credential cannot connect: nats-server accepts no anonymous client
     await credentials.prepare();
     const size = config.sandboxes ?? Math.max(1, Math.ceil(config.cores));
+    const traces = new CallTraces();
     const pool = new SandboxPool({
       size,
       // The owner's memory cap, enforced on what the OS sees too: placements are admitted by their declared limits
@@ -124,7 +128,7 @@ export class Agent implements AsyncDisposable {
       processMemoryMb: SANDBOX_PROCESS_BASE_MB + config.memoryMb,
       log,
       // console lines go to the function's developer over the fabric; the owner's log gets only counts
-      onLog: forwardFunctionLogs({ deviceId: config.deviceId, subjects: new Subjects(config.subjectPrefix), connection: () => agent?.nc, log }),
+      onLog: forwardFunctionLogs({ deviceId: config.deviceId, subjects: new Subjects(config.subjectPrefix), connection: () => agent?.nc, log, traceOf: (k, r) => traces.of(k, r) }),
     });
     await pool.start();
     let nc: NatsConnection;
@@ -143,7 +147,7 @@ export class Agent implements AsyncDisposable {
       clearInterval(waiting);
       clearTimeout(firstWait);
     }
-    const started = new Agent(config, log, nc, pool, backoff, credentials);
+    const started = new Agent(config, log, nc, pool, backoff, credentials, traces);
     agent = started;
     started.watchConnection(nc);
     credentials.onRenewed = () => void started.useRenewedCredential();
@@ -388,6 +392,7 @@ export class Agent implements AsyncDisposable {
     this.inflightOn.set(nc, (this.inflightOn.get(nc) ?? 0) + 1);
     let release: (() => void) | undefined;
     let metered: { cpuMs: number; ok: boolean } | undefined;
+    let untrace: (() => void) | undefined;
     try {
       const h = msg.headers;
       const meta = InvokeMeta.safeParse({
@@ -398,6 +403,7 @@ export class Agent implements AsyncDisposable {
         method: h?.get(INVOKE_HEADERS.method),
         url: h?.get(INVOKE_HEADERS.url),
         deadline: h?.get(INVOKE_HEADERS.deadline),
+        traceparent: h?.get(INVOKE_HEADERS.traceparent) || undefined,
       });
       if (!meta.success) throw new HearthError("ERR_BAD_MESSAGE", "invocation headers are missing or invalid");
       const { app, fn, version, requestId } = meta.data;
@@ -421,6 +427,8 @@ export class Agent implements AsyncDisposable {
         isolate();
         core();
       };
+      // the call's log lines carry its trace id (looked up by function and request id while the call runs)
+      if (meta.data.traceparent) untrace = this.traces.open(key, requestId, meta.data.traceparent.slice(3, 35));
       const remaining = meta.data.deadline - Date.now();
       const limits = sandboxLimits({ ...placed.limits, wallMs: Math.max(1, Math.min(placed.limits.wallMs, remaining)) });
       const result = await this.pool.invoke(key, code, requestId, limits, {
@@ -442,6 +450,7 @@ export class Agent implements AsyncDisposable {
       msg.respond(new Uint8Array(0), { headers: h });
     } finally {
       release?.();
+      untrace?.();
       if (metered) this.meter(metered.cpuMs, metered.ok);
       this.active--;
       const left = (this.inflightOn.get(nc) ?? 1) - 1;

@@ -25,6 +25,8 @@
  */
 import {
   AppName,
+  childSpan,
+  formatTraceparent,
   FunctionName,
   HearthError,
   HTTP_HEADER_NAME,
@@ -35,6 +37,7 @@ import {
   isDeviceErrorCode,
   MAX_RESPONSE_HEADER_BYTES,
   MAX_RESPONSE_HEADERS,
+  parseTraceparent,
   type DeviceErrorCode,
   type FunctionLimits,
   type FunctionRecord,
@@ -168,9 +171,14 @@ export function createGateway(options: GatewayOptions): Gateway {
     h.set(INVOKE_HEADERS.method, method.data);
     h.set(INVOKE_HEADERS.url, fnUrl.href);
     h.set(INVOKE_HEADERS.deadline, String(Date.now() + record.limits.wallMs));
+    // the gateway's span, in the caller's trace or a new one: the device tags the call's log lines with its trace id,
+    // and the function sees the gateway as its parent (W3C Trace Context: a hop updates traceparent, keeps tracestate)
+    const traceparent = formatTraceparent(childSpan(parseTraceparent(c.req.header("traceparent"))));
+    h.set(INVOKE_HEADERS.traceparent, traceparent);
     c.req.raw.headers.forEach((value, key) => {
-      if (!HOP_BY_HOP.has(key)) h.append(HTTP_HEADER_PREFIX + key, value);
+      if (!HOP_BY_HOP.has(key) && key !== "traceparent") h.append(HTTP_HEADER_PREFIX + key, value);
     });
+    h.set(`${HTTP_HEADER_PREFIX}traceparent`, traceparent);
 
     const at = Date.now();
     const started = performance.now();

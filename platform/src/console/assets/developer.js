@@ -173,7 +173,7 @@ export async function functionPage({ show, app, fn, signal }) {
           lines.append(h("li", { class: `lvl-${line.level}`, "data-seq": line.seq },
             h("time", { datetime: new Date(line.at).toISOString() }, new Date(line.at).toISOString().slice(11, 23)), " ",
             h("span", { class: "lvl" }, line.level), " ",
-            h("span", { class: "rid mono" }, line.requestId ?? "-"), " ",
+            h("span", { class: "rid mono", title: line.traceId ? `trace ${line.traceId}` : undefined }, line.requestId ?? "-"), " ",
             h("span", { class: "msg" }, line.message)));
           while (lines.childElementCount > 500) lines.firstElementChild?.remove();
           lines.lastElementChild?.scrollIntoView({ block: "nearest" });
