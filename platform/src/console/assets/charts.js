@@ -32,8 +32,12 @@ function frame(title, summary, max, labels, format) {
   }
   const n = labels.length;
   const x = (i) => PAD.left + ((W - PAD.left - PAD.right) * i) / Math.max(1, n);
-  for (const i of n > 2 ? [0, Math.floor(n / 2), n - 1] : labels.map((_, i) => i)) {
-    svg.append(s("text", { x: x(i) + (W - PAD.left - PAD.right) / n / 2, y: H - 6, "text-anchor": "middle", class: "axis" }, labels[i]));
+  const shown = n > 2 ? [0, Math.floor(n / 2), n - 1] : labels.map((_, i) => i);
+  for (const i of shown) {
+    // the first and last labels hang inwards, so neither is cut at the edge
+    const anchor = n > 2 && i === 0 ? "start" : n > 2 && i === n - 1 ? "end" : "middle";
+    const at = anchor === "start" ? x(i) : anchor === "end" ? x(i + 1) : x(i) + (W - PAD.left - PAD.right) / n / 2;
+    svg.append(s("text", { x: at, y: H - 6, "text-anchor": anchor, class: "axis" }, labels[i]));
   }
   return { svg, x, y, step: (W - PAD.left - PAD.right) / Math.max(1, n) };
 }

@@ -97,9 +97,12 @@ export async function functionPage({ show, app, fn, signal }) {
       ] }));
     replace(totals, `${stats.totals.calls} calls, ${stats.totals.errors} errors, p50 ${stats.totals.p50Ms ?? "—"} ms, p99 ${stats.totals.p99Ms ?? "—"} ms over the last ${range}`);
     replace(days,
-      stats.days.length > 0 ? barChart({ title: "CPU-seconds by day", labels: stats.days.map((d) => d.day.slice(5)), format: (v) => v.toFixed(v < 1 ? 3 : 1), series: [
+      stats.days.length > 0 ? h("div", { class: "charts" }, barChart({ title: "CPU-seconds by day", labels: stats.days.map((d) => d.day.slice(5)), format: (v) => v.toFixed(v < 1 ? 3 : 1), series: [
         { name: "CPU-s", className: "s-cpu", values: stats.days.map((d) => d.cpuSeconds) },
-      ] }) : null,
+      ] }), barChart({ title: "Bytes in and out by day", labels: stats.days.map((d) => d.day.slice(5)), format: (v) => bytes(v), series: [
+        { name: "out", className: "s-calls", values: stats.days.map((d) => d.responseBytes) },
+        { name: "in", className: "s-cpu", values: stats.days.map((d) => d.requestBytes) },
+      ] })) : null,
       table("Usage by day (UTC)", ["Day", "Calls", "Errors", "CPU-seconds", "Bytes in", "Bytes out"],
         stats.days.map((d) => [d.day, String(d.calls), String(d.errors), d.cpuSeconds.toFixed(3), bytes(d.requestBytes), bytes(d.responseBytes)])));
     replace(errors, table("Recent errors (newest first)", ["Time", "Request id", "Code", "Status", "Device"],
