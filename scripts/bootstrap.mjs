@@ -1,10 +1,10 @@
 #!/usr/bin/env node
 // Hearth toolchain bootstrap.
 //
-//   node scripts/bootstrap.mjs [--with-redis] -- <command> [args...]
+//   node scripts/bootstrap.mjs [--with-redis] [--with-browser] -- <command> [args...]
 //
-// Makes sure Node 24, nats-server >= 2.10, (optionally) redis-server and the
-// npm dependencies are present, then runs <command> with an environment in
+// Makes sure Node 24, nats-server >= 2.10, (optionally) redis-server and
+// chromium, and the npm dependencies are present, then runs <command> with an environment in
 // which they are found. Prints one line per install step and nothing at all
 // when everything is already there. See docs/toolchain.md.
 //
@@ -527,46 +527,73 @@ async function installNatsFromDebian(why) {
 }
 
 // ---------------------------------------------------------------------------
-// step 3: redis-server (optional)
+// step 3: redis-server and chromium (optional, from Debian's packages)
 
 const REDIS_SKIP = 'tests against a real Redis will be skipped (install redis-server to run them)';
+const CHROMIUM_SKIP = "the console's browser tests will be skipped (install chromium to run them)";
 
-async function ensureRedis(withRedis) {
-  const fromEnv = process.env.HEARTH_REDIS_SERVER;
+/**
+ * A tool some tests need, from an environment variable, PATH, or (as root,
+ * with apt) `apt-get install <package>`; null when none could be had.
+ */
+async function ensureAptTool({ name, envVar, binaries, aptPackage, wanted, skip, why }) {
+  const fromEnv = process.env[envVar];
   if (fromEnv) {
     const bin = fromEnv.includes('/') ? path.resolve(fromEnv) : which(fromEnv);
     if (bin && isExecutableFile(bin)) return bin;
-    if (withRedis) {
-      fail(`HEARTH_REDIS_SERVER=${fromEnv} is not an executable file.`, 'Point it at a redis-server binary, or unset it.');
+    if (wanted) {
+      fail(`${envVar}=${fromEnv} is not an executable file.`, `Point it at a ${name} binary, or unset it.`);
     }
     return null;
   }
-  const onPath = which('redis-server');
-  if (onPath || !withRedis) return onPath;
+  const find = () => {
+    for (const b of binaries) {
+      const found = which(b) ?? (isExecutableFile(`/usr/bin/${b}`) ? `/usr/bin/${b}` : null);
+      if (found) return found;
+    }
+    return null;
+  };
+  const onPath = find();
+  if (onPath || !wanted) return onPath;
 
   const aptGet = which('apt-get');
   if (!IS_ROOT || !aptGet) {
-    say(`redis-server not found; ${REDIS_SKIP}`);
+    say(`${name} not found; ${skip}`);
     return null;
   }
   await acquireLock();
-  const again = which('redis-server');
+  const again = find();
   if (again) return again;
 
-  say('installing redis-server with apt-get (tests against a real Redis need it; it is not installed)');
+  say(`installing ${aptPackage} with apt-get (${why}; it is not installed)`);
   const env = { ...process.env, DEBIAN_FRONTEND: 'noninteractive' };
   const update = await run(aptGet, ['-qq', 'update'], { env });
   const install =
     update.code === 0
-      ? await run(aptGet, ['-y', '-qq', '--no-install-recommends', 'install', 'redis-server'], { env })
+      ? await run(aptGet, ['-y', '-qq', '--no-install-recommends', 'install', aptPackage], { env })
       : update;
-  const bin = which('redis-server') ?? (isExecutableFile('/usr/bin/redis-server') ? '/usr/bin/redis-server' : null);
+  const bin = find();
   if (install.code !== 0 || !bin) {
-    say(`could not install redis-server with apt-get (exit ${install.code}); ${REDIS_SKIP}`);
+    say(`could not install ${aptPackage} with apt-get (exit ${install.code}); ${skip}`);
     if (install.out) process.stderr.write(`${tail(install.out, 8)}\n`);
     return null;
   }
   return bin;
+}
+
+function ensureRedis(withRedis) {
+  return ensureAptTool({
+    name: 'redis-server', envVar: 'HEARTH_REDIS_SERVER', binaries: ['redis-server'], aptPackage: 'redis-server',
+    wanted: withRedis, skip: REDIS_SKIP, why: 'tests against a real Redis need it',
+  });
+}
+
+/** Debian's chromium, which playwright-core drives in the console's browser tests (no browser download: Playwright's own builds are not fetched). */
+function ensureChromium(withBrowser) {
+  return ensureAptTool({
+    name: 'chromium', envVar: 'HEARTH_CHROMIUM', binaries: ['chromium', 'chromium-browser'], aptPackage: 'chromium',
+    wanted: withBrowser, skip: CHROMIUM_SKIP, why: 'the console\'s browser tests need a headless browser',
+  });
 }
 
 // ---------------------------------------------------------------------------
@@ -728,6 +755,7 @@ async function ensureSdkBuild(nodeInfo) {
 
 function parseArgs(argv) {
   let withRedis = false;
+  let withBrowser = false;
   let i = 0;
   for (; i < argv.length; i++) {
     const a = argv[i];
@@ -736,15 +764,16 @@ function parseArgs(argv) {
       break;
     }
     if (a === '--with-redis') withRedis = true;
+    else if (a === '--with-browser') withBrowser = true;
     else if (a === '-h' || a === '--help') {
-      process.stdout.write('usage: node scripts/bootstrap.mjs [--with-redis] -- <command> [args...]\n');
+      process.stdout.write('usage: node scripts/bootstrap.mjs [--with-redis] [--with-browser] -- <command> [args...]\n');
       process.exit(0);
-    } else if (a.startsWith('-')) fail(`unknown option ${a}.`, 'usage: node scripts/bootstrap.mjs [--with-redis] -- <command> [args...]');
+    } else if (a.startsWith('-')) fail(`unknown option ${a}.`, 'usage: node scripts/bootstrap.mjs [--with-redis] [--with-browser] -- <command> [args...]');
     else break; // the command itself, without a leading --
   }
   const command = argv.slice(i);
-  if (command.length === 0) fail('no command given.', 'usage: node scripts/bootstrap.mjs [--with-redis] -- <command> [args...]');
-  return { withRedis, command };
+  if (command.length === 0) fail('no command given.', 'usage: node scripts/bootstrap.mjs [--with-redis] [--with-browser] -- <command> [args...]');
+  return { withRedis, withBrowser, command };
 }
 
 function runCommand(command, env) {
@@ -775,11 +804,12 @@ function runCommand(command, env) {
 }
 
 async function main() {
-  const { withRedis, command } = parseArgs(process.argv.slice(2));
+  const { withRedis, withBrowser, command } = parseArgs(process.argv.slice(2));
 
   const nodeInfo = await ensureNode();
   const nats = await ensureNats();
   const redis = await ensureRedis(withRedis);
+  const chromium = await ensureChromium(withBrowser);
   await ensureDeps(nodeInfo);
   await ensureSdkBuild(nodeInfo);
   releaseLock();
@@ -793,6 +823,7 @@ async function main() {
   // The machine's own node (e.g. Node 20): tests use it to check that the SDK and CLI run there too.
   env.HEARTH_HOST_NODE ??= process.execPath;
   if (redis) env.HEARTH_REDIS_SERVER = redis;
+  if (chromium) env.HEARTH_CHROMIUM = chromium;
   if (nodeInfo.local) env.npm_config_nodedir = LOCAL_NODE_DIR;
   // Tools that re-launch "the current node" should get Node 24 too.
   if (env.NODE) env.NODE = nodeInfo.node;

@@ -1,8 +1,9 @@
 /**
  * `npm run demo`: a local Hearth with real parts — a nats-server, the
  * platform (embedded in-memory state) and three device agents in different
- * places — with examples/hello deployed through the SDK. Runs until Ctrl-C,
- * then stops everything it started.
+ * places — with examples/hello deployed through the SDK, and the web
+ * console's URL to watch it from. Runs until Ctrl-C, then stops everything
+ * it started.
  */
 import { join, resolve } from "node:path";
 import { fileURLToPath } from "node:url";
@@ -87,8 +88,14 @@ async function main(): Promise<void> {
   const check = await fetch(url);
   if (!check.ok) throw new Error(`the deployed function answered ${check.status}: ${await check.text()}`);
 
+  // a few calls, so the console's charts and logs have something to show at once
+  for (const name of ["Grace", "Linus"]) await fetch(`${fn.url}/greet?name=${name}`).then((r) => r.body?.cancel());
+
   say("");
   say(`Function ready: ${url}`);
+  say("");
+  say(`Console: ${hearth.url}/console/`);
+  say(`  sign in with the developer token below (HEARTH_TOKEN) to see demo/hello's calls, charts and live logs`);
   say("");
   say("To deploy your own function from another terminal, paste:");
   say(`export HEARTH_PLATFORM_URL=${hearth.url}`);

@@ -133,6 +133,7 @@ program
   .option("--no-pause-on-battery", "keep serving on battery")
   .option("--drain-grace-ms <n>", "how long in-flight calls may finish after a drain", number)
   .option("--sandboxes <n>", "sandbox processes (default: one per donated core)", number)
+  .option("--metrics-port <n>", "serve Prometheus metrics on 127.0.0.1:<n> (off by default)", number)
   .option("--log-level <level>", "fatal, error, warn, info, debug, trace or silent")
   .action(async (flags: Record<string, unknown>) => {
     const dataDir = (flags["dataDir"] as string | undefined) ?? defaultDataDir();
@@ -156,6 +157,7 @@ program
         pauseOnBattery: flags["pauseOnBattery"] === false ? false : undefined,
         drainGraceMs: flags["drainGraceMs"],
         sandboxes: flags["sandboxes"],
+        metricsPort: flags["metricsPort"],
         logLevel: flags["logLevel"],
       },
     });

@@ -7,6 +7,7 @@ import { connect, credsAuthenticator, type NatsConnection } from "@nats-io/trans
 import { Hono } from "hono";
 import { requestId } from "hono/request-id";
 import { createApi } from "./api/index.ts";
+import { createConsole } from "./console/index.ts";
 import { serveBundles } from "./bundles/index.ts";
 import { AppHosts } from "./gateway/hosts.ts";
 import { createGateway, type DeviceNearness } from "./gateway/index.ts";
@@ -15,12 +16,15 @@ import { LoadMeter } from "./scheduler/load.ts";
 import { startLedger, type Ledger, type LedgerMode } from "./ledger/index.ts";
 import { CallLimits, DEFAULT_CALL_LIMITS, FRONT_DOOR, frontDoorServerOptions, onClientError, type CallLimitSettings } from "./http/front-door.ts";
 import { errorResponse, notFound, onError, REQUEST_ID_HEADER, type HearthEnv } from "./http/index.ts";
-import { DeviceRegistry, FabricAuthority, FabricControl, type FabricKeys } from "./identity/index.ts";
+import { bearerToken, DeviceRegistry, FabricAuthority, FabricControl, sameSecret, type FabricKeys } from "./identity/index.ts";
+import { PlatformMetrics } from "./metrics/index.ts";
+import { openApiDocument } from "./openapi/index.ts";
 import { relayDeviceLogs } from "./logs/relay.ts";
 import type { Logger } from "./log/index.ts";
 import { FunctionLogs } from "./logs/index.ts";
 import { Scheduler } from "./scheduler/index.ts";
 import { connectRedis, Store } from "./state/index.ts";
+import { FunctionStats } from "./stats/index.ts";
 
 export interface PlatformOptions {
   natsUrl: string;
@@ -67,6 +71,7 @@ export interface Platform extends AsyncDisposable {
   readonly authority: FabricAuthority;
   /** Each live device's measured round trip from this process. */
   readonly latency: DeviceLatency;
+  readonly metrics: PlatformMetrics;
   close(): Promise<void>;
 }
 
@@ -90,12 +95,16 @@ export function createHttpApp(parts: {
   clientIpHeader?: string;
   latency?: DeviceNearness;
   load?: LoadMeter;
+  stats?: FunctionStats;
+  metrics?: PlatformMetrics;
 }): Hono<HearthEnv> {
   const app = new Hono<HearthEnv>();
+  const { metrics } = parts;
+  const meter = parts.ledger?.onCall;
   const gateway = createGateway({
     ...parts,
     onNoDevice: (a, f) => parts.scheduler.suspect(a, f),
-    onCall: parts.ledger?.onCall,
+    onCall: metrics ? (facts) => (metrics.observeCall(facts), meter?.(facts)) : meter,
     liveDevice: (id) => parts.scheduler.liveDevice(id),
     deviceGone: (listener) => parts.scheduler.onGone(listener),
     region: parts.region,
@@ -116,7 +125,25 @@ export function createHttpApp(parts: {
   });
   // before the API: a bad Host is refused, and an app's host answers everything itself, so /v1 is never served there
   app.use("*", gateway.hosts);
+  // Prometheus metrics name apps and functions: the operator's only (a scrape config's `authorization`)
+  if (metrics) {
+    app.get("/metrics", async (c) => {
+      const token = bearerToken(c.req.header("authorization"));
+      if (!token) return errorResponse(c, "ERR_UNAUTHORIZED", "GET /metrics needs the operator token: `Authorization: Bearer <HEARTH_TOKEN>` (in Prometheus: authorization.credentials)");
+      if (!sameSecret(token, parts.token)) return errorResponse(c, "ERR_FORBIDDEN", "GET /metrics needs the operator token (the HEARTH_TOKEN the platform runs with)");
+      const { body, contentType } = await metrics.text();
+      return c.body(body, 200, { "Content-Type": contentType, "Cache-Control": "no-store" });
+    });
+  }
+  // built once: the routes and their schemas do not change while the process runs
+  let openapi: string | undefined;
+  app.get("/openapi.json", (c) => {
+    openapi ??= JSON.stringify(openApiDocument(parts.publicUrl() || undefined));
+    return c.body(openapi, 200, { "Content-Type": "application/json" });
+  });
   app.route("/v1", createApi(parts));
+  // the console is on the API's host like /v1: the hosts check above answers every app host first
+  app.route("/", createConsole({ sharedOrigin: !parts.appHosts }));
   app.route("/", gateway.routes);
   return app;
 }
@@ -166,7 +193,8 @@ export async function startPlatform(options: PlatformOptions): Promise<Platform>
   // a device's connection closed: the scheduler asks the device, and if it is gone its calls move at once (docs/routing.md)
   fabric.onDisconnect = (deviceId) => void scheduler.connectionClosed(deviceId);
   const bundles = serveBundles(nc, subjects, store, log);
-  const ledger = await startLedger({ nc, subjects, redis, prefix: options.redisPrefix, log, mode: options.ledger }).catch(async (error: unknown) => {
+  const stats = new FunctionStats(redis, options.redisPrefix);
+  const ledger = await startLedger({ nc, subjects, redis, prefix: options.redisPrefix, log, mode: options.ledger, onFolded: (r) => stats.record(r) }).catch(async (error: unknown) => {
     bundles.unsubscribe();
     await fabric.close();
     await nc.close();
@@ -182,11 +210,15 @@ export async function startPlatform(options: PlatformOptions): Promise<Platform>
   const logRelay = logs ? relayDeviceLogs({ nc, subjects, store, log: log.child({ part: "logs" }) }) : undefined;
   let url = options.publicUrl ?? "";
   const appHosts = options.appDomain ? new AppHosts(options.appDomain, () => url) : undefined;
-  // how near each live device is to this process (measured by pings, never taken from the device)
   // each function's calls in flight, reported to every scheduler (scaling) every 2 s
   const load = new LoadMeter(nc, subjects, randomUUID());
+  // how near each live device is to this process (measured by pings, never taken from the device)
   const latency = new DeviceLatency({ nc, subjects, devices: () => scheduler.liveDevices().map((d) => d.heartbeat.deviceId) });
-  const app = createHttpApp({ store, scheduler, nc, subjects, log, token: options.token, publicUrl: () => url, embeddedState: embedded, ledger, logs, appHosts, devices, fabric, region: options.region, callLimits: options.callLimits, clientIpHeader: options.clientIpHeader, latency, load });
+  const metrics = new PlatformMetrics({ store, scheduler, devices, ledger, nc });
+  const app = createHttpApp({
+    store, scheduler, nc, subjects, log, token: options.token, publicUrl: () => url, embeddedState: embedded, ledger, logs, appHosts, devices, fabric,
+    region: options.region, callLimits: options.callLimits, clientIpHeader: options.clientIpHeader, latency, load, stats, metrics,
+  });
 
   const server: ServerType = await new Promise((resolve, reject) => {
     const s = serve({ fetch: app.fetch, hostname: options.host ?? "127.0.0.1", port: options.port ?? 0, serverOptions: frontDoorServerOptions() }, () => resolve(s));
@@ -220,5 +252,5 @@ export async function startPlatform(options: PlatformOptions): Promise<Platform>
       await nc.drain().catch(() => undefined);
       redis.disconnect();
     })());
-  return { url, app, store, scheduler, nc, embeddedState: embedded, ledger, devices, fabric, authority, latency, close, [Symbol.asyncDispose]: close };
+  return { url, app, store, scheduler, nc, embeddedState: embedded, ledger, devices, fabric, authority, latency, metrics, close, [Symbol.asyncDispose]: close };
 }

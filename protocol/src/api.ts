@@ -62,6 +62,8 @@ export const FunctionView = FunctionRecord.omit({ env: true }).extend({
   envNames: z.array(z.string()).optional(),
   status: FunctionStatus,
   devices: z.array(DeviceId),
+  /** The region of each device in `devices` (from its join record). */
+  regions: z.record(z.string(), z.string()).optional(),
   url: z.string(),
 });
 export type FunctionView = z.infer<typeof FunctionView>;

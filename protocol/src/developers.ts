@@ -72,5 +72,7 @@ export const WhoAmI = z.discriminatedUnion("kind", [
     developer: z.strictObject({ id: DeveloperId, name: DeveloperName }),
     token: z.strictObject({ id: TokenId, name: TokenName }),
   }),
+  /** A device owner signed in with one of their devices' tokens (the console's owner view). */
+  z.strictObject({ kind: z.literal("owner"), ownerId: z.string(), deviceId: z.string() }),
 ]);
 export type WhoAmI = z.infer<typeof WhoAmI>;

@@ -119,3 +119,7 @@ export {
   MAX_LOG_LIMIT,
   MAX_LOG_MESSAGE_CHARS,
 } from "./logs.ts";
+export { FunctionStatsReport, RecentError, StatsDay, StatsPoint, StatsQuery, StatsRange } from "./stats.ts";
+export { ConsoleDevice, DeviceState, HealthResponse, LastReconcile, OperatorView, OwnerView } from "./console.ts";
+export { childSpan, formatTraceparent, parseTraceparent, TraceId, Traceparent } from "./trace.ts";
+export type { TraceContext } from "./trace.ts";

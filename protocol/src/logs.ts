@@ -12,6 +12,7 @@
 import { z } from "zod";
 import { RequestId } from "./messages.ts";
 import { AppName, DeviceId, FunctionName, Sha256Hex, type Subjects } from "./names.ts";
+import { TraceId } from "./trace.ts";
 
 export const LogLevel = z.enum(["debug", "info", "warn", "error"]);
 export type LogLevel = z.infer<typeof LogLevel>;
@@ -32,6 +33,8 @@ export const LogLine = z.strictObject({
   message: z.string().max(MAX_LOG_MESSAGE_CHARS),
   /** When the device saw the line (ms since epoch, the device's clock). */
   at: z.number().int().positive(),
+  /** The W3C trace id of the call (the caller's `traceparent`, or the one the gateway started); absent outside a call. */
+  traceId: TraceId.optional(),
 });
 export type LogLine = z.infer<typeof LogLine>;
 

@@ -3,6 +3,7 @@ import { z } from "zod";
 import { FunctionLimits, MAX_PLACED_FUNCTIONS } from "./limits.ts";
 import { AppName, DeviceId, FunctionName, Sha256Hex } from "./names.ts";
 import { FunctionEnv, OutboundSettings } from "./settings.ts";
+import { Traceparent } from "./trace.ts";
 
 /** Request ids: the charset and length the gateway accepts from callers. */
 export const RequestId = z.string().regex(/^[\w=-]{1,255}$/, "request id must be 1-255 characters of A-Z, a-z, 0-9, _, - and =");
@@ -34,6 +35,17 @@ export const Heartbeat = z.strictObject({
   functions: z.array(PlacedFunction).max(MAX_PLACED_FUNCTIONS),
   agentVersion: z.string().max(32),
   sentAt: z.number().int().positive(),
+  /**
+   * Set while the device takes no calls: paused (and why) or draining. Such
+   * a beat keeps the device known to its owner and the operator, never live:
+   * nothing is placed on it or sent to it.
+   */
+  away: z
+    .strictObject({
+      state: z.enum(["paused", "draining"]),
+      pausedFor: z.array(z.enum(["schedule", "owner-busy", "battery", "owner"])).max(4),
+    })
+    .optional(),
 });
 export type Heartbeat = z.infer<typeof Heartbeat>;
 
@@ -83,6 +95,8 @@ export const INVOKE_HEADERS = {
   cold: "Hearth-Cold",
   device: "Hearth-Device",
   sha256: "Hearth-Sha256",
+  /** The gateway's span of the call (W3C traceparent); the device tags the call's log lines with its trace id. */
+  traceparent: "Hearth-Traceparent",
 } as const;
 
 export const HTTP_HEADER_PREFIX = "Http-";
@@ -125,5 +139,6 @@ export const InvokeMeta = z.strictObject({
   method: HttpMethod,
   url: z.url().max(8192),
   deadline: z.coerce.number().int().positive(),
+  traceparent: Traceparent.optional(),
 });
 export type InvokeMeta = z.infer<typeof InvokeMeta>;

@@ -10,7 +10,7 @@ import { tmpdir } from "node:os";
 import { join } from "node:path";
 import { fileURLToPath } from "node:url";
 import { promisify } from "node:util";
-import { startLocalHearth, startNatsServer, waitFor, type LocalHearth, type NatsServer } from "@hearth/devkit";
+import { freePort, startLocalHearth, startNatsServer, waitFor, type LocalHearth, type NatsServer } from "@hearth/devkit";
 import { resolveAgentConfig, silentLogger as agentLog, startDaemon, type Daemon } from "@hearth/node-agent";
 import { FabricAuthority, joinTestDevice, natsAuth, silentLogger, startPlatform, type Platform } from "@hearth/platform";
 import { HearthClient } from "@hearth/sdk";
@@ -38,6 +38,7 @@ describe("caps and pauses of one in-process agent", () => {
   let dataDir: string;
   /** The agent's clock: the test moves it across the schedule's edge. */
   let now = new Date(2026, 10, 23, 12, 0);
+  let metricsPort = 0;
 
   beforeAll(async () => {
     const authority = FabricAuthority.generate();
@@ -61,6 +62,7 @@ describe("caps and pauses of one in-process agent", () => {
         heartbeatMs: 200,
         checkMs: 60_000, // the test ticks the schedule itself
         drainGraceMs: 10_000,
+        metricsPort: (metricsPort = await freePort()),
       },
     });
     daemon = await startDaemon(config, agentLog(), { sensors: { now: () => now } });
@@ -90,6 +92,26 @@ describe("caps and pauses of one in-process agent", () => {
     expect(daemon.agent.pool.processMemoryMb).toBe(256 + 128);
   });
 
+  it("serves its opt-in Prometheus metrics on 127.0.0.1: calls, CPU-seconds, queue, cores, warm isolates, restarts", async () => {
+    const res = await fetch(`http://127.0.0.1:${metricsPort}/metrics`);
+    expect(res.status).toBe(200);
+    expect(res.headers.get("content-type")).toMatch(/^text\/plain; version=0\.0\.4/);
+    const text = await res.text();
+    const sample = (series: string) => Number(text.split("\n").find((l) => l.startsWith(`${series} `))?.slice(series.length + 1));
+    expect(sample('hearth_agent_calls_total{outcome="ok"}')).toBeGreaterThanOrEqual(5);
+    expect(sample("hearth_agent_cpu_seconds_total")).toBeGreaterThan(0);
+    expect(sample("hearth_agent_queue_depth")).toBe(0);
+    expect(sample("hearth_agent_cores_donated")).toBe(1);
+    expect(sample("hearth_agent_warm_isolates")).toBe(1);
+    expect(sample("hearth_agent_warm_isolate_memory_bytes")).toBeGreaterThan(0);
+    expect(sample("hearth_agent_sandbox_restarts_total")).toBe(0);
+    expect(sample('hearth_agent_state{state="serving"}')).toBe(1);
+    expect(sample("hearth_agent_fabric_connected")).toBe(1);
+    // no label names an app or a function
+    expect(text).not.toMatch(/caps|slow/);
+    expect((await fetch(`http://127.0.0.1:${metricsPort}/`)).status).toBe(404);
+  });
+
   it("a schedule window closing drains the device without failing in-flight calls, and it serves again when the window opens", async () => {
     await client.deploy({ app: "caps", name: "night", code: SLOW(1_000), replicas: 1 });
     await client.waitUntilReady("caps", "night", { timeoutMs: 20_000 });
@@ -101,6 +123,16 @@ describe("caps and pauses of one in-process agent", () => {
     for (const res of await Promise.all(inFlight)) expect(res.status).toBe(200);
     await until("paused", () => daemon.status().state === "paused");
     expect(daemon.status().pausedFor).toEqual(["schedule"]);
+    // its heartbeats go on saying so: the operator's console shows it paused, and why
+    const consoleState = async () => {
+      const res = await fetch(`${platform.url}/v1/console/operator`, { headers: { authorization: `Bearer ${TOKEN}` } });
+      const body = (await res.json()) as { devices: { deviceId: string; state: string; pausedFor: string[] }[] };
+      return body.devices.find((d) => d.deviceId === "one-core");
+    };
+    await until("the console shows it paused for its schedule", async () => {
+      const d = await consoleState();
+      return d?.state === "paused" && d.pausedFor.join() === "schedule";
+    });
 
     const refused = await client.invoke("caps", "night");
     expect(refused.status).toBe(503);
@@ -110,6 +142,7 @@ describe("caps and pauses of one in-process agent", () => {
     daemon.availability.tick();
     await until("serving again", async () => (await client.invoke("caps", "night")).status === 200, 20_000);
     expect(daemon.status().state).toBe("serving");
+    expect((await consoleState())?.state).toBe("serving");
   });
 });
 

@@ -1,6 +1,6 @@
 /**
  * `npm run demo` as a user runs it: it prints `Function ready: <url>` with a
- * URL that answers, two `export` lines that work in another terminal, and
+ * URL that answers, the console's URL, two `export` lines that work in another terminal, and
  * Ctrl-C stops every process it started. (The bootstrap part of `npm run
  * demo` is what runs this very suite, so here the script runs directly.)
  */
@@ -87,6 +87,13 @@ describe("npm run demo", () => {
       const answer = await fetch(url!);
       expect(answer.status).toBe(200);
       expect(await answer.json()).toMatchObject({ message: "Hello, Ada!" });
+
+      // the console's URL, on the platform's own origin, answers with the console
+      const consoleUrl = /^Console: (\S+)$/m.exec(stdout)?.[1];
+      expect(consoleUrl).toBe(`http://127.0.0.1:${port}/console/`);
+      const page = await fetch(consoleUrl!);
+      expect(page.status).toBe(200);
+      expect(await page.text()).toContain("<title>Hearth console</title>");
 
       // the two export lines, pasted into another terminal, let the CLI talk to this Hearth
       const exported = Object.fromEntries([...stdout.matchAll(/^export (HEARTH_PLATFORM_URL|HEARTH_TOKEN)=(\S+)$/gm)].map((m) => [m[1]!, m[2]!]));

@@ -94,6 +94,38 @@ describe("function logs", () => {
     expect((await client.logs(APP, "chatty", { limit: 2 })).length).toBe(2);
   });
 
+  it("carries the caller's W3C trace to the function and onto every log line of the call, or starts one", async () => {
+    const TRACE = "4bf92f3577b34da6a3ce929d0e0e4736";
+    await client.deploy({
+      app: APP, name: "traced",
+      code: `export default { fetch(request) { const t = request.headers.get("traceparent"); console.log("seen", t); console.warn("again"); return new Response(t) } }`,
+    });
+    await client.waitUntilReady(APP, "traced", { timeoutMs: 20_000 });
+    const res = await client.invoke(APP, "traced", "/", { headers: { "x-request-id": "e2e-trace-1", traceparent: `00-${TRACE}-00f067aa0ba902b7-01`, tracestate: "vendor=1" } });
+    expect(res.status).toBe(200);
+    // the function's parent is the gateway's span in the caller's trace, not the caller's span
+    const seen = await res.text();
+    expect(seen).toMatch(new RegExp(`^00-${TRACE}-[0-9a-f]{16}-01$`));
+    expect(seen).not.toContain("00f067aa0ba902b7");
+    let lines: LogEntry[] = [];
+    for (let i = 0; i < 100 && lines.length < 2; i++) {
+      lines = await client.logs(APP, "traced", { requestId: "e2e-trace-1" });
+      if (lines.length < 2) await new Promise((r) => setTimeout(r, 50));
+    }
+    expect(lines.map((l) => l.traceId)).toEqual([TRACE, TRACE]);
+
+    // no (or a malformed) traceparent: the gateway starts a trace, and the lines carry it
+    const fresh = await client.invoke(APP, "traced", "/", { headers: { "x-request-id": "e2e-trace-2", traceparent: "00-not-a-trace" } });
+    const started = /^00-([0-9a-f]{32})-[0-9a-f]{16}-00$/.exec(await fresh.text());
+    expect(started).not.toBeNull();
+    lines = [];
+    for (let i = 0; i < 100 && lines.length < 2; i++) {
+      lines = await client.logs(APP, "traced", { requestId: "e2e-trace-2" });
+      if (lines.length < 2) await new Promise((r) => setTimeout(r, 50));
+    }
+    expect(lines.map((l) => l.traceId)).toEqual([started![1], started![1]]);
+  });
+
   it("tells the developer why a call failed: the uncaught exception with its stack, under the call's request id", async () => {
     await client.deploy({ app: APP, name: "thrower", code: `export default { fetch() { throw new Error("thrown on purpose") } }` });
     await client.waitUntilReady(APP, "thrower", { timeoutMs: 20_000 });

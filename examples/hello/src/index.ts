@@ -1,6 +1,7 @@
 /**
  * examples/hello — a first Hearth function. Reads its path and the `name`
- * query parameter and answers JSON.
+ * query parameter, writes one log line (`hearth logs`, the console) and
+ * answers JSON.
  *
  *   curl "$URL/greet?name=Ada"
  *   {"message":"Hello, Ada!","path":"/greet","method":"GET"}
@@ -14,6 +15,7 @@ export default {
     if (name.length > 100) {
       return Response.json({ error: "name must be at most 100 characters" }, { status: 400 });
     }
+    console.log(`greeting ${name}`);
     return Response.json({ message: `Hello, ${name}!`, path: url.pathname, method: request.method });
   },
 } satisfies HearthFunction;

@@ -22,7 +22,7 @@ import { connect, headers as natsHeaders, type Msg, type NatsConnection, type Su
 import { BundleCache } from "../bundles/index.ts";
 import type { AgentConfig } from "../config/index.ts";
 import { CoreGate, WarmIsolates } from "../limits/index.ts";
-import { forwardFunctionLogs } from "../function-logs/index.ts";
+import { CallTraces, forwardFunctionLogs } from "../function-logs/index.ts";
 import type { Logger } from "../log/index.ts";
 import type { PauseReason } from "../owner/index.ts";
 import { SandboxPool, type CallSettings } from "../sandbox/supervisor.ts";
@@ -89,12 +89,17 @@ export class Agent implements AsyncDisposable {
   private pausing?: Promise<void>;
   readonly gate: CoreGate;
   readonly memory: WarmIsolates;
+  /** Trace ids of the calls running now, for their log lines. */
+  private readonly traces: CallTraces;
   private today = { day: "", calls: 0, errors: 0, cpuMs: 0 };
+  /** Since the agent started, as this device metered it (metrics). */
+  readonly served = { calls: 0, errors: 0, cpuMs: 0 };
   private readonly startedAt = new Date().toISOString();
   private readonly backoff: ReconnectBackoff;
   private readonly clock: ClockJumpWatch;
 
-  private constructor(config: Readonly<AgentConfig>, log: Logger, nc: NatsConnection, pool: SandboxPool, backoff: ReconnectBackoff, credentials: FabricCredentials) {
+  private constructor(config: Readonly<AgentConfig>, log: Logger, nc: NatsConnection, pool: SandboxPool, backoff: ReconnectBackoff, credentials: FabricCredentials, traces: CallTraces) {
+    this.traces = traces;
     this.config = config;
     this.log = log;
     this.conn = nc;
@@ -113,6 +118,7 @@ export class Agent implements AsyncDisposable {
     // a device without its credential cannot connect: nats-server accepts no anonymous client
     await credentials.prepare();
     const size = config.sandboxes ?? Math.max(1, Math.ceil(config.cores));
+    const traces = new CallTraces();
     const pool = new SandboxPool({
       size,
       // The owner's memory cap, enforced on what the OS sees too: placements are admitted by their declared limits
@@ -122,7 +128,7 @@ export class Agent implements AsyncDisposable {
       processMemoryMb: SANDBOX_PROCESS_BASE_MB + config.memoryMb,
       log,
       // console lines go to the function's developer over the fabric; the owner's log gets only counts
-      onLog: forwardFunctionLogs({ deviceId: config.deviceId, subjects: new Subjects(config.subjectPrefix), connection: () => agent?.nc, log }),
+      onLog: forwardFunctionLogs({ deviceId: config.deviceId, subjects: new Subjects(config.subjectPrefix), connection: () => agent?.nc, log, traceOf: (k, r) => traces.of(k, r) }),
     });
     await pool.start();
     let nc: NatsConnection;
@@ -141,7 +147,7 @@ export class Agent implements AsyncDisposable {
       clearInterval(waiting);
       clearTimeout(firstWait);
     }
-    const started = new Agent(config, log, nc, pool, backoff, credentials);
+    const started = new Agent(config, log, nc, pool, backoff, credentials, traces);
     agent = started;
     started.watchConnection(nc);
     credentials.onRenewed = () => void started.useRenewedCredential();
@@ -155,6 +161,7 @@ export class Agent implements AsyncDisposable {
     if (options.paused && options.paused.length > 0) {
       started.pausedFor = [...options.paused];
       log.info({ reasons: started.pausedFor }, "starting paused: not joining the fabric for calls yet");
+      started.beatWhileAway();
     } else started.listen();
     return started;
   }
@@ -267,9 +274,17 @@ export class Agent implements AsyncDisposable {
     });
   }
 
+  /** While paused, heartbeats go on saying so (and why), with no functions: the platform sends nothing, the owner sees why. */
+  private beatWhileAway(): void {
+    clearInterval(this.heartbeatTimer);
+    this.heartbeatTimer = setInterval(() => this.heartbeat(), this.config.heartbeatMs);
+    this.heartbeat();
+  }
+
   private listen(): void {
     this.subscribeControl();
     this.takeCalls();
+    clearInterval(this.heartbeatTimer);
     this.heartbeatTimer = setInterval(() => this.heartbeat(), this.config.heartbeatMs);
     this.heartbeat();
     this.log.info({ deviceId: this.config.deviceId, nats: this.config.natsUrl, cores: this.config.cores }, "agent joined the fabric");
@@ -281,7 +296,8 @@ export class Agent implements AsyncDisposable {
   }
 
   heartbeat(): void {
-    if (this.nc.isClosed() || this.draining || this.pausedFor.length > 0) return;
+    if (this.nc.isClosed()) return;
+    const away = this.draining || this.pausedFor.length > 0;
     const beat: Heartbeat = {
       deviceId: this.config.deviceId,
       ownerId: this.config.ownerId,
@@ -291,9 +307,11 @@ export class Agent implements AsyncDisposable {
       memoryMb: this.config.memoryMb,
       activeCalls: this.active,
       freeCores: Math.max(0, this.config.cores - this.gate.inUse),
-      functions: [...this.placed.values()].map(({ app, fn, version }) => ({ app, fn, version })),
+      functions: away ? [] : [...this.placed.values()].map(({ app, fn, version }) => ({ app, fn, version })),
       agentVersion: AGENT_VERSION,
       sentAt: Date.now(),
+      // a paused or draining device still says so, so its owner sees why it serves nothing; the platform sends it nothing
+      ...(away ? { away: { state: this.draining ? "draining" : "paused", pausedFor: [...this.pausedFor] } } : {}),
     };
     this.nc.publish(this.subjects.heartbeat(this.config.deviceId), JSON.stringify(beat));
   }
@@ -374,6 +392,7 @@ export class Agent implements AsyncDisposable {
     this.inflightOn.set(nc, (this.inflightOn.get(nc) ?? 0) + 1);
     let release: (() => void) | undefined;
     let metered: { cpuMs: number; ok: boolean } | undefined;
+    let untrace: (() => void) | undefined;
     try {
       const h = msg.headers;
       const meta = InvokeMeta.safeParse({
@@ -384,6 +403,7 @@ export class Agent implements AsyncDisposable {
         method: h?.get(INVOKE_HEADERS.method),
         url: h?.get(INVOKE_HEADERS.url),
         deadline: h?.get(INVOKE_HEADERS.deadline),
+        traceparent: h?.get(INVOKE_HEADERS.traceparent) || undefined,
       });
       if (!meta.success) throw new HearthError("ERR_BAD_MESSAGE", "invocation headers are missing or invalid");
       const { app, fn, version, requestId } = meta.data;
@@ -407,6 +427,8 @@ export class Agent implements AsyncDisposable {
         isolate();
         core();
       };
+      // the call's log lines carry its trace id (looked up by function and request id while the call runs)
+      if (meta.data.traceparent) untrace = this.traces.open(key, requestId, meta.data.traceparent.slice(3, 35));
       const remaining = meta.data.deadline - Date.now();
       const limits = sandboxLimits({ ...placed.limits, wallMs: Math.max(1, Math.min(placed.limits.wallMs, remaining)) });
       const result = await this.pool.invoke(key, code, requestId, limits, {
@@ -428,6 +450,7 @@ export class Agent implements AsyncDisposable {
       msg.respond(new Uint8Array(0), { headers: h });
     } finally {
       release?.();
+      untrace?.();
       if (metered) this.meter(metered.cpuMs, metered.ok);
       this.active--;
       const left = (this.inflightOn.get(nc) ?? 1) - 1;
@@ -443,6 +466,9 @@ export class Agent implements AsyncDisposable {
     this.today.calls++;
     if (!ok) this.today.errors++;
     this.today.cpuMs += cpuMs;
+    this.served.calls++;
+    if (!ok) this.served.errors++;
+    this.served.cpuMs += cpuMs;
   }
 
   /** A snapshot for `hearth-agent status`. */
@@ -484,6 +510,7 @@ export class Agent implements AsyncDisposable {
     if (reasons.length > 0 && !was) {
       this.log.info({ reasons }, "pausing: leaving the fabric for new calls; in-flight calls may finish");
       this.pausing = this.leave(this.config.drainGraceMs);
+      this.beatWhileAway();
       await this.pausing;
       this.log.info({ reasons }, "paused");
     } else if (reasons.length === 0 && was) {
@@ -492,7 +519,7 @@ export class Agent implements AsyncDisposable {
     }
   }
 
-  /** Stops heartbeats, control and new calls, forgets placements, waits for calls in flight. */
+  /** Stops serving heartbeats, control and new calls, forgets placements, waits for calls in flight. */
   private async leave(graceMs: number): Promise<void> {
     clearInterval(this.heartbeatTimer);
     this.control?.unsubscribe();
@@ -538,11 +565,14 @@ export class Agent implements AsyncDisposable {
 
   /**
    * Stops taking new calls at once (leaves every queue group), lets calls in
-   * flight finish within the grace period, and stops heartbeats.
+   * flight finish within the grace period, and stops heartbeats (after one
+   * that says it is draining).
    */
   async drain(graceMs = this.config.drainGraceMs): Promise<void> {
     this.draining = true;
     clearInterval(this.heartbeatTimer);
+    // one last beat says it is draining, so the platform stops sending calls at once rather than after missed beats
+    this.heartbeat();
     await this.pausing;
     await this.stopTakingCalls();
     await this.waitIdle(graceMs);

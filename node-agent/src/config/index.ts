@@ -53,6 +53,8 @@ export const AgentConfig = z.strictObject({
   /** Calls that may wait for a free core, and for how long, before failing with ERR_DEVICE_BUSY. */
   queueMax: z.number().int().min(0).max(10_000).default(32),
   queueWaitMs: z.number().int().min(0).max(60_000).default(5_000),
+  /** Serve Prometheus metrics on 127.0.0.1:<port> (off unless set). */
+  metricsPort: z.number().int().min(1, "metricsPort must be 1-65535").max(65535, "metricsPort must be 1-65535").optional(),
 }).refine((c) => c.idleResumeBelow < c.idlePauseAbove, {
   message: "idleResumeBelow must be below idlePauseAbove (the gap is the hysteresis that stops flapping)",
   path: ["idleResumeBelow"],

@@ -8,6 +8,7 @@ import { Agent, type AgentStatus, type RenewOptions } from "../agent/index.ts";
 import type { AgentConfig } from "../config/index.ts";
 import { startControlServer } from "../control/index.ts";
 import type { Logger } from "../log/index.ts";
+import { startAgentMetrics } from "../metrics/index.ts";
 import { Availability, hearthShareOf, type AvailabilityOptions } from "../owner/index.ts";
 
 export interface DaemonOptions {
@@ -51,6 +52,7 @@ export async function startDaemon(config: Readonly<AgentConfig>, log: Logger, op
   let resolveStopped!: () => void;
   const stopped = new Promise<void>((r) => (resolveStopped = r));
   let control: (Server & AsyncDisposable) | undefined;
+  let metrics: (Server & AsyncDisposable) | undefined;
   let stopping: Promise<void> | undefined;
   const stop = () =>
     (stopping ??= (async () => {
@@ -58,6 +60,7 @@ export async function startDaemon(config: Readonly<AgentConfig>, log: Logger, op
       log.info("draining: no new calls; in-flight calls may finish");
       await started.close();
       await control?.[Symbol.asyncDispose]();
+      await metrics?.[Symbol.asyncDispose]();
       resolveStopped();
     })());
 
@@ -75,6 +78,18 @@ export async function startDaemon(config: Readonly<AgentConfig>, log: Logger, op
     } catch (error) {
       availability.stop();
       await started.close();
+      throw error;
+    }
+  }
+  if (config.metricsPort !== undefined) {
+    try {
+      const server = await startAgentMetrics(started, config.metricsPort);
+      metrics = server;
+      log.info({ url: `http://127.0.0.1:${server.port}/metrics` }, "serving Prometheus metrics on this machine only");
+    } catch (error) {
+      availability.stop();
+      await started.close();
+      await control?.[Symbol.asyncDispose]();
       throw error;
     }
   }

@@ -30,12 +30,45 @@ export interface FunctionLogOptions {
   log: Logger;
   /** How often at most the owner's log gets a count line (default 60 s). */
   reportEveryMs?: number;
+  /** The trace id of the call a line belongs to, while it runs (CallTraces.of). */
+  traceOf?: (key: string, requestId: string) => string | undefined;
+}
+
+/**
+ * The trace ids of the calls running now, by function key and request id,
+ * so each console line of a call carries its trace id. Two calls of one
+ * function that run at once under the same (caller-chosen) request id share
+ * the later one's; a line written after its call ended carries none.
+ */
+export class CallTraces {
+  private readonly running = new Map<string, { traceId: string; calls: number }>();
+
+  /** Marks a call running; returns what marks it done. */
+  open(key: string, requestId: string, traceId: string): () => void {
+    const id = `${key} ${requestId}`;
+    const entry = this.running.get(id);
+    if (entry) {
+      entry.traceId = traceId;
+      entry.calls++;
+    } else this.running.set(id, { traceId, calls: 1 });
+    let done = false;
+    return () => {
+      if (done) return;
+      done = true;
+      const e = this.running.get(id);
+      if (e && --e.calls === 0) this.running.delete(id);
+    };
+  }
+
+  of(key: string, requestId: string): string | undefined {
+    return requestId === "" ? undefined : this.running.get(`${key} ${requestId}`)?.traceId;
+  }
 }
 
 const KEY = /^([^/@]+)\/([^/@]+)@([0-9a-f]{64})$/;
 
 /** Turns a sandbox's log entry into the wire line, or undefined when it cannot belong to a function. */
-export function logLineOf(entry: SandboxLogEntry, deviceId: string, at = Date.now()): LogLine | undefined {
+export function logLineOf(entry: SandboxLogEntry, deviceId: string, at = Date.now(), traceId?: string): LogLine | undefined {
   const key = KEY.exec(entry.key);
   if (!key) return undefined;
   const parsed = LogLine.safeParse({
@@ -47,6 +80,7 @@ export function logLineOf(entry: SandboxLogEntry, deviceId: string, at = Date.no
     level: (LEVELS.has(entry.level) ? entry.level : "info") as LogLevel,
     message: entry.message.slice(0, MAX_LOG_MESSAGE_CHARS),
     at,
+    ...(traceId ? { traceId } : {}),
   });
   return parsed.success ? parsed.data : undefined;
 }
@@ -72,7 +106,7 @@ export function forwardFunctionLogs(options: FunctionLogOptions): (entry: Sandbo
     } catch {
       // not connected yet (a line before the agent joined the fabric)
     }
-    const line = logLineOf(entry, options.deviceId);
+    const line = logLineOf(entry, options.deviceId, Date.now(), options.traceOf?.(entry.key, entry.requestId));
     if (!line || !nc || nc.isClosed()) counts.dropped++;
     else {
       try {

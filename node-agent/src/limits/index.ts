@@ -96,6 +96,11 @@ export class WarmIsolates {
     this.evict = evict;
   }
 
+  /** Warm isolates held now (one per function version). */
+  get count(): number {
+    return this.entries.size;
+  }
+
   get usedMb(): number {
     let sum = 0;
     for (const e of this.entries.values()) sum += e.mb;

@@ -274,6 +274,16 @@ export class SandboxPool implements AsyncDisposable {
     return ++this.counter;
   }
 
+  /** Sandbox processes restarted after dying, since the pool started (metrics). */
+  get restarts(): number {
+    return this.processes.reduce((n, p) => n + p.restarts, 0);
+  }
+
+  /** Sandbox processes in the pool. */
+  get size(): number {
+    return this.processes.length;
+  }
+
   private processFor(key: string): SandboxProcess {
     const n = createHash("sha1").update(key).digest().readUInt32BE(0);
     return this.processes[n % this.processes.length]!;

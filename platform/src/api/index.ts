@@ -32,6 +32,7 @@ import { Hono } from "hono";
 import { z } from "zod";
 import type { AppHosts } from "../gateway/hosts.ts";
 import { readBody } from "../gateway/index.ts";
+import { createConsoleApi } from "../console/api.ts";
 import { parseInput, type HearthEnv } from "../http/index.ts";
 import { apiAuth, AppOwners, createDeveloperRoutes, createDeviceAdminRoutes, createDeviceRoutes, developerOf, Developers, operatorOnly, type DeviceRegistry, type FabricControl } from "../identity/index.ts";
 import { createLedgerRoutes, type Ledger } from "../ledger/index.ts";
@@ -39,6 +40,7 @@ import type { Logger } from "../log/index.ts";
 import { createLogRoutes, type FunctionLogs } from "../logs/index.ts";
 import { settingsFingerprint, type Scheduler } from "../scheduler/index.ts";
 import type { Store } from "../state/index.ts";
+import { FunctionStats } from "../stats/index.ts";
 
 export interface ApiOptions {
   store: Store;
@@ -57,13 +59,15 @@ export interface ApiOptions {
   /** Function logs (needs JetStream); without them log reads answer ERR_LOGS_UNAVAILABLE. */
   logs?: FunctionLogs;
   log?: Logger;
+  /** Per-minute function stats for the console (default: read from the store's Redis). */
+  stats?: FunctionStats;
 }
 
 const FunctionParams = z.object({ app: AppName, fn: FunctionName });
 const AppParams = z.object({ app: AppName });
 
 /** Deploy options travel as query parameters; the bundle is the raw body. */
-const DeployQuery = z.strictObject({
+export const DeployQuery = z.strictObject({
   replicas: z.coerce.number().int().min(1).max(16).optional(),
   /** Scale out to this many devices under load (default: replicas, no scaling out). */
   maxReplicas: z.coerce.number().optional(),
@@ -95,12 +99,15 @@ export function createApi(options: ApiOptions): Hono<HearthEnv> {
   // joining and reading a device's credits authenticate with join and device tokens
   api.route("/", createDeviceRoutes({ registry: options.devices, control: options.fabric, ledger: options.ledger, operatorToken: options.token }));
 
-  api.use("*", apiAuth({ operatorToken: options.token, developers }));
+  api.use("*", apiAuth({ operatorToken: options.token, developers, devices: options.devices }));
 
   api.route("/", createDeveloperRoutes({ developers, owners, log: options.log }));
   api.route("/", createDeviceAdminRoutes({ registry: options.devices, control: options.fabric }));
   if (options.ledger) api.route("/", createLedgerRoutes(options.ledger, owners));
   api.route("/", createLogRoutes({ store, owners, logs: options.logs, log: options.log }));
+  api.route("/", createConsoleApi({
+    store, owners, scheduler, devices: options.devices, ledger: options.ledger, stats: options.stats ?? new FunctionStats(store.redis, store.prefix),
+  }));
 
   /** The function, when it exists and the caller owns its app; otherwise the one 404 a missing function gets. */
   const ownFunction = async (developerId: string, app: string, fn: string): Promise<FunctionRecord> => {
@@ -124,6 +131,7 @@ export function createApi(options: ApiOptions): Hono<HearthEnv> {
       ...(env ? { envNames: Object.keys(env) } : {}),
       status: ready ? "ready" : devices.length === 0 && scheduler.isIdle(record) ? "idle" : "pending",
       devices: devices.map(([id]) => id),
+      regions: Object.fromEntries(devices.map(([id]) => [id, scheduler.liveDevice(id)?.heartbeat.region ?? "unknown"])),
       url: options.appHosts ? options.appHosts.functionUrl(record.app, record.name) : `${options.publicUrl()}/fn/${record.app}/${record.name}`,
     };
   };

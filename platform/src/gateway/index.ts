@@ -25,6 +25,8 @@
  */
 import {
   AppName,
+  childSpan,
+  formatTraceparent,
   FunctionName,
   HearthError,
   HTTP_HEADER_NAME,
@@ -35,6 +37,7 @@ import {
   isDeviceErrorCode,
   MAX_RESPONSE_HEADER_BYTES,
   MAX_RESPONSE_HEADERS,
+  parseTraceparent,
   type DeviceErrorCode,
   type FunctionLimits,
   type FunctionRecord,
@@ -253,6 +256,7 @@ export function createGateway(options: GatewayOptions): Gateway {
   };
 
   const handle = async (c: Context<HearthEnv>, target: Target) => {
+    const received = performance.now();
     const { app: appName, fn: fnName } = target;
     if (!AppName.safeParse(appName).success || !FunctionName.safeParse(fnName).success) {
       return errorResponse(c, "ERR_FUNCTION_NOT_FOUND", `no function ${appName.slice(0, 64)}/${fnName.slice(0, 64)}: app and function names are a-z, 0-9 and '-'`);
@@ -273,14 +277,14 @@ export function createGateway(options: GatewayOptions): Gateway {
     if (slot && typeof slot !== "function") return tooMany(c, slot);
     const ended = options.load?.begin(`${appName}/${fnName}`);
     try {
-      return await call(c, target, entry, record, method.data);
+      return await call(c, target, entry, record, method.data, received);
     } finally {
       ended?.();
       slot?.();
     }
   };
 
-  const call = async (c: Context<HearthEnv>, target: Target, entry: CachedFunction, record: FunctionRecord, method: HttpMethod) => {
+  const call = async (c: Context<HearthEnv>, target: Target, entry: CachedFunction, record: FunctionRecord, method: HttpMethod, received: number) => {
     const { app: appName, fn: fnName } = target;
     const body = await readBody(c.req.raw, record.limits.requestBytes);
     const requestId = c.get("requestId");
@@ -294,9 +298,14 @@ export function createGateway(options: GatewayOptions): Gateway {
     h.set(INVOKE_HEADERS.method, method);
     h.set(INVOKE_HEADERS.url, fnUrl.href);
     h.set(INVOKE_HEADERS.deadline, String(Date.now() + record.limits.wallMs));
+    // the gateway's span, in the caller's trace or a new one: the device tags the call's log lines with its trace id,
+    // and the function sees the gateway as its parent (W3C Trace Context: a hop updates traceparent, keeps tracestate)
+    const traceparent = formatTraceparent(childSpan(parseTraceparent(c.req.header("traceparent"))));
+    h.set(INVOKE_HEADERS.traceparent, traceparent);
     c.req.raw.headers.forEach((value, key) => {
-      if (!HOP_BY_HOP.has(key)) h.append(HTTP_HEADER_PREFIX + key, value);
+      if (!HOP_BY_HOP.has(key) && key !== "traceparent") h.append(HTTP_HEADER_PREFIX + key, value);
     });
+    h.set(`${HTTP_HEADER_PREFIX}traceparent`, traceparent);
 
     const at = Date.now();
     const started = performance.now();
@@ -308,6 +317,7 @@ export function createGateway(options: GatewayOptions): Gateway {
         await options.onCall({
           requestId, app: appName, fn: fnName, version: record.version, at, wallMs,
           requestBytes: body.byteLength, cpuLimitMs: record.limits.cpuMs, status: response.status, ...facts,
+          door: target.form, gatewayMs: performance.now() - received,
         });
         addServerTiming(response.headers, `usage;dur=${(performance.now() - metering).toFixed(2)}`);
       }
@@ -438,7 +448,7 @@ export function createGateway(options: GatewayOptions): Gateway {
       // none of its bytes reach the caller, and it earns its device nothing
       return answer(response, { responseBytes: 0, errorCode: "ERR_BAD_DEVICE_REPLY" });
     }
-    const device = { id: chosen, cpuMs: parsed.reply.cpuMs, cold: parsed.reply.cold === "1" };
+    const device = { id: chosen, cpuMs: parsed.reply.cpuMs, wallMs: parsed.reply.wallMs, cold: parsed.reply.cold === "1" };
     const timing = serverTiming(parsed.reply);
     if ("errorCode" in parsed.reply) {
       const { errorCode, errorMessage } = parsed.reply;

@@ -39,7 +39,9 @@ export function createDeveloperRoutes(options: { developers: Developers; owners:
     const body: WhoAmI =
       caller?.kind === "developer"
         ? { kind: "developer", developer: { id: caller.developer.id, name: caller.developer.name }, token: caller.token }
-        : { kind: "operator" };
+        : caller?.kind === "owner"
+          ? { kind: "owner", ownerId: caller.ownerId, deviceId: caller.deviceId }
+          : { kind: "operator" };
     return c.json(body);
   });
 

@@ -117,7 +117,15 @@ export class DeviceRegistry {
       cores: request.cores,
       memoryMb: request.memoryMb,
     };
-    await this.options.redis.set(this.key("device", request.deviceId), JSON.stringify(record));
+    // indexes for the console: every joined device, each owner's devices, and a device token's device (by its hash)
+    const multi = this.options.redis
+      .multi()
+      .set(this.key("device", request.deviceId), JSON.stringify(record))
+      .sadd(this.key("devices"), request.deviceId)
+      .sadd(this.key("owner-devices", record.ownerId), request.deviceId)
+      .set(this.key("device-token", record.tokenHash), request.deviceId);
+    if (existing) multi.del(this.key("device-token", existing.tokenHash));
+    await multi.exec();
     const revokeKeys = existing && existing.publicKey !== request.publicKey ? [existing.publicKey] : [];
     if (revokeKeys.length > 0) await this.addRevocations(revokeKeys);
     return {
@@ -167,6 +175,29 @@ export class DeviceRegistry {
     }
     if (record.revokedAt) throw new HearthError("ERR_DEVICE_REVOKED", `device ${deviceId} was revoked by the operator at ${record.revokedAt}`);
     return record;
+  }
+
+  /**
+   * The device whose token this is, for an owner signing in to the console
+   * with it: its id and record, or null for a token no device has (now).
+   * A revoked device's token still names it; the caller decides.
+   */
+  async deviceOfToken(token: string): Promise<{ deviceId: string; record: DeviceRecord } | null> {
+    const deviceId = await this.options.redis.get(this.key("device-token", sha256(token)));
+    if (deviceId === null) return null;
+    const record = await this.device(deviceId);
+    // the index is written with the record; the record's own hash has the last word
+    return record && sameHash(record.tokenHash, token) ? { deviceId, record } : null;
+  }
+
+  /** Every device that joined (ids, sorted). */
+  async deviceIds(): Promise<string[]> {
+    return (await this.options.redis.smembers(this.key("devices"))).sort();
+  }
+
+  /** The devices an owner joined (ids, sorted). */
+  async devicesOf(ownerId: string): Promise<string[]> {
+    return (await this.options.redis.smembers(this.key("owner-devices", ownerId))).sort();
   }
 
   /** True when `token` is this device's token (revoked or not). */

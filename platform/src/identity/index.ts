@@ -6,8 +6,8 @@
  * (NATS operator, account and signing keys; device credentials), joined
  * devices and their revocation. See docs/security.md.
  */
-export { apiAuth, bearerToken, developerOf, operatorOnly } from "./api-auth.ts";
-export type { Caller, DeveloperCaller, OperatorCaller } from "./api-auth.ts";
+export { apiAuth, bearerToken, developerOf, deviceOwnerOf, operatorOnly } from "./api-auth.ts";
+export type { Caller, DeveloperCaller, OperatorCaller, OwnerCaller } from "./api-auth.ts";
 export { AppOwners } from "./app-owners.ts";
 export { createDeveloperRoutes } from "./developer-routes.ts";
 export { BUNDLE_REQUEST_BUDGET, deviceBudget, LOG_BYTES_BUDGET } from "./device-budget.ts";

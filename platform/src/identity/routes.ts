@@ -14,7 +14,7 @@ import type { DeviceRegistry } from "./devices.ts";
 import type { FabricControl } from "./fabric-control.ts";
 
 const DeviceParams = z.object({ id: DeviceId });
-const CreditsQuery = z.strictObject({ day: UsageDay.optional() });
+export const CreditsQuery = z.strictObject({ day: UsageDay.optional() });
 
 function bearer(header: string | undefined): string {
   return /^Bearer (.{1,512})$/.exec(header ?? "")?.[1] ?? "";

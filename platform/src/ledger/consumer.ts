@@ -29,6 +29,8 @@ export interface LedgerConsumerOptions {
   log: Logger;
   /** Fault injection for tests: runs after a record is written, before it is acked. */
   afterApply?: (record: UsageRecord, applied: boolean) => void | Promise<void>;
+  /** Told of each record folded for the first time (not of redeliveries), before its ack: the console's stats. Its failure is logged, never retried. */
+  onFolded?: (record: UsageRecord) => Promise<void>;
   /** How long a delivered record may stay unacked before JetStream redelivers it (when the consumer is created). */
   ackWaitMs?: number;
 }
@@ -118,6 +120,7 @@ export class LedgerConsumer implements AsyncDisposable {
         const applied = await store.apply(record);
         if (applied) this.stats.applied++;
         else this.stats.duplicates++;
+        if (applied && this.options.onFolded) await this.folded(record);
         await this.options.afterApply?.(record, applied);
         break;
       } catch (error) {
@@ -132,6 +135,27 @@ export class LedgerConsumer implements AsyncDisposable {
     } catch {
       // the connection went away: the record is redelivered and counts nothing twice
     }
+  }
+
+  private lastFoldedError = 0;
+
+  /** Stats are for people: a failed write is logged (once a few seconds) and the record is acked all the same. */
+  private async folded(record: UsageRecord): Promise<void> {
+    try {
+      await this.options.onFolded!(record);
+    } catch (error) {
+      if (Date.now() - this.lastFoldedError < 5_000) return;
+      this.lastFoldedError = Date.now();
+      this.options.log.warn({ err: error, requestId: record.requestId }, "could not add a call to the function stats (the ledger has it)");
+    }
+  }
+
+  /** Records in the usage stream the ledger has not folded and acknowledged yet (its lag). */
+  async lag(): Promise<number> {
+    const names = usageNames(this.options.subjects);
+    const jsm = await jetstreamManager(this.options.nc);
+    const info = await jsm.consumers.info(names.stream, names.durable);
+    return info.num_pending + info.num_ack_pending;
   }
 
   /** True once the consumer has nothing pending and nothing unacknowledged. */

@@ -19,6 +19,8 @@ import {
   type ReconcileReport,
   type RepairReport,
   type Subjects,
+  LastReconcile,
+  type UsageRecord,
   type UsageReport,
 } from "@hearth/protocol";
 import type { NatsConnection } from "@nats-io/transport-node";
@@ -64,6 +66,8 @@ export interface LedgerOptions {
   consume?: boolean;
   /** How long a call waits for its usage record to be stored before it falls back to the retry queue (see platform/src/usage). */
   usageAckTimeoutMs?: number;
+  /** Told of each record the consumer folds for the first time (function stats, platform/src/stats). */
+  onFolded?: (record: UsageRecord) => Promise<void>;
 }
 
 export interface Ledger extends AsyncDisposable {
@@ -75,6 +79,8 @@ export interface Ledger extends AsyncDisposable {
   /** The gateway's hook (a no-op without metering). */
   readonly onCall: CallHook;
   reconcile(): Promise<ReconcileReport>;
+  /** The last reconciliation's outcome (any platform process's), for the operator's console; null before the first. */
+  lastReconcile(): Promise<LastReconcile | null>;
   /** Makes the ledger match the stream again (idempotent); see reconcile.ts. */
   repair(): Promise<RepairReport>;
   /**
@@ -95,7 +101,7 @@ export async function startLedger(options: LedgerOptions): Promise<Ledger> {
   if (mode !== "off") {
     try {
       publisher = await UsagePublisher.start({ nc, subjects, log: log.child({ part: "usage" }), ackTimeoutMs: options.usageAckTimeoutMs });
-      if (options.consume !== false) consumer = await LedgerConsumer.start({ nc, subjects, store, log: log.child({ part: "ledger" }) });
+      if (options.consume !== false) consumer = await LedgerConsumer.start({ nc, subjects, store, log: log.child({ part: "ledger" }), onFolded: options.onFolded });
     } catch (error) {
       const reason = (error as Error).message;
       if (mode === "required") {
@@ -116,6 +122,13 @@ export async function startLedger(options: LedgerOptions): Promise<Ledger> {
   const unavailable = () =>
     new HearthError("ERR_LEDGER_UNAVAILABLE", "usage metering is off on this platform (no JetStream); see docs/ledger.md");
 
+  const lastReconcileKey = `${prefix}ledger:last-reconcile`;
+  const remember = async (report: ReconcileReport, repaired: boolean) => {
+    const last: LastReconcile = {
+      at: new Date().toISOString(), records: report.records, pending: report.pending, missing: report.missing, differences: report.differences.length, repaired,
+    };
+    await redis.set(lastReconcileKey, JSON.stringify(last)).catch((error: unknown) => log.warn({ err: error }, "could not keep the reconciliation's outcome for the console"));
+  };
   const close = async () => {
     await publisher?.close();
     await consumer?.close();
@@ -128,11 +141,21 @@ export async function startLedger(options: LedgerOptions): Promise<Ledger> {
     onCall: publisher ? publisher.record : () => undefined,
     async reconcile() {
       if (!metering) throw unavailable();
-      return reconcileLedger({ nc, subjects, store, log });
+      const report = await reconcileLedger({ nc, subjects, store, log });
+      await remember(report, false);
+      return report;
     },
     async repair() {
       if (!metering) throw unavailable();
-      return repairLedger({ nc, subjects, store, log: log.child({ part: "ledger" }) });
+      const report = await repairLedger({ nc, subjects, store, log: log.child({ part: "ledger" }) });
+      await remember(report.after, true);
+      return report;
+    },
+    async lastReconcile() {
+      const raw = await redis.get(lastReconcileKey);
+      if (raw === null) return null;
+      const parsed = LastReconcile.safeParse(JSON.parse(raw));
+      return parsed.success ? parsed.data : null;
     },
     async usage(app, day, visible) {
       if (!metering) throw unavailable();
@@ -145,8 +168,8 @@ export async function startLedger(options: LedgerOptions): Promise<Ledger> {
   };
 }
 
-const UsageQuery = z.strictObject({ app: AppName.optional(), day: UsageDay.optional() });
-const ReconcileQuery = z.strictObject({ repair: z.enum(["0", "1", "false", "true"]).optional() });
+export const UsageQuery = z.strictObject({ app: AppName.optional(), day: UsageDay.optional() });
+export const ReconcileQuery = z.strictObject({ repair: z.enum(["0", "1", "false", "true"]).optional() });
 /** Routes behind the API's authentication: a developer's usage of their own apps; reconciliation (the operator's). */
 export function createLedgerRoutes(ledger: Ledger, owners: AppOwners): Hono<HearthEnv> {
   const app = new Hono<HearthEnv>();

@@ -93,6 +93,8 @@ export class Scheduler implements AsyncDisposable {
   private readonly goneListeners: ((deviceId: string) => void)[] = [];
   /** Functions probed lately, with when. */
   private readonly suspected = new Map<string, number>();
+  /** Devices whose last heartbeat said they are paused (and why) or draining, with when. */
+  private readonly away = new Map<string, { state: "paused" | "draining"; pausedFor: string[]; at: number }>();
   /** The live table: every device this process heard from, with when. */
   private readonly devices = new Map<string, DeviceEntry>();
   /** When this process started hearing heartbeats (until deadAfterMs later, a device not heard yet may still be alive). */
@@ -164,6 +166,14 @@ export class Scheduler implements AsyncDisposable {
       return;
     }
     const { record } = lookup;
+    const now = Date.now();
+    if (parsed.data.away) {
+      // paused or draining: known (for its owner and the operator), never live; what it served moves now
+      this.away.set(deviceId, { ...parsed.data.away, at: now });
+      if (this.devices.delete(deviceId)) this.kick();
+      return;
+    }
+    this.away.delete(deviceId);
     const cores = Math.min(parsed.data.cores, record.cores);
     const heartbeat: Heartbeat = {
       ...parsed.data,
@@ -173,7 +183,6 @@ export class Scheduler implements AsyncDisposable {
       freeCores: Math.min(parsed.data.freeCores, cores),
       memoryMb: Math.min(parsed.data.memoryMb, record.memoryMb),
     };
-    const now = Date.now();
     const previous = this.devices.get(deviceId);
     this.devices.set(deviceId, { heartbeat, lastSeen: now });
     // a device that is new, or back after it was given up, is a chance to place at once
@@ -189,6 +198,7 @@ export class Scheduler implements AsyncDisposable {
   /** A revoked device: out of the live table at once, its functions re-placed. */
   forget(deviceId: string): void {
     this.devices.delete(deviceId);
+    this.away.delete(deviceId);
     this.dead.set(deviceId, Date.now());
     this.kick();
   }
@@ -236,6 +246,17 @@ export class Scheduler implements AsyncDisposable {
   liveDevice(deviceId: string, now = Date.now()): DeviceEntry | undefined {
     const d = this.devices.get(deviceId);
     return d !== undefined && d.lastSeen >= now - this.deadAfterMs && (this.dead.get(deviceId) ?? 0) < d.lastSeen ? d : undefined;
+  }
+
+  /** Why a device serves nothing, while its heartbeats say it is paused or draining (undefined otherwise, or once they stop). */
+  awayDevice(deviceId: string, now = Date.now()): { state: "paused" | "draining"; pausedFor: string[] } | undefined {
+    const a = this.away.get(deviceId);
+    if (!a) return undefined;
+    if (a.at < now - this.deadAfterMs) {
+      if (a.at < now - FORGET_AFTER_MS) this.away.delete(deviceId);
+      return undefined;
+    }
+    return { state: a.state, pausedFor: a.pausedFor };
   }
 
   /** Runs a reconcile pass now (or right after the one under way). */

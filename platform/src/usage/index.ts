@@ -54,7 +54,11 @@ export interface CallFacts {
   /** The error code the caller got; none when the device's answer went through. */
   errorCode?: string;
   /** What a device that answered with a valid reply said about itself (none when no device did). */
-  device?: { id: string; cpuMs?: string; cold: boolean };
+  device?: { id: string; cpuMs?: string; wallMs?: string; cold: boolean };
+  /** Which door the call came in by: the app's own host, or the path form (metrics only). */
+  door?: "host" | "path";
+  /** The gateway's whole time on the call so far, from the request to the device's answer (ms; metrics only). */
+  gatewayMs?: number;
 }
 
 /** Hands a finished call's facts to whoever meters them (the gateway awaits it once per call, before answering). */

@@ -26,6 +26,7 @@ import { Command, Option } from "commander";
 import { z } from "zod";
 import { HearthClient } from "../client.ts";
 import { configPath, readConfig, removeConfig, writeConfig } from "./config.ts";
+import { escapeForTerminal, jsonForTerminal } from "./escape.ts";
 
 const PlatformUrl = z.url({ message: "platform URL must be a URL like http://127.0.0.1:8787" });
 
@@ -141,7 +142,8 @@ async function readToken(prompt: string): Promise<string> {
 }
 
 function describeCaller(me: WhoAmI): string {
-  return me.kind === "developer" ? `${me.developer.name} (${me.developer.id})` : "the operator";
+  if (me.kind === "developer") return `${me.developer.name} (${me.developer.id})`;
+  return me.kind === "owner" ? `device owner ${me.ownerId} (with device ${me.deviceId}'s token)` : "the operator";
 }
 
 function collect(value: string, previous: string[] | undefined): string[] {
@@ -407,7 +409,7 @@ export function buildProgram(): Command {
       // checked here with the API's own schema, so a typo is explained before anything is sent
       parse(LogsQuery, dropUndefined({ since: flags.since, limit: flags.limit, requestId: flags.requestId }), "flags");
       const options = dropUndefined({ since: flags.since, limit: flags.limit === undefined ? undefined : Number(flags.limit), requestId: flags.requestId });
-      const print = (line: LogEntry) => out(flags.json ? JSON.stringify(line) : logLine(line));
+      const print = (line: LogEntry) => out(flags.json ? jsonForTerminal(line) : logLine(line));
       const hearth = client(program);
       if (!flags.follow) {
         const lines = await hearth.logs(app, name, options);
@@ -431,9 +433,13 @@ export function buildProgram(): Command {
   return program;
 }
 
-/** One log line for people: `time level requestId message` (`-` for lines outside a call). */
+/**
+ * One log line for people: `time level requestId message` (`-` for lines
+ * outside a call). The message is the tenant's text: control characters are
+ * shown escaped, never sent to the terminal, and its later lines are indented.
+ */
 export function logLine(line: LogEntry): string {
-  return `${new Date(line.at).toISOString()} ${line.level.padEnd(5)} ${line.requestId ?? "-"} ${line.message}`;
+  return `${new Date(line.at).toISOString()} ${line.level.padEnd(5)} ${line.requestId ?? "-"} ${escapeForTerminal(line.message)}`;
 }
 
 function dropUndefined<T extends object>(value: T): { [K in keyof T]?: Exclude<T[K], undefined> } {
