@@ -10,6 +10,7 @@ import { serveBundles } from "./bundles/index.ts";
 import { AppHosts } from "./gateway/hosts.ts";
 import { createGateway } from "./gateway/index.ts";
 import { startLedger, type Ledger, type LedgerMode } from "./ledger/index.ts";
+import { EXACT_HEADERS_SERVER_OPTIONS } from "./http/exact-headers.ts";
 import { notFound, onError, REQUEST_ID_HEADER, type HearthEnv } from "./http/index.ts";
 import { DeviceRegistry, FabricAuthority, FabricControl, type FabricKeys } from "./identity/index.ts";
 import { relayDeviceLogs } from "./logs/relay.ts";
@@ -156,7 +157,10 @@ export async function startPlatform(options: PlatformOptions): Promise<Platform>
   const app = createHttpApp({ store, scheduler, nc, subjects, log, token: options.token, publicUrl: () => url, embeddedState: embedded, ledger, logs, appHosts, devices, fabric, region: options.region });
 
   const server: ServerType = await new Promise((resolve, reject) => {
-    const s = serve({ fetch: app.fetch, hostname: options.host ?? "127.0.0.1", port: options.port ?? 0 }, () => resolve(s));
+    const s = serve(
+      { fetch: app.fetch, hostname: options.host ?? "127.0.0.1", port: options.port ?? 0, serverOptions: EXACT_HEADERS_SERVER_OPTIONS },
+      () => resolve(s),
+    );
     s.once("error", reject);
   });
   const address = server.address() as AddressInfo;
