@@ -104,7 +104,17 @@ export class JobQueue {
     }
   }
 
-  /** Drops what waits; a running job ends on its own (Node cannot stop it) and reports nothing. */
+  /**
+   * Drops the jobs still waiting (their call ended: nobody waits for them). A
+   * running one goes on (Node cannot stop it); its time is charged to the
+   * isolate, so to its next call: work a function started and left running is
+   * never free.
+   */
+  dropWaiting(): void {
+    this.queue.length = 0;
+  }
+
+  /** Drops what waits, for good; a running job ends on its own and reports nothing. */
   close(): void {
     this.closed = true;
     this.queue.length = 0;

@@ -418,6 +418,7 @@ function dispose(instance: Instance, why?: ErrorCode): void {
 async function resetAfterCall(instance: Instance): Promise<void> {
   for (const timer of instance.timers.values()) clearTimeout(timer);
   instance.timers.clear();
+  instance.jobs.dropWaiting();
   if (instance.isolate.isDisposed) return;
   const meter = new Meter(instance, RESET_TIMEOUT_MS, RESET_TIMEOUT_MS);
   try {
