@@ -53,6 +53,13 @@ export const AgentConfig = z.strictObject({
   /** Calls that may wait for a free core, and for how long, before failing with ERR_DEVICE_BUSY. */
   queueMax: z.number().int().min(0).max(10_000).default(32),
   queueWaitMs: z.number().int().min(0).max(60_000).default(5_000),
+  /**
+   * Addresses on the owner's own networks that functions allowed outbound fetch may reach all the same (a local
+   * JWKS or API the owner runs for them; tests). Exact IP addresses only; from the environment, comma-separated.
+   */
+  outboundAllowAddresses: z
+    .preprocess((v) => (typeof v === "string" ? v.split(",").map((s) => s.trim()).filter(Boolean) : v), z.array(z.union([z.ipv4(), z.ipv6()])).max(16))
+    .default([]),
 }).refine((c) => c.idleResumeBelow < c.idlePauseAbove, {
   message: "idleResumeBelow must be below idlePauseAbove (the gap is the hysteresis that stops flapping)",
   path: ["idleResumeBelow"],
@@ -88,6 +95,7 @@ const ENV_OF: Record<string, string> = {
   logLevel: "HEARTH_LOG_LEVEL",
   dataDir: "HEARTH_AGENT_DIR",
   credsFile: "HEARTH_FABRIC_CREDS",
+  outboundAllowAddresses: "HEARTH_OUTBOUND_ALLOW_ADDRESSES",
 };
 
 /** `HEARTH_AGENT_DIR`, else ~/.hearth-agent. */

@@ -27,7 +27,7 @@ export interface OutboundPolicy {
   timeoutMs?: number;
   /** Redirects followed at most. Default 5. */
   maxRedirects?: number;
-  /** For tests only: lets these exact addresses through the address check (e.g. a 127.0.0.1 test server). */
+  /** Exact addresses let through the address check: the owner's `outboundAllowAddresses` (e.g. a local JWKS), and tests. */
   allowAddresses?: readonly string[];
 }
 
