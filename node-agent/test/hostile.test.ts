@@ -639,6 +639,11 @@ describe("Web Crypto and compression against hostile code", () => {
     expect(peak - before).toBeLessThan(200);
     expect(pool.pids()).toEqual([pid]);
     await stillServing();
+    // the stopped calls' zlib steps gave their threadpool slots back: host jobs still run for everyone
+    const jobs = await call(pool, uniqueKey("after-bombs"), jsonFunction(`
+      const all = await Promise.all(Array.from({ length: 8 }, () => crypto.subtle.generateKey({ name: "ECDSA", namedCurve: "P-256" }, false, ["sign"])));
+      return all.length;`), { limits: { wallMs: 5_000 } });
+    expect(json(jobs)).toBe(8);
   });
 
   it("key objects where they do not belong: forged, copied, proxied or cloned keys are refused; nothing reveals a handle", async () => {

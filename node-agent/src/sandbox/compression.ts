@@ -56,6 +56,7 @@ export class ZlibStream {
   private ending = false;
   private ended = false;
   private failure: Error | undefined;
+  private closed = false;
   private wake: (() => void) | undefined;
   private busy = false;
 
@@ -75,6 +76,11 @@ export class ZlibStream {
     });
     this.stream.on("error", (error) => {
       this.failure = error;
+      wake();
+    });
+    // destroyed (its isolate went away) while a step waits: the step ends, and with it the job's threadpool slot
+    this.stream.on("close", () => {
+      this.closed = true;
       wake();
     });
   }
@@ -107,6 +113,7 @@ export class ZlibStream {
           size += chunk.byteLength;
         }
         if (this.failure) throw this.error();
+        if (this.closed && !this.ended) throw new TypeError("the compression stream was closed");
         const drained = this.stream.readableLength === 0;
         if (size >= ZLIB_STEP_OUTPUT) return { output: join(chunks, size), more: true };
         if (this.ending ? this.ended : !this.pendingWrite && drained) return { output: join(chunks, size), more: false };
