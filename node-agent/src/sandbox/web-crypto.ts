@@ -189,10 +189,17 @@ function toNode(table: HandleTable, algorithm: Algorithm): Record<string, unknow
 /** Runs one request. Throws what Node throws (DOMExceptions, TypeErrors) or a bound's refusal. */
 export async function runSubtle(table: HandleTable, request: SubtleRequest): Promise<SubtleResult> {
   const alg = (a: Algorithm) => toNode(table, a) as unknown as webcrypto.AlgorithmIdentifier;
-  const added = (key: CryptoKey | webcrypto.CryptoKeyPair): SubtleResult =>
-    "privateKey" in key
-      ? { type: "pair", publicKey: describe(table, key.publicKey), privateKey: describe(table, key.privateKey) }
-      : { type: "key", key: describe(table, key) };
+  const added = (key: CryptoKey | webcrypto.CryptoKeyPair): SubtleResult => {
+    if (!("privateKey" in key)) return { type: "key", key: describe(table, key) };
+    const publicKey = describe(table, key.publicKey);
+    try {
+      return { type: "pair", publicKey, privateKey: describe(table, key.privateKey) };
+    } catch (error) {
+      // a pair is added whole or not at all
+      table.delete(publicKey.handle);
+      throw error;
+    }
+  };
   const bytes = (b: ArrayBuffer): SubtleResult => ({ type: "bytes", bytes: new Uint8Array(b) });
   const usages = (u: string[]) => u as webcrypto.KeyUsage[];
   switch (request.op) {
