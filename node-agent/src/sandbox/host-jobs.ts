@@ -43,8 +43,8 @@ export class JobGate {
 
 /** What a job queue charges and reports to: the isolate's instance, seen through these fields only. */
 export interface JobOwner {
-  /** Host CPU charged to the isolate (µs, cumulative). */
-  hostCpuUs: number;
+  /** Host CPU of its jobs charged to the isolate (µs, cumulative). */
+  jobCpuUs: number;
   /** performance.now() when the running job took its slot; 0 when none runs. Meters add the time since. */
   jobStartedAt: number;
 }
@@ -95,7 +95,7 @@ export class JobQueue {
           await job();
         } finally {
           this.owner.jobStartedAt = 0;
-          this.owner.hostCpuUs += (performance.now() - started) * 1000;
+          this.owner.jobCpuUs += (performance.now() - started) * 1000;
           this.gate.release();
         }
       }

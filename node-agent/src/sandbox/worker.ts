@@ -65,7 +65,7 @@ const MAX_LOG_LINE = 16_384;
 const MAX_FETCHES = 50;
 const MAX_URL_LENGTH = 2 * 1024 * 1024;
 const MAX_RANDOM_BYTES = 65_536;
-/** One digest or HMAC input; and all the bytes one call may hand the host (crypto inputs and URLs). */
+/** One crypto input; and all the bytes one call may hand the host (crypto and compression inputs, URLs). */
 const MAX_HASH_INPUT = MAX_CRYPTO_INPUT;
 const MAX_HOST_BYTES_PER_CALL = 256 * 1024 * 1024;
 /** The response's headers: count and total bytes (names + values). */
@@ -97,6 +97,8 @@ interface Instance {
   /** Its async host work, one job at a time; the job running since jobStartedAt (0: none) is charged live. */
   jobs: JobQueue;
   jobStartedAt: number;
+  /** Host time of its finished jobs (µs, cumulative), charged to the call that was running. */
+  jobCpuUs: number;
   memoryMb: number;
   requestId: string;
   /** 1 while a call (or the module's top-level code) runs here, including the call's waitUntil tail; timers live only then. */
@@ -366,13 +368,21 @@ class Meter {
   private readonly instance: Instance;
   private readonly cpuStart: bigint;
   private readonly hostStart: number;
+  private readonly jobStart: number;
   private readonly poll: NodeJS.Timeout;
   private readonly wall: NodeJS.Timeout;
+  private readonly countJobs: boolean;
 
-  constructor(instance: Instance, cpuLimitMs: number, wallLimitMs: number) {
+  /**
+   * `countJobs`: whether a host job running meanwhile counts, live. It does for a call (its own work); not for
+   * the reset after one, where a job the call left running is no fault of the reset's (it falls on the next call).
+   */
+  constructor(instance: Instance, cpuLimitMs: number, wallLimitMs: number, countJobs = true) {
     this.instance = instance;
+    this.countJobs = countJobs;
     this.cpuStart = instance.isolate.cpuTime;
     this.hostStart = instance.hostCpuUs;
+    this.jobStart = instance.jobCpuUs;
     this.poll = setInterval(() => {
       if (this.used() > cpuLimitMs) this.break("ERR_CPU_LIMIT");
     }, CPU_POLL_MS);
@@ -382,8 +392,9 @@ class Meter {
   /** CPU milliseconds spent since the meter started: in the isolate and in the host for it. */
   used(): number {
     const { isolate, hostCpuUs } = this.instance;
-    const job = this.instance.jobStartedAt > 0 ? performance.now() - this.instance.jobStartedAt : 0;
-    if (!isolate.isDisposed) this.last = Number(isolate.cpuTime - this.cpuStart) / 1e6 + (hostCpuUs - this.hostStart) / 1000 + job;
+    const { jobCpuUs, jobStartedAt } = this.instance;
+    const jobs = this.countJobs ? (jobCpuUs - this.jobStart) / 1000 + (jobStartedAt > 0 ? performance.now() - jobStartedAt : 0) : 0;
+    if (!isolate.isDisposed) this.last = Number(isolate.cpuTime - this.cpuStart) / 1e6 + (hostCpuUs - this.hostStart) / 1000 + jobs;
     return this.last;
   }
 
@@ -404,8 +415,8 @@ function dispose(instance: Instance, why?: ErrorCode): void {
   instances.delete(instance);
   for (const timer of instance.timers.values()) clearTimeout(timer);
   instance.timers.clear();
-  instance.jobs?.close();
-  instance.handles?.clear();
+  instance.jobs.close();
+  instance.handles.clear();
   if (!instance.isolate.isDisposed) instance.isolate.dispose();
   wake(instance.key);
 }
@@ -420,7 +431,7 @@ async function resetAfterCall(instance: Instance): Promise<void> {
   instance.timers.clear();
   instance.jobs.dropWaiting();
   if (instance.isolate.isDisposed) return;
-  const meter = new Meter(instance, RESET_TIMEOUT_MS, RESET_TIMEOUT_MS);
+  const meter = new Meter(instance, RESET_TIMEOUT_MS, RESET_TIMEOUT_MS, false);
   try {
     await instance.reset.apply(undefined, [], { timeout: RESET_TIMEOUT_MS });
   } catch {
@@ -482,6 +493,7 @@ async function createInstance(key: string, limits: SandboxLimits): Promise<Insta
     heapMeasuredAt: 0,
     hostCpuUs: 0,
     jobStartedAt: 0,
+    jobCpuUs: 0,
     handles: new HandleTable(MAX_HANDLE_BYTES, MAX_HANDLES),
     idleCpu: 0n,
     callTimeoutMs: LOAD_TIMEOUT_MS,
