@@ -32,7 +32,8 @@ it("runs in UTC while the host is in America/New_York", async () => {
         const d = new Date(Date.UTC(2026, 0, 1, 12, 30));
         return { offset: d.getTimezoneOffset(), summer: new Date(Date.UTC(2026, 6, 1)).getTimezoneOffset(), zone: Intl.DateTimeFormat().resolvedOptions().timeZone,
                  hours: d.getHours(), string: d.toString(), local: new Date(2026, 0, 1).toISOString(),
-                 formatted: new Intl.DateTimeFormat("en-US", { dateStyle: "medium", timeStyle: "short" }).format(d) };
+                 formatted: new Intl.DateTimeFormat("en-US", { dateStyle: "medium", timeStyle: "short" }).format(d),
+                 locale: Intl.DateTimeFormat().resolvedOptions().locale, number: (1234.5).toLocaleString(), date: d.toLocaleDateString() };
       `),
     ),
   );
@@ -44,6 +45,10 @@ it("runs in UTC while the host is in America/New_York", async () => {
     string: expect.stringMatching(/^Thu Jan 01 2026 12:30:00 GMT\+0000 \(Coordinated Universal Time\)$/),
     local: "2026-01-01T00:00:00.000Z",
     formatted: expect.stringMatching(/^Jan 1, 2026, 12:30\sPM$/),
+    // no LANG reaches the sandbox: ICU's default, en-US, as on workerd
+    locale: "en-US",
+    number: "1,234.5",
+    date: "1/1/2026",
   });
 });
 
