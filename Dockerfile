@@ -21,9 +21,11 @@ COPY devkit/package.json devkit/
 COPY platform/package.json platform/
 COPY node-agent/package.json node-agent/
 COPY sdk/package.json sdk/
+COPY examples/compression/package.json examples/compression/
 COPY examples/crypto-streams/package.json examples/crypto-streams/
 COPY examples/hello/package.json examples/hello/
 COPY examples/hono-app/package.json examples/hono-app/
+COPY examples/jose-auth/package.json examples/jose-auth/
 COPY examples/zod-api/package.json examples/zod-api/
 COPY test/package.json test/
 COPY sdk/scripts sdk/scripts

@@ -39,6 +39,8 @@ export interface DeviceSpec {
   location?: string;
   cores?: number;
   memoryMb?: number;
+  /** More environment for the agent (e.g. HEARTH_OUTBOUND_ALLOW_ADDRESSES). */
+  env?: Record<string, string>;
 }
 
 export interface LocalHearthOptions {
@@ -192,7 +194,7 @@ export async function startLocalHearth(options: LocalHearthOptions): Promise<Loc
         name: `hearth-agent ${spec.deviceId}`,
         command: process.execPath,
         args,
-        env: { ...process.env, HEARTH_LOG_LEVEL: logLevel },
+        env: { ...process.env, ...spec.env, HEARTH_LOG_LEVEL: logLevel },
         readyWhen: /HEARTH_AGENT_READY/,
         onOutput: logTo(`agent-${spec.deviceId}`),
       });

@@ -4,10 +4,11 @@
  * a well-behaved function on the same pool must still answer afterwards.
  */
 import { execFileSync } from "node:child_process";
-import { createHash } from "node:crypto";
+import { createHash, pbkdf2Sync } from "node:crypto";
 import { existsSync, mkdtempSync, readFileSync, rmSync, writeFileSync } from "node:fs";
 import { tmpdir } from "node:os";
 import { join } from "node:path";
+import { createGzip } from "node:zlib";
 import { afterAll, beforeAll, describe, expect, it } from "vitest";
 import type { SandboxResult } from "../src/sandbox/messages.ts";
 import { SANDBOX_PERMISSIONS, type SandboxPool } from "../src/sandbox/supervisor.ts";
@@ -439,7 +440,8 @@ describe("the runtime's own bounds hold against tenant code", () => {
             "setTimeout", "clearTimeout", "setInterval", "clearInterval", "queueMicrotask", "structuredClone", "fetch", "console", "crypto", "performance",
             "navigator", "self", "ReadableStream", "ReadableStreamDefaultReader", "ReadableStreamBYOBReader", "ReadableStreamBYOBRequest",
             "ReadableByteStreamController", "ReadableStreamDefaultController", "TransformStream", "TransformStreamDefaultController", "WritableStream",
-            "WritableStreamDefaultWriter", "WritableStreamDefaultController", "ByteLengthQueuingStrategy", "CountQueuingStrategy", "TextEncoderStream", "TextDecoderStream"]);
+            "WritableStreamDefaultWriter", "WritableStreamDefaultController", "ByteLengthQueuingStrategy", "CountQueuingStrategy", "TextEncoderStream", "TextDecoderStream",
+            "CompressionStream", "DecompressionStream"]);
           const HOSTISH = /^(Reference|ExternalCopy|Callback|Isolate|Context|Script|NativeModule|process|require|Buffer)$/;
           const seen = new Set();
           const found = [];
@@ -476,7 +478,8 @@ describe("the runtime's own bounds hold against tenant code", () => {
           for (const n of names) if (RUNTIME.has(n)) walk(globalThis[n], String(n), 2);
           // and instances the runtime makes, with their private-state getters exercised
           const key = await crypto.subtle.generateKey({ name: "HMAC", hash: "SHA-256" }, true, ["sign"]);
-          const instances = { request, env, ctx, key, response: new Response(new ReadableStream({ start(c) { c.close(); } })), headers: new Headers({ a: "b" }),
+          const pair = await crypto.subtle.generateKey({ name: "RSA-PSS", modulusLength: 2048, publicExponent: new Uint8Array([1, 0, 1]), hash: "SHA-256" }, false, ["sign", "verify"]);
+          const instances = { request, env, ctx, key, pair, gzip: new CompressionStream("gzip"), gunzip: new DecompressionStream("deflate"), digestStream: new crypto.DigestStream("SHA-256"), response: new Response(new ReadableStream({ start(c) { c.close(); } })), headers: new Headers({ a: "b" }),
             url: new URL("https://a.example/?q=1"), form: new FormData(), blob: new File(["x"], "f"), signal: AbortSignal.timeout(10), event: new CustomEvent("x"),
             decoder: new TextDecoderStream(), fetched: await fetch("https://a.example/").catch((e) => e) };
           for (const [name, v] of Object.entries(instances)) walk(v, name, 2);
@@ -555,6 +558,160 @@ describe("nothing unbounded crosses to the host", () => {
   }
 });
 
+/** A gzip of `mib` MiB of zeros (about a thousandth of that), made a chunk at a time. */
+async function gzipBomb(mib: number): Promise<Buffer> {
+  const gzip = createGzip({ level: 9 });
+  const parts: Buffer[] = [];
+  gzip.on("data", (chunk: Buffer) => parts.push(chunk));
+  const done = new Promise((resolve) => gzip.on("end", resolve));
+  const zeros = Buffer.alloc(1 << 20);
+  for (let i = 0; i < mib; i++) if (!gzip.write(zeros)) await new Promise((resolve) => gzip.once("drain", resolve));
+  gzip.end();
+  await done;
+  return Buffer.concat(parts);
+}
+
+describe("Web Crypto and compression against hostile code", () => {
+  it("huge key generations are refused, or bounded and charged to the caller", async () => {
+    const refused = json(
+      await call(
+        pool,
+        uniqueKey("rsa-huge"),
+        jsonFunction(`
+          const fails = async (f) => { try { await f(); return "resolved"; } catch (e) { return e.name + ": " + e.message; } };
+          return { rsa: await fails(() => crypto.subtle.generateKey({ name: "RSA-PSS", modulusLength: 16384, publicExponent: new Uint8Array([1, 0, 1]), hash: "SHA-256" }, true, ["sign"])),
+                   exponent: await fails(() => crypto.subtle.generateKey({ name: "RSA-OAEP", modulusLength: 2048, publicExponent: new Uint8Array([255, 255, 255, 255, 255]), hash: "SHA-256" }, true, ["encrypt"])),
+                   hmac: await fails(() => crypto.subtle.generateKey({ name: "HMAC", hash: "SHA-256", length: 2 ** 31 }, true, ["sign"])),
+                   pbkdf2: await fails(async () => crypto.subtle.deriveBits({ name: "PBKDF2", salt: new Uint8Array(8), iterations: 1e9, hash: "SHA-256" },
+                     await crypto.subtle.importKey("raw", new Uint8Array(8), "PBKDF2", false, ["deriveBits"]), 256)),
+                   pbkdf2Long: await fails(async () => crypto.subtle.deriveBits({ name: "PBKDF2", salt: new Uint8Array(8), iterations: 100000, hash: "SHA-1" },
+                     await crypto.subtle.importKey("raw", new Uint8Array(8), "PBKDF2", false, ["deriveBits"]), 8 * 1024 * 1024)) };
+        `),
+        { limits: TIGHT },
+      ),
+    );
+    expect(refused).toEqual({
+      rsa: "NotSupportedError: RSA keys of over 4096 bits cannot be generated here (asked for 16384)",
+      exponent: "OperationError: the RSA public exponent must be 3 or 65537",
+      hmac: expect.stringMatching(/^OperationError/),
+      pbkdf2: "NotSupportedError: PBKDF2 iteration counts above 100000 are not supported (requested 1000000000)",
+      pbkdf2Long: expect.stringMatching(/^NotSupportedError: PBKDF2 work over/),
+    });
+    // the largest allowed, over and over: its threadpool time counts against the call's CPU limit while it runs
+    const started = performance.now();
+    const stopped = await hostile(
+      "rsa-4096-loop",
+      `for (;;) await crypto.subtle.generateKey({ name: "RSASSA-PKCS1-v1_5", modulusLength: 4096, publicExponent: new Uint8Array([1, 0, 1]), hash: "SHA-256" }, false, ["sign"]);`,
+      { limits: { cpuMs: 300, wallMs: 30_000 } },
+    );
+    expect(stopped.code).toBe("ERR_CPU_LIMIT");
+    // stopped at its CPU limit (one RSA-4096 generation takes about 0.1-2 s), far from its 30 s wall limit
+    expect(performance.now() - started).toBeLessThan(15_000);
+    await stillServing();
+  });
+
+  it("a decompression bomb fails its call with a clear error; the sandbox process's memory stays bounded", async () => {
+    const bomb = await gzipBomb(1024);
+    expect(bomb.byteLength).toBeLessThan(2 << 20);
+    const pid = pool.pids()[0]!;
+    const rss = () => Number(/VmRSS:\s+(\d+)/.exec(readFileSync(`/proc/${pid}/status`, "utf8"))![1]) / 1024;
+    const before = rss();
+    let peak = before;
+    const watch = setInterval(() => (peak = Math.max(peak, rss())), 5);
+    try {
+      // kept: 1 GiB will not fit in 32 MiB
+      const kept = await hostile("bomb-kept", `return new Response(await new Response(request.body.pipeThrough(new DecompressionStream("gzip"))).arrayBuffer());`, {
+        body: bomb,
+        limits: { memoryMb: 32, cpuMs: 5_000, wallMs: 20_000 },
+      });
+      expect(kept.code).toBe("ERR_MEMORY_LIMIT");
+      // streamed and thrown away: bounded by the CPU the inflation costs
+      const streamed = await hostile(
+        "bomb-streamed",
+        `const reader = request.body.pipeThrough(new DecompressionStream("gzip")).getReader(); let n = 0; for (;;) { const { done, value } = await reader.read(); if (done) break; n += value.byteLength; } return new Response(String(n));`,
+        { body: bomb, limits: { memoryMb: 32, cpuMs: 150, wallMs: 20_000 } },
+      );
+      expect(streamed.code).toBe("ERR_CPU_LIMIT");
+    } finally {
+      clearInterval(watch);
+    }
+    // the host held at most a step of output at a time, never the gigabyte (the isolate's 32 MiB and copies are in this)
+    expect(peak - before).toBeLessThan(200);
+    expect(pool.pids()).toEqual([pid]);
+    await stillServing();
+    // the stopped calls' zlib steps gave their threadpool slots back: host jobs still run for everyone
+    const jobs = await call(pool, uniqueKey("after-bombs"), jsonFunction(`
+      const all = await Promise.all(Array.from({ length: 8 }, () => crypto.subtle.generateKey({ name: "ECDSA", namedCurve: "P-256" }, false, ["sign"])));
+      return all.length;`), { limits: { wallMs: 5_000 } });
+    expect(json(jobs)).toBe(8);
+  });
+
+  it("key objects where they do not belong: forged, copied, proxied or cloned keys are refused; nothing reveals a handle", async () => {
+    const out = json(
+      await call(
+        pool,
+        uniqueKey("forged-keys"),
+        jsonFunction(`
+          const s = crypto.subtle;
+          const real = await s.importKey("raw", new Uint8Array(32), { name: "HMAC", hash: "SHA-256" }, false, ["sign"]);
+          const fails = async (f) => { try { await f(); return "resolved"; } catch (e) { return e.name; } };
+          const data = new Uint8Array(1);
+          const forged = Object.create(CryptoKey.prototype);
+          const copied = { type: real.type, extractable: real.extractable, algorithm: real.algorithm, usages: real.usages, __proto__: CryptoKey.prototype };
+          const proxied = new Proxy(real, {});
+          class Sub extends CryptoKey { constructor() { super(); } }
+          const ecdh = await s.generateKey({ name: "ECDH", namedCurve: "P-256" }, false, ["deriveBits"]);
+          return {
+            forged: await fails(() => s.sign("HMAC", forged, data)), copied: await fails(() => s.sign("HMAC", copied, data)),
+            proxied: await fails(() => s.sign("HMAC", proxied, data)), cloned: await fails(() => structuredClone(real)),
+            sub: await fails(() => new Sub()), ctor: await fails(() => new CryptoKey(Symbol("internal"), { handle: "A".repeat(22) })),
+            publicForged: await fails(() => s.deriveBits({ name: "ECDH", public: Object.create(CryptoKey.prototype) }, ecdh.privateKey, 256)),
+            getter: await fails(() => Object.getOwnPropertyDescriptor(CryptoKey.prototype, "type").get.call({})),
+            own: Reflect.ownKeys(real).length, json: JSON.stringify(real), realStillWorks: (await s.sign("HMAC", real, data)).byteLength,
+          };
+        `),
+      ),
+    );
+    expect(out).toEqual({
+      forged: "TypeError",
+      copied: "TypeError",
+      proxied: "TypeError",
+      cloned: "DataCloneError",
+      sub: "TypeError",
+      ctor: "TypeError",
+      publicForged: "TypeError",
+      getter: "TypeError",
+      own: 0,
+      json: "{}",
+      realStillWorks: 32,
+    });
+  });
+
+  it("a crypto answer that arrives after its call ended goes nowhere, and a then-getter on Object.prototype sees no host answer", async () => {
+    const key = uniqueKey("late-answer");
+    const code = `export default { async fetch(request) {
+      const path = new URL(request.url).pathname;
+      if (path === "/start") {
+        // not awaited: the call answers before the key exists
+        crypto.subtle.generateKey({ name: "RSA-PSS", modulusLength: 4096, publicExponent: new Uint8Array([1, 0, 1]), hash: "SHA-256" }, false, ["sign"]).then(() => console.log("late key"));
+        return new Response("started");
+      }
+      const seen = [];
+      Object.defineProperty(Object.prototype, "then", { configurable: true, get() { seen.push(Object.keys(this).join(",")); return undefined; } });
+      const k = await crypto.subtle.generateKey({ name: "HMAC", hash: "SHA-256" }, false, ["sign"]);
+      delete Object.prototype.then;
+      return Response.json({ seen: seen.filter((s) => /handle|type|value|ok/.test(s)), key: k instanceof CryptoKey });
+    } };`;
+    expect(text(await call(pool, key, code, { path: "/start" }))).toBe("started");
+    const next = await call(pool, key, code, { path: "/next" });
+    expect(json(next)).toEqual({ seen: [], key: true });
+    // the job left running did not count against the bounded reset between the calls: the isolate was kept warm
+    expect(next.cold).toBe(false);
+    await sleep(2_500);
+    expect(logs.filter((l) => l.key === key && l.message === "late key")).toEqual([]);
+  });
+});
+
 describe("host work is charged to the call", () => {
   it("hashing on the host counts as the call's CPU time, and against its limit", async () => {
     const code = `export default { async fetch(request) {
@@ -572,6 +729,24 @@ describe("host work is charged to the call", () => {
     const spent = process.threadCpuUsage(before);
     expect(measured.cpuMs).toBeGreaterThan(((spent.user + spent.system) / 1000) * 0.9);
     const stopped = await call(pool, uniqueKey("hash-limit"), code, { path: "/?n=200", limits: { cpuMs: 100, wallMs: 20_000, memoryMb: 128 } });
+    expect(!stopped.ok && stopped.code).toBe("ERR_CPU_LIMIT");
+    await stillServing();
+  });
+
+  it("Web Crypto work on the host's threadpool counts as the call's CPU time, and against its limit", async () => {
+    const code = `export default { async fetch(request) {
+      const n = Number(new URL(request.url).searchParams.get("n"));
+      const key = await crypto.subtle.importKey("raw", new TextEncoder().encode("password"), "PBKDF2", false, ["deriveBits"]);
+      for (let i = 0; i < n; i++) await crypto.subtle.deriveBits({ name: "PBKDF2", salt: new Uint8Array(16), iterations: 100000, hash: "SHA-256" }, key, 256);
+      return new Response("derived");
+    } };`;
+    const measured = await call(pool, uniqueKey("pbkdf2-cpu"), code, { path: "/?n=6", limits: { cpuMs: 20_000, wallMs: 30_000 } });
+    expect(text(measured)).toBe("derived");
+    const before = process.threadCpuUsage();
+    for (let i = 0; i < 6; i++) pbkdf2Sync("password", Buffer.alloc(16), 100_000, 32, "sha256");
+    const spent = process.threadCpuUsage(before);
+    expect(measured.cpuMs).toBeGreaterThan(((spent.user + spent.system) / 1000) * 0.9);
+    const stopped = await call(pool, uniqueKey("pbkdf2-limit"), code, { path: "/?n=1000", limits: { cpuMs: 150, wallMs: 30_000 } });
     expect(!stopped.ok && stopped.code).toBe("ERR_CPU_LIMIT");
     await stillServing();
   });

@@ -8,7 +8,8 @@ import { createServer, type Server } from "node:http";
 import type { AddressInfo } from "node:net";
 import { gzipSync } from "node:zlib";
 import { afterAll, beforeAll, describe, expect, it } from "vitest";
-import { isPublicAddress, type OutboundPolicy } from "../src/sandbox/outbound.ts";
+import { networkInterfaces } from "node:os";
+import { addressAllowed, isPublicAddress, outboundFetch, OwnNetworks, type OutboundPolicy } from "../src/sandbox/outbound.ts";
 import type { SandboxPool } from "../src/sandbox/supervisor.ts";
 import { call, json, jsonFunction, startPool, text, uniqueKey } from "./helpers.ts";
 
@@ -102,6 +103,55 @@ describe("address checks", () => {
     }
     for (const address of ["8.8.8.8", "1.1.1.1", "93.184.216.34", "2606:4700:4700::1111", "2a00:1450:4001:80b::200e", "::ffff:8.8.8.8"]) {
       expect([address, isPublicAddress(address)]).toEqual([address, true]);
+    }
+  });
+});
+
+describe("the device's own networks", () => {
+  // a home LAN with a global IPv6 prefix and a public IPv4 address on the device: public by range, the owner's all the same
+  const home = new OwnNetworks({
+    eth0: [
+      { address: "2001:470:1f0b:42::5", netmask: "ffff:ffff:ffff:ffff::", family: "IPv6", mac: "02:00:00:00:00:01", internal: false, cidr: "2001:470:1f0b:42::5/64", scopeid: 0 },
+      { address: "81.2.69.160", netmask: "255.255.255.0", family: "IPv4", mac: "02:00:00:00:00:01", internal: false, cidr: "81.2.69.160/24" },
+    ],
+  });
+
+  it("refuses the device's own addresses and every address of their on-link prefixes, mapped forms included", () => {
+    for (const address of ["2001:470:1f0b:42::5", "2001:470:1f0b:42::1", "2001:470:1f0b:42:ffff:ffff:ffff:ffff", "81.2.69.160", "81.2.69.1", "::ffff:81.2.69.7"]) {
+      expect([address, isPublicAddress(address), addressAllowed(address, {}, home)]).toEqual([address, true, false]);
+    }
+    for (const address of ["2001:470:1f0b:43::1", "2606:4700:4700::1111", "81.2.70.1", "8.8.8.8"]) {
+      expect([address, addressAllowed(address, {}, home)]).toEqual([address, true]);
+    }
+    // the owner's exceptions are exact addresses
+    expect(addressAllowed("2001:470:1f0b:42::1", { allowAddresses: ["2001:470:1f0b:42::1"] }, home)).toBe(true);
+    expect(addressAllowed("2001:470:1f0b:42::2", { allowAddresses: ["2001:470:1f0b:42::1"] }, home)).toBe(false);
+  });
+
+  it("a fetch to an address on them is refused before anything connects", async () => {
+    const out = await outboundFetch({ method: "GET", url: "http://[2001:470:1f0b:42::9]:8080/router-admin", headers: [], body: null, redirect: "follow" }, { allow: true }, home);
+    expect(out).toEqual({ error: expect.stringMatching(/on this device's own networks/) });
+  });
+
+  it("a function cannot reach a server on any of this machine's own addresses", async () => {
+    const own = Object.values(networkInterfaces()).flatMap((list) => list ?? []).filter((i) => !i.internal && !i.address.startsWith("fe80:"));
+    const networks = new OwnNetworks(networkInterfaces());
+    for (const info of own) {
+      // each own address is refused as one of the device's own, whatever its range (global IPv6 where the machine has one)
+      expect([info.address, networks.has(info.address)]).toEqual([info.address, true]);
+      const listener = createServer((_, res) => res.end("the owner's service"));
+      const bound = await new Promise<boolean>((resolve) => {
+        listener.once("error", () => resolve(false));
+        listener.listen(0, info.address, () => resolve(true));
+      });
+      if (!bound) continue;
+      try {
+        const host = info.family === "IPv6" ? `[${info.address}]` : info.address;
+        const out = await fetchFrom(`http://${host}:${(listener.address() as AddressInfo).port}/`, { allow: true, timeoutMs: 2_000 });
+        expect([info.address, out.error]).toEqual([info.address, expect.stringMatching(/^TypeError: fetch failed: .*(reserved address|own networks)/)]);
+      } finally {
+        await new Promise((resolve) => listener.close(resolve));
+      }
     }
   });
 });

@@ -14,6 +14,7 @@ import { createGateway, type DeviceNearness } from "./gateway/index.ts";
 import { DeviceLatency } from "./gateway/latency.ts";
 import { LoadMeter } from "./scheduler/load.ts";
 import { startLedger, type Ledger, type LedgerMode } from "./ledger/index.ts";
+import { EXACT_HEADERS_SERVER_OPTIONS } from "./http/exact-headers.ts";
 import { CallLimits, DEFAULT_CALL_LIMITS, FRONT_DOOR, frontDoorServerOptions, onClientError, type CallLimitSettings } from "./http/front-door.ts";
 import { errorResponse, notFound, onError, REQUEST_ID_HEADER, type HearthEnv } from "./http/index.ts";
 import { bearerToken, DeviceRegistry, FabricAuthority, FabricControl, sameSecret, type FabricKeys } from "./identity/index.ts";
@@ -221,7 +222,10 @@ export async function startPlatform(options: PlatformOptions): Promise<Platform>
   });
 
   const server: ServerType = await new Promise((resolve, reject) => {
-    const s = serve({ fetch: app.fetch, hostname: options.host ?? "127.0.0.1", port: options.port ?? 0, serverOptions: frontDoorServerOptions() }, () => resolve(s));
+    const s = serve(
+      { fetch: app.fetch, hostname: options.host ?? "127.0.0.1", port: options.port ?? 0, serverOptions: { ...EXACT_HEADERS_SERVER_OPTIONS, ...frontDoorServerOptions() } },
+      () => resolve(s),
+    );
     s.once("error", reject);
     s.on("clientError", onClientError);
   });

@@ -136,6 +136,28 @@ export const coldStart: Benchmark = {
       pool.drop(`bench/lazy-${i}@${hash}`);
     }
 
+    // The bigger runtime's lazy parts: the first call of a function that touches crypto.subtle or CompressionStream
+    // pays for installing them (and, for compression, the streams library); one that does not pays nothing.
+    ctx.log("cold-start: first calls that touch Web Crypto or compression");
+    const touching = { subtle: [] as number[], compression: [] as number[] };
+    const TOUCH = {
+      subtle: `const k = await crypto.subtle.importKey("raw", new Uint8Array(32), { name: "HMAC", hash: "SHA-256" }, false, ["sign"]); await crypto.subtle.sign("HMAC", k, new Uint8Array(8));`,
+      compression: `await new Response(new Blob(["hearth"]).stream().pipeThrough(new CompressionStream("gzip"))).arrayBuffer();`,
+    };
+    for (let i = 0; i < count; i++) {
+      for (const [name, body] of Object.entries(TOUCH) as [keyof typeof TOUCH, string][]) {
+        const key = `bench/touch-${name}-${i}@${salt}`;
+        const code = `// ${salt} ${i}\nexport default { async fetch() { ${body} return new Response("ok"); } };`;
+        const loaded = await pool.load(key, code, LIMITS);
+        if (!loaded.ok) throw new Error(`could not load ${key}: ${loaded.message}`);
+        const t = performance.now();
+        const touched = await pool.invoke(key, code, `touch-${i}`, LIMITS, REQUEST);
+        touching[name].push(performance.now() - t);
+        if (!touched.ok) throw new Error(`${key} failed in the sandbox: ${touched.message}`);
+        pool.drop(key);
+      }
+    }
+
     // Baselines: a bare isolate in-process; a raw NATS round trip of a bundle's bytes.
     ctx.log("cold-start: baselines");
     const ivmHelper = await startHelper(ctx.cleanup, "ivm-baseline.ts", { execArgv: ["--no-node-snapshot"] });
@@ -169,6 +191,8 @@ export const coldStart: Benchmark = {
         { bench: "cold", metric: `device: first run (SandboxPool.invoke), p${q}`, value: p(firstRunMs, q), unit: "ms", baseline: { name: "warm run, same function", value: p(warmRunMs, q) }, better: "lower" },
         { bench: "cold", metric: `device: fetch + compile + first run, p${q}`, value: p(coldTotalMs, q), unit: "ms", baseline: { name: "bare isolate + context + script", value: q === 50 ? bare.p50 : bare.p99 }, better: "lower" },
         { bench: "cold", metric: `device: compile on the call (invoke, no load), p${q}`, value: p(lazyColdMs, q), unit: "ms", baseline: { name: "bare isolate + context + script", value: q === 50 ? bare.p50 : bare.p99 }, better: "lower" },
+        { bench: "cold", metric: `device: first run touching crypto.subtle (HMAC), p${q}`, value: p(touching.subtle, q), unit: "ms", baseline: { name: "first run, touching neither", value: p(firstRunMs, q) }, better: "lower" },
+        { bench: "cold", metric: `device: first run touching CompressionStream, p${q}`, value: p(touching.compression, q), unit: "ms", baseline: { name: "first run, touching neither", value: p(firstRunMs, q) }, better: "lower" },
       );
     }
     rows.sort((a, b) => a.metric.replace(/, p\d+$/, "").localeCompare(b.metric.replace(/, p\d+$/, "")) || a.metric.localeCompare(b.metric));

@@ -340,7 +340,7 @@ export class Agent implements AsyncDisposable {
       const key = `${id}@${message.version}`;
       // The owner's memory cap: the warm isolate needs room (idle ones are evicted first), or the placement is refused.
       const release = this.memory.use(key, message.limits.memoryMb);
-      const settings = callSettings(message);
+      const settings = callSettings(message, this.config.outboundAllowAddresses);
       try {
         const code = await this.bundles.get(message.version);
         // Warm up: compile the new version before it takes calls, so a bad bundle fails the placement.
@@ -625,10 +625,12 @@ function sandboxLimits(limits: FunctionLimits) {
 }
 
 /** What the sandbox needs besides limits: the env, and the outbound policy (without one, `fetch` is refused). */
-function callSettings(f: { env?: FunctionEnv; outbound?: OutboundSettings }): CallSettings {
+function callSettings(f: { env?: FunctionEnv; outbound?: OutboundSettings }, allowAddresses: readonly string[]): CallSettings {
+  // the owner's exceptions apply only where the function's own policy allows fetch at all
+  const owner = allowAddresses.length > 0 ? { allowAddresses } : {};
   return {
     ...(f.env ? { env: f.env } : {}),
-    ...(f.outbound ? { outbound: { allow: f.outbound.allow, ...(f.outbound.hosts ? { hosts: f.outbound.hosts } : {}) } } : {}),
+    ...(f.outbound ? { outbound: { allow: f.outbound.allow, ...(f.outbound.hosts ? { hosts: f.outbound.hosts } : {}), ...owner } } : {}),
   };
 }
 

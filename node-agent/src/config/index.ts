@@ -55,6 +55,13 @@ export const AgentConfig = z.strictObject({
   queueWaitMs: z.number().int().min(0).max(60_000).default(5_000),
   /** Serve Prometheus metrics on 127.0.0.1:<port> (off unless set). */
   metricsPort: z.number().int().min(1, "metricsPort must be 1-65535").max(65535, "metricsPort must be 1-65535").optional(),
+  /**
+   * Addresses on the owner's own networks that functions allowed outbound fetch may reach all the same (a local
+   * JWKS or API the owner runs for them; tests). Exact IP addresses only; from the environment, comma-separated.
+   */
+  outboundAllowAddresses: z
+    .preprocess((v) => (typeof v === "string" ? v.split(",").map((s) => s.trim()).filter(Boolean) : v), z.array(z.union([z.ipv4(), z.ipv6()])).max(16))
+    .default([]),
 }).refine((c) => c.idleResumeBelow < c.idlePauseAbove, {
   message: "idleResumeBelow must be below idlePauseAbove (the gap is the hysteresis that stops flapping)",
   path: ["idleResumeBelow"],
@@ -90,6 +97,7 @@ const ENV_OF: Record<string, string> = {
   logLevel: "HEARTH_LOG_LEVEL",
   dataDir: "HEARTH_AGENT_DIR",
   credsFile: "HEARTH_FABRIC_CREDS",
+  outboundAllowAddresses: "HEARTH_OUTBOUND_ALLOW_ADDRESSES",
 };
 
 /** `HEARTH_AGENT_DIR`, else ~/.hearth-agent. */

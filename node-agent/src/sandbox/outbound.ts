@@ -1,7 +1,8 @@
 /**
  * Outbound `fetch` of functions, made by the supervisor (never by a sandbox
  * process) under the function's policy: off unless allowed, http(s) only,
- * optionally a list of hosts, and never to loopback, private, link-local,
+ * optionally a list of hosts, and never to the device's own networks (its
+ * addresses and their on-link prefixes, IPv4 and IPv6), loopback, private, link-local,
  * carrier-grade NAT, multicast or metadata addresses. The address check runs
  * on what DNS answered, right where the socket connects (so a name cannot
  * resolve one way for the check and another for the connection), and again
@@ -11,6 +12,7 @@ import { lookup as dnsLookup, type LookupAddress } from "node:dns";
 import http from "node:http";
 import https from "node:https";
 import { BlockList, isIP } from "node:net";
+import { networkInterfaces, type NetworkInterfaceInfo } from "node:os";
 import zlib from "node:zlib";
 import type { OutboundRequest, OutboundResponse } from "./messages.ts";
 
@@ -27,7 +29,7 @@ export interface OutboundPolicy {
   timeoutMs?: number;
   /** Redirects followed at most. Default 5. */
   maxRedirects?: number;
-  /** For tests only: lets these exact addresses through the address check (e.g. a 127.0.0.1 test server). */
+  /** Exact addresses let through the address check: the owner's `outboundAllowAddresses` (e.g. a local JWKS), and tests. */
   allowAddresses?: readonly string[];
 }
 
@@ -53,16 +55,68 @@ export function isPublicAddress(address: string): boolean {
   const family = isIP(address);
   if (family === 0) return false;
   if (family === 6) {
-    const mapped = /^(?:0{0,4}:){0,5}:?ffff:(\d+\.\d+\.\d+\.\d+)$/i.exec(address);
-    if (mapped) return isPublicAddress(mapped[1]!);
-    const mappedHex = /^(?:0{0,4}:){0,5}:?ffff:([0-9a-f]{1,4}):([0-9a-f]{1,4})$/i.exec(address);
-    if (mappedHex) {
-      const hi = parseInt(mappedHex[1]!, 16), lo = parseInt(mappedHex[2]!, 16);
-      return isPublicAddress(`${hi >> 8}.${hi & 255}.${lo >> 8}.${lo & 255}`);
-    }
+    const plain = unmapped(address);
+    if (plain !== address) return isPublicAddress(plain);
     return !BLOCKED.check(address, "ipv6");
   }
   return !BLOCKED.check(address, "ipv4");
+}
+
+/** IPv4-mapped IPv6 (`::ffff:a.b.c.d`, `::ffff:7f00:1`) as its IPv4 address; anything else as it is. */
+function unmapped(address: string): string {
+  const dotted = /^(?:0{0,4}:){0,5}:?ffff:(\d+\.\d+\.\d+\.\d+)$/i.exec(address);
+  if (dotted) return dotted[1]!;
+  const hex = /^(?:0{0,4}:){0,5}:?ffff:([0-9a-f]{1,4}):([0-9a-f]{1,4})$/i.exec(address);
+  if (!hex) return address;
+  const hi = parseInt(hex[1]!, 16), lo = parseInt(hex[2]!, 16);
+  return `${hi >> 8}.${hi & 255}.${lo >> 8}.${lo & 255}`;
+}
+
+/**
+ * The device's own networks: every address of its interfaces and the on-link
+ * prefix each sits in, IPv4 and IPv6. A home's IPv6 LAN prefix is global
+ * unicast (public by the ranges above), and so may be a device's own IPv4
+ * address; neither is for functions to reach.
+ */
+export class OwnNetworks {
+  private readonly list = new BlockList();
+  readonly size: number;
+
+  constructor(interfaces: NodeJS.Dict<NetworkInterfaceInfo[]>) {
+    let n = 0;
+    for (const infos of Object.values(interfaces)) {
+      for (const info of infos ?? []) {
+        const family = info.family === "IPv6" ? "ipv6" : "ipv4";
+        const prefix = Number(info.cidr?.split("/")[1]);
+        this.list.addAddress(info.address, family);
+        if (Number.isInteger(prefix)) this.list.addSubnet(info.address, prefix, family);
+        n++;
+      }
+    }
+    this.size = n;
+  }
+
+  has(address: string): boolean {
+    const plain = unmapped(address);
+    const family = isIP(plain);
+    return family !== 0 && this.list.check(plain, family === 6 ? "ipv6" : "ipv4");
+  }
+}
+
+/** How long the interface list is trusted: addresses come and go (DHCP, SLAAC privacy addresses, VPNs). */
+const OWN_NETWORKS_TTL_MS = 5_000;
+let ownNetworks: { at: number; networks: OwnNetworks } | undefined;
+/** This device's networks, read afresh every few seconds. */
+export function deviceNetworks(): OwnNetworks {
+  const now = Date.now();
+  if (!ownNetworks || now - ownNetworks.at > OWN_NETWORKS_TTL_MS) ownNetworks = { at: now, networks: new OwnNetworks(networkInterfaces()) };
+  return ownNetworks.networks;
+}
+
+/** Whether a function under this policy may connect to this address: public, not the device's own networks, or let through by the owner. */
+export function addressAllowed(address: string, policy: Pick<OutboundPolicy, "allowAddresses">, networks: OwnNetworks): boolean {
+  if (policy.allowAddresses?.includes(address)) return true;
+  return isPublicAddress(address) && !networks.has(address);
 }
 
 const HOP_BY_HOP = new Set([
@@ -82,7 +136,7 @@ function hostAllowed(hostname: string, hosts: readonly string[] | undefined): bo
 class Refused extends Error {}
 
 /** Performs one outbound fetch for a function; never throws: failures come back as `{ error }` (a TypeError in the isolate). */
-export async function outboundFetch(request: OutboundRequest, policy: OutboundPolicy | undefined): Promise<OutboundResponse> {
+export async function outboundFetch(request: OutboundRequest, policy: OutboundPolicy | undefined, networks: OwnNetworks = deviceNetworks()): Promise<OutboundResponse> {
   if (!policy?.allow) {
     return { error: "outbound fetch is not allowed for this function: deploy it with outbound fetch enabled (allowFetch)" };
   }
@@ -95,7 +149,7 @@ export async function outboundFetch(request: OutboundRequest, policy: OutboundPo
     let body: Uint8Array | null = request.body;
     const headers = request.headers.filter(([k]) => !HOP_BY_HOP.has(k.toLowerCase()));
     for (let hop = 0; ; hop++) {
-      const answer = await once(url, method, headers, body, p, deadline);
+      const answer = await once(url, method, headers, body, p, deadline, networks);
       const location = answer.headers.find(([k]) => k === "location")?.[1];
       if (answer.status >= 300 && answer.status < 400 && location !== undefined && request.redirect !== "manual") {
         answer.stream.destroy();
@@ -137,13 +191,21 @@ interface Answer {
   encoding: string | undefined;
 }
 
-function once(url: URL, method: string, headers: [string, string][], body: Uint8Array | null, p: OutboundPolicy & typeof DEFAULTS, deadline: number): Promise<Answer> {
+function once(
+  url: URL,
+  method: string,
+  headers: [string, string][],
+  body: Uint8Array | null,
+  p: OutboundPolicy & typeof DEFAULTS,
+  deadline: number,
+  networks: OwnNetworks,
+): Promise<Answer> {
   if (url.protocol !== "http:" && url.protocol !== "https:") throw new Refused(`only http and https URLs can be fetched, not ${url.protocol}`);
   if (url.username || url.password) throw new Refused("URLs with credentials are not fetched");
   const hostname = url.hostname.replace(/^\[|\]$/g, "");
   if (!hostAllowed(hostname, p.hosts)) throw new Refused(`${hostname} is not among this function's allowed hosts`);
-  const allowedAddress = (address: string) => isPublicAddress(address) || (p.allowAddresses?.includes(address) ?? false);
-  if (isIP(hostname) && !allowedAddress(hostname)) throw new Refused(`${hostname} is a private, loopback, link-local or reserved address`);
+  const allowedAddress = (address: string) => addressAllowed(address, p, networks);
+  if (isIP(hostname) && !allowedAddress(hostname)) throw new Refused(`${hostname} is a private, loopback, link-local or reserved address, or on this device's own networks`);
   const remaining = deadline - Date.now();
   if (remaining <= 0) throw new Refused("timed out");
   // The check happens on what DNS answered, where the socket connects.
@@ -152,7 +214,7 @@ function once(url: URL, method: string, headers: [string, string][], body: Uint8
       if (error) return callback(error);
       const bad = addresses.find((a) => !allowedAddress(a.address));
       if (bad || addresses.length === 0) {
-        return callback(new Refused(`${host} resolves to ${bad?.address ?? "nothing"}, a private, loopback, link-local or reserved address`));
+        return callback(new Refused(`${host} resolves to ${bad?.address ?? "nothing"}, a private, loopback, link-local or reserved address, or on this device's own networks`));
       }
       if (options.all) callback(null, addresses);
       else callback(null, addresses[0]!.address, addresses[0]!.family);

@@ -6,12 +6,15 @@
 // cannot reach them:
 //   $0 log(level, message)             console lines
 //   $1 parseUrl(input, base)           WHATWG URL parsing by the host
-//   $2 crypto(op, a, b, c)             random bytes, digests, HMAC (bytes are copied)
+//   $2 crypto(op, a, b, c)             random bytes, digests, running hashes (bytes are copied)
 //   $3 source(name)                    trusted library source read by the agent at start
 //   $4 timer(op, id, ms)               arm (1 once, 2 repeat) or clear (0) a host timer
 //   $5 fetch(id, request)              start an outbound fetch through the host; it answers with fetched(id, answer)
 //   $6 options                         { userAgent, maxTimers, maxUrlLength, maxLogLength, maxCryptoBytes, ... }
-// It returns { bind, fire, fetched, reset, settle } for the sandbox worker.
+//   $7 job(id, { kind, request })      start async host work (Web Crypto, compression); it answers with jobDone(id, outcome)
+//   $8 handles(op, a, b)               open a compressor, drop handles the garbage collector freed
+// It returns { bind, fire, fetched, jobDone, reset, settle } for the sandbox worker. The families
+// of globals in runtime/*.js are function declarations in the same closure, run on first touch.
 //
 // Strict mode: a tenant function called from here cannot climb to the
 // runtime's functions through `fn.caller`/`arguments.callee`, and V8 hands
@@ -22,6 +25,8 @@ const hostCrypto = $2;
 const hostSource = $3;
 const hostTimer = $4;
 const hostFetch = $5;
+const hostJobStart = $7;
+const hostHandles = $8;
 
 // ---------- primordials ----------
 // Captured before any tenant code runs (as Node's own primordials): tenant
@@ -51,6 +56,7 @@ const MapPrototypeGetSize = getter(Map.prototype, "size");
 const WeakMapPrototypeGet = uncurryThis(WeakMap.prototype.get);
 const WeakMapPrototypeSet = uncurryThis(WeakMap.prototype.set);
 const StringPrototypeSlice = uncurryThis(String.prototype.slice);
+const StringPrototypeToUpperCase = uncurryThis(String.prototype.toUpperCase);
 const TypedArrayPrototype = Object.getPrototypeOf(Uint8Array.prototype);
 const TypedArrayPrototypeGetTag = getter(TypedArrayPrototype, Symbol.toStringTag);
 const TypedArrayPrototypeGetByteLength = getter(TypedArrayPrototype, "byteLength");
@@ -68,6 +74,7 @@ const MAX_TIMERS = OPTIONS.maxTimers;
 const MAX_URL = OPTIONS.maxUrlLength;
 const MAX_LOG = OPTIONS.maxLogLength;
 const MAX_CRYPTO_BYTES = OPTIONS.maxCryptoBytes;
+const MAX_ZLIB_INPUT = OPTIONS.maxZlibInput;
 const MAX_HEADER_BYTES = OPTIONS.maxHeaderBytes;
 const MAX_HEADERS = OPTIONS.maxHeaders;
 const MAX_FETCH_BODY = OPTIONS.maxFetchBody;
@@ -121,16 +128,9 @@ const parseUrl = (input, base) => {
 const logLine = (level, message) => {
   hostLog(level, boundedString(message, MAX_LOG));
 };
-const HASH_NAMES = { __proto__: null, "SHA-1": true, "SHA-256": true, "SHA-384": true, "SHA-512": true };
-const cryptoOp = (op, a, b, c) => {
-  if (op === "random") {
-    if (typeof a !== "number" || !(a >= 0 && a <= 65536)) throw new RangeError("bad length");
-    return hostCrypto(op, a);
-  }
-  if (typeof a !== "string" || HASH_NAMES[a] !== true) throw new TypeError("unsupported hash");
-  const first = ownBytes(b, MAX_CRYPTO_BYTES, "crypto input");
-  if (op === "digest") return hostCrypto(op, a, first);
-  return hostCrypto(op, a, first, ownBytes(c, MAX_CRYPTO_BYTES, "crypto input"));
+const randomBytes = (n) => {
+  if (typeof n !== "number" || !(n >= 0 && n <= 65536)) throw new RangeError("bad length");
+  return hostCrypto("random", n);
 };
 
 const define = (name, value) =>
@@ -1041,7 +1041,6 @@ class Response extends Body {
 
 // ---------- crypto (the host computes; bytes are copied both ways) ----------
 const MAX_RANDOM = 65536;
-const randomBytes = (n) => cryptoOp("random", n);
 const bytesToHex = (b) => { let s = ""; for (const x of b) s += (x < 16 ? "0" : "") + x.toString(16); return s; };
 const INTEGER_ARRAYS = ["Int8Array", "Uint8Array", "Uint8ClampedArray", "Int16Array", "Uint16Array", "Int32Array", "Uint32Array", "BigInt64Array", "BigUint64Array"];
 function getRandomValues(array) {
@@ -1058,111 +1057,61 @@ function randomUUID() {
   const h = bytesToHex(b);
   return h.slice(0, 8) + "-" + h.slice(8, 12) + "-" + h.slice(12, 16) + "-" + h.slice(16, 20) + "-" + h.slice(20);
 }
-const HASHES = { __proto__: null, "SHA-1": 64, "SHA-256": 64, "SHA-384": 128, "SHA-512": 128 };
-const normalizeAlgorithm = (algorithm) => {
-  const a = typeof algorithm === "string" ? { name: algorithm } : algorithm;
-  if (!a || typeof a.name !== "string") throw new TypeError("Algorithm: name is missing");
-  return a;
-};
-const hashName = (hash) => {
-  const name = String(typeof hash === "string" ? hash : hash && hash.name).toUpperCase();
-  if (!(name in HASHES)) throw new DOMException("Unrecognized hash " + name + ": SHA-1, SHA-256, SHA-384 and SHA-512 are supported", "NotSupportedError");
-  return name;
-};
-const bufferSource = (data) => {
-  try { return asBytes(data).slice(); } catch { throw new TypeError("data must be an ArrayBuffer or an ArrayBufferView"); }
-};
-const KEY = Symbol("key");
-// The secret of a key lives in a private field; only the runtime's closure can read it (never tenant code, extractable or not).
-let keySecret;
-class CryptoKey {
-  #type; #extractable; #algorithm; #usages; #secret;
-  static {
-    keySecret = (key, usage) => {
-      if (typeof key !== "object" || key === null || !(#secret in key)) throw new TypeError("key is not a CryptoKey");
-      if (usage && !key.#usages.includes(usage)) throw new DOMException("key does not allow " + usage, "InvalidAccessError");
-      return { __proto__: null, secret: key.#secret, hash: key.#algorithm.hash.name, extractable: key.#extractable };
-    };
-  }
-  constructor(key, type, extractable, algorithm, usages, secret) {
-    if (key !== KEY) throw new TypeError("Illegal constructor");
-    this.#type = type; this.#extractable = extractable; this.#algorithm = ObjectFreeze({ ...algorithm, hash: ObjectFreeze({ ...algorithm.hash }) }); this.#usages = ObjectFreeze(usages); this.#secret = secret;
-  }
-  get type() { return this.#type; }
-  get extractable() { return this.#extractable; }
-  get algorithm() { return this.#algorithm; }
-  get usages() { return this.#usages; }
-  get [Symbol.toStringTag]() { return "CryptoKey"; }
-}
-const HMAC_USAGES = ["sign", "verify"];
-const checkUsages = (usages, allowed) => {
-  const list = [...usages].map(String);
-  for (const u of list) if (!allowed.includes(u)) throw new DOMException("usage " + u + " is not valid for this key", "SyntaxError");
-  if (list.length === 0) throw new DOMException("usages must not be empty", "SyntaxError");
-  return list;
-};
-const hmacKey = (secret, algorithm, extractable, usages) => {
-  const hash = hashName(algorithm.hash);
-  const length = algorithm.length !== undefined ? Number(algorithm.length) : secret.byteLength * 8;
-  return new CryptoKey(KEY, "secret", Boolean(extractable), { name: "HMAC", hash: { name: hash }, length }, checkUsages(usages, HMAC_USAGES), secret);
-};
-const b64url = (b) => bytesToBase64(b).replace(/\+/g, "-").replace(/\//g, "_").replace(/=+$/, "");
-const fromB64url = (s) => base64ToBytes(String(s).replace(/-/g, "+").replace(/_/g, "/"));
-const equalBytes = (a, b) => {
-  if (a.byteLength !== b.byteLength) return false;
-  let diff = 0;
-  for (let i = 0; i < a.byteLength; i++) diff |= a[i] ^ b[i];
-  return diff === 0;
-};
-const subtle = ObjectFreeze({
-  async digest(algorithm, data) {
-    const name = hashName(normalizeAlgorithm(algorithm).name);
-    return cryptoOp("digest", name, bufferSource(data)).buffer;
-  },
-  async importKey(format, keyData, algorithm, extractable, usages) {
-    const a = normalizeAlgorithm(algorithm);
-    if (a.name.toUpperCase() !== "HMAC") throw new DOMException("importKey supports HMAC keys only here", "NotSupportedError");
-    if (format === "raw") return hmacKey(bufferSource(keyData), a, extractable, usages);
-    if (format === "jwk") {
-      if (!keyData || keyData.kty !== "oct" || typeof keyData.k !== "string") throw new DOMException("jwk must be an oct key with k", "DataError");
-      return hmacKey(fromB64url(keyData.k), a, extractable, usages);
-    }
-    throw new DOMException("key format " + format + " is not supported for HMAC (raw, jwk)", "NotSupportedError");
-  },
-  async exportKey(format, key) {
-    const { secret, extractable } = keySecret(key);
-    if (!extractable) throw new DOMException("key is not extractable", "InvalidAccessError");
-    if (format === "raw") return secret.slice().buffer;
-    if (format === "jwk") return { kty: "oct", k: b64url(secret), alg: "HS" + key.algorithm.hash.name.slice(4), key_ops: [...key.usages], ext: true };
-    throw new DOMException("key format " + format + " is not supported", "NotSupportedError");
-  },
-  async generateKey(algorithm, extractable, usages) {
-    const a = normalizeAlgorithm(algorithm);
-    if (a.name.toUpperCase() !== "HMAC") throw new DOMException("generateKey supports HMAC keys only here", "NotSupportedError");
-    const bits = a.length !== undefined ? Number(a.length) : HASHES[hashName(a.hash)] * 8;
-    if (!Number.isInteger(bits) || bits <= 0 || bits % 8 !== 0 || bits > 8192) throw new DOMException("invalid HMAC key length", "OperationError");
-    return hmacKey(randomBytes(bits / 8), { ...a, length: bits }, extractable, usages);
-  },
-  async sign(algorithm, key, data) {
-    if (normalizeAlgorithm(algorithm).name.toUpperCase() !== "HMAC") throw new DOMException("sign supports HMAC only here", "NotSupportedError");
-    const { secret, hash } = keySecret(key, "sign");
-    return cryptoOp("hmac", hash, secret, bufferSource(data)).buffer;
-  },
-  async verify(algorithm, key, signature, data) {
-    if (normalizeAlgorithm(algorithm).name.toUpperCase() !== "HMAC") throw new DOMException("verify supports HMAC only here", "NotSupportedError");
-    const { secret, hash } = keySecret(key, "verify");
-    return equalBytes(cryptoOp("hmac", hash, secret, bufferSource(data)), bufferSource(signature));
-  },
-});
-class SubtleCrypto { constructor() { throw new TypeError("Illegal constructor"); } }
+// crypto.subtle, CryptoKey, SubtleCrypto, crypto.DigestStream: runtime/web-crypto.js, made on first touch.
+let webCryptoParts;
+const webCrypto = () => (webCryptoParts ??= makeWebCrypto());
 class Crypto { constructor() { throw new TypeError("Illegal constructor"); } }
 const cryptoObject = Object.create(Crypto.prototype);
 Object.defineProperties(cryptoObject, {
-  subtle: { value: subtle, enumerable: true },
+  subtle: { get: () => webCrypto().subtle, enumerable: true },
+  DigestStream: { get: () => webCrypto().DigestStream(), enumerable: false },
   getRandomValues: { value: getRandomValues, enumerable: true },
   randomUUID: { value: randomUUID, enumerable: true },
 });
 ObjectFreeze(cryptoObject);
+
+// ---------- async host work (Web Crypto, compression) ----------
+// A job is asked of the host by id; the host answers with jobDone(id, outcome) while the call runs. The
+// promise is resolved with a null-prototype box, so no `then` a tenant put on Object.prototype sees the answer.
+const jobs = new Map();
+let nextJob = 1;
+const hostJob = (kind, request) => {
+  if (freedHandles.length > 0) flushFreedHandles();
+  return new Promise((resolve, reject) => {
+    const id = nextJob++;
+    MapPrototypeSet(jobs, id, { __proto__: null, resolve, reject });
+    hostJobStart(id, { __proto__: null, kind, request });
+  });
+};
+const jobError = (error) => {
+  const name = String(error.name), message = String(error.message);
+  if (name === "TypeError") return new TypeError(message);
+  if (name === "RangeError") return new RangeError(message);
+  return new DOMException(message, name);
+};
+function jobDone(id, outcome) {
+  const job = MapPrototypeGet(jobs, id);
+  MapPrototypeDelete(jobs, id);
+  if (job === undefined) return;
+  if (outcome.ok === true) job.resolve({ __proto__: null, value: outcome.value });
+  else job.reject(jobError(outcome.error));
+}
+// Host objects behind handles (keys, hashes, compressors) whose holder here was garbage collected: the host drops
+// them with the next job. (The callback runs our code only: it appends to an array of ours.)
+const freedHandles = [];
+const handleRegistry = new FinalizationRegistry((handle) => append(freedHandles, handle));
+const registerHandle = (holder, handle) => { handleRegistry.register(holder, handle); };
+const flushFreedHandles = () => {
+  const n = MathMin(freedHandles.length, 1024);
+  const batch = [];
+  for (let i = freedHandles.length - n; i < freedHandles.length; i++) append(batch, freedHandles[i]);
+  freedHandles.length -= n;
+  hostHandles("free", batch);
+};
+
+// CompressionStream, DecompressionStream: runtime/compression.js, made on first touch.
+let compressionParts;
+const compression = () => (compressionParts ??= makeCompressionStreams());
 
 // ---------- console ----------
 const LEVELS = { debug: "debug", log: "info", info: "info", warn: "warn", error: "error", trace: "debug" };
@@ -1234,7 +1183,7 @@ async function fetch(input, init) {
 // ---------- the globals ----------
 const GLOBALS = {
   DOMException, TextEncoder, TextDecoder, URL, URLSearchParams, Headers, Request, Response, Blob, File, FormData,
-  Event, EventTarget, CustomEvent, AbortController, AbortSignal, Crypto, CryptoKey, SubtleCrypto,
+  Event, EventTarget, CustomEvent, AbortController, AbortSignal, Crypto,
   atob, btoa, setTimeout, clearTimeout, setInterval, clearInterval, queueMicrotask, structuredClone, fetch,
   console: consoleObject, crypto: cryptoObject, performance: performanceObject, navigator: navigatorObject,
 };
@@ -1243,6 +1192,10 @@ define("self", globalThis);
 for (const name of STREAM_GLOBALS) lazy(name, () => streams()[name]);
 lazy("TextEncoderStream", () => makeTextStreams().TextEncoderStream);
 lazy("TextDecoderStream", () => makeTextStreams().TextDecoderStream);
+lazy("CryptoKey", () => webCrypto().CryptoKey);
+lazy("SubtleCrypto", () => webCrypto().SubtleCrypto);
+lazy("CompressionStream", () => compression().CompressionStream);
+lazy("DecompressionStream", () => compression().DecompressionStream);
 
 // ---------- dispatch ----------
 // Errors the runtime itself raised about the answer (a tenant cannot forge these codes by setting a property).
@@ -1326,5 +1279,6 @@ function reset() {
   MapPrototypeClear(timers);
   MapPrototypeClear(calls);
   MapPrototypeClear(fetches);
+  MapPrototypeClear(jobs);
 }
-return { bind, fire: fireTimer, fetched, reset, settle };
+return { bind, fire: fireTimer, fetched, jobDone, reset, settle };

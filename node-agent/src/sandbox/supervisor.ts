@@ -119,6 +119,9 @@ class SandboxProcess {
       env: {
         PATH: process.env["PATH"] ?? "",
         NODE_ENV: process.env["NODE_ENV"] ?? "production",
+        // Every isolate runs in UTC, as on Workers: V8 takes its time zone from the process's TZ at start, and a
+        // device's own zone would both change what functions compute and tell them where its owner lives.
+        TZ: "UTC",
         HEARTH_SANDBOX_MEMORY_MB: String(this.pool.processMemoryMb),
         ...(process.env["HEARTH_SANDBOX_MAX_WARM"] ? { HEARTH_SANDBOX_MAX_WARM: process.env["HEARTH_SANDBOX_MAX_WARM"] } : {}),
         ...(process.env["HEARTH_SANDBOX_MAX_PER_FUNCTION"] ? { HEARTH_SANDBOX_MAX_PER_FUNCTION: process.env["HEARTH_SANDBOX_MAX_PER_FUNCTION"] } : {}),

@@ -8,13 +8,16 @@
  * supervisor over that pipe). Started with --no-node-snapshot and a capped
  * host heap; see docs/runtime.md for the limits it enforces.
  */
-import { createHash, createHmac, randomBytes } from "node:crypto";
+import { createHash, randomBytes, type Hash } from "node:crypto";
 import { readFileSync } from "node:fs";
 import { createRequire } from "node:module";
 import { performance } from "node:perf_hooks";
 import type { ErrorCode } from "@hearth/protocol";
 import ivm from "isolated-vm";
 import { z } from "zod";
+import { MAX_ZLIB_INPUT, ZLIB_COST, ZlibFormat, ZlibRequest, ZlibStream, type ZlibStep } from "./compression.ts";
+import { HANDLE, HandleTable } from "./handles.ts";
+import { JOB_SLOTS, JobGate, JobQueue } from "./host-jobs.ts";
 import {
   FromSandbox,
   ToSandbox,
@@ -23,15 +26,18 @@ import {
   type SandboxLimits,
   type SandboxRequest,
 } from "./messages.ts";
+import { describeError, MAX_CRYPTO_INPUT, runSubtle, SubtleRequest, type SubtleResult } from "./web-crypto.ts";
 
 // Trusted code only, read once at start: our runtime and the libraries it evaluates on demand.
 const RUNTIME = readFileSync(new URL("./runtime.js", import.meta.url), "utf8");
+/** Families of globals installed on first touch: compiled with the runtime (from its code cache), run only when a function uses them. */
+const RUNTIME_PARTS = ["web-crypto.js", "compression.js"].map((name) => readFileSync(new URL(`./runtime/${name}`, import.meta.url), "utf8"));
 const require = createRequire(import.meta.url);
 const LIBRARIES: Record<string, string> = {
   "web-streams": readFileSync(require.resolve("web-streams-polyfill"), "utf8"),
 };
 /** The runtime as one function of its host callbacks, compiled per isolate from a code cache made here, from our own source. */
-const RUNTIME_SCRIPT = `(function ($0, $1, $2, $3, $4, $5, $6) {${RUNTIME}\n})`;
+const RUNTIME_SCRIPT = `(function ($0, $1, $2, $3, $4, $5, $6, $7, $8) {"use strict";\n${RUNTIME_PARTS.join("\n")}\n${RUNTIME}\n})`;
 
 const env = (name: string, fallback: number) => {
   const n = Number(process.env[name]);
@@ -59,8 +65,8 @@ const MAX_LOG_LINE = 16_384;
 const MAX_FETCHES = 50;
 const MAX_URL_LENGTH = 2 * 1024 * 1024;
 const MAX_RANDOM_BYTES = 65_536;
-/** One digest or HMAC input; and all the bytes one call may hand the host (crypto inputs and URLs). */
-const MAX_HASH_INPUT = 16 * 1024 * 1024;
+/** One crypto input; and all the bytes one call may hand the host (crypto and compression inputs, URLs). */
+const MAX_HASH_INPUT = MAX_CRYPTO_INPUT;
 const MAX_HOST_BYTES_PER_CALL = 256 * 1024 * 1024;
 /** The response's headers: count and total bytes (names + values). */
 const MAX_HEADERS = 1_000;
@@ -69,6 +75,11 @@ const MAX_FETCH_BODY = 8 * 1024 * 1024;
 const MAX_ERROR_LENGTH = 4_000;
 const FETCH_TIMEOUT_MS = 60_000;
 const USER_AGENT = "Hearth/0.1";
+/** Per isolate: live handles of each kind, and the host memory they may hold in all (an estimate per entry). */
+const MAX_HANDLES = { key: 20_000, hash: 64, zlib: 64 } as const;
+const MAX_HANDLE_BYTES = 64 * 1024 * 1024;
+/** Async host work (Web Crypto, compression) runs on the threadpool, in this many slots for the whole process. */
+const jobGate = new JobGate(JOB_SLOTS);
 const HOP_BY_HOP = new Set(["connection", "keep-alive", "proxy-connection", "transfer-encoding", "te", "trailer", "upgrade", "content-length"]);
 
 interface Instance {
@@ -80,6 +91,14 @@ interface Instance {
   fetched: ivm.Reference<(id: number, answer: unknown) => void>;
   reset: ivm.Reference<() => void>;
   settle: ivm.Reference<(callId: number) => Promise<void>>;
+  jobDone: ivm.Reference<(id: number, outcome: unknown) => void>;
+  /** Host objects the isolate works with by handle (keys, hashes, compressors): dropped with it. */
+  handles: HandleTable;
+  /** Its async host work, one job at a time; the job running since jobStartedAt (0: none) is charged live. */
+  jobs: JobQueue;
+  jobStartedAt: number;
+  /** Host time of its finished jobs (µs, cumulative), charged to the call that was running. */
+  jobCpuUs: number;
   memoryMb: number;
   requestId: string;
   /** 1 while a call (or the module's top-level code) runs here, including the call's waitUntil tail; timers live only then. */
@@ -190,7 +209,7 @@ const hashArg = (value: unknown): string => {
   return alg;
 };
 /** The host side of `crypto`: everything copied in, a fresh Uint8Array copied out. */
-function hostCrypto(instance: Instance, op: string, a: unknown, b: unknown, c: unknown): Uint8Array {
+function hostCrypto(instance: Instance, op: string, a: unknown, b: unknown, c: unknown): Uint8Array | string {
   const bytesArg = (value: unknown): Uint8Array => {
     if (!(value instanceof Uint8Array)) throw new TypeError("expected bytes");
     if (value.byteLength > MAX_HASH_INPUT) throw new RangeError("input too large");
@@ -205,11 +224,101 @@ function hostCrypto(instance: Instance, op: string, a: unknown, b: unknown, c: u
     }
     case "digest":
       return new Uint8Array(createHash(hashArg(a)).update(bytesArg(b)).digest());
-    case "hmac":
-      return new Uint8Array(createHmac(hashArg(a), bytesArg(b)).update(bytesArg(c)).digest());
+    // a DigestStream: a running hash in the handle table, fed chunk by chunk
+    case "hash-open":
+      return instance.handles.add("hash", createHash(hashArg(a)), 1024);
+    case "hash-update": {
+      const hash = instance.handles.get<Hash>("hash", b);
+      if (!hash) throw new TypeError("not a DigestStream of this isolate");
+      hash.update(bytesArg(c));
+      return new Uint8Array(0);
+    }
+    case "hash-final": {
+      const hash = instance.handles.get<Hash>("hash", b);
+      if (!hash) throw new TypeError("not a DigestStream of this isolate");
+      instance.handles.delete(b as string);
+      return new Uint8Array(hash.digest());
+    }
     default:
       throw new TypeError("unknown crypto operation");
   }
+}
+
+const FreedHandles = z.array(z.string().regex(HANDLE)).max(1024);
+/**
+ * The handle side of the runtime, synchronous: opens a (de)compressor, and
+ * drops handles whose objects the isolate's garbage collector found
+ * unreachable (a FinalizationRegistry there reports them).
+ */
+function hostHandles(instance: Instance, op: string, a: unknown, b: unknown): string | undefined {
+  switch (op) {
+    case "zlib-open": {
+      const format = ZlibFormat.safeParse(a);
+      if (!format.success) throw new TypeError("unsupported compression format");
+      const stream = new ZlibStream(format.data, b === true);
+      return instance.handles.add("zlib", stream, ZLIB_COST, () => stream.close());
+    }
+    case "free": {
+      const freed = FreedHandles.safeParse(a);
+      if (freed.success) for (const handle of freed.data) instance.handles.delete(handle);
+      return undefined;
+    }
+    case "zlib-close":
+      if (typeof a === "string" && instance.handles.get("zlib", a)) instance.handles.delete(a);
+      return undefined;
+    default:
+      throw new TypeError("unknown handle operation");
+  }
+}
+
+const HostJob = z.discriminatedUnion("kind", [
+  z.strictObject({ kind: z.literal("subtle"), request: SubtleRequest }),
+  z.strictObject({ kind: z.literal("zlib"), request: ZlibRequest }),
+]);
+type JobOutcome = { ok: true; value: SubtleResult | ZlibStep } | { ok: false; error: { name: string; message: string } };
+
+/**
+ * Starts async host work for the isolate's running call (queued behind its
+ * other jobs); the outcome goes back in with jobDone(id, outcome), only while
+ * a call still runs there. Bytes handed over count against the call's budget.
+ */
+function startJob(instance: Instance, id: number, raw: unknown): void {
+  if (instance.active === 0 || instance.isolate.isDisposed) return;
+  const deliver = (outcome: JobOutcome) => {
+    if (instance.active === 0 || instance.isolate.isDisposed) return;
+    instance.jobDone
+      .apply(undefined, [id, new ivm.ExternalCopy(outcome).copyInto({ release: true })], { timeout: instance.callTimeoutMs })
+      .catch(() => undefined);
+  };
+  const parsed = HostJob.safeParse(raw);
+  if (!parsed.success) return void queueMicrotask(() => deliver({ ok: false, error: { name: "TypeError", message: "invalid crypto or compression request" } }));
+  const job = parsed.data;
+  try {
+    spendHostBytes(instance, requestBytes(job.request));
+  } catch (error) {
+    return void queueMicrotask(() => deliver({ ok: false, error: describeError(error) }));
+  }
+  const work: () => Promise<SubtleResult | ZlibStep> =
+    job.kind === "subtle"
+      ? () => runSubtle(instance.handles, job.request)
+      : () => {
+          const stream = instance.handles.get<ZlibStream>("zlib", job.request.handle);
+          if (!stream) return Promise.reject(new TypeError("not a compression stream of this isolate"));
+          return stream.step(job.request.input);
+        };
+  const queued = instance.jobs.push(work, (outcome) => deliver(outcome.ok ? outcome : { ok: false, error: describeError(outcome.error) }));
+  if (!queued) queueMicrotask(() => deliver({ ok: false, error: { name: "QuotaExceededError", message: "too many crypto or compression operations waiting in this call" } }));
+}
+
+/** The bytes a request hands the host. */
+function requestBytes(request: object): number {
+  let n = 0;
+  for (const value of Object.values(request)) {
+    if (value instanceof Uint8Array) n += value.byteLength;
+    else if (value !== null && typeof value === "object") n += requestBytes(value);
+    else if (typeof value === "string") n += value.length;
+  }
+  return n;
 }
 
 function librarySource(name: string): string {
@@ -259,13 +368,21 @@ class Meter {
   private readonly instance: Instance;
   private readonly cpuStart: bigint;
   private readonly hostStart: number;
+  private readonly jobStart: number;
   private readonly poll: NodeJS.Timeout;
   private readonly wall: NodeJS.Timeout;
+  private readonly countJobs: boolean;
 
-  constructor(instance: Instance, cpuLimitMs: number, wallLimitMs: number) {
+  /**
+   * `countJobs`: whether a host job running meanwhile counts, live. It does for a call (its own work); not for
+   * the reset after one, where a job the call left running is no fault of the reset's (it falls on the next call).
+   */
+  constructor(instance: Instance, cpuLimitMs: number, wallLimitMs: number, countJobs = true) {
     this.instance = instance;
+    this.countJobs = countJobs;
     this.cpuStart = instance.isolate.cpuTime;
     this.hostStart = instance.hostCpuUs;
+    this.jobStart = instance.jobCpuUs;
     this.poll = setInterval(() => {
       if (this.used() > cpuLimitMs) this.break("ERR_CPU_LIMIT");
     }, CPU_POLL_MS);
@@ -275,7 +392,9 @@ class Meter {
   /** CPU milliseconds spent since the meter started: in the isolate and in the host for it. */
   used(): number {
     const { isolate, hostCpuUs } = this.instance;
-    if (!isolate.isDisposed) this.last = Number(isolate.cpuTime - this.cpuStart) / 1e6 + (hostCpuUs - this.hostStart) / 1000;
+    const { jobCpuUs, jobStartedAt } = this.instance;
+    const jobs = this.countJobs ? (jobCpuUs - this.jobStart) / 1000 + (jobStartedAt > 0 ? performance.now() - jobStartedAt : 0) : 0;
+    if (!isolate.isDisposed) this.last = Number(isolate.cpuTime - this.cpuStart) / 1e6 + (hostCpuUs - this.hostStart) / 1000 + jobs;
     return this.last;
   }
 
@@ -296,6 +415,8 @@ function dispose(instance: Instance, why?: ErrorCode): void {
   instances.delete(instance);
   for (const timer of instance.timers.values()) clearTimeout(timer);
   instance.timers.clear();
+  instance.jobs.close();
+  instance.handles.clear();
   if (!instance.isolate.isDisposed) instance.isolate.dispose();
   wake(instance.key);
 }
@@ -308,8 +429,9 @@ function dispose(instance: Instance, why?: ErrorCode): void {
 async function resetAfterCall(instance: Instance): Promise<void> {
   for (const timer of instance.timers.values()) clearTimeout(timer);
   instance.timers.clear();
+  instance.jobs.dropWaiting();
   if (instance.isolate.isDisposed) return;
-  const meter = new Meter(instance, RESET_TIMEOUT_MS, RESET_TIMEOUT_MS);
+  const meter = new Meter(instance, RESET_TIMEOUT_MS, RESET_TIMEOUT_MS, false);
   try {
     await instance.reset.apply(undefined, [], { timeout: RESET_TIMEOUT_MS });
   } catch {
@@ -344,6 +466,7 @@ const RUNTIME_OPTIONS = {
   maxHeaderBytes: MAX_HEADER_BYTES,
   maxFetchBody: MAX_FETCH_BODY,
   maxErrorLength: MAX_ERROR_LENGTH,
+  maxZlibInput: MAX_ZLIB_INPUT,
 };
 
 /**
@@ -369,6 +492,9 @@ async function createInstance(key: string, limits: SandboxLimits): Promise<Insta
     heapBytes: 0,
     heapMeasuredAt: 0,
     hostCpuUs: 0,
+    jobStartedAt: 0,
+    jobCpuUs: 0,
+    handles: new HandleTable(MAX_HANDLE_BYTES, MAX_HANDLES),
     idleCpu: 0n,
     callTimeoutMs: LOAD_TIMEOUT_MS,
     logLines: 0,
@@ -376,6 +502,7 @@ async function createInstance(key: string, limits: SandboxLimits): Promise<Insta
     fetchCount: 0,
     hostBytes: 0,
   } as Instance;
+  instance.jobs = new JobQueue(instance, jobGate);
   const deadline = setTimeout(() => dispose(instance, "ERR_WALL_TIME_LIMIT"), LOAD_TIMEOUT_MS);
   let meter: Meter | undefined;
   try {
@@ -386,22 +513,28 @@ async function createInstance(key: string, limits: SandboxLimits): Promise<Insta
     const url = new ivm.Callback(charged(instance, (input: string, base: string | undefined) => parseUrl(instance, input, base)));
     const crypto = new ivm.Callback(charged(instance, (op: string, a: unknown, b: unknown, c: unknown) => hostCrypto(instance, op, a, b, c)));
     const source = new ivm.Callback(charged(instance, librarySource));
+    // (not `charged`: a job's time is measured where it runs, see host-jobs.ts; queuing it is part of that)
+    const job = new ivm.Callback((id: number, raw: unknown) => startJob(instance, id, raw));
+    const handles = new ivm.Callback(charged(instance, (op: string, a: unknown, b: unknown) => hostHandles(instance, op, a, b)));
     const options = new ivm.ExternalCopy(RUNTIME_OPTIONS).copyInto();
     const runtime = await compileRuntime(isolate);
     const factory = (await runtime.run(context, { reference: true, timeout: LOAD_TIMEOUT_MS })) as ivm.Reference<(...args: unknown[]) => unknown>;
-    const exported = (await factory.apply(undefined, [log, url, crypto, source, timer, fetchCallback, options], {
+    const exported = (await factory.apply(undefined, [log, url, crypto, source, timer, fetchCallback, options, job, handles], {
       result: { reference: true },
       timeout: LOAD_TIMEOUT_MS,
     })) as ivm.Reference<Record<string, unknown>>;
     factory.release();
-    const part = async <T>(name: string) => (await exported.get(name, { reference: true })) as unknown as ivm.Reference<T>;
-    const bind = await part<(ns: unknown) => unknown>("bind");
+    // Read synchronously: plain data properties of the runtime's own answer, before any tenant code exists, so
+    // nothing can run in the isolate meanwhile; an async hop into the isolate per part cost more than the read.
+    const part = <T>(name: string) => exported.getSync(name, { reference: true }) as unknown as ivm.Reference<T>;
+    const bind = part<(ns: unknown) => unknown>("bind");
     Object.assign(instance, {
       context,
-      fire: await part("fire"),
-      fetched: await part("fetched"),
-      reset: await part("reset"),
-      settle: await part("settle"),
+      fire: part("fire"),
+      fetched: part("fetched"),
+      reset: part("reset"),
+      settle: part("settle"),
+      jobDone: part("jobDone"),
     });
     exported.release();
     const module = await isolate.compileModule(code, { filename: `file:///${key.replace(/[^a-z0-9-]/g, "_")}.js` });

@@ -46,6 +46,7 @@ import {
 import { headers as natsHeaders, RequestError, TimeoutError, type Msg, type MsgHdrs, type NatsConnection } from "@nats-io/transport-node";
 import { Hono, type Context, type MiddlewareHandler } from "hono";
 import { z } from "zod";
+import { NO_CONTENT_TYPE } from "../http/exact-headers.ts";
 import { errorResponse, onError, type HearthEnv } from "../http/index.ts";
 import type { Logger } from "../log/index.ts";
 import type { DeviceEntry, Placement, Store } from "../state/index.ts";
@@ -726,6 +727,8 @@ function toResponse(c: Context<HearthEnv>, status: number, http: readonly [strin
     // a cookie stays on the function's app: no Domain, and on the shared origin a Path under /fn/<app>/
     out.append(name, lower === "set-cookie" ? scopeSetCookie(value, shared ? `/fn/${target.app}` : undefined) : value);
   }
+  // the adapter would add a text/plain content-type to an answer without one (a 204, a 304, a redirect): see http/exact-headers.ts
+  if (!out.has("content-type")) out.set(NO_CONTENT_TYPE, "1");
   out.set("X-Request-Id", c.get("requestId"));
   if (shared) out.set(SHARED_ORIGIN_HEADER, SHARED_ORIGIN_NOTE);
   const nullBody = status === 204 || status === 304 || c.req.method === "HEAD";
