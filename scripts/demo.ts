@@ -60,6 +60,7 @@ async function main(): Promise<void> {
 
   // every local client is 127.0.0.1: the production per-IP default (1,000 calls/s) would refuse a load test of the demo
   process.env["HEARTH_RATE_LIMIT_PER_IP"] ??= "1000000";
+  process.env["HEARTH_MAX_IN_FLIGHT_PER_IP"] ??= "100000";
   hearth = await startLocalHearth({
     port: await portFor(),
     logDir: LOG_DIR,

@@ -53,6 +53,7 @@ async function start(): Promise<void> {
       perIpPerSecond: env.HEARTH_RATE_LIMIT_PER_IP,
       perAppPerSecond: env.HEARTH_RATE_LIMIT_PER_APP,
       perFunctionInFlight: env.HEARTH_MAX_IN_FLIGHT_PER_FUNCTION,
+      perIpInFlight: env.HEARTH_MAX_IN_FLIGHT_PER_IP,
     },
     clientIpHeader: env.HEARTH_CLIENT_IP_HEADER,
     ledger: ledger.HEARTH_LEDGER,

@@ -228,6 +228,7 @@ export async function startPlatform(options: PlatformOptions): Promise<Platform>
     );
     s.once("error", reject);
     s.on("clientError", onClientError);
+    s.maxConnections = FRONT_DOOR.maxConnections;
   });
   const address = server.address() as AddressInfo;
   const host = address.family === "IPv6" ? `[${address.address}]` : address.address;

@@ -34,7 +34,7 @@ beforeAll(async () => {
   platform = await startPlatform({
     fabricKeys: authority.keys, natsUrl: nats.url, token: TOKEN, log: silentLogger(), ledger: "off", tickMs: 200,
     subjectPrefix: "door", redisPrefix: "door:",
-    callLimits: { perIpPerSecond: 5, perAppPerSecond: 12, perFunctionInFlight: 2 },
+    callLimits: { perIpPerSecond: 5, perAppPerSecond: 30, perFunctionInFlight: 2, perIpInFlight: 3 },
     clientIpHeader: "x-client-ip",
   });
   const { auth } = await createDeveloper(platform.app, TOKEN, "door-dev");
@@ -138,10 +138,35 @@ describe("rate and in-flight limits", () => {
   });
 
   it("answers an app over its rate with 429, whichever IPs call", async () => {
-    const burst = await inTurn(20, "busy", (i) => `198.51.100.${i}`);
-    expect(burst.filter((r) => r.status === 200).length).toBeLessThanOrEqual(12);
+    const burst = await inTurn(40, "busy", (i) => `198.51.100.${i}`);
+    expect(burst.filter((r) => r.status === 200).length).toBeLessThanOrEqual(30);
     const refused = burst.find((r) => r.status === 429)!;
     expect(((await refused.json()) as { error: { message: string } }).error.message).toMatch(/app busy/);
+  });
+
+  it("caps one client's calls in flight, body reading included, and serves other clients meanwhile", async () => {
+    const { port } = new URL(platform.url);
+    // three requests from one client, each trickling its body: they hold that client's three slots, and nothing of the function's
+    const trickling = Array.from({ length: 3 }, () => {
+      const socket = connectTcp(Number(port), "127.0.0.1");
+      socket.on("error", () => undefined);
+      socket.write("POST /fn/door/echo HTTP/1.1\r\nHost: 127.0.0.1\r\nX-Client-Ip: 192.0.2.77\r\nContent-Length: 100\r\n\r\nsome");
+      return socket;
+    });
+    try {
+      // polled slowly: the client's rate (5 a second) is not what this test is about
+      let message = "";
+      await waitFor("the client's fourth call refused for its calls in flight", async () => {
+        const res = await call("door", "echo", "192.0.2.77");
+        message = res.status === 429 ? ((await res.json()) as { error: { message: string } }).error.message : "";
+        return /in flight/.test(message);
+      }, { timeoutMs: 5_000, intervalMs: 400 });
+      expect(message).toMatch(/192\.0\.2\.77 has 3 calls in flight/);
+      // the function's own slots (2) are free: another client is served
+      expect((await call("door", "echo", "192.0.2.78")).status).toBe(200);
+    } finally {
+      for (const s of trickling) s.destroy();
+    }
   });
 
   it("caps the calls of one function in flight, and frees the slots as calls end", async () => {

@@ -38,7 +38,7 @@ beforeAll(async () => {
   nats = await startNatsServer({ jetstream: true, auth: natsAuth(authority) });
   platform = await startPlatform({
     fabricKeys: authority.keys, natsUrl: nats.url, token: TOKEN, log: silentLogger(), ledger: "required", tickMs: 200, subjectPrefix: PREFIX, redisPrefix: "hedge:",
-    callLimits: { perIpPerSecond: 0, perAppPerSecond: 0, perFunctionInFlight: 0 },
+    callLimits: { perIpPerSecond: 0, perAppPerSecond: 0, perFunctionInFlight: 0, perIpInFlight: 0 },
   });
   ({ auth } = await createDeveloper(platform.app, TOKEN, "hedge-dev"));
   for (const deviceId of ["hedge-a", "hedge-b"]) {
@@ -53,7 +53,8 @@ beforeAll(async () => {
           lateHeld++;
           setTimeout(() => {
             reply(deviceId, msg);
-            lateSent++;
+            // counted once nats-server has it, so settled() can wait for the gateway to have it too
+            void devices.find((d) => d.id === deviceId)!.nc.flush().then(() => lateSent++);
           }, late);
           return "silent";
         },
@@ -73,8 +74,17 @@ afterAll(async () => {
 
 const call = (method = "GET") => platform.app.request("/fn/hedge/fn", { method, ...(method === "GET" ? {} : { body: "x" }) });
 
-/** Waits for the slow device's late answers to be sent. */
-const settled = () => waitFor("the slow device's late answers sent", () => lateSent === lateHeld, { timeoutMs: 5_000, intervalMs: 10 });
+/**
+ * Waits for the slow device's late answers to reach the gateway: the gateway
+ * prefers the device with fewer calls in flight, and a late answer still on
+ * its way counts as one.
+ */
+const settled = async () => {
+  await waitFor("the slow device's late answers sent", () => lateSent === lateHeld, { timeoutMs: 5_000, intervalMs: 10 });
+  // nats-server writes to the platform's connection in order: what it had before this PONG has arrived
+  await platform.nc.flush();
+  await new Promise((resolve) => setImmediate(resolve));
+};
 
 async function billed(): Promise<number> {
   const res = await platform.app.request("/v1/usage?app=hedge", { headers: auth });

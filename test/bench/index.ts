@@ -89,6 +89,7 @@ async function main(): Promise<void> {
   }
   // the load comes from one IP (127.0.0.1): the per-IP limit stays on the path, high enough never to refuse
   process.env["HEARTH_RATE_LIMIT_PER_IP"] ??= "1000000";
+  process.env["HEARTH_MAX_IN_FLIGHT_PER_IP"] ??= "100000";
   const cleanup = new Cleanup();
   let interrupted = false;
   const onSignal = (signal: NodeJS.Signals) => {

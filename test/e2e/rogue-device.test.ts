@@ -643,12 +643,31 @@ describe("findings: what a hostile device tried once and no longer can", () => {
    * many subscriptions one connection may hold; nats-server refuses more.
    */
   it("a device's credential limits the size of what it publishes and how many subscriptions it holds", async () => {
+    // the size: nats.js refuses it when it has the server's word on the limit, else nats-server does and closes the connection
+    const big = await connectAsDevice(nats.url, rogueJoined, PREFIX, { reconnect: false });
+    const bigErrors: string[] = [];
+    void (async () => {
+      for await (const s of big.status()) if (s.type === "error") bigErrors.push(s.error.message);
+    })();
+    let refusedBy = "";
+    try {
+      big.publish(subjects.deviceLogs(rogueJoined.deviceId), new Uint8Array(DEVICE_CREDENTIAL_LIMITS.payloadBytes + 1));
+      await big.flush().catch((e: Error) => bigErrors.push(e.message));
+      await waitFor("nats-server to refuse a message over the credential's payload", () => bigErrors.some((e) => /payload/i.test(e)) || big.isClosed(), { timeoutMs: 5_000 });
+      refusedBy = "server";
+    } catch (error) {
+      if (!/payload/i.test((error as Error).message)) throw error;
+      refusedBy = "client";
+    }
+    expect(refusedBy).not.toBe("");
+    if (!big.isClosed()) await big.close();
+
+    // the subscriptions: one more than the credential allows is refused by nats-server
     const second = await connectAsDevice(nats.url, rogueJoined, PREFIX, { reconnect: false });
     const errors: string[] = [];
     void (async () => {
       for await (const s of second.status()) if (s.type === "error") errors.push(s.error.message);
     })();
-    expect(() => second.publish(subjects.deviceLogs(rogueJoined.deviceId), new Uint8Array(DEVICE_CREDENTIAL_LIMITS.payloadBytes + 1))).toThrow(/payload/i);
     const inbox = subjects.inbox(rogueJoined.deviceId);
     for (let i = 0; i <= DEVICE_CREDENTIAL_LIMITS.subscriptions; i++) second.subscribe(`${inbox}.s${i}`);
     await second.flush().catch((e: Error) => errors.push(e.message));

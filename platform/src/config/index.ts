@@ -39,6 +39,8 @@ const PlatformEnvFields = z.object({
   HEARTH_RATE_LIMIT_PER_APP: z.coerce.number().int().min(0).max(10_000_000).default(0),
   /** Calls of one function in flight through one platform process (0: no limit). */
   HEARTH_MAX_IN_FLIGHT_PER_FUNCTION: z.coerce.number().int().min(0).max(1_000_000).default(256),
+  /** Function calls from one client IP (an IPv6 /64) in flight through one platform process, body reading included (0: no limit). */
+  HEARTH_MAX_IN_FLIGHT_PER_IP: z.coerce.number().int().min(0).max(1_000_000).default(64),
   /** A header a trusted proxy in front sets to the client's IP (e.g. x-forwarded-for: its last entry is used); unset, the socket's address. */
   HEARTH_CLIENT_IP_HEADER: z.string().regex(/^[a-z0-9-]{1,64}$/, "HEARTH_CLIENT_IP_HEADER must be a lower-case header name").optional(),
   HEARTH_LOG_LEVEL: z.enum(["fatal", "error", "warn", "info", "debug", "trace", "silent"]).default("info"),

@@ -246,12 +246,12 @@ export function createGateway(options: GatewayOptions): Gateway {
     const until = Math.min(deadline - 100, performance.now() + REPLACEMENT_WAIT_MS);
     options.onNoDevice?.(app, fn);
     while (performance.now() < until) {
-      records.forget(app, fn);
+      // the short-lived cache, shared by every call waiting here: at most a couple of Redis reads a second per function
       const entry = await records.get(app, fn);
       if (!entry?.record) return [];
       const fresh = chooseDevices(entry, options.liveDevice, inflight, options.region, options.latency).filter((id) => !tried.has(id) && options.liveDevice?.(id) !== undefined);
       if (fresh.length > 0) return fresh;
-      await new Promise((resolve) => setTimeout(resolve, 100));
+      await new Promise((resolve) => setTimeout(resolve, 200));
     }
     return [];
   };
@@ -272,22 +272,33 @@ export function createGateway(options: GatewayOptions): Gateway {
       return errorResponse(c, "ERR_PLATFORM_UNREACHABLE", "the gateway has lost its connection to the fabric and is reconnecting; retry in a few seconds");
     }
     const limits = options.callLimits;
-    const refused = await limits?.admit(clientIp(c, options.clientIpHeader), appName);
+    const ip = clientIp(c, options.clientIpHeader);
+    const refused = await limits?.admit(ip, appName);
     if (refused) return tooMany(c, refused);
-    const slot = limits?.enter(`${appName}/${fnName}`);
-    if (slot && typeof slot !== "function") return tooMany(c, slot);
-    const ended = options.load?.begin(`${appName}/${fnName}`);
+    // one client's requests at once, body reading included: a client that trickles bodies holds only its own share
+    const ipSlot = limits?.enterClient(ip);
+    if (ipSlot && typeof ipSlot !== "function") return tooMany(c, ipSlot);
     try {
-      return await call(c, target, entry, record, method.data, received);
+      // the body is whole before the call counts against its function (its in-flight cap, its demand for scaling)
+      const body = await readBody(c.req.raw, record.limits.requestBytes);
+      const slot = limits?.enter(`${appName}/${fnName}`);
+      if (slot && typeof slot !== "function") return tooMany(c, slot);
+      const ended = options.load?.begin(`${appName}/${fnName}`);
+      try {
+        return await call(c, target, entry, record, method.data, received, body);
+      } finally {
+        ended?.();
+        slot?.();
+      }
     } finally {
-      ended?.();
-      slot?.();
+      ipSlot?.();
     }
   };
 
-  const call = async (c: Context<HearthEnv>, target: Target, entry: CachedFunction, record: FunctionRecord, method: HttpMethod, received: number) => {
+  const call = async (
+    c: Context<HearthEnv>, target: Target, entry: CachedFunction, record: FunctionRecord, method: HttpMethod, received: number, body: Uint8Array,
+  ) => {
     const { app: appName, fn: fnName } = target;
-    const body = await readBody(c.req.raw, record.limits.requestBytes);
     const requestId = c.get("requestId");
     const fnUrl = new URL(target.path + target.url.search, target.url.origin);
 
@@ -757,6 +768,8 @@ interface CachedFunction {
 const UNMEASURED_RTT_MS = 50;
 /** What one call this gateway has in flight on a device adds to its score, ms. */
 const INFLIGHT_MS = 2;
+/** Round trips are compared in steps of this many ms: devices nearer than that to each other are equals, and share the calls. */
+const RTT_STEP_MS = 5;
 
 /**
  * The devices to try for one call, best first, among the function's placed
@@ -783,8 +796,8 @@ export function chooseDevices(
     const unheard = liveDevice !== undefined && live === undefined;
     const elsewhere = region !== undefined && live !== undefined && live.heartbeat.region !== region;
     const tier = (unheard ? 4e6 : 0) + (placed.version === version ? 0 : 2e6) + (elsewhere ? 1e6 : 0);
-    const near = (nearness?.rttOf(id) ?? UNMEASURED_RTT_MS) + (nearness?.penalty(id) ?? 0);
-    ranked.push({ id, score: tier + near + (inflight.get(id) ?? 0) * INFLIGHT_MS + Math.random() * 0.5 });
+    const near = Math.round((nearness?.rttOf(id) ?? UNMEASURED_RTT_MS) / RTT_STEP_MS) * RTT_STEP_MS + (nearness?.penalty(id) ?? 0);
+    ranked.push({ id, score: tier + near + (inflight.get(id) ?? 0) * INFLIGHT_MS + Math.random() });
   }
   return ranked.sort((a, b) => a.score - b.score).map((r) => r.id);
 }

@@ -36,6 +36,8 @@ export const FRONT_DOOR = {
   maxUrlBytes: 8 * 1024,
   /** All headers, the request line included (Node's own default, stated here). */
   maxHeaderBytes: 16 * 1024,
+  /** Open client connections one platform process keeps; more are refused at accept. */
+  maxConnections: 20_000,
 } as const;
 
 /** Options for `http.createServer` that enforce the timeouts and sizes above. */
@@ -58,6 +60,12 @@ function rawError(code: ErrorCode, message: string): string {
 
 /** Answers what Node's HTTP parser refused (too-large headers, too slow a client, malformed) in the envelope, then closes. */
 export function onClientError(error: Error & { code?: string }, socket: Socket): void {
+  // as Node's own handler: never into a response already under way, never to a socket the client reset
+  const pending = (socket as Socket & { _httpMessage?: { headersSent?: boolean } })._httpMessage;
+  if (error.code === "ECONNRESET" || (pending && pending.headersSent)) {
+    socket.destroy();
+    return;
+  }
   if (socket.writable && !socket.writableEnded) {
     const text =
       error.code === "HPE_HEADER_OVERFLOW"
@@ -77,9 +85,27 @@ export interface CallLimitSettings {
   perAppPerSecond: number;
   /** Calls of one function in flight through this process at once (0: no limit). */
   perFunctionInFlight: number;
+  /** Function calls from one client IP in flight through this process at once, body reading included (0: no limit). */
+  perIpInFlight: number;
 }
 
-export const DEFAULT_CALL_LIMITS: CallLimitSettings = { perIpPerSecond: 1_000, perAppPerSecond: 0, perFunctionInFlight: 256 };
+export const DEFAULT_CALL_LIMITS: CallLimitSettings = { perIpPerSecond: 1_000, perAppPerSecond: 0, perFunctionInFlight: 256, perIpInFlight: 64 };
+
+/**
+ * The key a client IP is limited by: an IPv4 address as it is, an IPv6
+ * address by its /64 (one subscriber's network: a client could otherwise
+ * take a fresh address for every request).
+ */
+export function clientKey(ip: string): string {
+  if (!ip.includes(":")) return ip;
+  const v4 = /^::ffff:(\d+\.\d+\.\d+\.\d+)$/i.exec(ip);
+  if (v4) return v4[1]!;
+  const [head = "", tail = ""] = ip.split("::");
+  const left = head ? head.split(":") : [];
+  const right = tail ? tail.split(":") : [];
+  const groups = ip.includes("::") ? [...left, ...Array<string>(Math.max(0, 8 - left.length - right.length)).fill("0"), ...right] : left;
+  return `${groups.slice(0, 4).map((g) => g.toLowerCase().replace(/^0+(?=.)/, "")).join(":")}::/64`;
+}
 
 /** Why a call was refused, and when to come back. */
 export interface Refusal {
@@ -92,6 +118,7 @@ export class CallLimits {
   private readonly perIp?: RateLimiterMemory;
   private readonly perApp?: RateLimiterMemory;
   private readonly inFlight = new Map<string, number>();
+  private readonly clients = new Map<string, number>();
   private readonly settings: CallLimitSettings;
 
   constructor(settings: CallLimitSettings) {
@@ -103,7 +130,7 @@ export class CallLimits {
   /** Counts a call against its client's and its app's rates: a refusal, or undefined when it may go on. */
   async admit(ip: string | undefined, app: string): Promise<Refusal | undefined> {
     if (this.perIp && ip !== undefined) {
-      const refused = await spend(this.perIp, ip);
+      const refused = await spend(this.perIp, clientKey(ip));
       if (refused !== undefined) return { message: `more than ${this.settings.perIpPerSecond} calls a second from ${ip}; slow down`, retryAfterSeconds: refused };
     }
     if (this.perApp) {
@@ -115,19 +142,29 @@ export class CallLimits {
 
   /** Takes one of the function's in-flight slots: a release function, or a refusal when all are taken. */
   enter(fnKey: string): (() => void) | Refusal {
-    const cap = this.settings.perFunctionInFlight;
-    const now = this.inFlight.get(fnKey) ?? 0;
-    if (cap > 0 && now >= cap) return { message: `${fnKey} has ${cap} calls in flight here, its most; retry in a moment`, retryAfterSeconds: 1 };
-    this.inFlight.set(fnKey, now + 1);
-    let released = false;
-    return () => {
-      if (released) return;
-      released = true;
-      const left = (this.inFlight.get(fnKey) ?? 1) - 1;
-      if (left <= 0) this.inFlight.delete(fnKey);
-      else this.inFlight.set(fnKey, left);
-    };
+    return take(this.inFlight, fnKey, this.settings.perFunctionInFlight, `${fnKey} has ${this.settings.perFunctionInFlight} calls in flight here, its most; retry in a moment`);
   }
+
+  /** Takes one of a client's in-flight slots (none to take without an IP: in-process requests). */
+  enterClient(ip: string | undefined): (() => void) | Refusal | undefined {
+    if (ip === undefined) return undefined;
+    const key = clientKey(ip);
+    return take(this.clients, key, this.settings.perIpInFlight, `${ip} has ${this.settings.perIpInFlight} calls in flight here, its most; retry in a moment`);
+  }
+}
+
+function take(counts: Map<string, number>, key: string, cap: number, refusal: string): (() => void) | Refusal {
+  const now = counts.get(key) ?? 0;
+  if (cap > 0 && now >= cap) return { message: refusal, retryAfterSeconds: 1 };
+  counts.set(key, now + 1);
+  let released = false;
+  return () => {
+    if (released) return;
+    released = true;
+    const left = (counts.get(key) ?? 1) - 1;
+    if (left <= 0) counts.delete(key);
+    else counts.set(key, left);
+  };
 }
 
 /** Spends one point: undefined when within the rate, else the seconds until there is room again. */

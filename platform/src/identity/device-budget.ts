@@ -30,5 +30,7 @@ export function deviceBudget(options: { points: number; perSeconds: number }): D
 
 /** Bundle requests: a device fetches a bundle when it is placed, so a few a second is plenty even as it starts. */
 export const BUNDLE_REQUEST_BUDGET = { points: 120, perSeconds: 60 } as const;
-/** Function log lines, in bytes: a busy device logging freely stays well under it. */
-export const LOG_BYTES_BUDGET = { points: 32 * 1024 * 1024, perSeconds: 10 } as const;
+/** Function log lines, in bytes (each line counts at least LOG_LINE_MIN_COST): a busy device logging freely stays under it. */
+export const LOG_BYTES_BUDGET = { points: 8 * 1024 * 1024, perSeconds: 10 } as const;
+/** What one log line costs of the budget at least, however short: a flood of tiny lines is a flood. */
+export const LOG_LINE_MIN_COST = 512;

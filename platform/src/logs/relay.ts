@@ -9,7 +9,7 @@
  */
 import { DEVICE_MESSAGE_BYTES, LogLine, logSubject, type Subjects } from "@hearth/protocol";
 import type { NatsConnection, Subscription } from "@nats-io/transport-node";
-import { deviceBudget, LOG_BYTES_BUDGET } from "../identity/device-budget.ts";
+import { deviceBudget, LOG_BYTES_BUDGET, LOG_LINE_MIN_COST } from "../identity/device-budget.ts";
 import type { Logger } from "../log/index.ts";
 import type { Store } from "../state/index.ts";
 
@@ -55,7 +55,7 @@ export function relayDeviceLogs(options: LogRelayOptions): Subscription {
       if (msg.data.length > DEVICE_MESSAGE_BYTES.logLine) return drop(deviceId, "a line too big to read");
       // spent before the line is read: what is over budget costs no parse and no lookup
       budget
-        .spend(deviceId, msg.data.length)
+        .spend(deviceId, Math.max(msg.data.length, LOG_LINE_MIN_COST))
         .then(async (within) => {
           if (!within) return drop(deviceId, "more log bytes than its budget");
           let line;

@@ -58,6 +58,8 @@ const SCALE_UTILIZATION = 0.7;
 /** A function scales back in no sooner than this after it last scaled out. */
 const SCALE_IN_AFTER_MS = 30_000;
 const PROBE_TIMEOUT_MS = 1_000;
+/** A device whose connection closed counts as gone when it has not answered for this long since. */
+const GONE_AFTER_MS = 2_000;
 
 export class Scheduler implements AsyncDisposable {
   readonly deadAfterMs: number;
@@ -214,16 +216,19 @@ export class Scheduler implements AsyncDisposable {
     const under = this.checking.get(deviceId);
     if (under) return under;
     const check = (async () => {
-      for (let attempt = 0; attempt < 2; attempt++) {
+      // nats.js reconnects on its own within moments (a network blip, a slow-consumer cut): keep asking for a
+      // little while before a device counts as gone, so a short absence costs its callers nothing
+      const until = Date.now() + GONE_AFTER_MS;
+      for (;;) {
         try {
           await this.send(deviceId, { type: "ping" }, PROBE_TIMEOUT_MS);
           return false;
-        } catch (error) {
-          if (error instanceof RequestError && error.isNoResponders()) break;
-          // anything else (a timeout) is asked once more
+        } catch {
+          // no responders, or no answer: ask again until the grace is over
         }
+        if (Date.now() >= until || this.stopped) return true;
+        await new Promise((resolve) => setTimeout(resolve, 250));
       }
-      return true;
     })().then((gone) => {
       if (gone && !this.stopped) {
         this.log.info({ deviceId }, "device left the fabric: its calls move and its functions are re-placed");
@@ -391,7 +396,8 @@ export class Scheduler implements AsyncDisposable {
     }
     const max = record.scaling?.maxReplicas ?? record.replicas;
     if (max <= record.replicas || !this.load) return record.replicas;
-    const cores = Object.keys(placement.devices).map((id) => live.get(id)?.heartbeat.cores ?? 1);
+    // what a device says it donates steers scaling only within sane bounds (a claim of 1024 cores or of 0.001)
+    const cores = Object.keys(placement.devices).map((id) => Math.min(Math.max(Math.round(live.get(id)?.heartbeat.cores ?? 1), 1), 64));
     const perReplica = cores.length > 0 ? cores.reduce((a, b) => a + b, 0) / cores.length : 1;
     const need = Math.ceil(this.load.demand(key, now) / (perReplica * SCALE_UTILIZATION));
     let target = Math.min(Math.max(need, record.replicas), max);

@@ -33,6 +33,7 @@ export class LoadMeter implements AsyncDisposable {
   private readonly nc: NatsConnection;
   private readonly subjects: Subjects;
   private readonly process: string;
+  private readonly woken = new Map<string, number>();
 
   constructor(nc: NatsConnection, subjects: Subjects, process: string) {
     this.nc = nc;
@@ -72,8 +73,12 @@ export class LoadMeter implements AsyncDisposable {
     };
   }
 
-  /** A call is waiting for a function scaled to zero. */
+  /** A call is waiting for a function scaled to zero (announced at most once a second per function). */
   wake(fn: string): void {
+    const now = Date.now();
+    if ((this.woken.get(fn) ?? 0) > now - 1_000) return;
+    if (this.woken.size > 10_000) this.woken.clear();
+    this.woken.set(fn, now);
     if (!this.nc.isClosed()) this.nc.publish(this.subjects.wake, JSON.stringify({ fn }));
   }
 
@@ -132,8 +137,11 @@ export class LoadBoard {
         callback: (err, msg) => {
           const wake = err ? undefined : read(Wake, msg.data);
           if (!wake) return;
-          this.lastCall.set(wake.fn, Date.now());
-          onWake();
+          const now = Date.now();
+          // every gateway may ask: one placement pass a second per function is plenty
+          const before = this.lastCall.get(wake.fn) ?? 0;
+          this.lastCall.set(wake.fn, now);
+          if (before <= now - 1_000) onWake();
         },
       }),
     ];
