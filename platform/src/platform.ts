@@ -212,7 +212,7 @@ export async function startPlatform(options: PlatformOptions): Promise<Platform>
   let url = options.publicUrl ?? "";
   const appHosts = options.appDomain ? new AppHosts(options.appDomain, () => url) : undefined;
   // each function's calls in flight, reported to every scheduler (scaling) every 2 s
-  const load = new LoadMeter(nc, subjects, randomUUID());
+  const load = new LoadMeter(nc, subjects, randomUUID(), options.region);
   // how near each live device is to this process (measured by pings, never taken from the device)
   const latency = new DeviceLatency({ nc, subjects, devices: () => scheduler.liveDevices().map((d) => d.heartbeat.deviceId) });
   const metrics = new PlatformMetrics({ store, scheduler, devices, ledger, nc });
