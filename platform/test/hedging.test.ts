@@ -114,6 +114,9 @@ describe("hedged calls", () => {
     expect(received.get("hedge-a")!.length - before).toBeGreaterThanOrEqual(3);
     // every call was answered by the fast device: those sent to the slow one first were hedged
     expect(new Set(served)).toEqual(new Set(["hedge-b"]));
+    // and the slow device was told to drop each such call if it was still waiting for a core
+    const slowDevice = devices.find((d) => d.id === "hedge-a")!;
+    await waitFor("cancel messages at the slow device", () => slowDevice.received.filter((m) => m.type === "cancel").length >= 3, { timeoutMs: 5_000 });
 
     // each call billed once, the slow device's late answers included
     await waitFor("every call billed", async () => (await billed()) >= made, { timeoutMs: 10_000 });

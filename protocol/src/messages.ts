@@ -63,6 +63,8 @@ export const ControlMessage = z.discriminatedUnion("type", [
   z.strictObject({ type: z.literal("unplace"), app: AppName, fn: FunctionName }),
   /** Liveness probe: a live agent answers `{ ok: true }`; a dead one has no responders. */
   z.strictObject({ type: z.literal("ping") }),
+  /** The gateway has its answer from another device (a hedged call): a call still waiting for a core here is dropped. */
+  z.strictObject({ type: z.literal("cancel"), requestId: RequestId }),
 ]);
 export type ControlMessage = z.infer<typeof ControlMessage>;
 

@@ -88,6 +88,8 @@ export class Agent implements AsyncDisposable {
   private pausedFor: PauseReason[] = [];
   private pausing?: Promise<void>;
   readonly gate: CoreGate;
+  /** Calls waiting for a core, by request id: a `cancel` from the platform drops one (its hedge answered elsewhere). */
+  private readonly waiting = new Map<string, AbortController>();
   readonly memory: WarmIsolates;
   /** Trace ids of the calls running now, for their log lines. */
   private readonly traces: CallTraces;
@@ -330,6 +332,11 @@ export class Agent implements AsyncDisposable {
     if (!parsed.success) return reply({ error: { code: "ERR_BAD_MESSAGE", message: "invalid control message" } });
     const message = parsed.data;
     if (message.type === "ping") return reply({ ok: true });
+    if (message.type === "cancel") {
+      // only a call still waiting for a core: one already running finishes (its answer is dropped, unbilled)
+      this.waiting.get(message.requestId)?.abort();
+      return reply({ ok: true });
+    }
     const id = `${message.app}/${message.fn}`;
     try {
       if (message.type === "unplace") {
@@ -419,7 +426,15 @@ export class Agent implements AsyncDisposable {
       // The gateway may already run a newer (or rolled-back) version than the last placement: it names the version.
       const code = await this.bundles.get(version);
       // At most `cores` calls run at once; the rest wait (bounded) for a core.
-      release = await this.gate.acquire(meta.data.deadline - Date.now());
+      const cancel = new AbortController();
+      // request ids come from callers and may repeat: the first call waiting under one is the one a cancel reaches
+      const cancellable = !this.waiting.has(requestId) && this.waiting.size < 100_000;
+      if (cancellable) this.waiting.set(requestId, cancel);
+      try {
+        release = await this.gate.acquire(meta.data.deadline - Date.now(), cancel.signal);
+      } finally {
+        if (this.waiting.get(requestId) === cancel) this.waiting.delete(requestId);
+      }
       const key = `${app}/${fn}@${version}`;
       const core = release;
       const isolate = this.memory.use(key, placed.limits.memoryMb);

@@ -422,6 +422,10 @@ export function createGateway(options: GatewayOptions): Gateway {
         }
         reply = first.msg;
         chosen = first.deviceId;
+        // a hedge's other device: if the call still waits for a core there, it is dropped (fire and forget)
+        for (const loser of pending.keys()) {
+          if (!nc.isClosed()) nc.publish(subjects.control(loser), JSON.stringify({ type: "cancel", requestId }));
+        }
         break;
       }
       if (first.kind === "timeout") {
