@@ -56,6 +56,7 @@ async function start(): Promise<void> {
       perIpInFlight: env.HEARTH_MAX_IN_FLIGHT_PER_IP,
     },
     clientIpHeader: env.HEARTH_CLIENT_IP_HEADER,
+    clientLocationHeader: env.HEARTH_CLIENT_LOCATION_HEADER,
     ledger: ledger.HEARTH_LEDGER,
     publicNatsUrl: ledger.HEARTH_PUBLIC_NATS_URL,
   }).catch((error: unknown) => {

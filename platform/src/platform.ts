@@ -57,6 +57,8 @@ export interface PlatformOptions {
   callLimits?: CallLimitSettings;
   /** A header a trusted proxy sets to the client's IP (its last entry is used). */
   clientIpHeader?: string;
+  /** A header a trusted proxy sets to the caller's location, `<lat>,<lon>` (docs/routing.md). */
+  clientLocationHeader?: string;
 }
 
 export interface Platform extends AsyncDisposable {
@@ -94,6 +96,7 @@ export function createHttpApp(parts: {
   appHosts?: AppHosts;
   callLimits?: CallLimitSettings;
   clientIpHeader?: string;
+  clientLocationHeader?: string;
   latency?: DeviceNearness;
   load?: LoadMeter;
   stats?: FunctionStats;
@@ -111,6 +114,7 @@ export function createHttpApp(parts: {
     region: parts.region,
     callLimits: new CallLimits(parts.callLimits ?? DEFAULT_CALL_LIMITS),
     clientIpHeader: parts.clientIpHeader,
+    clientLocationHeader: parts.clientLocationHeader,
     latency: parts.latency,
     load: parts.load,
   });
@@ -218,7 +222,8 @@ export async function startPlatform(options: PlatformOptions): Promise<Platform>
   const metrics = new PlatformMetrics({ store, scheduler, devices, ledger, nc });
   const app = createHttpApp({
     store, scheduler, nc, subjects, log, token: options.token, publicUrl: () => url, embeddedState: embedded, ledger, logs, appHosts, devices, fabric,
-    region: options.region, callLimits: options.callLimits, clientIpHeader: options.clientIpHeader, latency, load, stats, metrics,
+    region: options.region, callLimits: options.callLimits, clientIpHeader: options.clientIpHeader,
+    clientLocationHeader: options.clientLocationHeader, latency, load, stats, metrics,
   });
 
   const server: ServerType = await new Promise((resolve, reject) => {

@@ -43,6 +43,8 @@ const PlatformEnvFields = z.object({
   HEARTH_MAX_IN_FLIGHT_PER_IP: z.coerce.number().int().min(0).max(1_000_000).default(64),
   /** A header a trusted proxy in front sets to the client's IP (e.g. x-forwarded-for: its last entry is used); unset, the socket's address. */
   HEARTH_CLIENT_IP_HEADER: z.string().regex(/^[a-z0-9-]{1,64}$/, "HEARTH_CLIENT_IP_HEADER must be a lower-case header name").optional(),
+  /** A header a trusted proxy sets to the caller's location as `<lat>,<lon>`: a tie-breaker among devices equally near the gateway. */
+  HEARTH_CLIENT_LOCATION_HEADER: z.string().regex(/^[a-z0-9-]{1,64}$/, "HEARTH_CLIENT_LOCATION_HEADER must be a lower-case header name").optional(),
   HEARTH_LOG_LEVEL: z.enum(["fatal", "error", "warn", "info", "debug", "trace", "silent"]).default("info"),
 });
 export const PlatformEnv = PlatformEnvFields.superRefine((env, ctx) => {

@@ -84,6 +84,8 @@ export interface GatewayOptions {
   latency?: DeviceNearness;
   /** Counts each function's calls in flight for the scheduler's scaling, and wakes functions scaled to zero. */
   load?: LoadMeter;
+  /** A header a trusted proxy sets to the caller's location (`<lat>,<lon>`); a tie-breaker among equally near devices. */
+  clientLocationHeader?: string;
 }
 
 /** What the gateway ranks devices by besides their tier: see DeviceLatency. */
@@ -338,7 +340,9 @@ export function createGateway(options: GatewayOptions): Gateway {
     const idempotent = isIdempotent(method, c.req.raw.headers);
     const deadline = started + record.limits.wallMs + FABRIC_MARGIN_MS;
     const fnKey = `${appName}/${fnName}`;
-    const candidates = chooseDevices(entry, options.liveDevice, inflight, options.region, options.latency);
+    const locationHeader = options.clientLocationHeader ? c.req.header(options.clientLocationHeader) : undefined;
+    const caller = locationHeader === undefined ? undefined : CallerLocation.safeParse(locationHeader).data;
+    const candidates = chooseDevices(entry, options.liveDevice, inflight, options.region, options.latency, caller);
     const tried = new Set<string>();
     if (candidates.length === 0 && (record.scaling?.idleSeconds ?? 0) > 0) {
       // scaled to zero: the scheduler places it again at once, and the call waits for that (a cold start)
@@ -792,6 +796,7 @@ export function chooseDevices(
   inflight: Map<string, number>,
   region?: string,
   nearness?: Pick<DeviceNearness, "rttOf" | "penalty">,
+  caller?: { lat: number; lon: number },
 ): string[] {
   const version = entry.record?.version;
   const ranked: { id: string; score: number }[] = [];
@@ -801,10 +806,30 @@ export function chooseDevices(
     const elsewhere = region !== undefined && live !== undefined && live.heartbeat.region !== region;
     const tier = (unheard ? 4e6 : 0) + (placed.version === version ? 0 : 2e6) + (elsewhere ? 1e6 : 0);
     const near = Math.round((nearness?.rttOf(id) ?? UNMEASURED_RTT_MS) / RTT_STEP_MS) * RTT_STEP_MS + (nearness?.penalty(id) ?? 0);
-    ranked.push({ id, score: tier + near + (inflight.get(id) ?? 0) * INFLIGHT_MS + Math.random() });
+    // the caller's distance (from a trusted proxy's header) orders devices within one round-trip step only: a device's
+    // location is its owner's word, so a false one can at most win a tie among devices equally near the gateway
+    const where = caller && live ? Math.min(distanceKm(caller, live.heartbeat.location) / 2_000, 1) * (RTT_STEP_MS - 1) : 0;
+    ranked.push({ id, score: tier + near + where + (inflight.get(id) ?? 0) * INFLIGHT_MS + Math.random() });
   }
   return ranked.sort((a, b) => a.score - b.score).map((r) => r.id);
 }
+
+/** Great-circle distance, km (haversine). */
+export function distanceKm(a: { lat: number; lon: number }, b: { lat: number; lon: number }): number {
+  const rad = Math.PI / 180;
+  const dLat = (b.lat - a.lat) * rad;
+  const dLon = (b.lon - a.lon) * rad;
+  const h = Math.sin(dLat / 2) ** 2 + Math.cos(a.lat * rad) * Math.cos(b.lat * rad) * Math.sin(dLon / 2) ** 2;
+  return 2 * 6371 * Math.asin(Math.min(1, Math.sqrt(h)));
+}
+
+/** A caller's location as a trusted proxy states it: `<lat>,<lon>` in degrees. */
+const CallerLocation = z
+  .string()
+  .max(64)
+  .transform((v) => v.split(",").map((p) => Number(p.trim())))
+  .pipe(z.tuple([z.number().min(-90).max(90), z.number().min(-180).max(180)]))
+  .transform(([lat, lon]) => ({ lat, lon }));
 
 /** A short-lived cache of function records and placements, so a warm call costs no Redis round trip. */
 class RecordCache {
