@@ -13,6 +13,7 @@ import { AppHosts } from "./gateway/hosts.ts";
 import { createGateway, type DeviceNearness } from "./gateway/index.ts";
 import { DeviceLatency } from "./gateway/latency.ts";
 import { LoadMeter } from "./scheduler/load.ts";
+import { CallTracing } from "./tracing/index.ts";
 import { startLedger, type Ledger, type LedgerMode } from "./ledger/index.ts";
 import { EXACT_HEADERS_SERVER_OPTIONS } from "./http/exact-headers.ts";
 import { CallLimits, DEFAULT_CALL_LIMITS, FRONT_DOOR, frontDoorServerOptions, onClientError, type CallLimitSettings } from "./http/front-door.ts";
@@ -59,6 +60,10 @@ export interface PlatformOptions {
   clientIpHeader?: string;
   /** A header a trusted proxy sets to the caller's location, `<lat>,<lon>` (docs/routing.md). */
   clientLocationHeader?: string;
+  /** Export each call's spans to this OTLP/HTTP traces URL (…/v1/traces). */
+  otlpTracesUrl?: string;
+  /** How often spans are sent (default 2 s; tests shorten it). */
+  otlpExportEveryMs?: number;
 }
 
 export interface Platform extends AsyncDisposable {
@@ -97,6 +102,7 @@ export function createHttpApp(parts: {
   callLimits?: CallLimitSettings;
   clientIpHeader?: string;
   clientLocationHeader?: string;
+  tracing?: CallTracing;
   latency?: DeviceNearness;
   load?: LoadMeter;
   stats?: FunctionStats;
@@ -115,6 +121,7 @@ export function createHttpApp(parts: {
     callLimits: new CallLimits(parts.callLimits ?? DEFAULT_CALL_LIMITS),
     clientIpHeader: parts.clientIpHeader,
     clientLocationHeader: parts.clientLocationHeader,
+    tracing: parts.tracing,
     latency: parts.latency,
     load: parts.load,
   });
@@ -215,6 +222,8 @@ export async function startPlatform(options: PlatformOptions): Promise<Platform>
   const logRelay = logs ? relayDeviceLogs({ nc, subjects, store, log: log.child({ part: "logs" }) }) : undefined;
   let url = options.publicUrl ?? "";
   const appHosts = options.appDomain ? new AppHosts(options.appDomain, () => url) : undefined;
+  // each call's spans, to the operator's collector when one is configured
+  const tracing = options.otlpTracesUrl ? new CallTracing({ endpoint: options.otlpTracesUrl, region: options.region, exportEveryMs: options.otlpExportEveryMs }) : undefined;
   // each function's calls in flight, reported to every scheduler (scaling) every 2 s
   const load = new LoadMeter(nc, subjects, randomUUID(), options.region);
   // how near each live device is to this process (measured by pings, never taken from the device)
@@ -223,7 +232,7 @@ export async function startPlatform(options: PlatformOptions): Promise<Platform>
   const app = createHttpApp({
     store, scheduler, nc, subjects, log, token: options.token, publicUrl: () => url, embeddedState: embedded, ledger, logs, appHosts, devices, fabric,
     region: options.region, callLimits: options.callLimits, clientIpHeader: options.clientIpHeader,
-    clientLocationHeader: options.clientLocationHeader, latency, load, stats, metrics,
+    clientLocationHeader: options.clientLocationHeader, tracing, latency, load, stats, metrics,
   });
 
   const server: ServerType = await new Promise((resolve, reject) => {
@@ -253,6 +262,7 @@ export async function startPlatform(options: PlatformOptions): Promise<Platform>
       await new Promise<void>((resolve) => server.close(() => resolve()));
       await latency[Symbol.asyncDispose]();
       await load[Symbol.asyncDispose]();
+      await tracing?.close();
       await scheduler[Symbol.asyncDispose]();
       // every call answered so far has its usage record stored before the fabric connection goes
       await ledger.close();

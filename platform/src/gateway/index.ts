@@ -54,6 +54,7 @@ import type { CallFacts, CallHook } from "../usage/index.ts";
 import { FRONT_DOOR, type CallLimits, type Refusal } from "../http/front-door.ts";
 import { scopeSetCookie } from "./cookies.ts";
 import { HedgePolicy } from "./hedging.ts";
+import type { CallTracing } from "../tracing/index.ts";
 import type { LoadMeter } from "../scheduler/load.ts";
 import { firstSegment, RequestHostName, type AppHosts } from "./hosts.ts";
 
@@ -86,6 +87,8 @@ export interface GatewayOptions {
   load?: LoadMeter;
   /** A header a trusted proxy sets to the caller's location (`<lat>,<lon>`); a tie-breaker among equally near devices. */
   clientLocationHeader?: string;
+  /** Exports each call's spans over OTLP when an endpoint is configured. */
+  tracing?: CallTracing;
 }
 
 /** What the gateway ranks devices by besides their tier: see DeviceLatency. */
@@ -314,7 +317,9 @@ export function createGateway(options: GatewayOptions): Gateway {
     h.set(INVOKE_HEADERS.deadline, String(Date.now() + record.limits.wallMs));
     // the gateway's span, in the caller's trace or a new one: the device tags the call's log lines with its trace id,
     // and the function sees the gateway as its parent (W3C Trace Context: a hop updates traceparent, keeps tracestate)
-    const traceparent = formatTraceparent(childSpan(parseTraceparent(c.req.header("traceparent"))));
+    // with an OTLP endpoint, that span is exported too (platform/src/tracing)
+    const span = options.tracing?.start(c.req.header("traceparent"), { app: appName, fn: fnName, method, door: target.form, requestId });
+    const traceparent = span?.traceparent ?? formatTraceparent(childSpan(parseTraceparent(c.req.header("traceparent"))));
     h.set(INVOKE_HEADERS.traceparent, traceparent);
     c.req.raw.headers.forEach((value, key) => {
       if (!HOP_BY_HOP.has(key) && key !== "traceparent") h.append(HTTP_HEADER_PREFIX + key, value);
@@ -323,9 +328,16 @@ export function createGateway(options: GatewayOptions): Gateway {
 
     const at = Date.now();
     const started = performance.now();
+    /** When the answer the caller gets came from its device. */
+    let answeredAt: number | undefined;
     /** Stores the call's usage record (awaited: it is durable before the caller has the answer), then answers. */
     const answer = async (response: Response, facts: Pick<CallFacts, "responseBytes" | "errorCode" | "device">) => {
       const wallMs = performance.now() - started;
+      span?.end({
+        status: response.status, errorCode: facts.errorCode, deviceId: facts.device?.id, sentAt: started, answeredAt,
+        deviceWallMs: facts.device?.wallMs === undefined ? undefined : Number(facts.device.wallMs),
+        cpuMs: facts.device?.cpuMs === undefined ? undefined : Number(facts.device.cpuMs),
+      });
       if (options.onCall) {
         const metering = performance.now();
         await options.onCall({
@@ -461,6 +473,7 @@ export function createGateway(options: GatewayOptions): Gateway {
         : errorResponse(c, "ERR_NO_DEVICE", `no device is serving ${appName}/${fnName} right now; try again in a few seconds`);
       return answer(response, { responseBytes: 0, errorCode: lostOne ? "ERR_DEVICE_LOST" : "ERR_NO_DEVICE" });
     }
+    answeredAt = performance.now();
     const parsed = parseDeviceReply(reply, record.limits, chosen);
     if (!parsed.ok) {
       log.warn({ requestId, app: appName, fn: fnName, problem: parsed.problem }, "device sent an invalid reply");
