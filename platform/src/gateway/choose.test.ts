@@ -37,14 +37,14 @@ describe("choosing the device for a call", () => {
     expect(chooseDevices(entry, live, new Map(), "eu", nearness)).toEqual(["near", "far", "abroad", "old"]);
   });
 
-  it("treats devices within one round-trip step as equals, sharing the calls", () => {
+  it("lets devices about equally near share the calls", () => {
     const { entry, live, nearness } = fleet({ a: { region: "eu", location: BERLIN, rtt: 2.1 }, b: { region: "eu", location: BERLIN, rtt: 1.4 } });
     const by = firsts(() => chooseDevices(entry, live, new Map(), "eu", nearness));
     expect(by.get("a") ?? 0).toBeGreaterThan(100);
     expect(by.get("b") ?? 0).toBeGreaterThan(100);
   });
 
-  it("breaks such ties by the caller's distance, but never beats a nearer round trip with it", () => {
+  it("tips the share towards the device nearer the caller, but never beats a clearly nearer round trip with it", () => {
     const { entry, live, nearness } = fleet({
       berlin: { region: "eu", location: BERLIN, rtt: 2 },
       lisbon: { region: "eu", location: LISBON, rtt: 2 },
@@ -53,8 +53,8 @@ describe("choosing the device for a call", () => {
     });
     const caller = { lat: 38.7, lon: -9.1 };
     const by = firsts(() => chooseDevices(entry, live, new Map(), "eu", nearness, caller));
-    expect(by.get("lisbon")).toBe(400);
-    expect(chooseDevices(entry, live, new Map(), "eu", nearness, caller).indexOf("liar")).toBe(2);
+    expect(by.get("lisbon") ?? 0).toBeGreaterThanOrEqual(360);
+    expect(by.get("liar") ?? 0).toBe(0);
     expect(distanceKm(BERLIN, LISBON)).toBeGreaterThan(2_000);
   });
 });

@@ -789,7 +789,11 @@ interface CachedFunction {
 const UNMEASURED_RTT_MS = 50;
 /** What one call this gateway has in flight on a device adds to its score, ms. */
 const INFLIGHT_MS = 2;
-/** Round trips are compared in steps of this many ms: devices nearer than that to each other are equals, and share the calls. */
+/**
+ * Round trips closer than this many ms are near-equals: each choice adds a
+ * random share of it, so such devices share the calls (the nearer one more
+ * often) instead of one taking all of them over a difference that is noise.
+ */
 const RTT_STEP_MS = 5;
 
 /**
@@ -818,11 +822,11 @@ export function chooseDevices(
     const unheard = liveDevice !== undefined && live === undefined;
     const elsewhere = region !== undefined && live !== undefined && live.heartbeat.region !== region;
     const tier = (unheard ? 4e6 : 0) + (placed.version === version ? 0 : 2e6) + (elsewhere ? 1e6 : 0);
-    const near = Math.round((nearness?.rttOf(id) ?? UNMEASURED_RTT_MS) / RTT_STEP_MS) * RTT_STEP_MS + (nearness?.penalty(id) ?? 0);
-    // the caller's distance (from a trusted proxy's header) orders devices within one round-trip step only: a device's
-    // location is its owner's word, so a false one can at most win a tie among devices equally near the gateway
+    const near = (nearness?.rttOf(id) ?? UNMEASURED_RTT_MS) + (nearness?.penalty(id) ?? 0);
+    // the caller's distance (from a trusted proxy's header) weighs less than one round-trip step: a device's location
+    // is its owner's word, so a false one can at most tip the share among devices about equally near the gateway
     const where = caller && live ? Math.min(distanceKm(caller, live.heartbeat.location) / 2_000, 1) * (RTT_STEP_MS - 1) : 0;
-    ranked.push({ id, score: tier + near + where + (inflight.get(id) ?? 0) * INFLIGHT_MS + Math.random() });
+    ranked.push({ id, score: tier + near + where + (inflight.get(id) ?? 0) * INFLIGHT_MS + Math.random() * RTT_STEP_MS });
   }
   return ranked.sort((a, b) => a.score - b.score).map((r) => r.id);
 }
