@@ -629,7 +629,7 @@ function sandboxLimits(limits: FunctionLimits) {
  * What the sandbox needs besides limits: the env, the outbound policy (without one, `fetch` is refused) and
  * whether Node compatibility is on. Ports other than 80/443 are those both the function and the owner allow.
  */
-function callSettings(
+export function callSettings(
   f: { env?: FunctionEnv; outbound?: OutboundSettings; compatibilityFlags?: readonly CompatibilityFlag[] },
   allowAddresses: readonly string[],
   allowPorts: readonly number[],
