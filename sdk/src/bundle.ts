@@ -24,6 +24,16 @@ const nodeBuiltins: Plugin = {
   },
 };
 
+/** Without nodejs_compat, a `node:` import fails the bundle with a message that names the flag. */
+const nodeBuiltinsRefused: Plugin = {
+  name: "hearth-node-builtins-refused",
+  setup(build) {
+    build.onResolve({ filter: /^node:/ }, (args) => ({
+      errors: [{ text: `${args.path} is a Node built-in: deploy with --compat nodejs (compatibilityFlags: ["nodejs_compat"]) to use it` }],
+    }));
+  },
+};
+
 export interface BundleOptions {
   /** Compatibility flags the function is deployed with: `nodejs_compat` leaves Node built-ins to the runtime. */
   compatibilityFlags?: readonly CompatibilityFlag[];
@@ -62,7 +72,7 @@ export async function bundleFunction(entry: string, options: BundleOptions = {})
             // isolated-vm has no async_hooks: an await the runtime sees (a `.then`) carries the async context
             supported: { "async-await": false, "async-generator": false, "for-await": false },
           }
-        : {}),
+        : { plugins: [nodeBuiltinsRefused] }),
     });
   } catch (error) {
     const failure = error as { errors?: { text: string; location?: { file: string; line: number; column: number } | null }[] };
