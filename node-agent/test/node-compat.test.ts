@@ -114,6 +114,17 @@ describe("node:async_hooks AsyncLocalStorage", () => {
     // the next call on the same isolate starts with no store
     expect((json(await call(pool, key, code, { settings: NODE })) as { before: unknown }).before).toBeNull();
   });
+
+  it("the limit, shown: a native await (a bundle not made by the SDK under the flag) does not carry the store", async () => {
+    const code = `import { AsyncLocalStorage } from "node:async_hooks";
+      const als = new AsyncLocalStorage();
+      export default { async fetch() {
+        const out = await als.run("s", async () => { const before = als.getStore(); await null; return [before, als.getStore() ?? null]; });
+        const chained = await als.run("s", () => Promise.resolve().then(() => als.getStore()));
+        return Response.json({ out, chained });
+      } };`;
+    expect(json(await call(pool, uniqueKey("node-native-await"), code, { settings: NODE }))).toEqual({ out: ["s", null], chained: "s" });
+  });
 });
 
 describe("node:crypto", () => {

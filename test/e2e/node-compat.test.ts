@@ -5,7 +5,9 @@
  * of real processes and called over HTTP through the gateway; and the same
  * bundle refused, naming the flag, without it.
  */
+import { execFile } from "node:child_process";
 import { createHmac } from "node:crypto";
+import { promisify } from "node:util";
 import { fileURLToPath } from "node:url";
 import { startLocalHearth, type LocalHearth } from "@hearth/devkit";
 import { HearthClient } from "@hearth/sdk";
@@ -62,5 +64,27 @@ describe("examples/node-compat", () => {
       code: "ERR_BAD_BUNDLE",
       message: expect.stringMatching(/node:buffer is a Node built-in: deploy with --compat nodejs/),
     });
+  });
+});
+
+describe("from the CLI", () => {
+  const HEARTH_CLI = fileURLToPath(new URL("../../sdk/bin/hearth.js", import.meta.url));
+  const run = promisify(execFile);
+  const hearthCli = (...args: string[]) =>
+    run(process.env["HEARTH_HOST_NODE"] ?? process.execPath, [HEARTH_CLI, ...args], {
+      env: { ...process.env, HEARTH_PLATFORM_URL: hearth.url, HEARTH_TOKEN: hearth.developerToken },
+    });
+
+  it("hearth deploy --compat nodejs --fetch-port; hearth info shows the flag and the ports", async () => {
+    const deployed = await hearthCli("deploy", ENTRY, "--app", APP, "--name", "cli", "--compat", "nodejs", "--env", `WEBHOOK_SECRET=${SECRET}`, "--fetch-port", "8443");
+    expect(deployed.stdout).toMatch(/^Function ready: /m);
+    const body = JSON.stringify({ id: "evt_cli" });
+    const answer = await client.invoke(APP, "cli", "/webhook", { method: "POST", headers: { "x-signature": createHmac("sha256", SECRET).update(body).digest("hex") }, body });
+    expect(await answer.json()).toMatchObject({ ok: true, seen: ["received evt_cli"] });
+    const info = await hearthCli("info", APP, "cli");
+    expect(info.stdout).toMatch(/^ {2}compat {4}nodejs_compat$/m);
+    expect(info.stdout).toMatch(/^ {2}fetch {5}on \(public addresses only\), ports 80, 443, 8443$/m);
+    const bad = await hearthCli("deploy", ENTRY, "--app", APP, "--name", "cli", "--compat", "python").catch((e: { code: number; stderr: string }) => e);
+    expect(bad).toMatchObject({ code: 2 });
   });
 });
