@@ -196,3 +196,63 @@ describe("the flag", () => {
     expect(result.ok ? "" : `${result.code} ${result.message}`).toMatch(/ERR_BAD_BUNDLE .*'node:fs' is not among the Node built-ins/);
   });
 });
+
+describe("hostile code under nodejs_compat", () => {
+  it("everything reachable from the Node globals, modules and their instances holds nothing of the host", async () => {
+    const out = await run(
+      `import * as buffer from "node:buffer"; import * as events from "node:events"; import * as util from "node:util";
+       import * as hooks from "node:async_hooks"; import * as nodeCrypto from "node:crypto"; import * as proc from "node:process";`,
+      `
+      const NODE = new Set(["Buffer", "process", "global"]);
+      const OURS = new Set(["DOMException", "TextEncoder", "TextDecoder", "URL", "URLSearchParams", "Headers", "Request", "Response", "Blob", "File",
+        "FormData", "Event", "EventTarget", "CustomEvent", "AbortController", "AbortSignal", "Crypto", "CryptoKey", "SubtleCrypto", "atob", "btoa",
+        "setTimeout", "clearTimeout", "setInterval", "clearInterval", "queueMicrotask", "structuredClone", "fetch", "console", "crypto", "performance",
+        "navigator", "self", ...NODE]);
+      const HOSTISH = /^(Reference|ExternalCopy|Callback|Isolate|Context|Script|NativeModule)$/;
+      const seen = new Set(); const found = [];
+      const native = (f) => { try { return /\\{\\s*\\[native code\\]\\s*\\}$/.test(Function.prototype.toString.call(f)); } catch { return true; } };
+      const walk = (root, path, phase) => {
+        const stack = [[root, path]];
+        while (stack.length) {
+          const [v, p] = stack.pop();
+          if ((typeof v !== "object" && typeof v !== "function") || v === null || seen.has(v)) continue;
+          seen.add(v);
+          let tag = ""; try { tag = Object.prototype.toString.call(v); } catch {}
+          let ctor = ""; try { ctor = String(v.constructor && v.constructor.name); } catch {}
+          if (HOSTISH.test(tag.slice(8, -1)) || HOSTISH.test(ctor)) found.push(p + " " + tag + " " + ctor);
+          if (phase === 2 && typeof v === "function" && native(v)) found.push("native " + p);
+          stack.push([Object.getPrototypeOf(v), p + ".__proto__"]);
+          for (const k of Reflect.ownKeys(v)) {
+            const d = Object.getOwnPropertyDescriptor(v, k);
+            if ("value" in d) stack.push([d.value, p + "." + String(k)]);
+            else { stack.push([d.get, p + "[get]"], [d.set, p + "[set]"]); try { const x = Reflect.get(v, k); if (x instanceof Promise) x.catch(() => {}); stack.push([x, p + "." + String(k)]); } catch {} }
+          }
+        }
+      };
+      const names = Reflect.ownKeys(globalThis);
+      walk(Object.getPrototypeOf(globalThis), "globalThis.__proto__", 1);
+      for (const n of names) if (!OURS.has(n) && typeof n === "string") { const d = Object.getOwnPropertyDescriptor(globalThis, n); walk(d.value ?? d.get, n, 1); }
+      // the runtime's own objects are plain JavaScript (a native function among them would be a host callback)
+      walk(Promise.prototype.then, "then", 2);
+      const hash = nodeCrypto.createHash("sha256"); const hmac = nodeCrypto.createHmac("sha1", "k");
+      const roots = { Buffer, process, buffer, events, util, hooks, nodeCrypto, proc, hash, hmac, emitter: new events.EventEmitter(), als: new hooks.AsyncLocalStorage(),
+        resource: new hooks.AsyncResource("x"), buf: Buffer.allocUnsafe(8), builtin: globalThis[Symbol.for("hearth.node.builtin")] };
+      for (const [name, v] of Object.entries(roots)) walk(v, name, 2);
+      hash.digest(); hmac.digest();
+      return { found, require: typeof require, module: typeof module, binding: typeof process.binding, dlopen: typeof process.dlopen, envKeys: Object.keys(process.env) };`,
+      { ...NODE, env: { ONLY: "this" } },
+    );
+    // the Buffer polyfill's functions are JavaScript; what is native must be ECMAScript's, found in phase 1
+    expect(out).toEqual({ found: [], require: "undefined", module: "undefined", binding: "undefined", dlopen: "undefined", envKeys: ["ONLY"] });
+  });
+
+  it("open hashes are bounded per isolate (64): the next is refused, the open ones still finish, and a digested one frees its place", async () => {
+    const out = await run(`import { createHash } from "node:crypto";`, `
+      const open = []; let refused = null;
+      try { for (let i = 0; i < 100; i++) open.push(createHash("sha256").update("x")); } catch (e) { refused = e.name + ": " + e.message; }
+      const done = open.map((h) => h.digest("hex")).length;
+      const again = createHash("sha256").update("y").digest("hex").length;
+      return { refused: refused !== null, done, again };`);
+    expect(out).toEqual({ refused: true, done: 64, again: 64 });
+  });
+});
