@@ -191,6 +191,17 @@ describe("the flag", () => {
     expect(globals).toEqual(["undefined", "undefined", "undefined", 0]);
   });
 
+  it("a change of the flag for a loaded function takes effect at once: its isolates are replaced, not reused", async () => {
+    const key = uniqueKey("node-flip");
+    const code = `import { Buffer } from "node:buffer"; export default { fetch: () => new Response(Buffer.from("on").toString("hex")) };`;
+    const on = await call(pool, key, code, { settings: NODE });
+    expect(on.ok && new TextDecoder().decode(on.body)).toBe("6f6e");
+    const off = await call(pool, key, code, { settings: {} });
+    expect(off.ok ? "" : off.code).toBe("ERR_BAD_BUNDLE");
+    const back = await call(pool, key, code, { settings: NODE });
+    expect(back.ok).toBe(true);
+  });
+
   it("with it, a built-in Hearth does not provide fails to load naming it", async () => {
     const result = await call(pool, uniqueKey("node-fs"), `import fs from "node:fs"; export default { fetch: () => new Response("x") };`, { settings: NODE });
     expect(result.ok ? "" : `${result.code} ${result.message}`).toMatch(/ERR_BAD_BUNDLE .*'node:fs' is not among the Node built-ins/);
