@@ -7,6 +7,9 @@
  */
 import { execFile } from "node:child_process";
 import { createHmac } from "node:crypto";
+import { mkdtempSync, rmSync, writeFileSync } from "node:fs";
+import { tmpdir } from "node:os";
+import { join } from "node:path";
 import { promisify } from "node:util";
 import { fileURLToPath } from "node:url";
 import { startLocalHearth, type LocalHearth } from "@hearth/devkit";
@@ -64,6 +67,39 @@ describe("examples/node-compat", () => {
       code: "ERR_BAD_BUNDLE",
       message: expect.stringMatching(/node:buffer is a Node built-in: deploy with --compat nodejs/),
     });
+  });
+});
+
+describe("CommonJS that requires Node built-ins", () => {
+  it("require('events'), require('buffer') and require('node:crypto') in a CommonJS dependency become the runtime's modules", async () => {
+    const dir = mkdtempSync(join(tmpdir(), "hearth-node-cjs-"));
+    try {
+      // a dependency written for Node, as many on npm still are
+      writeFileSync(join(dir, "legacy.cjs"), `
+        const EventEmitter = require("events");
+        const { Buffer } = require("buffer");
+        const { createHash } = require("node:crypto");
+        const util = require("util");
+        function Queue() { EventEmitter.call(this); this.items = []; }
+        util.inherits(Queue, EventEmitter);
+        Queue.prototype.push = function (item) { this.items.push(item); this.emit("pushed", item); };
+        module.exports = { Queue, encode: (s) => Buffer.from(s).toString("base64"), sha1: (s) => createHash("sha1").update(s).digest("hex") };
+      `);
+      writeFileSync(join(dir, "index.js"), `
+        import legacy from "./legacy.cjs";
+        export default { fetch() {
+          const q = new legacy.Queue(); const seen = [];
+          q.on("pushed", (x) => seen.push(x)); q.push("a"); q.push("b");
+          return Response.json({ seen, encoded: legacy.encode("hi"), sha1: legacy.sha1("abc") });
+        } };
+      `);
+      await client.deployFile(join(dir, "index.js"), { app: APP, name: "cjs", replicas: 1, compatibilityFlags: ["nodejs_compat"] });
+      const fn = await client.waitUntilReady(APP, "cjs", { timeoutMs: 30_000 });
+      const answer = await fetch(fn.url);
+      expect(await answer.json()).toEqual({ seen: ["a", "b"], encoded: "aGk=", sha1: "a9993e364706816aba3e25717850c26c9cd0d89d" });
+    } finally {
+      rmSync(dir, { recursive: true, force: true });
+    }
   });
 });
 
