@@ -166,15 +166,20 @@ describe("node:crypto", () => {
 describe("process", () => {
   it("process.env mirrors the function's env (at top level too) and nothing of the host's; basics libraries read", async () => {
     const key = uniqueKey("node-env");
-    const code = await nodeFunction(`import process, { env as importedEnv } from "node:process";\nconst atLoad = process.env.API_KEY;`, `
+    const code = await nodeFunction(`import process, { env as importedEnv } from "node:process";\nconst atLoad = process.env.API_KEY;\nprocess.env.DEFAULTED ??= "set at load";`, `
       const env = { ...globalThis.process.env };
       process.env.WRITTEN = "1";
+      const defaulted = process.env.DEFAULTED ?? null;
       return { env, atLoad, imported: importedEnv.API_KEY, same: process === globalThis.process, version: process.version.startsWith("v"),
                platform: process.platform, tick: await new Promise((r) => process.nextTick(r, "ticked")), path: process.env.PATH ?? null,
-               global: global === globalThis };`);
+               global: global === globalThis, defaulted };`);
     const settings = { ...NODE, env: { API_KEY: "k1", OTHER: "o" } };
     const out = json(await call(pool, key, code, { settings }));
-    expect(out).toEqual({ env: { API_KEY: "k1", OTHER: "o" }, atLoad: "k1", imported: "k1", same: true, version: true, platform: "linux", tick: "ticked", path: null, global: true });
+    // a value top-level code wrote is still there at the first call (the env is not sent again over it)
+    expect(out).toEqual({
+      env: { API_KEY: "k1", OTHER: "o", DEFAULTED: "set at load" }, defaulted: "set at load", atLoad: "k1", imported: "k1", same: true, version: true,
+      platform: "linux", tick: "ticked", path: null, global: true,
+    });
     // a new env (a redeploy) replaces process.env, the tenant's own writes included
     const next = json(await call(pool, key, code, { settings: { ...NODE, env: { API_KEY: "k2" } } })) as { env: unknown };
     expect(next.env).toEqual({ API_KEY: "k2" });

@@ -510,7 +510,8 @@ async function createInstance(key: string, limits: SandboxLimits): Promise<Insta
     releasing: false,
     fresh: true,
     timers: new Map(),
-    envVersion: -1,
+    // with nodejs_compat the isolate gets the env at load (below), so its first call need not send it again
+    envVersion: nodejsCompat.has(key) ? (envs.get(key) ?? NO_ENV).version : -1,
     nodejsCompat: nodejsCompat.has(key),
     heapBytes: 0,
     heapMeasuredAt: 0,
