@@ -16,6 +16,7 @@ import {
   type FunctionEnv,
   type FunctionLimits,
   type Heartbeat,
+  type CompatibilityFlag,
   type OutboundSettings,
 } from "@hearth/protocol";
 import { connect, headers as natsHeaders, type Msg, type NatsConnection, type Subscription } from "@nats-io/transport-node";
@@ -347,7 +348,7 @@ export class Agent implements AsyncDisposable {
       const key = `${id}@${message.version}`;
       // The owner's memory cap: the warm isolate needs room (idle ones are evicted first), or the placement is refused.
       const release = this.memory.use(key, message.limits.memoryMb);
-      const settings = callSettings(message, this.config.outboundAllowAddresses);
+      const settings = callSettings(message, this.config.outboundAllowAddresses, this.config.outboundAllowPorts);
       try {
         const code = await this.bundles.get(message.version);
         // Warm up: compile the new version before it takes calls, so a bad bundle fails the placement.
@@ -639,13 +640,24 @@ function sandboxLimits(limits: FunctionLimits) {
   return { memoryMb: limits.memoryMb, cpuMs: limits.cpuMs, wallMs: limits.wallMs, responseBytes: limits.responseBytes };
 }
 
-/** What the sandbox needs besides limits: the env, and the outbound policy (without one, `fetch` is refused). */
-function callSettings(f: { env?: FunctionEnv; outbound?: OutboundSettings }, allowAddresses: readonly string[]): CallSettings {
+/**
+ * What the sandbox needs besides limits: the env, the outbound policy (without one, `fetch` is refused) and
+ * whether Node compatibility is on. Ports other than 80/443 are those both the function and the owner allow.
+ */
+export function callSettings(
+  f: { env?: FunctionEnv; outbound?: OutboundSettings; compatibilityFlags?: readonly CompatibilityFlag[] },
+  allowAddresses: readonly string[],
+  allowPorts: readonly number[],
+): CallSettings {
   // the owner's exceptions apply only where the function's own policy allows fetch at all
   const owner = allowAddresses.length > 0 ? { allowAddresses } : {};
+  const ports = f.outbound?.ports?.filter((port) => allowPorts.includes(port)) ?? [];
   return {
     ...(f.env ? { env: f.env } : {}),
-    ...(f.outbound ? { outbound: { allow: f.outbound.allow, ...(f.outbound.hosts ? { hosts: f.outbound.hosts } : {}), ...owner } } : {}),
+    ...(f.outbound
+      ? { outbound: { allow: f.outbound.allow, ...(f.outbound.hosts ? { hosts: f.outbound.hosts } : {}), ...(ports.length > 0 ? { ports } : {}), ...owner } }
+      : {}),
+    ...(f.compatibilityFlags?.includes("nodejs_compat") ? { nodejsCompat: true } : {}),
   };
 }
 

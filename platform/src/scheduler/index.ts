@@ -467,6 +467,7 @@ export class Scheduler implements AsyncDisposable {
         const message: ControlMessage = { type: "place", app, fn: name, version: record.version, limits: record.limits };
         if (record.env) message.env = record.env;
         if (record.outbound) message.outbound = record.outbound;
+        if (record.compatibilityFlags) message.compatibilityFlags = record.compatibilityFlags;
         await this.store.grantBundle(id, app, name, record.version);
         // placed again: a later stop order goes out at once
         this.unplaced.delete(`${id} ${app}/${name}`);
@@ -565,15 +566,17 @@ export class Scheduler implements AsyncDisposable {
 }
 
 /**
- * A fingerprint of a function's env and outbound settings, so a deploy that
+ * A fingerprint of a function's env, outbound settings and compatibility flags, so a deploy that
  * changes only those re-places it: a SHA-256 over both, or undefined when it
  * has neither (placements made before settings existed still match). The
  * placement record keeps this, never the env itself.
  */
-export function settingsFingerprint(record: Pick<FunctionRecord, "env" | "outbound">): string | undefined {
-  if (record.env === undefined && record.outbound === undefined) return undefined;
+export function settingsFingerprint(record: Pick<FunctionRecord, "env" | "outbound" | "compatibilityFlags">): string | undefined {
+  if (record.env === undefined && record.outbound === undefined && record.compatibilityFlags === undefined) return undefined;
+  // the flags join the hashed list only when set, so the fingerprints of functions without them stay as they were
+  const parts = [record.env ?? null, record.outbound ?? null, ...(record.compatibilityFlags ? [record.compatibilityFlags] : [])];
   return createHash("sha256")
-    .update(JSON.stringify([record.env ?? null, record.outbound ?? null]))
+    .update(JSON.stringify(parts))
     .digest("base64url");
 }
 
