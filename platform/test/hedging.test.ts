@@ -38,16 +38,17 @@ beforeAll(async () => {
   nats = await startNatsServer({ jetstream: true, auth: natsAuth(authority) });
   platform = await startPlatform({
     fabricKeys: authority.keys, natsUrl: nats.url, token: TOKEN, log: silentLogger(), ledger: "required", tickMs: 200, subjectPrefix: PREFIX, redisPrefix: "hedge:",
-    // hedge-a is in the gateway's region and hedge-b is not: every call goes to hedge-a first, whatever the round trips
     region: "eu",
     callLimits: { perIpPerSecond: 0, perAppPerSecond: 0, perFunctionInFlight: 0, perIpInFlight: 0 },
   });
   ({ auth } = await createDeveloper(platform.app, TOKEN, "hedge-dev"));
-  for (const [deviceId, region] of [["hedge-a", "eu"], ["hedge-b", "us"]] as const) {
+  for (const [deviceId, region] of [["hedge-a", "eu"], ["hedge-b", "eu"]] as const) {
     received.set(deviceId, []);
     devices.push(
       await FakeDevice.start({
         url: nats.url, prefix: PREFIX, devices: platform.devices, deviceId, region,
+        // hedge-b answers control messages (the gateway's pings) 60 ms late: it measures farther, so every call tries hedge-a first
+        ...(deviceId === "hedge-b" ? { controlDelayMs: 60 } : {}),
         onInvoke: (msg) => {
           received.get(deviceId)!.push(msg.headers?.get(INVOKE_HEADERS.method) ?? "");
           const late = slow.get(deviceId);
@@ -66,6 +67,7 @@ beforeAll(async () => {
   const res = await platform.app.request("/v1/apps/hedge/functions/fn?replicas=2&wallMs=1000", { method: "PUT", headers: auth, body: "export default { fetch() { return new Response('') } }" });
   expect(res.status).toBe(201);
   await waitFor("hedge/fn on both devices", async () => Object.keys((await platform.store.getPlacement("hedge", "fn")).devices).length === 2, { timeoutMs: 10_000 });
+  await waitFor("hedge-b measured farther", () => (platform.latency.rttOf("hedge-b") ?? 0) > (platform.latency.rttOf("hedge-a") ?? Infinity) + 30, { timeoutMs: 15_000 });
 }, 30_000);
 
 afterAll(async () => {

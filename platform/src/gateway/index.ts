@@ -402,6 +402,11 @@ export function createGateway(options: GatewayOptions): Gateway {
     // Tries run one after the other as devices turn the call away; an idempotent call still unanswered after the
     // function's usual time also goes to the next device (a hedge), and the first answer wins. Only the winner is billed.
     const pending = new Map<string, Promise<Outcome>>();
+    // a hedge stays in the region of the device it backs up: another region is farther, and is for when a region has none
+    const sameRegion = (a: string, b: string) => {
+      const ra = options.liveDevice?.(a)?.heartbeat.region;
+      return ra !== undefined && ra === options.liveDevice?.(b)?.heartbeat.region;
+    };
     let next = 0;
     const launch = () => {
       const id = candidates[next++]!;
@@ -417,7 +422,10 @@ export function createGateway(options: GatewayOptions): Gateway {
     let hedged = false;
     if (candidates.length > 0) launch();
     while (pending.size > 0) {
-      const hedgeIn = idempotent && !hedged && next < candidates.length && pending.size === 1 ? hedging.delayFor(fnKey, record.limits.wallMs) : undefined;
+      const hedgeIn =
+        idempotent && !hedged && next < candidates.length && pending.size === 1 && sameRegion(candidates[next - 1]!, candidates[next]!)
+          ? hedging.delayFor(fnKey, record.limits.wallMs)
+          : undefined;
       let timer: NodeJS.Timeout | undefined;
       const hedge = hedgeIn === undefined ? [] : [new Promise<"hedge">((resolve) => (timer = setTimeout(() => resolve("hedge"), hedgeIn)))];
       const first = await Promise.race([...pending.values(), ...hedge]);
