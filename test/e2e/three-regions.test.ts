@@ -124,7 +124,11 @@ describe("three regions", () => {
     await waitFor("placed in every region", async () => (await client.get("tri", "fn")).devices.length === 4, { timeoutMs: 40_000 });
     // the injected latency is what the gateway measures (its first pings may still cross links being set up)
     const rtt = (id: string) => platform.latency.rttOf(id) ?? Number.NaN;
-    await waitFor("every device measured, in the order of the injected latency", () => rtt("ap-a") > rtt("us-a") && rtt("us-a") > rtt("eu-a") && rtt("us-a") > rtt("eu-b"), { timeoutMs: 40_000, intervalMs: 200 });
+    // (compared with margins: a loaded machine makes any one device answer a ping late now and then)
+    await waitFor("every device measured, in the order of the injected latency", () => rtt("ap-a") > rtt("us-a") + 20 && rtt("us-a") > Math.min(rtt("eu-a"), rtt("eu-b")) + 10, {
+      timeoutMs: 40_000,
+      intervalMs: 200,
+    });
     const by = await servedBy(200);
     expect(inRegion(by, "eu")).toBeGreaterThanOrEqual(198);
   }, 90_000);
