@@ -31,6 +31,7 @@ const REGIONS = { eu: { servers: 3, delayMs: 5 }, us: { servers: 2, delayMs: 15 
 type Region = keyof typeof REGIONS;
 
 const servers = new Map<string, NatsServer>();
+const ports = new Map<string, { client: number; cluster: number; gateway: number; monitor: number; proxy?: DelayProxy }>();
 const proxies: DelayProxy[] = [];
 /** Each server's gateway delay proxy, by server name. */
 const gatewayProxies = new Map<string, DelayProxy>();
@@ -40,9 +41,10 @@ let client: HearthClient;
 
 beforeAll(async () => {
   // every port first: routes and gateways name each other
-  const ports = new Map<string, { client: number; cluster: number; gateway: number; proxy?: DelayProxy }>();
   for (const [region, spec] of Object.entries(REGIONS)) {
-    for (let i = 1; i <= spec.servers; i++) ports.set(`${region}${i}`, { client: await freePort(), cluster: await freePort(), gateway: await freePort() });
+    for (let i = 1; i <= spec.servers; i++) {
+      ports.set(`${region}${i}`, { client: await freePort(), cluster: await freePort(), gateway: await freePort(), monitor: await freePort() });
+    }
   }
   for (const [name, p] of ports) {
     const region = name.replace(/\d+$/, "") as Region;
@@ -62,6 +64,7 @@ beforeAll(async () => {
         port: p.client,
         config: [
           `server_name: ${name}`,
+          `http: "127.0.0.1:${p.monitor}"`,
           `cluster { name: ${region}, listen: "127.0.0.1:${p.cluster}", routes: [${peers.join(", ")}] }`,
           // advertised as the delay proxy: whoever connects to this region's gateways comes through it
           `gateway { name: ${region}, listen: "127.0.0.1:${p.gateway}", advertise: "127.0.0.1:${p.proxy!.port}", gateways: [${others.map((o) => `{ name: ${o}, urls: [${gatewayUrls(o)}] }`).join(", ")}] }`,
@@ -116,6 +119,25 @@ async function servedBy(count: number): Promise<Map<string, number>> {
   }
   return by;
 }
+/**
+ * True once every live server has its outbound gateway to each other region,
+ * none of them through a stopped server's proxy: until then a message a
+ * region sends out may go down a link being re-formed and reach no one.
+ */
+async function gatewaysHealed(): Promise<boolean> {
+  const stopped = new Set([...gatewayProxies].filter(([name]) => !servers.has(name)).map(([, proxy]) => proxy.port));
+  for (const [name] of servers) {
+    const p = ports.get(name)!;
+    const region = name.replace(/\d+$/, "");
+    const res = await fetch(`http://127.0.0.1:${p.monitor}/gatewayz`);
+    const body = (await res.json()) as { outbound_gateways?: Record<string, { connection?: { port?: number } }> };
+    for (const other of Object.keys(REGIONS).filter((r) => r !== region)) {
+      const port = body.outbound_gateways?.[other]?.connection?.port;
+      if (port === undefined || stopped.has(port)) return false;
+    }
+  }
+  return true;
+}
 const inRegion = (by: Map<string, number>, region: string) => [...by].filter(([k]) => k.startsWith(`${region}/`)).reduce((n, [, v]) => n + v, 0);
 
 describe("three regions", () => {
@@ -155,6 +177,7 @@ describe("three regions", () => {
     // eu-a is connected to eu2
     killedAt = Date.now();
     await servers.get("eu2")!.stop();
+    servers.delete("eu2");
     // a dead machine refuses connections: so does its gateway's proxy (else other regions' gateways keep dialling a
     // proxy that accepts and hangs up, and their links into eu take many seconds to settle on the live servers)
     await gatewayProxies.get("eu2")!.stop();
@@ -164,6 +187,8 @@ describe("three regions", () => {
     stop = true;
     await Promise.all(workers);
     expect(failed, failed.join("\n")).toEqual([]);
+    // the other regions' links into eu re-form on the live servers (what the next test crosses)
+    await waitFor("every region's gateways re-formed without eu2", gatewaysHealed, { timeoutMs: 30_000, intervalMs: 200 });
   }, 60_000);
 
   it("crosses to the nearest other region when the caller's has none, and comes back", async () => {
