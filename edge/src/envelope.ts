@@ -6,6 +6,7 @@
 import { HearthError, type ErrorCode, type ErrorEnvelope } from "@hearth/protocol";
 import type { Context, ErrorHandler } from "hono";
 import type { ContentfulStatusCode } from "hono/utils/http-status";
+import type { Refusal } from "./front-door.ts";
 
 export const REQUEST_ID_HEADER = "X-Request-Id";
 
@@ -35,4 +36,11 @@ export function onError(log: EdgeLogger): ErrorHandler {
     log.error({ requestId: c.get("requestId"), err }, "unexpected error");
     return errorResponse(c, "ERR_INTERNAL", "internal error; quote the request id when reporting it");
   };
+}
+
+/** 429 with Retry-After: a rate or in-flight limit of the front door. */
+export function tooMany(c: Context, refusal: Refusal): Response {
+  const response = errorResponse(c, "ERR_RATE_LIMITED", refusal.message);
+  response.headers.set("Retry-After", String(refusal.retryAfterSeconds));
+  return response;
 }

@@ -5,7 +5,7 @@
  * invocation codec, and the check of a device's reply.
  */
 export { scopeSetCookie } from "./cookies.ts";
-export { errorResponse, onError, REQUEST_ID_HEADER, type EdgeLogger } from "./envelope.ts";
+export { errorResponse, onError, REQUEST_ID_HEADER, tooMany, type EdgeLogger } from "./envelope.ts";
 export { EXACT_HEADERS_SERVER_OPTIONS, NO_CONTENT_TYPE } from "./exact-headers.ts";
 export {
   CallLimits,
@@ -21,6 +21,7 @@ export {
   addServerTiming,
   deviceErrorMessage,
   ERROR_CODES_KIND_SYSTEM,
+  firstSegment,
   HOP_BY_HOP,
   invocationHeaders,
   isIdempotent,

@@ -10,6 +10,7 @@ import { createApi } from "./api/index.ts";
 import { createConsole } from "./console/index.ts";
 import { serveBundles } from "./bundles/index.ts";
 import { AppHosts } from "./gateway/hosts.ts";
+import { DoorService } from "./doors/index.ts";
 import { createGateway, type DeviceNearness } from "./gateway/index.ts";
 import { DeviceLatency } from "./gateway/latency.ts";
 import { LoadMeter } from "./scheduler/load.ts";
@@ -69,6 +70,8 @@ export interface Platform extends AsyncDisposable {
   readonly ledger: Ledger;
   readonly devices: DeviceRegistry;
   readonly fabric: FabricControl;
+  /** Devices' own doors: peer lookups, door usage, network credentials. */
+  readonly doors: DoorService;
   readonly authority: FabricAuthority;
   /** Each live device's measured round trip from this process. */
   readonly latency: DeviceLatency;
@@ -187,8 +190,10 @@ export async function startPlatform(options: PlatformOptions): Promise<Platform>
     redis.disconnect();
     throw error;
   }
+  let doors: DoorService | undefined;
   const scheduler = new Scheduler({
     store, nc, subjects, log: log.child({ part: "scheduler" }), deadAfterMs: options.deadAfterMs, tickMs: options.tickMs, scaleInAfterMs: options.scaleInAfterMs, directory: fabric,
+    onPlaced: (deviceId, app) => doors?.placed(deviceId, app),
   });
   fabric.onRevoked = (deviceId) => scheduler.forget(deviceId);
   // a device's connection closed: the scheduler asks the device, and if it is gone its calls move at once (docs/routing.md)
@@ -209,6 +214,8 @@ export async function startPlatform(options: PlatformOptions): Promise<Platform>
   });
   // devices' log lines reach the logs stream only through this check (the device from its subject, the function placed on it)
   const logRelay = logs ? relayDeviceLogs({ nc, subjects, store, log: log.child({ part: "logs" }) }) : undefined;
+  // devices' own doors: peers of their networks, and the calls they took, metered like the gateway's (docs/ledger.md)
+  doors = new DoorService({ nc, subjects, store, devices, liveDevice: (id) => scheduler.liveDevice(id), log: log.child({ part: "doors" }), onCall: ledger?.onCall });
   let url = options.publicUrl ?? "";
   const appHosts = options.appDomain ? new AppHosts(options.appDomain, () => url) : undefined;
   // each function's calls in flight, reported to every scheduler (scaling) every 2 s
@@ -253,9 +260,10 @@ export async function startPlatform(options: PlatformOptions): Promise<Platform>
       await ledger.close();
       bundles.unsubscribe();
       logRelay?.unsubscribe();
+      doors?.close();
       await fabric.close();
       await nc.drain().catch(() => undefined);
       redis.disconnect();
     })());
-  return { url, app, store, scheduler, nc, embeddedState: embedded, ledger, devices, fabric, authority, latency, metrics, close, [Symbol.asyncDispose]: close };
+  return { url, app, store, scheduler, nc, embeddedState: embedded, ledger, devices, fabric, doors, authority, latency, metrics, close, [Symbol.asyncDispose]: close };
 }

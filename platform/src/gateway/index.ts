@@ -44,8 +44,8 @@ import {
   readBody,
   replyToResponse,
   SERVED_BY_HEADERS,
+  tooMany,
   type CallLimits,
-  type Refusal,
 } from "@hearth/edge";
 import { HedgePolicy } from "./hedging.ts";
 import type { LoadMeter } from "../scheduler/load.ts";
@@ -118,12 +118,6 @@ type Outcome =
   | { deviceId: string; kind: "reply"; msg: Msg; code: string | undefined }
   | { deviceId: string; kind: "no-responders" | "lost" | "timeout" };
 
-/** 429 with Retry-After: a rate or in-flight limit of the front door. */
-function tooMany(c: Context<HearthEnv>, refusal: Refusal): Response {
-  const response = errorResponse(c, "ERR_RATE_LIMITED", refusal.message);
-  response.headers.set("Retry-After", String(refusal.retryAfterSeconds));
-  return response;
-}
 
 /**
  * The caller's IP: the socket's peer, or, behind a trusted proxy that sets

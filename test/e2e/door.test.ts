@@ -1,0 +1,203 @@
+/**
+ * A device's own door (issue 14): real agents with ingress on loopback
+ * ports, a real nats-server with auth, the platform in-process. A watcher
+ * with the platform's credential hears every invocation subject, so "no
+ * gateway call" and "the other network's devices never saw it" are what the
+ * fabric carried, not what the agents say.
+ *
+ * Devices: A (door open) and B serve app `neta`; C serves app `other`.
+ * Placement is steered by pausing devices while a function is deployed.
+ */
+import { mkdtempSync, readFileSync, rmSync, writeFileSync } from "node:fs";
+import { tmpdir } from "node:os";
+import { join } from "node:path";
+import { startNatsServer, waitFor, type NatsServer } from "@hearth/devkit";
+import { Agent, parseAgentConfig, silentLogger as agentLogger } from "@hearth/node-agent";
+import { FabricAuthority, joinTestDevice, natsAuth, silentLogger, startPlatform, type JoinedDevice, type Platform } from "@hearth/platform";
+import { Subjects } from "@hearth/protocol";
+import { HearthClient } from "@hearth/sdk";
+import { connect, credsAuthenticator, type NatsConnection } from "@nats-io/transport-node";
+import { afterAll, beforeAll, describe, expect, it } from "vitest";
+
+const TOKEN = "door-token-0123456789abcdef";
+const PREFIX = "door";
+const subjects = new Subjects(PREFIX);
+const authority = FabricAuthority.generate();
+const dir = mkdtempSync(join(tmpdir(), "hearth-door-"));
+let nats: NatsServer;
+let platform: Platform;
+let client: HearthClient;
+let watcher: NatsConnection;
+const agents = new Map<string, Agent>();
+const joined = new Map<string, JoinedDevice>();
+/** Every invocation the fabric carried, by subject. */
+const seen: string[] = [];
+
+async function startAgent(id: string, listen?: string): Promise<Agent> {
+  const device = await joinTestDevice(platform.devices, id, { region: "eu", cores: 2 });
+  joined.set(id, device);
+  writeFileSync(join(dir, `${id}.creds`), device.creds, { mode: 0o600 });
+  const agent = await Agent.start(
+    parseAgentConfig({
+      natsUrl: nats.url, deviceId: id, subjectPrefix: PREFIX, cores: 2, memoryMb: 256, drainGraceMs: 500, heartbeatMs: 200,
+      credsFile: join(dir, `${id}.creds`), dataDir: join(dir, id), ...(listen ? { listen } : {}),
+    }),
+    agentLogger(),
+  );
+  agents.set(id, agent);
+  return agent;
+}
+
+const door = () => agents.get("A")!.door!.url;
+const seenSince = (mark: number) => seen.slice(mark);
+
+/** Deploys with only `on` serving (the others paused), and waits until it is placed there. */
+async function deployOn(on: string[], app: string, name: string, code: string, limits?: { wallMs: number }): Promise<void> {
+  const others = [...agents.keys()].filter((id) => !on.includes(id));
+  for (const id of others) await agents.get(id)!.setPaused(["owner"]);
+  await waitFor("paused devices out of the live table", () => others.every((id) => platform.scheduler.liveDevice(id) === undefined || platform.scheduler.liveDevice(id)!.heartbeat.away !== undefined), { timeoutMs: 10_000 });
+  await client.deploy({ app, name, code, replicas: on.length, ...(limits ? { limits } : {}) });
+  await waitFor(`${app}/${name} placed on ${on.join(", ")}`, async () => {
+    const devices = (await client.get(app, name)).devices;
+    return on.every((id) => devices.includes(id));
+  }, { timeoutMs: 30_000 });
+  for (const id of others) await agents.get(id)!.setPaused([]);
+}
+
+beforeAll(async () => {
+  nats = await startNatsServer({ jetstream: true, auth: natsAuth(authority) });
+  platform = await startPlatform({ fabricKeys: authority.keys, natsUrl: nats.url, token: TOKEN, log: silentLogger(), subjectPrefix: PREFIX, region: "eu", tickMs: 200 });
+  const developer = await new HearthClient({ url: platform.url, token: TOKEN }).createDeveloper("door-dev");
+  client = new HearthClient({ url: platform.url, token: developer.token.value });
+  watcher = await connect({ servers: nats.url, authenticator: credsAuthenticator(await authority.platformCreds("door-watcher")) });
+  watcher.subscribe(`${PREFIX}.device.*.invoke`, { callback: (_, m) => void seen.push(m.subject) });
+  watcher.subscribe(`${PREFIX}.net.>`, { callback: (_, m) => void seen.push(m.subject) });
+  await startAgent("A", "127.0.0.1:0");
+  await startAgent("B");
+  await startAgent("C");
+  await deployOn(["C"], "other", "secret", "export default { fetch: () => new Response('secret of other') }");
+  await deployOn(["A", "B"], "neta", "both", "export default { fetch: (r) => new Response('both ' + new URL(r.url).pathname) }");
+  await deployOn(["B"], "neta", "there", "export default { fetch: () => new Response('from there') }");
+  await deployOn(["B"], "neta", "slow", "export default { fetch: async () => { await new Promise((r) => setTimeout(r, 5000)); return new Response('late') } }", { wallMs: 1_000 });
+  // back from the pauses: neta/both is on A again, and A's credential carries network neta
+  await waitFor("neta/both on A and B again", async () => {
+    const devices = (await client.get("neta", "both")).devices;
+    return devices.includes("A") && devices.includes("B");
+  }, { timeoutMs: 30_000 });
+  await waitFor("neta/both placed on A itself", () => agents.get("A")!.status().functions.some((f) => f.app === "neta" && f.fn === "both"), { timeoutMs: 15_000 });
+  await waitFor("A's door serves neta/both", async () => (await fetch(`${door()}/fn/neta/both/`)).status === 200, { timeoutMs: 15_000 });
+}, 120_000);
+
+afterAll(async () => {
+  for (const agent of agents.values()) await agent.close().catch(() => undefined);
+  await watcher?.close();
+  await platform?.close();
+  await nats?.stop();
+  rmSync(dir, { recursive: true, force: true });
+});
+
+describe("a device's door", () => {
+  it("runs a function placed on it there: same answer as the gateway, no gateway and no fabric hop", async () => {
+    await watcher.flush();
+    const mark = seen.length;
+    const res = await fetch(`${door()}/fn/neta/both/a/b?q=1`, { headers: { "x-request-id": "door-local-1" } });
+    expect(res.status).toBe(200);
+    expect(await res.text()).toBe("both /a/b");
+    expect(res.headers.get("x-hearth-device")).toBe("A");
+    expect(res.headers.get("x-hearth-door")).toBe("A");
+    expect(res.headers.get("x-hearth-relayed")).toBeNull();
+    expect(res.headers.get("x-request-id")).toBe("door-local-1");
+    expect(res.headers.get("server-timing")).toMatch(/cpu;dur=.*total;dur=/);
+    // the same call at the gateway: the same body and the same shape of answer
+    const gw = await fetch(`${platform.url}/fn/neta/both/a/b?q=1`);
+    expect(await gw.text()).toBe("both /a/b");
+    await watcher.flush();
+    // the gateway's call went over the fabric; the door's did not
+    expect(seenSince(mark)).toHaveLength(1);
+    expect(seenSince(mark)[0]).toMatch(/^door\.device\.[AB]\.invoke$/);
+  });
+
+  it("relays a function of its network placed only on a peer, once, and says so", async () => {
+    await watcher.flush();
+    const mark = seen.length;
+    const res = await fetch(`${door()}/fn/neta/there`);
+    expect(res.status).toBe(200);
+    expect(await res.text()).toBe("from there");
+    expect(res.headers.get("x-hearth-device")).toBe("B");
+    expect(res.headers.get("x-hearth-door")).toBe("A");
+    expect(res.headers.get("x-hearth-relayed")).toBe("1");
+    expect(res.headers.get("x-hearth-hops")).toBe("1");
+    await watcher.flush();
+    expect(seenSince(mark)).toEqual(["door.net.neta.invoke.B"]);
+  });
+
+  it("refuses another network's function as unknown, and its device never hears of it", async () => {
+    await watcher.flush();
+    const mark = seen.length;
+    const before = agents.get("C")!.status().today.calls;
+    const res = await fetch(`${door()}/fn/other/secret`);
+    expect(res.status).toBe(404);
+    const body = (await res.json()) as { error: { code: string; requestId: string } };
+    expect(body.error.code).toBe("ERR_FUNCTION_NOT_FOUND");
+    expect(body.error.requestId).toBe(res.headers.get("x-request-id"));
+    // read exactly as a function that does not exist
+    const unknown = await fetch(`${door()}/fn/nope/nothing`);
+    expect(unknown.status).toBe(404);
+    expect(((await unknown.json()) as { error: { code: string } }).error.code).toBe("ERR_FUNCTION_NOT_FOUND");
+    await watcher.flush();
+    expect(seenSince(mark)).toEqual([]);
+    expect(agents.get("C")!.status().today.calls).toBe(before);
+  });
+
+  it("lets nats-server, not the agent, keep A out of another network: A's credential cannot reach C's relay subject", async () => {
+    const raw = await connect({ servers: nats.url, authenticator: credsAuthenticator(readCreds("A")) });
+    try {
+      const errors: string[] = [];
+      void (async () => {
+        for await (const s of raw.status()) if (s.type === "error") errors.push(String(s.error?.message));
+      })();
+      raw.publish(subjects.netInvoke("other", "C"), "hello");
+      raw.publish(subjects.netInvoke("neta", "B"), "hello");
+      await raw.flush();
+      await waitFor("the violation reported", () => errors.some((e) => /permissions violation/i.test(e) && e.includes("door.net.other.invoke.C")), { timeoutMs: 5_000 });
+      expect(errors.some((e) => e.includes("door.net.neta.invoke.B"))).toBe(false);
+    } finally {
+      await raw.close();
+    }
+  });
+
+  it("a relay peer lost mid-call: a clear 504, never a hang, and the call is metered once", async () => {
+    const usageBefore = await callsOf("neta", "slow");
+    const call = fetch(`${door()}/fn/neta/slow`, { method: "POST", body: "x" });
+    await waitFor("B running the call", () => agents.get("B")!.activeCalls > 0, { timeoutMs: 5_000 });
+    // B's fabric connection goes, as when its machine dies: its answer never leaves
+    await agents.get("B")!.nc.close();
+    const started = Date.now();
+    const res = await call;
+    expect(res.status).toBe(504);
+    expect(((await res.json()) as { error: { code: string } }).error.code).toBe("ERR_DEVICE_TIMEOUT");
+    expect(Date.now() - started).toBeLessThan(5_000);
+    await waitFor("the door call metered", async () => (await callsOf("neta", "slow")) === usageBefore + 1, { timeoutMs: 15_000 });
+    await new Promise((r) => setTimeout(r, 1_000));
+    expect(await callsOf("neta", "slow")).toBe(usageBefore + 1);
+  }, 30_000);
+
+  it("shows the owner what came in at the door", async () => {
+    const status = agents.get("A")!.status();
+    expect(status.ingress).toBeDefined();
+    expect(status.ingress!.local).toBeGreaterThanOrEqual(2);
+    expect(status.ingress!.relayed).toBeGreaterThanOrEqual(2);
+    expect(status.ingress!.refused).toBeGreaterThanOrEqual(2);
+    expect(status.ingress!.taken).toBe(status.ingress!.local + status.ingress!.relayed);
+  });
+});
+
+/** The device's credential as it is on disk now (re-issued for its networks since it joined). */
+function readCreds(id: string): Uint8Array {
+  return readFileSync(join(dir, `${id}.creds`));
+}
+
+async function callsOf(app: string, fn: string): Promise<number> {
+  const report = await client.usage({ app });
+  return report.apps[0]?.days.flatMap((d) => d.functions).filter((f) => f.fn === fn).reduce((a, f) => a + f.calls, 0) ?? 0;
+}
