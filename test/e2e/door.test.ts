@@ -6,7 +6,9 @@
  * fabric carried, not what the agents say.
  *
  * Devices: A (door open) and B serve app `neta`; C serves app `other`.
- * Placement is steered by pausing devices while a function is deployed.
+ * Placement is steered by memory (C donates 64 MiB, too little for neta's
+ * functions, which ask for 128) and by pausing A and B while other/secret
+ * and B's own functions are deployed.
  */
 import { mkdtempSync, readFileSync, rmSync, writeFileSync } from "node:fs";
 import { tmpdir } from "node:os";
@@ -33,13 +35,13 @@ const joined = new Map<string, JoinedDevice>();
 /** Every invocation the fabric carried, by subject. */
 const seen: string[] = [];
 
-async function startAgent(id: string, listen?: string): Promise<Agent> {
+async function startAgent(id: string, memoryMb: number, listen?: string): Promise<Agent> {
   const device = await joinTestDevice(platform.devices, id, { region: "eu", cores: 2 });
   joined.set(id, device);
   writeFileSync(join(dir, `${id}.creds`), device.creds, { mode: 0o600 });
   const agent = await Agent.start(
     parseAgentConfig({
-      natsUrl: nats.url, deviceId: id, subjectPrefix: PREFIX, cores: 2, memoryMb: 256, drainGraceMs: 500, heartbeatMs: 200,
+      natsUrl: nats.url, deviceId: id, subjectPrefix: PREFIX, cores: 2, memoryMb, drainGraceMs: 500, heartbeatMs: 200,
       credsFile: join(dir, `${id}.creds`), dataDir: join(dir, id), ...(listen ? { listen } : {}),
     }),
     agentLogger(),
@@ -52,8 +54,8 @@ const door = () => agents.get("A")!.door!.url;
 const seenSince = (mark: number) => seen.slice(mark);
 
 /** Deploys with only `on` serving (the others paused), and waits until it is placed there. */
-async function deployOn(on: string[], app: string, name: string, code: string, limits?: { wallMs: number }): Promise<void> {
-  const others = [...agents.keys()].filter((id) => !on.includes(id));
+async function deployOn(on: string[], pause: string[], app: string, name: string, code: string, limits?: { wallMs?: number; memoryMb?: number }): Promise<void> {
+  const others = pause;
   for (const id of others) await agents.get(id)!.setPaused(["owner"]);
   await waitFor("paused devices out of the live table", () => others.every((id) => platform.scheduler.liveDevice(id) === undefined || platform.scheduler.liveDevice(id)!.heartbeat.away !== undefined), { timeoutMs: 10_000 });
   await client.deploy({ app, name, code, replicas: on.length, ...(limits ? { limits } : {}) });
@@ -72,13 +74,14 @@ beforeAll(async () => {
   watcher = await connect({ servers: nats.url, authenticator: credsAuthenticator(await authority.platformCreds("door-watcher")) });
   watcher.subscribe(`${PREFIX}.device.*.invoke`, { callback: (_, m) => void seen.push(m.subject) });
   watcher.subscribe(`${PREFIX}.net.>`, { callback: (_, m) => void seen.push(m.subject) });
-  await startAgent("A", "127.0.0.1:0");
-  await startAgent("B");
-  await startAgent("C");
-  await deployOn(["C"], "other", "secret", "export default { fetch: () => new Response('secret of other') }");
-  await deployOn(["A", "B"], "neta", "both", "export default { fetch: (r) => new Response('both ' + new URL(r.url).pathname) }");
-  await deployOn(["B"], "neta", "there", "export default { fetch: () => new Response('from there') }");
-  await deployOn(["B"], "neta", "slow", "export default { fetch: async () => { await new Promise((r) => setTimeout(r, 5000)); return new Response('late') } }", { wallMs: 1_000 });
+  await startAgent("A", 256, "127.0.0.1:0");
+  await startAgent("B", 256);
+  await startAgent("C", 64);
+  const neta = { memoryMb: 128 };
+  await deployOn(["C"], ["A", "B"], "other", "secret", "export default { fetch: () => new Response('secret of other') }", { memoryMb: 32 });
+  await deployOn(["A", "B"], [], "neta", "both", "export default { fetch: (r) => new Response('both ' + new URL(r.url).pathname) }", neta);
+  await deployOn(["B"], ["A"], "neta", "there", "export default { fetch: () => new Response('from there') }", neta);
+  await deployOn(["B"], ["A"], "neta", "slow", "export default { fetch: async () => { await new Promise((r) => setTimeout(r, 5000)); return new Response('late') } }", { ...neta, wallMs: 1_000 });
   // back from the pauses: neta/both is on A again, and A's credential carries network neta
   await waitFor("neta/both on A and B again", async () => {
     const devices = (await client.get("neta", "both")).devices;
@@ -166,6 +169,65 @@ describe("a device's door", () => {
     }
   });
 
+  it("has the gateway's front-door defences, and serves nothing but functions", async () => {
+    const long = await fetch(`${door()}/fn/neta/both/${"x".repeat(9 * 1024)}`);
+    expect(long.status).toBe(414);
+    expect(((await long.json()) as { error: { code: string } }).error.code).toBe("ERR_URL_TOO_LONG");
+    const big = await fetch(`${door()}/fn/neta/both/`, { method: "POST", body: new Uint8Array(7 * 1024 * 1024) });
+    expect(big.status).toBe(413);
+    for (const path of ["/v1/whoami", "/console/", "/metrics", "/"]) {
+      const res = await fetch(`${door()}${path}`);
+      expect(res.status).toBe(404);
+      expect(((await res.json()) as { error: { code: string } }).error.code).toBe("ERR_NOT_FOUND");
+    }
+    const bad = await fetch(`${door()}/fn/neta/both/`, { method: "PROPFIND" });
+    expect(bad.status).toBe(405);
+  });
+
+  it("meters what a door reports only within what the platform can check, and each call once", async () => {
+    const raw = await connect({ servers: nats.url, authenticator: credsAuthenticator(readCreds("A")), inboxPrefix: subjects.inbox("A") });
+    try {
+      const both = await client.get("neta", "both");
+      const secret = await client.get("other", "secret");
+      const base = { requestId: "forged", at: Date.now(), wallMs: 5, requestBytes: 0, responseBytes: 2, status: 200, cold: false };
+      const id = crypto.randomUUID();
+      const report = (calls: object[]) => raw.request(subjects.doorUsage("A"), JSON.stringify({ calls }), { timeout: 5_000 });
+      // earlier calls' records are in before counting from here
+      await agents.get("A")!.door!.flush();
+      const before = { both: await settledCallsOf("neta", "both"), secret: await settledCallsOf("other", "secret") };
+      const refusedBefore = sum(platform.doors.refused);
+      await report([
+        // honest: served here, reported twice (a lost ack): one record
+        { ...base, id, app: "neta", fn: "both", version: both.version, servedBy: "A", relayed: false },
+        { ...base, id, app: "neta", fn: "both", version: both.version, servedBy: "A", relayed: false },
+        // another network's function: A is no member of it
+        { ...base, id: crypto.randomUUID(), app: "other", fn: "secret", version: secret.version, servedBy: "C", relayed: true },
+        // "served here" by a device that is not this door
+        { ...base, id: crypto.randomUUID(), app: "neta", fn: "both", version: both.version, servedBy: "B", relayed: false },
+        // relayed to a device that was never given the function
+        { ...base, id: crypto.randomUUID(), app: "neta", fn: "both", version: both.version, servedBy: "C", relayed: true },
+        // more bytes than the function may answer
+        { ...base, id: crypto.randomUUID(), app: "neta", fn: "both", version: both.version, servedBy: "A", relayed: false, responseBytes: 1e9 },
+      ]);
+      await waitFor("the honest call metered", async () => (await callsOf("neta", "both")) === before.both + 1, { timeoutMs: 15_000 });
+      await new Promise((r) => setTimeout(r, 1_000));
+      expect(await callsOf("neta", "both")).toBe(before.both + 1);
+      expect(await callsOf("other", "secret")).toBe(before.secret);
+      expect(sum(platform.doors.refused) - refusedBefore).toBe(4);
+    } finally {
+      await raw.close();
+    }
+  });
+
+  it("shows the owner what came in at the door", async () => {
+    const status = agents.get("A")!.status();
+    expect(status.ingress).toBeDefined();
+    expect(status.ingress!.local).toBeGreaterThanOrEqual(2);
+    expect(status.ingress!.relayed).toBeGreaterThanOrEqual(1);
+    expect(status.ingress!.refused).toBeGreaterThanOrEqual(2);
+    expect(status.ingress!.taken).toBe(status.ingress!.local + status.ingress!.relayed);
+    expect(status.ingress!.unreported).toBe(0);
+  });
   it("a relay peer lost mid-call: a clear 504, never a hang, and the call is metered once", async () => {
     const usageBefore = await callsOf("neta", "slow");
     const call = fetch(`${door()}/fn/neta/slow`, { method: "POST", body: "x" });
@@ -181,20 +243,26 @@ describe("a device's door", () => {
     await new Promise((r) => setTimeout(r, 1_000));
     expect(await callsOf("neta", "slow")).toBe(usageBefore + 1);
   }, 30_000);
-
-  it("shows the owner what came in at the door", async () => {
-    const status = agents.get("A")!.status();
-    expect(status.ingress).toBeDefined();
-    expect(status.ingress!.local).toBeGreaterThanOrEqual(2);
-    expect(status.ingress!.relayed).toBeGreaterThanOrEqual(2);
-    expect(status.ingress!.refused).toBeGreaterThanOrEqual(2);
-    expect(status.ingress!.taken).toBe(status.ingress!.local + status.ingress!.relayed);
-  });
 });
 
 /** The device's credential as it is on disk now (re-issued for its networks since it joined). */
 function readCreds(id: string): Uint8Array {
   return readFileSync(join(dir, `${id}.creds`));
+}
+
+function sum(counts: ReadonlyMap<string, number>): number {
+  return [...counts.values()].reduce((a, b) => a + b, 0);
+}
+
+/** The count once it has stayed the same for a second (records still being folded are in). */
+async function settledCallsOf(app: string, fn: string): Promise<number> {
+  let last = await callsOf(app, fn);
+  for (;;) {
+    await new Promise((r) => setTimeout(r, 1_000));
+    const now = await callsOf(app, fn);
+    if (now === last) return now;
+    last = now;
+  }
 }
 
 async function callsOf(app: string, fn: string): Promise<number> {
