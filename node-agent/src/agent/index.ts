@@ -81,6 +81,9 @@ export class Agent implements AsyncDisposable {
   private invocations?: Subscription;
   /** Its relay subscriptions, one per app network it serves here and its credential lets it hear (docs/security.md). */
   private readonly relays = new Map<string, { sub: Subscription; nc: NatsConnection }>();
+  private syncing: Promise<void> = Promise.resolve();
+  /** The move to a connection with a new credential under way (renewal or re-issue): moves run one after the other. */
+  private moving: Promise<void> = Promise.resolve();
   private readonly credentials: FabricCredentials;
   private heartbeatTimer?: NodeJS.Timeout;
   private active = 0;
@@ -250,7 +253,12 @@ export class Agent implements AsyncDisposable {
    * that came in on it have answered (a reply can only go out on the
    * connection its request came in on, and nats-server allows it there).
    */
-  private async useRenewedCredential(): Promise<void> {
+  private useRenewedCredential(): Promise<void> {
+    this.moving = this.moving.then(() => this.moveConnection()).catch((error: unknown) => this.log.warn({ err: error }, "could not move to a new fabric connection"));
+    return this.moving;
+  }
+
+  private async moveConnection(): Promise<void> {
     if (this.closing || this.conn.isClosed()) return;
     let next: NatsConnection;
     try {
@@ -273,8 +281,8 @@ export class Agent implements AsyncDisposable {
     oldInvocations?.unsubscribe();
     this.heartbeat();
     this.log.info("moved to a connection with the renewed fabric credential");
-    await this.callsOn(old);
-    await old.close().catch(() => undefined);
+    // the next move need not wait for this one's old calls
+    void this.callsOn(old).then(() => old.close().catch(() => undefined));
   }
 
   /** Resolves once no call that came in on `nc` is still running (bounded by the longest reply window). */
@@ -307,7 +315,13 @@ export class Agent implements AsyncDisposable {
    * subscription nats-server does not allow would only be refused), on the
    * connection in use; leaves the others.
    */
-  private async syncNetworks(): Promise<void> {
+  private syncNetworks(): Promise<void> {
+    // one at a time: two at once would both subscribe to a network's subject
+    this.syncing = this.syncing.then(() => this.syncNetworksNow()).catch((error: unknown) => this.log.warn({ err: error }, "could not update relay subscriptions"));
+    return this.syncing;
+  }
+
+  private async syncNetworksNow(): Promise<void> {
     const allowed = this.invocations ? new Set(await this.credentials.networks().catch(() => [])) : new Set<string>();
     const want = new Set([...this.placed.values()].map((p) => p.app).filter((app) => allowed.has(app)));
     const nc = this.conn;

@@ -71,6 +71,8 @@ const MAX_CONNECTIONS = 1_024;
 const REPORT_EVERY_MS = 250;
 const REPORT_BATCH = 200;
 const REPORT_QUEUE_MAX = 50_000;
+/** How long calls under way at the door may finish when the agent stops. */
+const CLOSE_GRACE_MS = 5_000;
 
 /** What the door needs of its agent. */
 export interface DoorHost {
@@ -106,7 +108,11 @@ export interface DoorCounts {
   unreported: number;
 }
 
-type Where = { kind: "local"; version: string; limits: FunctionLimits } | { kind: "relay"; version: string; limits: FunctionLimits; peers: string[] };
+type Where =
+  | { kind: "local"; version: string; limits: FunctionLimits }
+  | { kind: "relay"; version: string; limits: FunctionLimits; peers: string[] }
+  | { kind: "unknown" }
+  | { kind: "unreachable" };
 
 export class Door implements AsyncDisposable {
   private readonly host: DoorHost;
@@ -186,7 +192,10 @@ export class Door implements AsyncDisposable {
     if (ipSlot && typeof ipSlot !== "function") return this.refused(tooMany(c, ipSlot));
     try {
       const where = await this.where(appName, fnName);
-      if (!where) return this.refused(errorResponse(c, "ERR_FUNCTION_NOT_FOUND", `no function ${appName}/${fnName} in this device's networks`));
+      if (where.kind === "unknown") return this.refused(errorResponse(c, "ERR_FUNCTION_NOT_FOUND", `no function ${appName}/${fnName} in this device's networks`));
+      if (where.kind === "unreachable") {
+        return this.refused(errorResponse(c, "ERR_PLATFORM_UNREACHABLE", `this device does not serve ${appName}/${fnName} itself and cannot reach the platform to find a peer; retry in a few seconds`));
+      }
       let body: Uint8Array;
       try {
         body = await readBody(c.req.raw, where.limits.requestBytes);
@@ -207,14 +216,15 @@ export class Door implements AsyncDisposable {
     }
   }
 
-  /** Where a call goes: here, to peers of the network (the platform's answer), or nowhere (undefined: 404). */
-  private async where(app: string, fn: string): Promise<Where | undefined> {
+  /** Where a call goes: here, to peers of the network (the platform's answer), or nowhere (404; 503 when the platform cannot be asked). */
+  private async where(app: string, fn: string): Promise<Where> {
     const local = this.host.localFunction(app, fn);
     if (local && !local.busy) return { kind: "local", version: local.version, limits: local.limits };
     const known = await this.lookup(app, fn);
     if ("error" in known) {
-      // the platform is away: a function placed here still runs here, busy or not
-      return local ? { kind: "local", version: local.version, limits: local.limits } : undefined;
+      // a function placed here still runs here, busy or not, whatever the platform said
+      if (local) return { kind: "local", version: local.version, limits: local.limits };
+      return known.error.code === "ERR_FUNCTION_NOT_FOUND" ? { kind: "unknown" } : { kind: "unreachable" };
     }
     if (known.devices.length === 0 && local) return { kind: "local", version: local.version, limits: local.limits };
     if (known.devices.length === 0) return { kind: "relay", version: known.version, limits: known.limits, peers: [] };
@@ -242,7 +252,7 @@ export class Door implements AsyncDisposable {
 
   private async call(
     c: Context,
-    call: { app: string; fn: string; path: string; url: URL; method: HttpMethod; received: number; body: Uint8Array; where: Where },
+    call: { app: string; fn: string; path: string; url: URL; method: HttpMethod; received: number; body: Uint8Array; where: Extract<Where, { version: string }> },
   ): Promise<Response> {
     const { app, fn, where, body } = call;
     const requestId = c.get("requestId") as string;
@@ -362,10 +372,16 @@ export class Door implements AsyncDisposable {
     })());
   }
 
+  /** Stops taking connections; calls under way get CLOSE_GRACE_MS to finish, then their connections are cut. */
   async close(): Promise<void> {
+    const server = this.server as ServerType & { closeIdleConnections?: () => void; closeAllConnections?: () => void };
     await new Promise<void>((resolve) => {
-      this.server.close(() => resolve());
-      (this.server as { closeIdleConnections?: () => void }).closeIdleConnections?.();
+      const cut = setTimeout(() => server.closeAllConnections?.(), CLOSE_GRACE_MS);
+      server.close(() => {
+        clearTimeout(cut);
+        resolve();
+      });
+      server.closeIdleConnections?.();
     });
     await this.flush();
     clearTimeout(this.reportTimer);
