@@ -31,6 +31,8 @@ import type { CallHook } from "../usage/index.ts";
 const DOOR_MESSAGE_BYTES = 256 * 1024;
 /** Calls one door may report a second, on average over 10 s: more are dropped and counted (docs/ledger.md). */
 export const DOOR_CALLS_PER_SECOND = 500;
+/** Peer lookups one door may make a second, on average over 10 s. */
+export const DOOR_LOOKUPS_PER_SECOND = 100;
 /** Peers named in one answer. */
 const MAX_PEERS = 8;
 /** The door's wall time may exceed the function's wall limit by the relay's round trip, no more. */
@@ -51,6 +53,8 @@ export class DoorService {
   private readonly options: DoorServiceOptions;
   private readonly subs: Subscription[] = [];
   private readonly rate = new RateLimiterMemory({ points: DOOR_CALLS_PER_SECOND * 10, duration: 10 });
+  /** Peer lookups cost Redis reads: a door that keeps its answers (2 s) asks far less than this. */
+  private readonly lookups = new RateLimiterMemory({ points: DOOR_LOOKUPS_PER_SECOND * 10, duration: 10 });
   /** Door calls refused, by why (the operator's view; also logged). */
   readonly refused = new Map<string, number>();
   /** Door calls metered. */
@@ -80,6 +84,11 @@ export class DoorService {
     }
     if (!parsed?.success) return reply({ error: { code: "ERR_BAD_MESSAGE", message: "invalid door peers request" } });
     const { app, fn } = parsed.data;
+    try {
+      await this.lookups.consume(deviceId);
+    } catch {
+      return reply({ error: { code: "ERR_RATE_LIMITED", message: "too many peer lookups from this door" } });
+    }
     try {
       // a function of a network the device is not a member of reads the same as one that does not exist
       if (!(await this.options.devices.networks(deviceId)).includes(app)) return notFound(app, fn);
