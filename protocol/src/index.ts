@@ -37,6 +37,7 @@ export {
   MAX_RESPONSE_HEADER_BYTES,
   MAX_RESPONSE_HEADERS,
   PlacedFunction,
+  RelayServed,
   RequestId,
 } from "./messages.ts";
 export {

@@ -101,6 +101,8 @@ export const INVOKE_HEADERS = {
   cold: "Hearth-Cold",
   device: "Hearth-Device",
   sha256: "Hearth-Sha256",
+  /** A relayed call's id at the door that took it: the serving device attests the call under it. */
+  callId: "Hearth-Call-Id",
   /** How many times the call was relayed between devices (absent: none); a device relays a call at most once. */
   hops: "Hearth-Hops",
   /** The gateway's span of the call (W3C traceparent); the device tags the call's log lines with its trace id. */
@@ -187,5 +189,22 @@ export const DoorCall = z.strictObject({
   relayed: z.boolean(),
 });
 export type DoorCall = z.infer<typeof DoorCall>;
-export const DoorUsageReport = z.strictObject({ calls: z.array(DoorCall).min(1).max(500) });
+/**
+ * A relayed call this device served for a peer's door, under the door's
+ * call id (the `Hearth-Call-Id` of the relay): the platform credits a
+ * relayed call only when the door's report and the serving device's
+ * attestation agree.
+ */
+export const RelayServed = z.strictObject({
+  id: z.uuid(),
+  app: AppName,
+  fn: FunctionName,
+  version: Sha256Hex,
+  cpuMs: z.string().max(24),
+  ok: z.boolean(),
+});
+export type RelayServed = z.infer<typeof RelayServed>;
+export const DoorUsageReport = z
+  .strictObject({ calls: z.array(DoorCall).max(500).default([]), served: z.array(RelayServed).max(500).default([]) })
+  .refine((r) => r.calls.length + r.served.length > 0, "a report names at least one call");
 export type DoorUsageReport = z.infer<typeof DoorUsageReport>;

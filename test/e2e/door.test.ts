@@ -132,6 +132,9 @@ describe("a device's door", () => {
     expect(res.headers.get("x-hearth-hops")).toBe("1");
     await watcher.flush();
     expect(seenSince(mark)).toEqual(["door.net.neta.invoke.B"]);
+    // reported by the door, attested by B under the same call id: metered once, credited to B
+    await waitFor("the relayed call metered", async () => (await callsOf("neta", "there")) === 1, { timeoutMs: 15_000 });
+    expect(platform.doors.unattested).toBe(0);
   });
 
   it("refuses another network's function as unknown, and its device never hears of it", async () => {
@@ -184,16 +187,18 @@ describe("a device's door", () => {
     expect(bad.status).toBe(405);
   });
 
-  it("meters what a door reports only within what the platform can check, and each call once", async () => {
+  it("meters what a door reports only within what the platform can check, and each call once", { timeout: 40_000 }, async () => {
     const raw = await connect({ servers: nats.url, authenticator: credsAuthenticator(readCreds("A")), inboxPrefix: subjects.inbox("A") });
     try {
       const both = await client.get("neta", "both");
       const secret = await client.get("other", "secret");
+      const there = await client.get("neta", "there");
+      const unattested = platform.doors.unattested;
       const base = { requestId: "forged", at: Date.now(), wallMs: 5, requestBytes: 0, responseBytes: 2, status: 200, cold: false };
       const id = crypto.randomUUID();
       const report = (calls: object[]) => raw.request(subjects.doorUsage("A"), JSON.stringify({ calls }), { timeout: 5_000 });
       // earlier calls' records are in before counting from here
-      await agents.get("A")!.door!.flush();
+      await agents.get("A")!.usage.flush();
       const before = { both: await settledCallsOf("neta", "both"), secret: await settledCallsOf("other", "secret") };
       const refusedBefore = sum(platform.doors.refused);
       await report([
@@ -208,12 +213,15 @@ describe("a device's door", () => {
         { ...base, id: crypto.randomUUID(), app: "neta", fn: "both", version: both.version, servedBy: "C", relayed: true },
         // more bytes than the function may answer
         { ...base, id: crypto.randomUUID(), app: "neta", fn: "both", version: both.version, servedBy: "A", relayed: false, responseBytes: 1e9 },
+        // relayed to B, which is placed for it, but B never attests it: billed as seen, credited to nobody
+        { ...base, id: crypto.randomUUID(), app: "neta", fn: "there", version: there.version, servedBy: "B", relayed: true },
       ]);
       await waitFor("the honest call metered", async () => (await callsOf("neta", "both")) === before.both + 1, { timeoutMs: 15_000 });
       await new Promise((r) => setTimeout(r, 1_000));
       expect(await callsOf("neta", "both")).toBe(before.both + 1);
       expect(await callsOf("other", "secret")).toBe(before.secret);
       expect(sum(platform.doors.refused) - refusedBefore).toBe(4);
+      await waitFor("the unattested relay metered without credit", () => platform.doors.unattested === unattested + 1, { timeoutMs: 15_000 });
     } finally {
       await raw.close();
     }

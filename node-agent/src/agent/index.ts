@@ -31,6 +31,7 @@ import { credsPath } from "../identity/index.ts";
 import { FabricCredentials, type RenewOptions } from "./credentials.ts";
 import { ClockJumpWatch, ReconnectBackoff } from "./reconnect.ts";
 import { Door, type DoorCounts } from "../ingress/index.ts";
+import { UsageReporter } from "../ingress/reporter.ts";
 
 export type { RenewOptions } from "./credentials.ts";
 
@@ -107,6 +108,8 @@ export class Agent implements AsyncDisposable {
   private readonly clock: ClockJumpWatch;
   /** The device's own door for HTTP clients, when the owner opened one. */
   door?: Door;
+  /** Reports the door's calls and the relayed calls this device served to the platform. */
+  readonly usage: UsageReporter;
 
   private constructor(config: Readonly<AgentConfig>, log: Logger, nc: NatsConnection, pool: SandboxPool, backoff: ReconnectBackoff, credentials: FabricCredentials, traces: CallTraces) {
     this.traces = traces;
@@ -121,6 +124,7 @@ export class Agent implements AsyncDisposable {
     this.memory = new WarmIsolates(config.memoryMb, (key) => this.pool.drop(key));
     this.backoff = backoff;
     this.clock = new ClockJumpWatch({ onJump: (lateMs) => this.woke(lateMs) });
+    this.usage = new UsageReporter({ deviceId: config.deviceId, subjects: this.subjects, nc: () => this.conn, log });
   }
 
   static async start(config: Readonly<AgentConfig>, log: Logger, options: { paused?: PauseReason[]; renew?: RenewOptions } = {}): Promise<Agent> {
@@ -183,6 +187,7 @@ export class Agent implements AsyncDisposable {
             nc: () => started.conn,
             localFunction: (app, fn) => started.localFunction(app, fn),
             runCall: (h, data) => started.runCall(h, data),
+            usage: started.usage,
           },
           { host: config.listen.slice(0, at).replace(/^\[|\]$/g, ""), port: Number(config.listen.slice(at + 1)), log: log.child({ part: "door" }) },
         );
@@ -559,6 +564,11 @@ export class Agent implements AsyncDisposable {
         body: data.byteLength > 0 ? (data as Uint8Array<ArrayBuffer>) : null,
       }, placed.settings);
       metered = { cpuMs: result.cpuMs, ok: result.ok };
+      // a relayed call is credited only when this device, which ran it, says so too (docs/ledger.md)
+      const callId = h?.get(INVOKE_HEADERS.callId);
+      if (network !== undefined && callId) {
+        this.usage.served({ id: callId, app, fn, version, cpuMs: result.cpuMs.toFixed(3), ok: result.ok });
+      }
       return this.replyOf(result);
     } catch (error) {
       const e = error instanceof HearthError ? error : new HearthError("ERR_INTERNAL", (error as Error).message);
@@ -713,6 +723,9 @@ export class Agent implements AsyncDisposable {
       // the door first: no new call comes in, and its usage is reported while the fabric is still there
       await this.door?.close();
       await this.drain();
+      // attestations of the relayed calls it served, while the fabric is still there
+      await this.usage.flush();
+      this.usage[Symbol.dispose]();
       this.control?.unsubscribe();
       await this.nc.drain().catch(() => undefined);
       await this.pool[Symbol.asyncDispose]();

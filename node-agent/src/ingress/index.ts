@@ -57,6 +57,7 @@ import { RequestError, TimeoutError, type Msg, type MsgHdrs, type NatsConnection
 import { Hono, type Context } from "hono";
 import { requestId } from "hono/request-id";
 import type { Logger } from "../log/index.ts";
+import type { UsageReporter } from "./reporter.ts";
 
 /** Response headers a door adds: the door that took the call, and whether (and how often) it was relayed. */
 export const DOOR_HEADERS = { door: "X-Hearth-Door", relayed: "X-Hearth-Relayed", hops: "X-Hearth-Hops" } as const;
@@ -67,10 +68,6 @@ const FABRIC_MARGIN_MS = 2_000;
 const PEERS_CACHE_MS = 2_000;
 /** Open connections one door keeps (a home machine, not a data centre). */
 const MAX_CONNECTIONS = 1_024;
-/** Usage reports: sent every this often, or at this many calls; kept at most this many while the platform is away. */
-const REPORT_EVERY_MS = 250;
-const REPORT_BATCH = 200;
-const REPORT_QUEUE_MAX = 50_000;
 /** How long calls under way at the door may finish when the agent stops. */
 const CLOSE_GRACE_MS = 5_000;
 
@@ -81,6 +78,8 @@ export interface DoorHost {
   /** The fabric connection in use now. */
   nc(): NatsConnection;
   localFunction(app: string, fn: string): { version: string; limits: FunctionLimits; busy: boolean } | undefined;
+  /** Where the door's calls are reported to the platform (the agent's, shared with its relay attestations). */
+  readonly usage: UsageReporter;
   /** Runs a call here, answered as a device reply. */
   runCall(h: MsgHdrs, data: Uint8Array): Promise<{ headers: MsgHdrs; data: Uint8Array }>;
 }
@@ -120,14 +119,13 @@ export class Door implements AsyncDisposable {
   private readonly server: ServerType;
   private readonly limits: CallLimits;
   private readonly peers = new Map<string, { at: number; reply: DoorPeersReply }>();
-  private readonly unsent: DoorCall[] = [];
-  private reportTimer?: NodeJS.Timeout;
-  private reporting?: Promise<void>;
+  private readonly usage: UsageReporter;
   readonly counts: Omit<DoorCounts, "listen" | "unreported"> = { taken: 0, local: 0, relayed: 0, refused: 0 };
   readonly url: string;
 
   private constructor(host: DoorHost, options: DoorOptions, server: ServerType, limits: CallLimits, url: string) {
     this.host = host;
+    this.usage = host.usage;
     this.log = options.log;
     this.server = server;
     this.limits = limits;
@@ -167,7 +165,7 @@ export class Door implements AsyncDisposable {
   }
 
   status(): DoorCounts {
-    return { listen: this.url, ...this.counts, unreported: this.unsent.length };
+    return { listen: this.url, ...this.counts, unreported: this.usage.unreported };
   }
 
   private refused(response: Response): Response {
@@ -261,9 +259,10 @@ export class Door implements AsyncDisposable {
     const at = Date.now();
     const started = performance.now();
     const relayed = where.kind === "relay";
+    const callId = randomUUID();
     const report = (response: Response, facts: { servedBy?: string; responseBytes: number; errorCode?: string; cpuMs?: string; cold?: boolean }) => {
-      this.record({
-        id: randomUUID(), requestId, app, fn, version: where.version, at, wallMs: performance.now() - started,
+      this.usage.call({
+        id: callId, requestId, app, fn, version: where.version, at, wallMs: performance.now() - started,
         requestBytes: body.byteLength, responseBytes: facts.responseBytes, status: response.status,
         ...(facts.errorCode ? { errorCode: facts.errorCode } : {}), ...(facts.servedBy ? { servedBy: facts.servedBy } : {}),
         ...(facts.cpuMs ? { cpuMs: facts.cpuMs } : {}), cold: facts.cold ?? false, relayed,
@@ -284,6 +283,8 @@ export class Door implements AsyncDisposable {
     } else {
       this.counts.relayed++;
       h.set(INVOKE_HEADERS.hops, "1");
+      // the peer attests the call under the same id, so the platform credits it only when both say so (docs/ledger.md)
+      h.set(INVOKE_HEADERS.callId, callId);
       const deadline = started + where.limits.wallMs + FABRIC_MARGIN_MS;
       const idempotent = isIdempotent(call.method, c.req.raw.headers);
       let timedOut = false;
@@ -336,42 +337,6 @@ export class Door implements AsyncDisposable {
     });
   }
 
-  /** Queues one call's usage for the platform; sent in batches, kept (bounded) until acknowledged. */
-  private record(call: DoorCall): void {
-    if (this.unsent.length >= REPORT_QUEUE_MAX) {
-      this.unsent.shift();
-      this.log.error("door usage queue full: the oldest unreported call was dropped (the platform has been away long)");
-    }
-    this.unsent.push(call);
-    if (this.unsent.length >= REPORT_BATCH) void this.flush();
-    else this.reportTimer ??= setTimeout(() => void this.flush(), REPORT_EVERY_MS);
-  }
-
-  /** Sends what is queued; a batch the platform does not acknowledge is sent again later, with the same ids (counted once). */
-  flush(): Promise<void> {
-    return (this.reporting ??= (async () => {
-      clearTimeout(this.reportTimer);
-      this.reportTimer = undefined;
-      try {
-        while (this.unsent.length > 0) {
-          const batch = this.unsent.slice(0, REPORT_BATCH);
-          try {
-            const msg = await this.host.nc().request(this.host.subjects.doorUsage(this.host.deviceId), JSON.stringify({ calls: batch }), { timeout: 5_000 });
-            const answer = msg.json<{ ok?: boolean; error?: { code: string } }>();
-            if (!answer.ok && answer.error?.code !== "ERR_BAD_MESSAGE" && answer.error?.code !== "ERR_RATE_LIMITED") throw new Error(answer.error?.code ?? "no ack");
-          } catch (error) {
-            this.log.warn({ err: error, calls: this.unsent.length }, "could not report door usage; retrying");
-            this.reportTimer ??= setTimeout(() => void this.flush(), 2_000);
-            return;
-          }
-          this.unsent.splice(0, batch.length);
-        }
-      } finally {
-        this.reporting = undefined;
-      }
-    })());
-  }
-
   /** Stops taking connections; calls under way get CLOSE_GRACE_MS to finish, then their connections are cut. */
   async close(): Promise<void> {
     const server = this.server as ServerType & { closeIdleConnections?: () => void; closeAllConnections?: () => void };
@@ -383,8 +348,7 @@ export class Door implements AsyncDisposable {
       });
       server.closeIdleConnections?.();
     });
-    await this.flush();
-    clearTimeout(this.reportTimer);
+    await this.usage.flush();
   }
 
   [Symbol.asyncDispose](): Promise<void> {

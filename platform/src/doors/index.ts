@@ -19,7 +19,16 @@
  * The device is known from the subject (only it may publish there), never
  * from what it wrote.
  */
-import { ControlReply, DoorPeersRequest, DoorUsageReport, HearthError, type DoorPeersReply, type Subjects } from "@hearth/protocol";
+import {
+  ControlReply,
+  DoorPeersRequest,
+  DoorUsageReport,
+  HearthError,
+  type DoorCall,
+  type DoorPeersReply,
+  type RelayServed,
+  type Subjects,
+} from "@hearth/protocol";
 import type { Msg, NatsConnection, Subscription } from "@nats-io/transport-node";
 import { RateLimiterMemory } from "rate-limiter-flexible";
 import type { DeviceRegistry } from "../identity/devices.ts";
@@ -31,6 +40,8 @@ import type { CallHook } from "../usage/index.ts";
 const DOOR_MESSAGE_BYTES = 256 * 1024;
 /** Calls one door may report a second, on average over 10 s: more are dropped and counted (docs/ledger.md). */
 export const DOOR_CALLS_PER_SECOND = 500;
+/** How long a relayed call waits for its serving device's attestation (or an attestation for its door's report). */
+export const ATTEST_WAIT_MS = 10_000;
 /** Peer lookups one door may make a second, on average over 10 s. */
 export const DOOR_LOOKUPS_PER_SECOND = 100;
 /** Peers named in one answer. */
@@ -59,6 +70,12 @@ export class DoorService {
   readonly refused = new Map<string, number>();
   /** Door calls metered. */
   metered = 0;
+  /** Relayed calls metered without their serving device's attestation (billed, credited to nobody). */
+  unattested = 0;
+  /** Relayed calls waiting for their serving device's attestation, by the door's call id. */
+  private readonly awaiting = new Map<string, { call: DoorCall; timer: NodeJS.Timeout }>();
+  /** Attestations that came before their door's report. */
+  private readonly attested = new Map<string, { from: string; served: RelayServed; at: number }>();
 
   constructor(options: DoorServiceOptions) {
     this.options = options;
@@ -133,13 +150,21 @@ export class DoorService {
       this.refuse("invalid");
       return ack({ error: { code: "ERR_BAD_MESSAGE", message: "invalid usage report" } });
     }
-    const calls = parsed.data.calls;
+    const { calls, served } = parsed.data;
     try {
-      await this.rate.consume(door, calls.length);
+      await this.rate.consume(door, calls.length + served.length);
     } catch {
-      this.refuse("rate", calls.length);
-      this.options.log.warn({ deviceId: door, calls: calls.length }, "door reported more calls than it can have taken; dropped");
+      this.refuse("rate", calls.length + served.length);
+      this.options.log.warn({ deviceId: door, calls: calls.length, served: served.length }, "door reported more calls than it can have taken; dropped");
       return ack({ error: { code: "ERR_RATE_LIMITED", message: "more door calls than allowed; dropped" } });
+    }
+    // attestations first: a door's report in the same batch as its peer's (one device both) finds them
+    for (const s of served) {
+      try {
+        await this.attest(door, s);
+      } catch (error) {
+        this.options.log.warn({ err: error, deviceId: door }, "relay attestation could not be taken");
+      }
     }
     const networks = new Set(await this.options.devices.networks(door));
     for (const call of calls) {
@@ -150,33 +175,85 @@ export class DoorService {
           this.options.log.warn({ deviceId: door, app: call.app, fn: call.fn, why }, "door call not metered");
           continue;
         }
-        const record = await this.options.store.getFunction(call.app, call.fn);
-        const cpuLimitMs = record?.limits.cpuMs ?? 0;
-        const wallCapMs = (record?.limits.wallMs ?? 0) + WALL_MARGIN_MS;
-        await this.options.onCall?.({
-          id: call.id,
-          requestId: call.requestId,
-          app: call.app,
-          fn: call.fn,
-          version: call.version,
-          at: call.at,
-          // the door's own observation, capped: no call lasts longer than its function may run plus a relay
-          wallMs: Math.min(call.wallMs, wallCapMs),
-          requestBytes: call.requestBytes,
-          responseBytes: call.responseBytes,
-          cpuLimitMs,
-          status: call.status,
-          ...(call.errorCode ? { errorCode: call.errorCode } : {}),
-          ...(call.servedBy ? { device: { id: call.servedBy, ...(call.cpuMs ? { cpuMs: call.cpuMs } : {}), cold: call.cold } } : {}),
-          door: call.relayed ? "device-relay" : "device",
-        });
-        this.metered++;
+        if (call.relayed && call.servedBy) await this.relayedCall(call);
+        else await this.meter(call, call.servedBy ? { id: call.servedBy, ...(call.cpuMs ? { cpuMs: call.cpuMs } : {}), cold: call.cold } : undefined);
       } catch (error) {
         this.options.log.warn({ err: error, deviceId: door }, "door call could not be metered");
         this.refuse("error");
       }
     }
     ack({ ok: true });
+  }
+
+  /**
+   * A relayed call is credited to the device that served it only when that
+   * device attests it too (under the door's call id, on its own subject):
+   * the first of the two to arrive waits for the other up to ATTEST_WAIT_MS.
+   * Without the attestation the call is billed as the door saw it and
+   * credits no device.
+   */
+  private async relayedCall(call: DoorCall): Promise<void> {
+    const attested = this.attested.get(call.id);
+    if (attested && attested.from === call.servedBy) {
+      this.attested.delete(call.id);
+      return this.meter(call, { id: attested.from, cpuMs: minMs(call.cpuMs, attested.served.cpuMs), cold: call.cold });
+    }
+    if (this.awaiting.has(call.id)) return;
+    const timer = setTimeout(() => {
+      this.awaiting.delete(call.id);
+      this.unattested++;
+      void this.meter(call, undefined).catch((error: unknown) => this.options.log.warn({ err: error }, "door call could not be metered"));
+    }, ATTEST_WAIT_MS);
+    timer.unref();
+    this.awaiting.set(call.id, { call, timer });
+  }
+
+  private async attest(from: string, served: RelayServed): Promise<void> {
+    // only a device that was given that function can have served it
+    if (!(await this.options.store.mayRun(from, served.app, served.fn, served.version))) {
+      this.refuse("attest-not-placed");
+      return;
+    }
+    const waiting = this.awaiting.get(served.id);
+    if (waiting) {
+      if (waiting.call.servedBy !== from || waiting.call.app !== served.app || waiting.call.fn !== served.fn) {
+        this.refuse("attest-mismatch");
+        return;
+      }
+      clearTimeout(waiting.timer);
+      this.awaiting.delete(served.id);
+      return this.meter(waiting.call, { id: from, cpuMs: minMs(waiting.call.cpuMs, served.cpuMs), cold: waiting.call.cold });
+    }
+    const now = Date.now();
+    if (this.attested.size >= 100_000) {
+      for (const [id, a] of this.attested) if (now - a.at > ATTEST_WAIT_MS * 3) this.attested.delete(id);
+      if (this.attested.size >= 100_000) return this.refuse("attest-overflow");
+    }
+    this.attested.set(served.id, { from, served, at: now });
+  }
+
+  private async meter(call: DoorCall, device: { id: string; cpuMs?: string; cold: boolean } | undefined): Promise<void> {
+    const record = await this.options.store.getFunction(call.app, call.fn);
+    const cpuLimitMs = record?.limits.cpuMs ?? 0;
+    const wallCapMs = (record?.limits.wallMs ?? 0) + WALL_MARGIN_MS;
+    await this.options.onCall?.({
+      id: call.id,
+      requestId: call.requestId,
+      app: call.app,
+      fn: call.fn,
+      version: call.version,
+      at: call.at,
+      // the door's own observation, capped: no call lasts longer than its function may run plus a relay
+      wallMs: Math.min(call.wallMs, wallCapMs),
+      requestBytes: call.requestBytes,
+      responseBytes: call.responseBytes,
+      cpuLimitMs,
+      status: call.status,
+      ...(call.errorCode ? { errorCode: call.errorCode } : {}),
+      ...(device ? { device } : {}),
+      door: call.relayed ? "device-relay" : "device",
+    });
+    this.metered++;
   }
 
   /** Why a reported call is not believed, or undefined when it is. */
@@ -212,5 +289,12 @@ export class DoorService {
 
   close(): void {
     for (const sub of this.subs) sub.unsubscribe();
+    for (const { timer } of this.awaiting.values()) clearTimeout(timer);
   }
+}
+
+/** The smaller of two CPU claims in ms (the door's and the serving device's), as the decimal string a reply carries. */
+function minMs(a: string | undefined, b: string): string {
+  if (a === undefined) return b;
+  return Number(a) <= Number(b) ? a : b;
 }
