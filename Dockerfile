@@ -27,6 +27,7 @@ COPY examples/crypto-streams/package.json examples/crypto-streams/
 COPY examples/hello/package.json examples/hello/
 COPY examples/hono-app/package.json examples/hono-app/
 COPY examples/jose-auth/package.json examples/jose-auth/
+COPY examples/node-compat/package.json examples/node-compat/
 COPY examples/zod-api/package.json examples/zod-api/
 COPY test/package.json test/
 COPY sdk/scripts sdk/scripts

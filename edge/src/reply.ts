@@ -288,6 +288,8 @@ export interface InvocationOf {
   wallMs: number;
   /** The caller's request headers. */
   headers: Headers;
+  /** The edge's span when a tracer made it; else a child of the caller's traceparent, or a new trace. */
+  traceparent?: string;
 }
 
 /**
@@ -304,7 +306,7 @@ export function invocationHeaders(call: InvocationOf): MsgHdrs {
   h.set(INVOKE_HEADERS.method, call.method);
   h.set(INVOKE_HEADERS.url, call.url);
   h.set(INVOKE_HEADERS.deadline, String(Date.now() + call.wallMs));
-  const traceparent = formatTraceparent(childSpan(parseTraceparent(call.headers.get("traceparent") ?? undefined)));
+  const traceparent = call.traceparent ?? formatTraceparent(childSpan(parseTraceparent(call.headers.get("traceparent") ?? undefined)));
   h.set(INVOKE_HEADERS.traceparent, traceparent);
   call.headers.forEach((value, key) => {
     if (!HOP_BY_HOP.has(key) && key !== "traceparent") h.append(HTTP_HEADER_PREFIX + key, value);

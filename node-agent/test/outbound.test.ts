@@ -9,6 +9,8 @@ import type { AddressInfo } from "node:net";
 import { gzipSync } from "node:zlib";
 import { afterAll, beforeAll, describe, expect, it } from "vitest";
 import { networkInterfaces } from "node:os";
+import { callSettings } from "../src/agent/index.ts";
+import { configFromEnv, parseAgentConfig } from "../src/config/index.ts";
 import { addressAllowed, isPublicAddress, outboundFetch, OwnNetworks, type OutboundPolicy } from "../src/sandbox/outbound.ts";
 import type { SandboxPool } from "../src/sandbox/supervisor.ts";
 import { call, json, jsonFunction, startPool, text, uniqueKey } from "./helpers.ts";
@@ -62,6 +64,8 @@ beforeAll(async () => {
   await new Promise<void>((resolve) => server.listen(0, "127.0.0.1", resolve));
   port = (server.address() as AddressInfo).port;
   origin = `http://127.0.0.1:${port}`;
+  // the test server's port is not 80/443: the policies that reach it name it (as function and owner both would)
+  Object.assign(LOCAL_TEST, { ports: [port] });
 });
 
 afterAll(async () => {
@@ -129,7 +133,7 @@ describe("the device's own networks", () => {
   });
 
   it("a fetch to an address on them is refused before anything connects", async () => {
-    const out = await outboundFetch({ method: "GET", url: "http://[2001:470:1f0b:42::9]:8080/router-admin", headers: [], body: null, redirect: "follow" }, { allow: true }, home);
+    const out = await outboundFetch({ method: "GET", url: "http://[2001:470:1f0b:42::9]:8080/router-admin", headers: [], body: null, redirect: "follow" }, { allow: true, ports: [8080] }, home);
     expect(out).toEqual({ error: expect.stringMatching(/on this device's own networks/) });
   });
 
@@ -147,12 +151,38 @@ describe("the device's own networks", () => {
       if (!bound) continue;
       try {
         const host = info.family === "IPv6" ? `[${info.address}]` : info.address;
-        const out = await fetchFrom(`http://${host}:${(listener.address() as AddressInfo).port}/`, { allow: true, timeoutMs: 2_000 });
+        const out = await fetchFrom(`http://${host}:${(listener.address() as AddressInfo).port}/`, { allow: true, timeoutMs: 2_000, ports: [(listener.address() as AddressInfo).port] });
         expect([info.address, out.error]).toEqual([info.address, expect.stringMatching(/^TypeError: fetch failed: .*(reserved address|own networks)/)]);
       } finally {
         await new Promise((resolve) => listener.close(resolve));
       }
     }
+  });
+});
+
+describe("ports", () => {
+  it("only 80 and 443 unless the policy names the port: a server on another port is refused, redirects included", async () => {
+    const owner = { allow: true, allowAddresses: ["127.0.0.1"] };
+    expect((await fetchFrom(`${origin}/hello`, owner)).error).toMatch(/TypeError: .*port \d+ is refused: only 80 and 443/);
+    expect((await fetchFrom(`${origin}/hello`, { ...owner, ports: [port + 1 > 65_535 ? 1 : port + 1] })).error).toMatch(/port \d+ is refused/);
+    expect((await fetchFrom(`${origin}/hello`, { ...owner, ports: [port] })).status).toBe(201);
+    // a redirect to another port of an allowed address is checked too
+    const bounce = `http://127.0.0.1:${port === 9 ? 10 : 9}/`;
+    expect((await fetchFrom(`${origin}/redirect?to=${encodeURIComponent(bounce)}`, { ...owner, ports: [port] })).error).toMatch(/port \d+ is refused/);
+  });
+
+  it("the agent passes on only the ports both the function's policy and the owner's outboundAllowPorts allow", () => {
+    const settings = callSettings({ outbound: { allow: true, ports: [8080, 9000, 5432] } }, [], [9000, 5432, 22]);
+    expect(settings.outbound?.ports).toEqual([9000, 5432]);
+    expect(callSettings({ outbound: { allow: true, ports: [8080] } }, [], []).outbound).toEqual({ allow: true });
+    expect(callSettings({ outbound: { allow: true } }, [], [8080]).outbound).toEqual({ allow: true });
+    expect(callSettings({ compatibilityFlags: ["nodejs_compat"] }, [], [])).toEqual({ nodejsCompat: true });
+  });
+
+  it("the owner's outboundAllowPorts is read from the environment, checked", () => {
+    expect(parseAgentConfig({ natsUrl: "nats://127.0.0.1:4222", deviceId: "d1", outboundAllowPorts: "8080, 5432" }).outboundAllowPorts).toEqual([8080, 5432]);
+    expect(configFromEnv({ HEARTH_OUTBOUND_ALLOW_PORTS: "8080" })).toEqual({ outboundAllowPorts: "8080" });
+    expect(() => parseAgentConfig({ natsUrl: "nats://127.0.0.1:4222", deviceId: "d1", outboundAllowPorts: "http" })).toThrow(/outboundAllowPorts/);
   });
 });
 
@@ -172,7 +202,7 @@ describe("fetch from a function", () => {
 
   it("refuses loopback and private addresses, by IP literal and after DNS", async () => {
     for (const url of [`${origin}/hello`, `http://localhost:${port}/hello`, `http://[::1]:${port}/`, "http://169.254.169.254/latest/meta-data/", "http://10.0.0.1/"]) {
-      const out = await fetchFrom(url, { allow: true, timeoutMs: 2_000 });
+      const out = await fetchFrom(url, { allow: true, timeoutMs: 2_000, ports: [port] });
       expect([url, out.error]).toEqual([url, expect.stringMatching(/private, loopback, link-local or reserved/)]);
     }
   });

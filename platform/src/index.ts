@@ -9,6 +9,8 @@ export { readPlatformEnv, PlatformEnv } from "./config/index.ts";
 export { createLogger, silentLogger } from "./log/index.ts";
 export type { Logger } from "./log/index.ts";
 export { Scheduler, rankCandidates } from "./scheduler/index.ts";
+export { chooseDevices } from "./gateway/index.ts";
+export { DeviceLatency } from "./gateway/latency.ts";
 export { Store, connectRedis } from "./state/index.ts";
 export type { Placement, DeviceEntry } from "./state/index.ts";
 export {

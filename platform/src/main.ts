@@ -56,6 +56,8 @@ async function start(): Promise<void> {
       perIpInFlight: env.HEARTH_MAX_IN_FLIGHT_PER_IP,
     },
     clientIpHeader: env.HEARTH_CLIENT_IP_HEADER,
+    clientLocationHeader: env.HEARTH_CLIENT_LOCATION_HEADER,
+    otlpTracesUrl: env.OTEL_EXPORTER_OTLP_TRACES_ENDPOINT ?? (env.OTEL_EXPORTER_OTLP_ENDPOINT ? `${env.OTEL_EXPORTER_OTLP_ENDPOINT.replace(/\/+$/, "")}/v1/traces` : undefined),
     ledger: ledger.HEARTH_LEDGER,
     publicNatsUrl: ledger.HEARTH_PUBLIC_NATS_URL,
   }).catch((error: unknown) => {

@@ -14,6 +14,7 @@ import { DoorService } from "./doors/index.ts";
 import { createGateway, type DeviceNearness } from "./gateway/index.ts";
 import { DeviceLatency } from "./gateway/latency.ts";
 import { LoadMeter } from "./scheduler/load.ts";
+import { CallTracing } from "./tracing/index.ts";
 import { startLedger, type Ledger, type LedgerMode } from "./ledger/index.ts";
 import { EXACT_HEADERS_SERVER_OPTIONS } from "@hearth/edge";
 import { CallLimits, DEFAULT_CALL_LIMITS, FRONT_DOOR, frontDoorServerOptions, onClientError, type CallLimitSettings } from "@hearth/edge";
@@ -58,6 +59,12 @@ export interface PlatformOptions {
   callLimits?: CallLimitSettings;
   /** A header a trusted proxy sets to the client's IP (its last entry is used). */
   clientIpHeader?: string;
+  /** A header a trusted proxy sets to the caller's location, `<lat>,<lon>` (docs/routing.md). */
+  clientLocationHeader?: string;
+  /** Export each call's spans to this OTLP/HTTP traces URL (…/v1/traces). */
+  otlpTracesUrl?: string;
+  /** How often spans are sent (default 2 s; tests shorten it). */
+  otlpExportEveryMs?: number;
 }
 
 export interface Platform extends AsyncDisposable {
@@ -97,6 +104,8 @@ export function createHttpApp(parts: {
   appHosts?: AppHosts;
   callLimits?: CallLimitSettings;
   clientIpHeader?: string;
+  clientLocationHeader?: string;
+  tracing?: CallTracing;
   latency?: DeviceNearness;
   load?: LoadMeter;
   stats?: FunctionStats;
@@ -114,6 +123,8 @@ export function createHttpApp(parts: {
     region: parts.region,
     callLimits: new CallLimits(parts.callLimits ?? DEFAULT_CALL_LIMITS),
     clientIpHeader: parts.clientIpHeader,
+    clientLocationHeader: parts.clientLocationHeader,
+    tracing: parts.tracing,
     latency: parts.latency,
     load: parts.load,
   });
@@ -218,14 +229,17 @@ export async function startPlatform(options: PlatformOptions): Promise<Platform>
   doors = new DoorService({ nc, subjects, store, devices, liveDevice: (id) => scheduler.liveDevice(id), log: log.child({ part: "doors" }), onCall: ledger?.onCall });
   let url = options.publicUrl ?? "";
   const appHosts = options.appDomain ? new AppHosts(options.appDomain, () => url) : undefined;
+  // each call's spans, to the operator's collector when one is configured
+  const tracing = options.otlpTracesUrl ? new CallTracing({ endpoint: options.otlpTracesUrl, region: options.region, exportEveryMs: options.otlpExportEveryMs }) : undefined;
   // each function's calls in flight, reported to every scheduler (scaling) every 2 s
-  const load = new LoadMeter(nc, subjects, randomUUID());
+  const load = new LoadMeter(nc, subjects, randomUUID(), options.region);
   // how near each live device is to this process (measured by pings, never taken from the device)
   const latency = new DeviceLatency({ nc, subjects, devices: () => scheduler.liveDevices().map((d) => d.heartbeat.deviceId) });
   const metrics = new PlatformMetrics({ store, scheduler, devices, ledger, nc });
   const app = createHttpApp({
     store, scheduler, nc, subjects, log, token: options.token, publicUrl: () => url, embeddedState: embedded, ledger, logs, appHosts, devices, fabric,
-    region: options.region, callLimits: options.callLimits, clientIpHeader: options.clientIpHeader, latency, load, stats, metrics,
+    region: options.region, callLimits: options.callLimits, clientIpHeader: options.clientIpHeader,
+    clientLocationHeader: options.clientLocationHeader, tracing, latency, load, stats, metrics,
   });
 
   const server: ServerType = await new Promise((resolve, reject) => {
@@ -255,6 +269,7 @@ export async function startPlatform(options: PlatformOptions): Promise<Platform>
       await new Promise<void>((resolve) => server.close(() => resolve()));
       await latency[Symbol.asyncDispose]();
       await load[Symbol.asyncDispose]();
+      await tracing?.close();
       await scheduler[Symbol.asyncDispose]();
       // every call answered so far has its usage record stored before the fabric connection goes
       await ledger.close();

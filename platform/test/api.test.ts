@@ -100,6 +100,21 @@ describe("API", () => {
     expect(error.message).toContain(mention);
   });
 
+  it("takes compatibility flags (compat=nodejs) and fetch ports, keeps them across deploys that do not name them, clears with compat=none", async () => {
+    const on = await deploy("api-compat", "fn", BUNDLE, "?compat=nodejs&allowFetch=true&fetchPorts=8080,8443");
+    expect(on.status).toBe(201);
+    expect(await on.json()).toMatchObject({ compatibilityFlags: ["nodejs_compat"], outbound: { allow: true, ports: [8080, 8443] } });
+    const kept = (await (await deploy("api-compat", "fn", BUNDLE + "\n// v2")).json()) as { compatibilityFlags?: string[] };
+    expect(kept.compatibilityFlags).toEqual(["nodejs_compat"]);
+    const cleared = (await (await deploy("api-compat", "fn", BUNDLE, "?compat=none")).json()) as { compatibilityFlags?: string[] };
+    expect(cleared.compatibilityFlags).toBeUndefined();
+    const badFlag = await deploy("api-compat", "fn", BUNDLE, "?compat=python_compat");
+    expect(badFlag.status).toBe(400);
+    expect((await envelope(badFlag)).code).toBe("ERR_BAD_REQUEST");
+    const badPort = await deploy("api-compat", "fn", BUNDLE, "?allowFetch=true&fetchPorts=70000");
+    expect(badPort.status).toBe(400);
+  });
+
   it("rejects an empty or binary bundle", async () => {
     const empty = await deploy("api-b", "fn", "");
     expect(empty.status).toBe(400);

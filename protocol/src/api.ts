@@ -3,7 +3,7 @@ import { z } from "zod";
 import { FunctionLimits, FunctionLimitsInput } from "./limits.ts";
 import { AppName, DeviceId, FunctionName, Sha256Hex } from "./names.ts";
 import { Location } from "./messages.ts";
-import { FunctionEnv, OutboundSettings } from "./settings.ts";
+import { CompatibilityFlags, FunctionEnv, OutboundSettings } from "./settings.ts";
 
 /**
  * How a function scales (docs/routing.md): up to `maxReplicas` devices
@@ -28,6 +28,7 @@ export const DeployOptions = z.strictObject({
   replicas: z.number().int().min(1).max(16).optional(),
   env: FunctionEnv.optional(),
   outbound: OutboundSettings.optional(),
+  compatibilityFlags: CompatibilityFlags.optional(),
 });
 export type DeployOptions = z.infer<typeof DeployOptions>;
 
@@ -54,6 +55,8 @@ export const FunctionRecord = z.strictObject({
   /** The function's `env` (vars and secrets). Never shown by the API: views list the names only. */
   env: FunctionEnv.optional(),
   outbound: OutboundSettings.optional(),
+  /** Opt-in runtime features (`nodejs_compat`); none when absent. */
+  compatibilityFlags: CompatibilityFlags.optional(),
 });
 export type FunctionRecord = z.infer<typeof FunctionRecord>;
 

@@ -101,6 +101,8 @@ export {
 } from "./developers.ts";
 export { formatZodError } from "./zod-format.ts";
 export {
+  CompatibilityFlag,
+  CompatibilityFlags,
   decodeEnvHeader,
   encodeEnvHeader,
   ENV_HEADER,

@@ -2,7 +2,7 @@
 import { z } from "zod";
 import { FunctionLimits, MAX_PLACED_FUNCTIONS } from "./limits.ts";
 import { AppName, DeviceId, FunctionName, Sha256Hex } from "./names.ts";
-import { FunctionEnv, OutboundSettings } from "./settings.ts";
+import { CompatibilityFlags, FunctionEnv, OutboundSettings } from "./settings.ts";
 import { Traceparent } from "./trace.ts";
 
 /** Request ids: the charset and length the gateway accepts from callers. */
@@ -59,6 +59,7 @@ export const ControlMessage = z.discriminatedUnion("type", [
     limits: FunctionLimits,
     env: FunctionEnv.optional(),
     outbound: OutboundSettings.optional(),
+    compatibilityFlags: CompatibilityFlags.optional(),
   }),
   z.strictObject({ type: z.literal("unplace"), app: AppName, fn: FunctionName }),
   /**
@@ -69,6 +70,8 @@ export const ControlMessage = z.discriminatedUnion("type", [
   z.strictObject({ type: z.literal("credential"), jwt: z.string().min(1).max(16_384), expiresAt: z.iso.datetime() }),
   /** Liveness probe: a live agent answers `{ ok: true }`; a dead one has no responders. */
   z.strictObject({ type: z.literal("ping") }),
+  /** The gateway has its answer from another device (a hedged call): a call still waiting for a core here is dropped. */
+  z.strictObject({ type: z.literal("cancel"), requestId: RequestId }),
 ]);
 export type ControlMessage = z.infer<typeof ControlMessage>;
 

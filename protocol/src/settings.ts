@@ -29,8 +29,19 @@ export const HostPattern = z
 export const OutboundSettings = z.strictObject({
   allow: z.boolean(),
   hosts: z.array(HostPattern).min(1).max(64).optional(),
+  /** Ports besides 80 and 443 the function may fetch; the device's owner must allow each too (outboundAllowPorts). */
+  ports: z.array(z.number().int().min(1).max(65_535)).min(1).max(64).optional(),
 });
 export type OutboundSettings = z.infer<typeof OutboundSettings>;
+
+/**
+ * Opt-in runtime features, named as Workers' compatibility flags.
+ * `nodejs_compat`: the Node built-ins of docs/runtime.md (`node:buffer`, `node:events`, `node:util`,
+ * `node:async_hooks`, parts of `node:crypto`, `process`), importable and as the globals `Buffer`, `process`, `global`.
+ */
+export const CompatibilityFlag = z.enum(["nodejs_compat"]);
+export type CompatibilityFlag = z.infer<typeof CompatibilityFlag>;
+export const CompatibilityFlags = z.array(CompatibilityFlag).max(8);
 
 /** Encodes an env for the ENV_HEADER (base64url of its JSON, so any Unicode value fits a header). */
 export function encodeEnvHeader(env: FunctionEnv): string {

@@ -30,6 +30,7 @@ import {
   type FunctionLimitsInput,
   type FunctionView as FunctionViewT,
   type VersionRecord,
+  type CompatibilityFlag,
 } from "@hearth/protocol";
 import type { z } from "zod";
 import { bundleFunction } from "./bundle.ts";
@@ -65,6 +66,10 @@ export interface DeployInput {
   allowFetch?: boolean;
   /** Narrow outbound fetch to these hosts (`api.example.com`, `*.example.com`); implies allowFetch. */
   fetchHosts?: string[];
+  /** Ports besides 80/443 the function may fetch (the device's owner must allow them too). */
+  fetchPorts?: number[];
+  /** Compatibility flags, as Workers name them: `["nodejs_compat"]` for Node built-ins. `[]` clears them; omitted: unchanged. */
+  compatibilityFlags?: CompatibilityFlag[];
 }
 
 export interface LogsOptions {
@@ -160,6 +165,8 @@ export class HearthClient {
     if (input.scaleToZeroAfterSeconds !== undefined) query["scaleToZeroAfter"] = String(input.scaleToZeroAfterSeconds);
     if (input.allowFetch !== undefined) query["allowFetch"] = String(input.allowFetch);
     if (input.fetchHosts !== undefined) query["fetchHosts"] = input.fetchHosts.join(",");
+    if (input.fetchPorts !== undefined) query["fetchPorts"] = input.fetchPorts.join(",");
+    if (input.compatibilityFlags !== undefined) query["compat"] = input.compatibilityFlags.join(",") || "none";
     // the env (secrets) goes in a header, never in the URL
     const headers = input.env !== undefined ? { [ENV_HEADER]: encodeEnvHeader(input.env) } : undefined;
     const code = typeof input.code === "string" ? new TextEncoder().encode(input.code) : input.code;
@@ -167,13 +174,15 @@ export class HearthClient {
   }
 
   /**
-   * Bundles `entry` with esbuild and deploys it.
+   * Bundles `entry` with esbuild (for its compatibility flags) and deploys it.
    *
    * @example
    * await hearth.deployFile("examples/hello/src/index.ts", { app: "demo", name: "hello" });
+   * await hearth.deployFile("src/index.ts", { app: "demo", name: "node", compatibilityFlags: ["nodejs_compat"] });
    */
   async deployFile(entry: string, input: Omit<DeployInput, "code">): Promise<FunctionViewT> {
-    return this.deploy({ ...input, code: await bundleFunction(entry) });
+    const options = input.compatibilityFlags ? { compatibilityFlags: input.compatibilityFlags } : {};
+    return this.deploy({ ...input, code: await bundleFunction(entry, options) });
   }
 
   /**

@@ -158,6 +158,19 @@ export const coldStart: Benchmark = {
       }
     }
 
+    // Node compatibility: a function that imports node:buffer and node:async_hooks pays for the Buffer polyfill at load.
+    ctx.log("cold-start: loads under nodejs_compat");
+    const nodeLoadMs: number[] = [];
+    for (let i = 0; i < count; i++) {
+      const key = `bench/node-${i}@${salt}`;
+      const code = `// ${salt} ${i}\nimport { Buffer } from "node:buffer"; import { AsyncLocalStorage } from "node:async_hooks";\nconst als = new AsyncLocalStorage();\nexport default { fetch() { return als.run(1, () => new Response(Buffer.from("ok"))); } };`;
+      const t = performance.now();
+      const loaded = await pool.load(key, code, LIMITS, { nodejsCompat: true });
+      nodeLoadMs.push(performance.now() - t);
+      if (!loaded.ok) throw new Error(`could not load ${key}: ${loaded.message}`);
+      pool.drop(key);
+    }
+
     // Baselines: a bare isolate in-process; a raw NATS round trip of a bundle's bytes.
     ctx.log("cold-start: baselines");
     const ivmHelper = await startHelper(ctx.cleanup, "ivm-baseline.ts", { execArgv: ["--no-node-snapshot"] });
@@ -193,6 +206,7 @@ export const coldStart: Benchmark = {
         { bench: "cold", metric: `device: compile on the call (invoke, no load), p${q}`, value: p(lazyColdMs, q), unit: "ms", baseline: { name: "bare isolate + context + script", value: q === 50 ? bare.p50 : bare.p99 }, better: "lower" },
         { bench: "cold", metric: `device: first run touching crypto.subtle (HMAC), p${q}`, value: p(touching.subtle, q), unit: "ms", baseline: { name: "first run, touching neither", value: p(firstRunMs, q) }, better: "lower" },
         { bench: "cold", metric: `device: first run touching CompressionStream, p${q}`, value: p(touching.compression, q), unit: "ms", baseline: { name: "first run, touching neither", value: p(firstRunMs, q) }, better: "lower" },
+        { bench: "cold", metric: `device: compile under nodejs_compat importing node:buffer and node:async_hooks, p${q}`, value: p(nodeLoadMs, q), unit: "ms", baseline: { name: "compile (SandboxPool.load)", value: p(compileMs, q) }, better: "lower" },
       );
     }
     rows.sort((a, b) => a.metric.replace(/, p\d+$/, "").localeCompare(b.metric.replace(/, p\d+$/, "")) || a.metric.localeCompare(b.metric));

@@ -17,11 +17,12 @@ import { coldStart } from "./cold-start.ts";
 import { controlPlane } from "./control-plane.ts";
 import { density } from "./density.ts";
 import { resolveState, type BenchContext, type Benchmark } from "./lib/bench.ts";
+import { routing } from "./routing.ts";
 import { Cleanup, withTimeout } from "./lib/cleanup.ts";
 import { describeMachine, renderMachine, renderSections, writeBenchmarksMd, type Section } from "./lib/report.ts";
 import { warmCall } from "./warm-call.ts";
 
-const BENCHMARKS: Benchmark[] = [warmCall, auth, coldStart, density, controlPlane];
+const BENCHMARKS: Benchmark[] = [warmCall, auth, coldStart, density, controlPlane, routing];
 const ROOT = fileURLToPath(new URL("../../", import.meta.url));
 
 const Flags = z.strictObject({

@@ -44,6 +44,7 @@ let hearth: LocalHearth;
 let client: HearthClient;
 let target: Server;
 let targetUrl: string;
+let targetPort: number;
 let targetHits = 0;
 const logDir = mkdtempSync(join(tmpdir(), "hearth-settings-logs-"));
 
@@ -54,14 +55,16 @@ beforeAll(async () => {
     res.end("private");
   });
   await new Promise<void>((resolve) => target.listen(0, "127.0.0.1", resolve));
-  targetUrl = `http://127.0.0.1:${(target.address() as AddressInfo).port}/`;
+  targetPort = (target.address() as AddressInfo).port;
+  targetUrl = `http://127.0.0.1:${targetPort}/`;
   hearth = await startLocalHearth({
     // debug: the most a log ever says, and still no secret in it
     logLevel: "debug",
     logDir,
     devices: [
-      { deviceId: "set-a", ownerId: "ada" },
-      { deviceId: "set-b", ownerId: "grace" },
+      // the owners allow the target's port, so what refuses it below is the address check (or the function's own policy)
+      { deviceId: "set-a", ownerId: "ada", env: { HEARTH_OUTBOUND_ALLOW_PORTS: String(targetPort) } },
+      { deviceId: "set-b", ownerId: "grace", env: { HEARTH_OUTBOUND_ALLOW_PORTS: String(targetPort) } },
     ],
   });
   client = new HearthClient({ url: hearth.url, token: hearth.developerToken });
@@ -134,7 +137,7 @@ describe("outbound fetch", () => {
   });
 
   it("with allowFetch, reaching a loopback address is refused as a private address", async () => {
-    await client.deploy({ app: APP, name: "fetcher", code: CODE, replicas: 1, allowFetch: true });
+    await client.deploy({ app: APP, name: "fetcher", code: CODE, replicas: 1, allowFetch: true, fetchPorts: [targetPort] });
     await client.waitUntilReady(APP, "fetcher", { timeoutMs: 20_000 });
     const answer = await call("fetcher", "/fetch", `?to=${encodeURIComponent(targetUrl)}`);
     expect(answer["refused"]).toBe(true);
@@ -143,6 +146,15 @@ describe("outbound fetch", () => {
     const byName = await call("fetcher", "/fetch", `?to=${encodeURIComponent(targetUrl.replace("127.0.0.1", "localhost"))}`);
     expect(byName["refused"]).toBe(true);
     expect(byName["message"]).toMatch(/private, loopback/);
+  });
+
+  it("with allowFetch but without the port in its policy, a port other than 80/443 is refused", async () => {
+    await client.deploy({ app: APP, name: "noport", code: CODE, replicas: 1, allowFetch: true });
+    await client.waitUntilReady(APP, "noport", { timeoutMs: 20_000 });
+    const answer = await call("noport", "/fetch", `?to=${encodeURIComponent(targetUrl)}`);
+    expect(answer["refused"]).toBe(true);
+    expect(answer["message"]).toMatch(new RegExp(`port ${targetPort} is refused: only 80 and 443`));
+    expect(targetHits).toBe(0);
   });
 
   it("fetchHosts narrows it, and turning it on later reaches a placed function", async () => {

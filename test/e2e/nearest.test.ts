@@ -85,19 +85,20 @@ describe("the nearest device", () => {
     expect(platform.latency.rttOf("far")!).toBeGreaterThanOrEqual(60);
 
     const by = await servedBy(200);
-    expect(by.get("near") ?? 0).toBeGreaterThanOrEqual(198);
+    // a few may be hedged to the next device when the nearest is slow for a moment (at most 1 in 20)
+    expect(by.get("near") ?? 0).toBeGreaterThanOrEqual(190);
   }, 60_000);
 
   it("moves to the next nearest when the nearest goes, and back when it returns", async () => {
     await agents.get("near")!.close();
     await waitFor("near out of the live table", () => platform.scheduler.liveDevice("near") === undefined, { timeoutMs: 10_000 });
     const without = await servedBy(100);
-    expect(without.get("mid") ?? 0).toBeGreaterThanOrEqual(99);
+    expect(without.get("mid") ?? 0).toBeGreaterThanOrEqual(94);
 
     await startAgent("near", nats.url);
     await waitFor("near placed and live again", async () => platform.scheduler.liveDevice("near") !== undefined && (await client.get("near", "fn")).devices.includes("near"), { timeoutMs: 30_000 });
     await waitFor("near measured again", () => (platform.latency.rttOf("near") ?? Infinity) < (platform.latency.rttOf("mid") ?? 0), { timeoutMs: 15_000 });
     const back = await servedBy(100);
-    expect(back.get("near") ?? 0).toBeGreaterThanOrEqual(99);
+    expect(back.get("near") ?? 0).toBeGreaterThanOrEqual(94);
   }, 90_000);
 });

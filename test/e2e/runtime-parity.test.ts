@@ -3,7 +3,8 @@
  * bundled by the SDK the way `hearth deploy` bundles it (workerd conditions),
  * deployed to a local Hearth of real processes and called over HTTP through
  * the gateway. jose (ES256/RS256 JWTs, JWE both ways, a JWKS-verifying auth
- * middleware against an identity provider served on 127.0.0.1), an app built
+ * middleware against an identity provider served on 127.0.0.1, on a port the
+ * function's policy and the device's owner both allow), an app built
  * on CompressionStream/DecompressionStream, and Hono's cors() and etag()
  * answering a preflight and a 304 with exactly the headers the app set.
  */
@@ -39,15 +40,16 @@ beforeAll(async () => {
     res.writeHead(200, { "content-type": "application/json" }).end(JSON.stringify({ keys: [jwk] }));
   });
   await new Promise<void>((resolve) => idp.listen(0, "127.0.0.1", resolve));
-  const jwksUrl = `http://127.0.0.1:${(idp.address() as AddressInfo).port}/.well-known/jwks.json`;
+  const idpPort = (idp.address() as AddressInfo).port;
+  const jwksUrl = `http://127.0.0.1:${idpPort}/.well-known/jwks.json`;
 
   hearth = await startLocalHearth({
     logLevel: "warn",
-    devices: [{ deviceId: "parity-device", location: "berlin:52.52,13.40", env: { HEARTH_OUTBOUND_ALLOW_ADDRESSES: "127.0.0.1" } }],
+    devices: [{ deviceId: "parity-device", location: "berlin:52.52,13.40", env: { HEARTH_OUTBOUND_ALLOW_ADDRESSES: "127.0.0.1", HEARTH_OUTBOUND_ALLOW_PORTS: String(idpPort) } }],
   });
   client = new HearthClient({ url: hearth.url, token: hearth.developerToken });
   const deploys: [string, string, Parameters<HearthClient["deployFile"]>[1]][] = [
-    ["jose-auth", "examples/jose-auth/src/index.ts", { app: APP, name: "jose-auth", replicas: 1, env: { JWKS_URL: jwksUrl, ISSUER, AUDIENCE: "parity" }, fetchHosts: ["127.0.0.1"] }],
+    ["jose-auth", "examples/jose-auth/src/index.ts", { app: APP, name: "jose-auth", replicas: 1, env: { JWKS_URL: jwksUrl, ISSUER, AUDIENCE: "parity" }, fetchHosts: ["127.0.0.1"], fetchPorts: [idpPort] }],
     ["compression", "examples/compression/src/index.ts", { app: APP, name: "compression", replicas: 1 }],
     ["hono-app", "examples/hono-app/src/index.ts", { app: APP, name: "hono-app", replicas: 1 }],
   ];

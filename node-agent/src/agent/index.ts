@@ -16,6 +16,7 @@ import {
   type FunctionEnv,
   type FunctionLimits,
   type Heartbeat,
+  type CompatibilityFlag,
   type OutboundSettings,
 } from "@hearth/protocol";
 import { connect, headers as natsHeaders, type Msg, type MsgHdrs, type NatsConnection, type Subscription } from "@nats-io/transport-node";
@@ -97,6 +98,8 @@ export class Agent implements AsyncDisposable {
   private pausedFor: PauseReason[] = [];
   private pausing?: Promise<void>;
   readonly gate: CoreGate;
+  /** Calls waiting for a core, by request id: a `cancel` from the platform drops one (its hedge answered elsewhere). */
+  private readonly waiting = new Map<string, AbortController>();
   readonly memory: WarmIsolates;
   /** Trace ids of the calls running now, for their log lines. */
   private readonly traces: CallTraces;
@@ -432,6 +435,11 @@ export class Agent implements AsyncDisposable {
       void this.useRenewedCredential();
       return;
     }
+    if (message.type === "cancel") {
+      // only a call still waiting for a core: one already running finishes (its answer is dropped, unbilled)
+      this.waiting.get(message.requestId)?.abort();
+      return reply({ ok: true });
+    }
     const id = `${message.app}/${message.fn}`;
     try {
       if (message.type === "unplace") {
@@ -442,7 +450,7 @@ export class Agent implements AsyncDisposable {
       const key = `${id}@${message.version}`;
       // The owner's memory cap: the warm isolate needs room (idle ones are evicted first), or the placement is refused.
       const release = this.memory.use(key, message.limits.memoryMb);
-      const settings = callSettings(message, this.config.outboundAllowAddresses);
+      const settings = callSettings(message, this.config.outboundAllowAddresses, this.config.outboundAllowPorts);
       try {
         const code = await this.bundles.get(message.version);
         // Warm up: compile the new version before it takes calls, so a bad bundle fails the placement.
@@ -545,7 +553,15 @@ export class Agent implements AsyncDisposable {
       // The gateway may already run a newer (or rolled-back) version than the last placement: it names the version.
       const code = await this.bundles.get(version);
       // At most `cores` calls run at once; the rest wait (bounded) for a core.
-      release = await this.gate.acquire(meta.data.deadline - Date.now());
+      const cancel = new AbortController();
+      // request ids come from callers and may repeat: the first call waiting under one is the one a cancel reaches
+      const cancellable = !this.waiting.has(requestId) && this.waiting.size < 100_000;
+      if (cancellable) this.waiting.set(requestId, cancel);
+      try {
+        release = await this.gate.acquire(meta.data.deadline - Date.now(), cancel.signal);
+      } finally {
+        if (this.waiting.get(requestId) === cancel) this.waiting.delete(requestId);
+      }
       const key = `${app}/${fn}@${version}`;
       const core = release;
       const isolate = this.memory.use(key, placed.limits.memoryMb);
@@ -760,13 +776,24 @@ function sandboxLimits(limits: FunctionLimits) {
   return { memoryMb: limits.memoryMb, cpuMs: limits.cpuMs, wallMs: limits.wallMs, responseBytes: limits.responseBytes };
 }
 
-/** What the sandbox needs besides limits: the env, and the outbound policy (without one, `fetch` is refused). */
-function callSettings(f: { env?: FunctionEnv; outbound?: OutboundSettings }, allowAddresses: readonly string[]): CallSettings {
+/**
+ * What the sandbox needs besides limits: the env, the outbound policy (without one, `fetch` is refused) and
+ * whether Node compatibility is on. Ports other than 80/443 are those both the function and the owner allow.
+ */
+export function callSettings(
+  f: { env?: FunctionEnv; outbound?: OutboundSettings; compatibilityFlags?: readonly CompatibilityFlag[] },
+  allowAddresses: readonly string[],
+  allowPorts: readonly number[],
+): CallSettings {
   // the owner's exceptions apply only where the function's own policy allows fetch at all
   const owner = allowAddresses.length > 0 ? { allowAddresses } : {};
+  const ports = f.outbound?.ports?.filter((port) => allowPorts.includes(port)) ?? [];
   return {
     ...(f.env ? { env: f.env } : {}),
-    ...(f.outbound ? { outbound: { allow: f.outbound.allow, ...(f.outbound.hosts ? { hosts: f.outbound.hosts } : {}), ...owner } } : {}),
+    ...(f.outbound
+      ? { outbound: { allow: f.outbound.allow, ...(f.outbound.hosts ? { hosts: f.outbound.hosts } : {}), ...(ports.length > 0 ? { ports } : {}), ...owner } }
+      : {}),
+    ...(f.compatibilityFlags?.includes("nodejs_compat") ? { nodejsCompat: true } : {}),
   };
 }
 

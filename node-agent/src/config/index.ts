@@ -71,6 +71,16 @@ export const AgentConfig = z.strictObject({
   outboundAllowAddresses: z
     .preprocess((v) => (typeof v === "string" ? v.split(",").map((s) => s.trim()).filter(Boolean) : v), z.array(z.union([z.ipv4(), z.ipv6()])).max(16))
     .default([]),
+  /**
+   * Ports besides 80 and 443 that outbound fetch may reach, for functions whose own policy names them too (both
+   * must allow a port). From the environment, comma-separated.
+   */
+  outboundAllowPorts: z
+    .preprocess(
+      (v) => (typeof v === "string" ? v.split(",").map((s) => s.trim()).filter(Boolean).map(Number) : v),
+      z.array(z.number().int().min(1).max(65_535)).max(64),
+    )
+    .default([]),
 }).refine((c) => c.idleResumeBelow < c.idlePauseAbove, {
   message: "idleResumeBelow must be below idlePauseAbove (the gap is the hysteresis that stops flapping)",
   path: ["idleResumeBelow"],
@@ -107,6 +117,7 @@ const ENV_OF: Record<string, string> = {
   dataDir: "HEARTH_AGENT_DIR",
   credsFile: "HEARTH_FABRIC_CREDS",
   outboundAllowAddresses: "HEARTH_OUTBOUND_ALLOW_ADDRESSES",
+  outboundAllowPorts: "HEARTH_OUTBOUND_ALLOW_PORTS",
 };
 
 /** `HEARTH_AGENT_DIR`, else ~/.hearth-agent. */

@@ -26,6 +26,24 @@ describe("CoreGate", () => {
     expect(gate.queued).toBe(0);
   });
 
+  it("drops a waiting call that is cancelled, and gives its turn to the next", async () => {
+    const gate = new CoreGate({ slots: 1, maxQueued: 4, maxWaitMs: 5_000 });
+    const first = await gate.acquire();
+    const cancel = new AbortController();
+    const cancelled = gate.acquire(5_000, cancel.signal);
+    const next = gate.acquire();
+    expect(gate.queued).toBe(2);
+    cancel.abort();
+    await expect(cancelled).rejects.toMatchObject({ code: "ERR_NO_DEVICE" });
+    expect(gate.queued).toBe(1);
+    first();
+    const release = await next;
+    expect(gate.inUse).toBe(1);
+    release();
+    // an already-cancelled call never waits
+    await expect(gate.acquire(5_000, cancel.signal)).rejects.toMatchObject({ code: "ERR_NO_DEVICE" });
+  });
+
   it("uses whole cores: 2.5 donated cores run two calls at once", () => {
     expect(new CoreGate({ slots: 2.5, maxQueued: 0, maxWaitMs: 0 }).slots).toBe(2);
   });

@@ -39,7 +39,8 @@ export class CoreGate {
    * Takes a core, waiting at most `waitMs` (and the gate's own cap) for one.
    * Resolves to the function that gives it back (call it exactly once).
    */
-  acquire(waitMs = this.maxWaitMs): Promise<() => void> {
+  acquire(waitMs = this.maxWaitMs, signal?: AbortSignal): Promise<() => void> {
+    if (signal?.aborted) return Promise.reject(new HearthError("ERR_NO_DEVICE", "the call was cancelled: another device answered it"));
     if (this.running < this.slots) return Promise.resolve(this.take());
     if (this.waiting.length >= this.maxQueued) {
       return Promise.reject(new HearthError("ERR_DEVICE_BUSY", `this device runs ${this.slots} call(s) at once (its donated cores) and ${this.waiting.length} are waiting; retry`));
@@ -56,6 +57,17 @@ export class CoreGate {
         }, wait),
       };
       this.waiting.push(waiter);
+      signal?.addEventListener(
+        "abort",
+        () => {
+          const i = this.waiting.indexOf(waiter);
+          if (i < 0) return;
+          this.waiting.splice(i, 1);
+          clearTimeout(waiter.timer);
+          reject(new HearthError("ERR_NO_DEVICE", "the call was cancelled while it waited for a core: another device answered it"));
+        },
+        { once: true },
+      );
     });
   }
 

@@ -20,9 +20,10 @@ export const SandboxRequest = z.strictObject({
 });
 export type SandboxRequest = z.infer<typeof SandboxRequest>;
 
-/** Per-function settings that are not limits: the `env` argument (vars, secrets). Sent with every call; cheap to compare. */
+/** Per-function settings that are not limits: the `env` argument (vars, secrets), and whether Node compatibility is on. Sent when they change. */
 export const SandboxSettings = z.strictObject({
   env: z.record(z.string(), z.string()).optional(),
+  nodejsCompat: z.literal(true).optional(),
 });
 export type SandboxSettings = z.infer<typeof SandboxSettings>;
 

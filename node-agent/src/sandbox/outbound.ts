@@ -31,7 +31,12 @@ export interface OutboundPolicy {
   maxRedirects?: number;
   /** Exact addresses let through the address check: the owner's `outboundAllowAddresses` (e.g. a local JWKS), and tests. */
   allowAddresses?: readonly string[];
+  /** Ports besides 80 and 443 it may reach: those the function's policy and the owner's `outboundAllowPorts` both name. */
+  ports?: readonly number[];
 }
+
+/** The ports every function that may fetch may reach. */
+const STANDARD_PORTS = new Set([80, 443]);
 
 const DEFAULTS = { maxResponseBytes: 4 * 1024 * 1024, maxRequestBytes: 1024 * 1024, timeoutMs: 10_000, maxRedirects: 5 };
 
@@ -204,6 +209,10 @@ function once(
   if (url.username || url.password) throw new Refused("URLs with credentials are not fetched");
   const hostname = url.hostname.replace(/^\[|\]$/g, "");
   if (!hostAllowed(hostname, p.hosts)) throw new Refused(`${hostname} is not among this function's allowed hosts`);
+  const port = url.port === "" ? (url.protocol === "https:" ? 443 : 80) : Number(url.port);
+  if (!STANDARD_PORTS.has(port) && !p.ports?.includes(port)) {
+    throw new Refused(`port ${port} is refused: only 80 and 443 unless the function's outbound policy and the device's owner both allow it`);
+  }
   const allowedAddress = (address: string) => addressAllowed(address, p, networks);
   if (isIP(hostname) && !allowedAddress(hostname)) throw new Refused(`${hostname} is a private, loopback, link-local or reserved address, or on this device's own networks`);
   const remaining = deadline - Date.now();

@@ -1197,13 +1197,25 @@ lazy("SubtleCrypto", () => webCrypto().SubtleCrypto);
 lazy("CompressionStream", () => compression().CompressionStream);
 lazy("DecompressionStream", () => compression().DecompressionStream);
 
+// Node compatibility (nodejs_compat, runtime/node.js), for functions deployed with it: `Buffer`, `process` and
+// `global` as globals, as on workerd, and the built-ins the worker's `node:*` modules read through NODE_BUILTIN.
+let nodeParts;
+const node = () => (nodeParts ??= makeNode());
+if (OPTIONS.nodejsCompat === true) {
+  lazy("Buffer", () => node().Buffer());
+  lazy("process", () => node().process());
+  define("global", globalThis);
+  ReflectDefineProperty(globalThis, Symbol.for("hearth.node.builtin"), { __proto__: null, value: (name) => node().builtin(name), enumerable: false });
+}
+
 // ---------- dispatch ----------
 // Errors the runtime itself raised about the answer (a tenant cannot forge these codes by setting a property).
 const OWN_ERRORS = new WeakMap();
 const hearthError = (code, error) => { WeakMapPrototypeSet(OWN_ERRORS, error, code); return error; };
 const calls = new Map();
-let env = ObjectFreeze({});
 const deepFreeze = (o) => { for (const v of Object.values(o)) if (typeof v === "object" && v !== null) deepFreeze(v); return ObjectFreeze(o); };
+// A function with nodejs_compat gets its env at load too, for top-level `process.env` reads.
+let env = OPTIONS.env !== undefined && OPTIONS.nodejsCompat === true ? deepFreeze(OPTIONS.env) : ObjectFreeze({});
 
 // bind() takes the module namespace once after the module evaluated; the
 // function it returns turns a plain request record into a Response and back.
@@ -1241,6 +1253,7 @@ function bind(namespace) {
   };
   async function run(req) {
     if (req.env !== undefined) env = deepFreeze(req.env);
+    if (nodeParts !== undefined) nodeParts.beginCall(req.env);
     const request = new Request(req.url, {
       method: req.method,
       headers: req.headers,

@@ -42,6 +42,8 @@ export interface CallSettings {
   env?: Record<string, string>;
   /** The function's outbound fetch policy; without one, `fetch` is refused. */
   outbound?: OutboundPolicy;
+  /** Workers' `nodejs_compat`: `node:*` built-ins, `Buffer`, `process` (docs/runtime.md). */
+  nodejsCompat?: boolean;
 }
 
 /** What the pool asks of a sandbox process; the code and the id are added per process. */
@@ -92,8 +94,8 @@ class SandboxProcess {
   readonly pending = new Map<number, Pending>();
   /** Function keys whose code this process has been sent since it (re)started. */
   readonly known = new Set<string>();
-  /** The env object each key last sent to this process had (by reference). */
-  private readonly sentEnv = new Map<string, SandboxSettings["env"]>();
+  /** The settings each key last sent to this process (its env compared by reference: the agent keeps one per placement). */
+  private readonly sentSettings = new Map<string, SandboxSettings>();
   ready!: Promise<void>;
   restarts = 0;
   private startedAt = 0;
@@ -109,7 +111,7 @@ class SandboxProcess {
 
   start(): void {
     this.known.clear();
-    this.sentEnv.clear();
+    this.sentSettings.clear();
     const child = fork(WORKER, [], {
       execArgv: [...SANDBOX_PERMISSIONS, "--no-node-snapshot", "--disable-warning=ExperimentalWarning", `--max-old-space-size=${this.pool.hostHeapMb}`],
       serialization: "advanced",
@@ -216,11 +218,12 @@ class SandboxProcess {
     // (the agent keeps one env object per placement): a warm call carries neither.
     const known = this.known.has(message.key);
     let out: CallMessage & { code?: string } = known ? message : { ...message, code };
-    if (known && message.settings && this.sentEnv.get(message.key) === message.settings.env) {
+    const sent = this.sentSettings.get(message.key);
+    if (known && message.settings && sent !== undefined && sent.env === message.settings.env && sent.nodejsCompat === message.settings.nodejsCompat) {
       const { settings: _sent, ...rest } = out;
       out = rest;
     }
-    if (message.settings) this.sentEnv.set(message.key, message.settings.env);
+    if (message.settings) this.sentSettings.set(message.key, message.settings);
     this.known.add(message.key);
     return new Promise<SandboxResult>((resolve, reject) => {
       this.pending.set(id, { key: message.key, resolve, reject });
@@ -232,7 +235,7 @@ class SandboxProcess {
 
   drop(key: string): void {
     this.known.delete(key);
-    this.sentEnv.delete(key);
+    this.sentSettings.delete(key);
     if (this.child?.connected) this.child.send({ type: "drop", key } satisfies ToSandbox);
   }
 
@@ -345,7 +348,7 @@ export class SandboxPool implements AsyncDisposable {
   private settingsFor(key: string, settings: CallSettings | undefined): { settings: SandboxSettings } {
     if (settings?.outbound) this.outbound.set(key, settings.outbound);
     else this.outbound.delete(key);
-    return { settings: { env: settings?.env ?? NO_ENV } };
+    return { settings: { env: settings?.env ?? NO_ENV, ...(settings?.nodejsCompat ? { nodejsCompat: true } : {}) } };
   }
 
   drop(key: string): void {

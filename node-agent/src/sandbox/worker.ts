@@ -8,7 +8,7 @@
  * supervisor over that pipe). Started with --no-node-snapshot and a capped
  * host heap; see docs/runtime.md for the limits it enforces.
  */
-import { createHash, randomBytes, type Hash } from "node:crypto";
+import { createHash, createHmac, randomBytes, type Hash } from "node:crypto";
 import { readFileSync } from "node:fs";
 import { createRequire } from "node:module";
 import { performance } from "node:perf_hooks";
@@ -26,15 +26,23 @@ import {
   type SandboxLimits,
   type SandboxRequest,
 } from "./messages.ts";
+import { builtinName, builtinSource, unresolvedImport } from "./node-builtins.ts";
 import { describeError, MAX_CRYPTO_INPUT, runSubtle, SubtleRequest, type SubtleResult } from "./web-crypto.ts";
 
 // Trusted code only, read once at start: our runtime and the libraries it evaluates on demand.
 const RUNTIME = readFileSync(new URL("./runtime.js", import.meta.url), "utf8");
 /** Families of globals installed on first touch: compiled with the runtime (from its code cache), run only when a function uses them. */
-const RUNTIME_PARTS = ["web-crypto.js", "compression.js"].map((name) => readFileSync(new URL(`./runtime/${name}`, import.meta.url), "utf8"));
+const RUNTIME_PARTS = ["web-crypto.js", "compression.js", "node.js"].map((name) => readFileSync(new URL(`./runtime/${name}`, import.meta.url), "utf8"));
 const require = createRequire(import.meta.url);
+// (`buffer/` with its slash: the npm package, not Node's own module of that name; its dependencies as it resolves them)
+const bufferEntry = require.resolve("buffer/");
+const requireOfBuffer = createRequire(bufferEntry);
 const LIBRARIES: Record<string, string> = {
   "web-streams": readFileSync(require.resolve("web-streams-polyfill"), "utf8"),
+  buffer: readFileSync(bufferEntry, "utf8"),
+  "base64-js": readFileSync(requireOfBuffer.resolve("base64-js"), "utf8"),
+  ieee754: readFileSync(requireOfBuffer.resolve("ieee754"), "utf8"),
+  events: readFileSync(require.resolve("events/"), "utf8"),
 };
 /** The runtime as one function of its host callbacks, compiled per isolate from a code cache made here, from our own source. */
 const RUNTIME_SCRIPT = `(function ($0, $1, $2, $3, $4, $5, $6, $7, $8) {"use strict";\n${RUNTIME_PARTS.join("\n")}\n${RUNTIME}\n})`;
@@ -112,6 +120,8 @@ interface Instance {
   timers: Map<number, NodeJS.Timeout>;
   /** Which env the isolate holds (its version in `envs`); sent again only when it changes. */
   envVersion: number;
+  /** Loaded with Node compatibility (nodejs_compat): an isolate never changes that, so a change of the setting means new isolates. */
+  nodejsCompat: boolean;
   /** Why the isolate was stopped, for every call that was on it. */
   killedFor?: ErrorCode;
   heapBytes: number;
@@ -142,6 +152,8 @@ const codes = new Map<string, string>();
 /** Each function's env as the supervisor last sent it, with a version that changes with it. */
 const envs = new Map<string, { env: Record<string, string>; version: number }>();
 const NO_ENV = { env: {}, version: 0 };
+/** Functions deployed with nodejs_compat, as the supervisor last said. */
+const nodejsCompat = new Set<string>();
 let envVersions = 0;
 /** Every live isolate, least recently used first. */
 const instances = new Set<Instance>();
@@ -208,6 +220,11 @@ const hashArg = (value: unknown): string => {
   if (!alg) throw new TypeError("unsupported hash");
   return alg;
 };
+const NODE_HASHES = new Set(["md5", "sha1", "sha256", "sha384", "sha512"]);
+const nodeHashArg = (value: unknown): string => {
+  if (typeof value !== "string" || !NODE_HASHES.has(value)) throw new TypeError("unsupported hash");
+  return value;
+};
 /** The host side of `crypto`: everything copied in, a fresh Uint8Array copied out. */
 function hostCrypto(instance: Instance, op: string, a: unknown, b: unknown, c: unknown): Uint8Array | string {
   const bytesArg = (value: unknown): Uint8Array => {
@@ -227,6 +244,11 @@ function hostCrypto(instance: Instance, op: string, a: unknown, b: unknown, c: u
     // a DigestStream: a running hash in the handle table, fed chunk by chunk
     case "hash-open":
       return instance.handles.add("hash", createHash(hashArg(a)), 1024);
+    // node:crypto's createHash/createHmac: the same running hash by handle, and more algorithms than Web Crypto's
+    case "node-hash-open":
+      return instance.handles.add("hash", createHash(nodeHashArg(a)), 1024);
+    case "node-hmac-open":
+      return instance.handles.add("hash", createHmac(nodeHashArg(a), bytesArg(b)), 1024);
     case "hash-update": {
       const hash = instance.handles.get<Hash>("hash", b);
       if (!hash) throw new TypeError("not a DigestStream of this isolate");
@@ -488,7 +510,9 @@ async function createInstance(key: string, limits: SandboxLimits): Promise<Insta
     releasing: false,
     fresh: true,
     timers: new Map(),
-    envVersion: -1,
+    // with nodejs_compat the isolate gets the env at load (below), so its first call need not send it again
+    envVersion: nodejsCompat.has(key) ? (envs.get(key) ?? NO_ENV).version : -1,
+    nodejsCompat: nodejsCompat.has(key),
     heapBytes: 0,
     heapMeasuredAt: 0,
     hostCpuUs: 0,
@@ -516,7 +540,9 @@ async function createInstance(key: string, limits: SandboxLimits): Promise<Insta
     // (not `charged`: a job's time is measured where it runs, see host-jobs.ts; queuing it is part of that)
     const job = new ivm.Callback((id: number, raw: unknown) => startJob(instance, id, raw));
     const handles = new ivm.Callback(charged(instance, (op: string, a: unknown, b: unknown) => hostHandles(instance, op, a, b)));
-    const options = new ivm.ExternalCopy(RUNTIME_OPTIONS).copyInto();
+    // with nodejs_compat the env is there at load too (process.env at top level)
+    const node = instance.nodejsCompat ? { nodejsCompat: true, env: (envs.get(key) ?? NO_ENV).env } : {};
+    const options = new ivm.ExternalCopy({ ...RUNTIME_OPTIONS, ...node }).copyInto();
     const runtime = await compileRuntime(isolate);
     const factory = (await runtime.run(context, { reference: true, timeout: LOAD_TIMEOUT_MS })) as ivm.Reference<(...args: unknown[]) => unknown>;
     const exported = (await factory.apply(undefined, [log, url, crypto, source, timer, fetchCallback, options, job, handles], {
@@ -538,8 +564,21 @@ async function createInstance(key: string, limits: SandboxLimits): Promise<Insta
     });
     exported.release();
     const module = await isolate.compileModule(code, { filename: `file:///${key.replace(/[^a-z0-9-]/g, "_")}.js` });
+    const builtins = new Map<string, Promise<ivm.Module>>();
     await module.instantiate(context, (specifier) => {
-      throw new Error(`import of '${specifier}' is not supported: bundle the function first (hearth deploy does)`);
+      const name = instance.nodejsCompat ? builtinName(specifier) : undefined;
+      if (name === undefined) throw new Error(unresolvedImport(specifier, instance.nodejsCompat));
+      let builtin = builtins.get(name);
+      if (!builtin) {
+        builtin = isolate.compileModule(builtinSource(name), { filename: `node:${name}` }).then(async (m) => {
+          await m.instantiate(context, () => {
+            throw new Error("a built-in imports nothing");
+          });
+          return m;
+        });
+        builtins.set(name, builtin);
+      }
+      return builtin;
     });
     // Tenant code runs from here: top-level code and the module's default export, under the function's CPU limit.
     // Timers it arms belong to no call: they are cleared when it finishes and never fire.
@@ -675,7 +714,7 @@ async function acquire(key: string, limits: SandboxLimits, deadline: number): Pr
     let releasing = false;
     for (const instance of instances) {
       if (instance.key !== key) continue;
-      if (instance.memoryMb !== limits.memoryMb) {
+      if (instance.memoryMb !== limits.memoryMb || instance.nodejsCompat !== nodejsCompat.has(key)) {
         if (!instance.busy) dispose(instance);
         continue;
       }
@@ -939,6 +978,7 @@ process.on("message", (raw: unknown) => {
     for (const instance of [...instances]) if (instance.key === message.key) dispose(instance);
     codes.delete(message.key);
     envs.delete(message.key);
+    nodejsCompat.delete(message.key);
     return;
   }
   if (message.type === "fetched") {
@@ -947,7 +987,11 @@ process.on("message", (raw: unknown) => {
   }
   if (message.code !== undefined) codes.set(message.key, message.code);
   // sent only when it changed (the supervisor keeps track): otherwise the env from before holds
-  if (message.settings !== undefined) envs.set(message.key, { env: message.settings.env ?? {}, version: ++envVersions });
+  if (message.settings !== undefined) {
+    envs.set(message.key, { env: message.settings.env ?? {}, version: ++envVersions });
+    if (message.settings.nodejsCompat) nodejsCompat.add(message.key);
+    else nodejsCompat.delete(message.key);
+  }
   const request = message.type === "invoke" ? message.request : null;
   const requestId = message.type === "invoke" ? message.requestId : "";
   invoke(message.id, message.key, requestId, message.limits, request).catch((error: unknown) =>

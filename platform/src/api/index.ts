@@ -18,6 +18,7 @@ import {
   FunctionEnv,
   FunctionLimitsInput,
   Scaling,
+  CompatibilityFlags,
   OutboundSettings,
   FunctionName,
   HearthError,
@@ -81,7 +82,19 @@ export const DeployQuery = z.strictObject({
   /** Outbound fetch: `allowFetch=true`, optionally narrowed by `fetchHosts=a.example,*.b.example`. The env travels in the Hearth-Env header. */
   allowFetch: z.enum(["true", "false"]).optional(),
   fetchHosts: z.string().max(16_384).optional(),
+  /** Ports besides 80/443 the function may fetch, `fetchPorts=8080,8443` (the device's owner must allow them too). */
+  fetchPorts: z.string().max(1_024).optional(),
+  /** Compatibility flags, comma separated: `nodejs_compat` (or `nodejs`); `none` clears them. */
+  compat: z.string().max(256).optional(),
 });
+
+const compatFlags = (flags: FunctionRecord["compatibilityFlags"]) => (flags && flags.length > 0 ? { compatibilityFlags: flags } : {});
+
+/** `compat=` as flags: `nodejs` is short for `nodejs_compat`, `none` (or empty) means none. */
+function parseCompat(value: string): unknown {
+  const names = value.split(",").map((n) => n.trim()).filter((n) => n !== "" && n !== "none");
+  return [...new Set(names.map((n) => (n === "nodejs" ? "nodejs_compat" : n)))];
+}
 
 const DEFAULT_REPLICAS = 2;
 
@@ -140,17 +153,22 @@ export function createApi(options: ApiOptions): Hono<HearthEnv> {
     const me = developerOf(c);
     const { app, fn } = parseInput(FunctionParams, c.req.param(), "path");
     const query = parseInput(DeployQuery, c.req.query(), "query");
-    const { replicas: replicasInput, maxReplicas, scaleToZeroAfter, allowFetch, fetchHosts, ...limitInput } = query;
+    const { replicas: replicasInput, maxReplicas, scaleToZeroAfter, allowFetch, fetchHosts, fetchPorts, compat, ...limitInput } = query;
     const envHeader = c.req.header(ENV_HEADER);
     const env = envHeader === undefined ? undefined : parseInput(FunctionEnv, decodeEnvHeader(envHeader), "env");
     const outbound =
-      allowFetch === undefined && fetchHosts === undefined
+      allowFetch === undefined && fetchHosts === undefined && fetchPorts === undefined
         ? undefined
         : parseInput(
             OutboundSettings,
-            dropUndefined({ allow: allowFetch !== "false", hosts: fetchHosts?.split(",").map((h) => h.trim()).filter(Boolean) }),
+            dropUndefined({
+              allow: allowFetch !== "false",
+              hosts: fetchHosts?.split(",").map((h) => h.trim()).filter(Boolean),
+              ports: fetchPorts?.split(",").map((p) => p.trim()).filter(Boolean).map(Number),
+            }),
             "outbound",
           );
+    const compatibilityFlags = compat === undefined ? undefined : parseInput(CompatibilityFlags, parseCompat(compat), "compat");
     const limits = resolveLimits(parseInput(FunctionLimitsInput, dropUndefined(limitInput), "limits"));
     const bundle = await readBody(c.req.raw, MAX_BUNDLE_BYTES).catch((error: unknown) => {
       if (error instanceof HearthError && error.code === "ERR_BODY_TOO_LARGE") {
@@ -187,6 +205,7 @@ export function createApi(options: ApiOptions): Hono<HearthEnv> {
       updatedAt: now,
       // a deploy that does not name them keeps the function's env and outbound settings
       ...dropUndefined({ env: env ?? previous?.env, outbound: outbound ?? previous?.outbound }),
+      ...compatFlags(compatibilityFlags ?? previous?.compatibilityFlags),
     };
     await store.putBundle(version, bundle);
     const existing = await store.getVersion(app, fn, version);

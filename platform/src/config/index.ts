@@ -43,6 +43,11 @@ const PlatformEnvFields = z.object({
   HEARTH_MAX_IN_FLIGHT_PER_IP: z.coerce.number().int().min(0).max(1_000_000).default(64),
   /** A header a trusted proxy in front sets to the client's IP (e.g. x-forwarded-for: its last entry is used); unset, the socket's address. */
   HEARTH_CLIENT_IP_HEADER: z.string().regex(/^[a-z0-9-]{1,64}$/, "HEARTH_CLIENT_IP_HEADER must be a lower-case header name").optional(),
+  /** A header a trusted proxy sets to the caller's location as `<lat>,<lon>`: a tie-breaker among devices equally near the gateway. */
+  HEARTH_CLIENT_LOCATION_HEADER: z.string().regex(/^[a-z0-9-]{1,64}$/, "HEARTH_CLIENT_LOCATION_HEADER must be a lower-case header name").optional(),
+  /** OpenTelemetry's own variables: where to send each call's spans (OTLP/HTTP). The traces URL wins; the base gets /v1/traces. */
+  OTEL_EXPORTER_OTLP_TRACES_ENDPOINT: z.url("OTEL_EXPORTER_OTLP_TRACES_ENDPOINT must be a URL like http://collector:4318/v1/traces").optional(),
+  OTEL_EXPORTER_OTLP_ENDPOINT: z.url("OTEL_EXPORTER_OTLP_ENDPOINT must be a URL like http://collector:4318").optional(),
   HEARTH_LOG_LEVEL: z.enum(["fatal", "error", "warn", "info", "debug", "trace", "silent"]).default("info"),
 });
 export const PlatformEnv = PlatformEnvFields.superRefine((env, ctx) => {

@@ -33,6 +33,7 @@ import {
 } from "@hearth/protocol";
 import { RequestError, TimeoutError, type Msg, type NatsConnection } from "@nats-io/transport-node";
 import { Hono, type Context, type MiddlewareHandler } from "hono";
+import { z } from "zod";
 import { errorResponse, onError, type HearthEnv } from "../http/index.ts";
 import type { Logger } from "../log/index.ts";
 import type { DeviceEntry, Placement, Store } from "../state/index.ts";
@@ -48,6 +49,7 @@ import {
   type CallLimits,
 } from "@hearth/edge";
 import { HedgePolicy } from "./hedging.ts";
+import type { CallTracing } from "../tracing/index.ts";
 import type { LoadMeter } from "../scheduler/load.ts";
 import { firstSegment, RequestHostName, type AppHosts } from "./hosts.ts";
 
@@ -78,6 +80,10 @@ export interface GatewayOptions {
   latency?: DeviceNearness;
   /** Counts each function's calls in flight for the scheduler's scaling, and wakes functions scaled to zero. */
   load?: LoadMeter;
+  /** A header a trusted proxy sets to the caller's location (`<lat>,<lon>`); a tie-breaker among equally near devices. */
+  clientLocationHeader?: string;
+  /** Exports each call's spans over OTLP when an endpoint is configured. */
+  tracing?: CallTracing;
 }
 
 /** What the gateway ranks devices by besides their tier: see DeviceLatency. */
@@ -264,15 +270,26 @@ export function createGateway(options: GatewayOptions): Gateway {
     const requestId = c.get("requestId");
     const fnUrl = new URL(target.path + target.url.search, target.url.origin);
 
+    // the gateway's span, in the caller's trace or a new one (invocationHeaders); with an OTLP endpoint, that span is
+    // exported too (platform/src/tracing)
+    const span = options.tracing?.start(c.req.header("traceparent"), { app: appName, fn: fnName, method, door: target.form, requestId });
     const h = invocationHeaders({
       requestId, app: appName, fn: fnName, version: record.version, method, url: fnUrl.href, wallMs: record.limits.wallMs, headers: c.req.raw.headers,
+      ...(span ? { traceparent: span.traceparent } : {}),
     });
 
     const at = Date.now();
     const started = performance.now();
+    /** When the answer the caller gets came from its device. */
+    let answeredAt: number | undefined;
     /** Stores the call's usage record (awaited: it is durable before the caller has the answer), then answers. */
     const answer = async (response: Response, facts: Pick<CallFacts, "responseBytes" | "errorCode" | "device">) => {
       const wallMs = performance.now() - started;
+      span?.end({
+        status: response.status, errorCode: facts.errorCode, deviceId: facts.device?.id, sentAt: started, answeredAt,
+        deviceWallMs: facts.device?.wallMs === undefined ? undefined : Number(facts.device.wallMs),
+        cpuMs: facts.device?.cpuMs === undefined ? undefined : Number(facts.device.cpuMs),
+      });
       if (options.onCall) {
         const metering = performance.now();
         await options.onCall({
@@ -287,7 +304,9 @@ export function createGateway(options: GatewayOptions): Gateway {
     const idempotent = isIdempotent(method, c.req.raw.headers);
     const deadline = started + record.limits.wallMs + FABRIC_MARGIN_MS;
     const fnKey = `${appName}/${fnName}`;
-    const candidates = chooseDevices(entry, options.liveDevice, inflight, options.region, options.latency);
+    const locationHeader = options.clientLocationHeader ? c.req.header(options.clientLocationHeader) : undefined;
+    const caller = locationHeader === undefined ? undefined : CallerLocation.safeParse(locationHeader).data;
+    const candidates = chooseDevices(entry, options.liveDevice, inflight, options.region, options.latency, caller);
     const tried = new Set<string>();
     if (candidates.length === 0 && (record.scaling?.idleSeconds ?? 0) > 0) {
       // scaled to zero: the scheduler places it again at once, and the call waits for that (a cold start)
@@ -335,6 +354,11 @@ export function createGateway(options: GatewayOptions): Gateway {
     // Tries run one after the other as devices turn the call away; an idempotent call still unanswered after the
     // function's usual time also goes to the next device (a hedge), and the first answer wins. Only the winner is billed.
     const pending = new Map<string, Promise<Outcome>>();
+    // a hedge stays in the region of the device it backs up: another region is farther, and is for when a region has none
+    const sameRegion = (a: string, b: string) => {
+      const ra = options.liveDevice?.(a)?.heartbeat.region;
+      return ra !== undefined && ra === options.liveDevice?.(b)?.heartbeat.region;
+    };
     let next = 0;
     const launch = () => {
       const id = candidates[next++]!;
@@ -350,7 +374,10 @@ export function createGateway(options: GatewayOptions): Gateway {
     let hedged = false;
     if (candidates.length > 0) launch();
     while (pending.size > 0) {
-      const hedgeIn = idempotent && !hedged && next < candidates.length && pending.size === 1 ? hedging.delayFor(fnKey, record.limits.wallMs) : undefined;
+      const hedgeIn =
+        idempotent && !hedged && next < candidates.length && pending.size === 1 && sameRegion(candidates[next - 1]!, candidates[next]!)
+          ? hedging.delayFor(fnKey, record.limits.wallMs)
+          : undefined;
       let timer: NodeJS.Timeout | undefined;
       const hedge = hedgeIn === undefined ? [] : [new Promise<"hedge">((resolve) => (timer = setTimeout(() => resolve("hedge"), hedgeIn)))];
       const first = await Promise.race([...pending.values(), ...hedge]);
@@ -371,6 +398,10 @@ export function createGateway(options: GatewayOptions): Gateway {
         }
         reply = first.msg;
         chosen = first.deviceId;
+        // a hedge's other device: if the call still waits for a core there, it is dropped (fire and forget)
+        for (const loser of pending.keys()) {
+          if (!nc.isClosed()) nc.publish(subjects.control(loser), JSON.stringify({ type: "cancel", requestId }));
+        }
         break;
       }
       if (first.kind === "timeout") {
@@ -402,6 +433,7 @@ export function createGateway(options: GatewayOptions): Gateway {
         : errorResponse(c, "ERR_NO_DEVICE", `no device is serving ${appName}/${fnName} right now; try again in a few seconds`);
       return answer(response, { responseBytes: 0, errorCode: lostOne ? "ERR_DEVICE_LOST" : "ERR_NO_DEVICE" });
     }
+    answeredAt = performance.now();
     const made = replyToResponse(reply, { requestId, method, app: appName, form: target.form, limits: record.limits, deviceId: chosen }, {
       error: (code, message) => errorResponse(c, code, message),
       servedBy: (headers) => servedBy(headers, chosen),
@@ -493,7 +525,11 @@ interface CachedFunction {
 const UNMEASURED_RTT_MS = 50;
 /** What one call this gateway has in flight on a device adds to its score, ms. */
 const INFLIGHT_MS = 2;
-/** Round trips are compared in steps of this many ms: devices nearer than that to each other are equals, and share the calls. */
+/**
+ * Round trips closer than this many ms are near-equals: each choice adds a
+ * random share of it, so such devices share the calls (the nearer one more
+ * often) instead of one taking all of them over a difference that is noise.
+ */
 const RTT_STEP_MS = 5;
 
 /**
@@ -513,6 +549,7 @@ export function chooseDevices(
   inflight: Map<string, number>,
   region?: string,
   nearness?: Pick<DeviceNearness, "rttOf" | "penalty">,
+  caller?: { lat: number; lon: number },
 ): string[] {
   const version = entry.record?.version;
   const ranked: { id: string; score: number }[] = [];
@@ -521,11 +558,31 @@ export function chooseDevices(
     const unheard = liveDevice !== undefined && live === undefined;
     const elsewhere = region !== undefined && live !== undefined && live.heartbeat.region !== region;
     const tier = (unheard ? 4e6 : 0) + (placed.version === version ? 0 : 2e6) + (elsewhere ? 1e6 : 0);
-    const near = Math.round((nearness?.rttOf(id) ?? UNMEASURED_RTT_MS) / RTT_STEP_MS) * RTT_STEP_MS + (nearness?.penalty(id) ?? 0);
-    ranked.push({ id, score: tier + near + (inflight.get(id) ?? 0) * INFLIGHT_MS + Math.random() });
+    const near = (nearness?.rttOf(id) ?? UNMEASURED_RTT_MS) + (nearness?.penalty(id) ?? 0);
+    // the caller's distance (from a trusted proxy's header) weighs less than one round-trip step: a device's location
+    // is its owner's word, so a false one can at most tip the share among devices about equally near the gateway
+    const where = caller && live ? Math.min(distanceKm(caller, live.heartbeat.location) / 2_000, 1) * (RTT_STEP_MS - 1) : 0;
+    ranked.push({ id, score: tier + near + where + (inflight.get(id) ?? 0) * INFLIGHT_MS + Math.random() * RTT_STEP_MS });
   }
   return ranked.sort((a, b) => a.score - b.score).map((r) => r.id);
 }
+
+/** Great-circle distance, km (haversine). */
+export function distanceKm(a: { lat: number; lon: number }, b: { lat: number; lon: number }): number {
+  const rad = Math.PI / 180;
+  const dLat = (b.lat - a.lat) * rad;
+  const dLon = (b.lon - a.lon) * rad;
+  const h = Math.sin(dLat / 2) ** 2 + Math.cos(a.lat * rad) * Math.cos(b.lat * rad) * Math.sin(dLon / 2) ** 2;
+  return 2 * 6371 * Math.asin(Math.min(1, Math.sqrt(h)));
+}
+
+/** A caller's location as a trusted proxy states it: `<lat>,<lon>` in degrees. */
+const CallerLocation = z
+  .string()
+  .max(64)
+  .transform((v) => v.split(",").map((p) => Number(p.trim())))
+  .pipe(z.tuple([z.number().min(-90).max(90), z.number().min(-180).max(180)]))
+  .transform(([lat, lon]) => ({ lat, lon }));
 
 /** A short-lived cache of function records and placements, so a warm call costs no Redis round trip. */
 class RecordCache {

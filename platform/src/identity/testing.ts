@@ -70,6 +70,8 @@ export interface FakeDeviceOptions {
   accept?: boolean | ((app: string, fn: string) => boolean);
   heartbeatMs?: number;
   onInvoke?: InvokeHandler;
+  /** Answer control messages (pings, placements) this late: a device that measures farther from the gateway. */
+  controlDelayMs?: number;
 }
 
 /** A joined device that heartbeats, takes placements and answers calls as the test says. */
@@ -100,7 +102,10 @@ export class FakeDevice implements AsyncDisposable {
     const joined = await joinTestDevice(options.devices, options.deviceId, { ownerId: options.ownerId, region: options.region });
     const nc = await connectAsDevice(options.url, joined, options.prefix);
     const device = new FakeDevice(options, nc, joined);
-    nc.subscribe(device.subjects.control(device.id), { callback: (_err, msg) => device.control(msg) });
+    const delay = options.controlDelayMs ?? 0;
+    nc.subscribe(device.subjects.control(device.id), {
+      callback: (_err, msg) => (delay > 0 ? void setTimeout(() => device.control(msg), delay) : device.control(msg)),
+    });
     nc.subscribe(device.subjects.invoke(device.id), {
       callback: (_err, msg) => {
         device.invocations.push(msg);

@@ -59,6 +59,8 @@ const UNPLACE_REPEAT_MS = 5_000;
 const SCALE_UTILIZATION = 0.7;
 /** A function scales back in no sooner than this after it last scaled out. */
 const SCALE_IN_AFTER_MS = 30_000;
+/** A function's replicas move towards its demand at most one every this long. */
+const MOVE_EVERY_MS = 5_000;
 const PROBE_TIMEOUT_MS = 1_000;
 /** A device whose connection closed counts as gone when it has not answered for this long since. */
 const GONE_AFTER_MS = 2_000;
@@ -91,6 +93,8 @@ export class Scheduler implements AsyncDisposable {
   private readonly unplaced = new Map<string, number>();
   /** What the gateways report of each function's calls (scaling). */
   private load?: LoadBoard;
+  /** Functions whose replica was last moved towards their demand, with when. */
+  private readonly moved = new Map<string, number>();
   /** Functions scaled out, with their highest count lately and when. */
   private readonly scaled = new Map<string, { count: number; at: number }>();
   /** Devices being asked whether they are still there after a connection of theirs closed. */
@@ -467,6 +471,7 @@ export class Scheduler implements AsyncDisposable {
         const message: ControlMessage = { type: "place", app, fn: name, version: record.version, limits: record.limits };
         if (record.env) message.env = record.env;
         if (record.outbound) message.outbound = record.outbound;
+        if (record.compatibilityFlags) message.compatibilityFlags = record.compatibilityFlags;
         await this.store.grantBundle(id, app, name, record.version);
         // placed again: a later stop order goes out at once
         this.unplaced.delete(`${id} ${app}/${name}`);
@@ -504,17 +509,31 @@ export class Scheduler implements AsyncDisposable {
 
     const want = Math.min(this.targetReplicas(record, next, live), live.size);
     let missing = want - Object.keys(next.devices).length;
+    // where its calls come from lately (the gateways' regions): new replicas go there first
+    const shares = this.load?.regionShares(`${app}/${name}`) ?? new Map<string, number>();
     if (missing > 0) {
       const tried = new Set<string>();
       while (missing > 0) {
         // Rank again after each placement: the owner just used goes to the back.
-        const best = bestCandidate(record, live.values(), (id) => next.devices[id] !== undefined || tried.has(id), next, live);
+        const best = bestCandidate(record, live.values(), (id) => next.devices[id] !== undefined || tried.has(id), next, live, shares);
         if (!best) break;
         tried.add(best.heartbeat.deviceId);
         if (await place(best.heartbeat.deviceId)) missing--;
       }
     } else if (missing < 0 && !warming) {
       for (const id of Object.keys(next.devices).slice(want)) delete next.devices[id];
+    } else if (!warming && shares.size > 0) {
+      // as demand moves: one replica at a time from a region with more than its share to one with less
+      const move = demandMove(next, live, shares);
+      const key = `${app}/${name}`;
+      if (move && (this.moved.get(key) ?? 0) < Date.now() - MOVE_EVERY_MS) {
+        this.moved.set(key, Date.now());
+        const best = bestCandidate(record, live.values(), (id) => next.devices[id] !== undefined || live.get(id)?.heartbeat.region !== move.to, next, live, shares);
+        if (best && (await place(best.heartbeat.deviceId))) {
+          delete next.devices[move.from];
+          this.log.info({ app, fn: name, from: move.from, to: best.heartbeat.deviceId, region: move.to }, "replica moved to where the calls come from");
+        }
+      }
     }
 
     if (JSON.stringify(next) !== JSON.stringify(placement)) {
@@ -552,15 +571,17 @@ export class Scheduler implements AsyncDisposable {
 }
 
 /**
- * A fingerprint of a function's env and outbound settings, so a deploy that
+ * A fingerprint of a function's env, outbound settings and compatibility flags, so a deploy that
  * changes only those re-places it: a SHA-256 over both, or undefined when it
  * has neither (placements made before settings existed still match). The
  * placement record keeps this, never the env itself.
  */
-export function settingsFingerprint(record: Pick<FunctionRecord, "env" | "outbound">): string | undefined {
-  if (record.env === undefined && record.outbound === undefined) return undefined;
+export function settingsFingerprint(record: Pick<FunctionRecord, "env" | "outbound" | "compatibilityFlags">): string | undefined {
+  if (record.env === undefined && record.outbound === undefined && record.compatibilityFlags === undefined) return undefined;
+  // the flags join the hashed list only when set, so the fingerprints of functions without them stay as they were
+  const parts = [record.env ?? null, record.outbound ?? null, ...(record.compatibilityFlags ? [record.compatibilityFlags] : [])];
   return createHash("sha256")
-    .update(JSON.stringify([record.env ?? null, record.outbound ?? null]))
+    .update(JSON.stringify(parts))
     .digest("base64url");
 }
 
@@ -577,8 +598,9 @@ export function rankCandidates(
   candidates: DeviceEntry[],
   placement: Placement,
   live: Map<string, DeviceEntry>,
+  shares: Map<string, number> = new Map(),
 ): DeviceEntry[] {
-  const ranker = new Ranker(record, placement, live);
+  const ranker = new Ranker(record, placement, live, shares);
   return candidates
     .map((d) => ({ d, spread: ranker.spread(d) }))
     .sort((a, b) => ranker.compare(a.d, a.spread, b.d, b.spread))
@@ -595,8 +617,9 @@ export function bestCandidate(
   skip: (deviceId: string) => boolean,
   placement: Placement,
   live: Map<string, DeviceEntry>,
+  shares: Map<string, number> = new Map(),
 ): DeviceEntry | undefined {
-  const ranker = new Ranker(record, placement, live);
+  const ranker = new Ranker(record, placement, live, shares);
   let best: DeviceEntry | undefined;
   let bestSpread = 0;
   for (const d of devices) {
@@ -614,8 +637,10 @@ class Ranker {
   private readonly owners: Set<string>;
   private readonly regions: Set<string>;
   private readonly salt: number;
+  /** How far each region is below its share of the calls, in replicas (higher: place there first). */
+  private readonly wanted = new Map<string, number>();
 
-  constructor(record: FunctionRecord, placement: Placement, live: Map<string, DeviceEntry>) {
+  constructor(record: FunctionRecord, placement: Placement, live: Map<string, DeviceEntry>, shares: Map<string, number>) {
     const placed = Object.keys(placement.devices).flatMap((id) => {
       const d = live.get(id);
       return d ? [d.heartbeat] : [];
@@ -623,6 +648,7 @@ class Ranker {
     this.owners = new Set(placed.map((h) => h.ownerId));
     this.regions = new Set(placed.map((h) => h.region));
     this.salt = fnv1a(`${record.app}/${record.name}/`);
+    for (const [region, share] of shares) this.wanted.set(region, share * (placed.length + 1) - placed.filter((h) => h.region === region).length);
   }
 
   /** The per-function shuffle: a hash of the function and the device (FNV-1a: a stable spread, no security role). */
@@ -634,6 +660,7 @@ class Ranker {
     const x = a.heartbeat;
     const y = b.heartbeat;
     return (
+      (this.wanted.get(y.region) ?? 0) - (this.wanted.get(x.region) ?? 0) ||
       Number(this.regions.has(x.region)) - Number(this.regions.has(y.region)) ||
       Number(this.owners.has(x.ownerId)) - Number(this.owners.has(y.ownerId)) ||
       y.freeCores - x.freeCores ||
@@ -641,6 +668,35 @@ class Ranker {
       aSpread - bSpread
     );
   }
+}
+
+/**
+ * The one move that brings a function's replicas nearer its calls: from the
+ * region most over its share to the one most under it, each by at least half
+ * a replica (so a move never calls for the move back), or undefined when they
+ * are as near as whole replicas allow.
+ */
+export function demandMove(placement: Placement, live: Map<string, DeviceEntry>, shares: Map<string, number>): { from: string; to: string } | undefined {
+  const placed = Object.keys(placement.devices).flatMap((id) => {
+    const d = live.get(id);
+    return d ? [{ id, region: d.heartbeat.region }] : [];
+  });
+  if (placed.length === 0) return undefined;
+  const counts = new Map<string, number>();
+  for (const p of placed) counts.set(p.region, (counts.get(p.region) ?? 0) + 1);
+  let over: { region: string; by: number } | undefined;
+  for (const [region, count] of counts) {
+    const by = count - (shares.get(region) ?? 0) * placed.length;
+    if (by >= 0.5 && (!over || by > over.by)) over = { region, by };
+  }
+  let under: { region: string; by: number } | undefined;
+  for (const [region, share] of shares) {
+    const by = share * placed.length - (counts.get(region) ?? 0);
+    if (by >= 0.5 && (!under || by > under.by)) under = { region, by };
+  }
+  if (!over || !under || over.region === under.region) return undefined;
+  const from = placed.find((p) => p.region === over.region)!;
+  return { from: from.id, to: under.region };
 }
 
 /** 32-bit FNV-1a over a string's UTF-16 code units, continuing from `hash`. */

@@ -19,8 +19,13 @@ export const REPORT_MS = 2_000;
 /** A process's report counts this long (a process that stopped reporting stops counting). */
 const REPORT_TTL_MS = 3 * REPORT_MS;
 
+/** Calls a region made of a function fade by half in this long: placement follows where they come from now. */
+const DEMAND_HALF_LIFE_MS = 20_000;
+
 const LoadReport = z.strictObject({
   process: z.string().max(64),
+  /** The reporting gateway's region (HEARTH_REGION), where its callers are. */
+  region: z.string().max(64).optional(),
   functions: z.array(z.strictObject({ fn: z.string().max(200), inflight: z.number().min(0).max(1e6), calls: z.number().int().min(0).max(1e9) })).max(100_000),
 });
 const Wake = z.strictObject({ fn: z.string().max(200) });
@@ -33,12 +38,14 @@ export class LoadMeter implements AsyncDisposable {
   private readonly nc: NatsConnection;
   private readonly subjects: Subjects;
   private readonly process: string;
+  private readonly region: string | undefined;
   private readonly woken = new Map<string, number>();
 
-  constructor(nc: NatsConnection, subjects: Subjects, process: string) {
+  constructor(nc: NatsConnection, subjects: Subjects, process: string, region?: string) {
     this.nc = nc;
     this.subjects = subjects;
     this.process = process;
+    this.region = region;
     this.timer = setInterval(() => this.report(), REPORT_MS);
     this.timer.unref();
   }
@@ -94,7 +101,9 @@ export class LoadMeter implements AsyncDisposable {
       s.calls = 0;
       if (s.inflight === 0) this.stats.delete(fn);
     }
-    if (functions.length > 0 && !this.nc.isClosed()) this.nc.publish(this.subjects.load, JSON.stringify({ process: this.process, functions }));
+    if (functions.length > 0 && !this.nc.isClosed()) {
+      this.nc.publish(this.subjects.load, JSON.stringify({ process: this.process, ...(this.region ? { region: this.region } : {}), functions }));
+    }
   }
 
   async [Symbol.asyncDispose](): Promise<void> {
@@ -106,6 +115,8 @@ export class LoadMeter implements AsyncDisposable {
 export class LoadBoard {
   private readonly reports = new Map<string, { at: number; functions: Map<string, number> }>();
   private readonly lastCall = new Map<string, number>();
+  /** Per function, per region: calls lately (fading with DEMAND_HALF_LIFE_MS), and when last updated. */
+  private readonly regional = new Map<string, Map<string, { calls: number; at: number }>>();
   private readonly subs: Subscription[];
   /** Before this, a function's last call is unknown: counted as this (a process that just started never scales a function to zero at once). */
   readonly since = Date.now();
@@ -129,6 +140,7 @@ export class LoadBoard {
           for (const f of report.functions) {
             functions.set(f.fn, f.inflight);
             if (f.calls > 0) this.lastCall.set(f.fn, now);
+            if (f.calls > 0 && report.region) this.addRegional(f.fn, report.region, f.calls, now);
           }
           this.reports.set(report.process, { at: now, functions });
         },
@@ -160,6 +172,35 @@ export class LoadBoard {
     return sum;
   }
 
+  private addRegional(fn: string, region: string, calls: number, now: number): void {
+    let byRegion = this.regional.get(fn);
+    if (!byRegion) {
+      if (this.regional.size > 100_000) this.regional.clear();
+      this.regional.set(fn, (byRegion = new Map()));
+    }
+    const entry = byRegion.get(region);
+    if (entry) {
+      entry.calls = faded(entry, now) + calls;
+      entry.at = now;
+    } else if (byRegion.size < 64) byRegion.set(region, { calls, at: now });
+  }
+
+  /** Each region's share of `fn`'s calls lately (summing to 1), or an empty map when it has too few calls to say. */
+  regionShares(fn: string, now = Date.now(), minCalls = 20): Map<string, number> {
+    const shares = new Map<string, number>();
+    const byRegion = this.regional.get(fn);
+    if (!byRegion) return shares;
+    let total = 0;
+    for (const [region, entry] of byRegion) {
+      const calls = faded(entry, now);
+      shares.set(region, calls);
+      total += calls;
+    }
+    if (total < minCalls) return new Map();
+    for (const [region, calls] of shares) shares.set(region, calls / total);
+    return shares;
+  }
+
   /** When `fn` was last called, as far as this process heard. */
   lastCallAt(fn: string): number {
     return this.lastCall.get(fn) ?? this.since;
@@ -168,4 +209,8 @@ export class LoadBoard {
   close(): void {
     for (const s of this.subs) s.unsubscribe();
   }
+}
+
+function faded(entry: { calls: number; at: number }, now: number): number {
+  return entry.calls * 0.5 ** ((now - entry.at) / DEMAND_HALF_LIFE_MS);
 }

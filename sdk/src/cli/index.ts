@@ -211,7 +211,8 @@ function show(fn: FunctionView): string {
     `  limits    ${fn.limits.memoryMb} MiB, ${fn.limits.cpuMs} ms CPU, ${fn.limits.wallMs} ms wall, replicas ${fn.replicas}`,
     `  scaling   ${scalingText(fn)}`,
     `  env       ${fn.envNames && fn.envNames.length > 0 ? fn.envNames.join(", ") + " (values are never shown)" : "(none)"}`,
-    `  fetch     ${!fn.outbound?.allow ? "off" : fn.outbound.hosts ? `on, to ${fn.outbound.hosts.join(", ")}` : "on (public addresses only)"}`,
+    `  fetch     ${!fn.outbound?.allow ? "off" : fn.outbound.hosts ? `on, to ${fn.outbound.hosts.join(", ")}` : "on (public addresses only)"}${fn.outbound?.allow && fn.outbound.ports ? `, ports 80, 443, ${fn.outbound.ports.join(", ")}` : ""}`,
+    `  compat    ${fn.compatibilityFlags?.join(", ") ?? "(none)"}`,
   ].join("\n");
 }
 
@@ -288,6 +289,8 @@ export function buildProgram(): Command {
     .option("--allow-fetch", "let the function fetch public internet addresses (never private or local ones)")
     .option("--fetch-host <host>", "allow fetch to this host only, e.g. api.example.com or *.example.com (repeatable; implies --allow-fetch)", collect)
     .option("--deny-fetch", "turn outbound fetch off again")
+    .option("--fetch-port <port>", "let fetch reach this port besides 80/443, where the device's owner allows it too (repeatable)", collect)
+    .option("--compat <flag>", "compatibility flag: nodejs (Workers' nodejs_compat: node:buffer, node:events, ..., see docs/runtime.md), or none to clear", collect)
     .addOption(new Option("--no-wait", "return once uploaded, without waiting for a device"))
     .option("--timeout <ms>", "how long to wait for a device", "60000")
     .option("--json", "print the function as JSON")
@@ -301,7 +304,17 @@ export function buildProgram(): Command {
       if (flags["denyFetch"] && (flags["allowFetch"] || fetchHosts)) {
         throw new HearthError("ERR_BAD_REQUEST", "--deny-fetch cannot go with --allow-fetch or --fetch-host: pick one");
       }
-      const allowFetch = flags["denyFetch"] ? false : flags["allowFetch"] || fetchHosts ? true : undefined;
+      const fetchPorts =
+        flags["fetchPort"] === undefined ? undefined : parse(z.array(z.coerce.number().int().min(1).max(65_535)).min(1).max(64), flags["fetchPort"], "--fetch-port");
+      const allowFetch = flags["denyFetch"] ? false : flags["allowFetch"] || fetchHosts || fetchPorts ? true : undefined;
+      const compatibilityFlags =
+        flags["compat"] === undefined
+          ? undefined
+          : parse(
+              z.array(z.enum(["nodejs", "nodejs_compat", "none"]).transform((f) => (f === "nodejs" ? "nodejs_compat" : f))).max(8),
+              flags["compat"],
+              "--compat",
+            ).filter((f): f is "nodejs_compat" => f !== "none");
       const hearth = client(program);
       let fn = await hearth.deployFile(entry, {
         app,
@@ -313,6 +326,8 @@ export function buildProgram(): Command {
         ...(env === undefined ? {} : { env }),
         ...(allowFetch === undefined ? {} : { allowFetch }),
         ...(fetchHosts === undefined ? {} : { fetchHosts }),
+        ...(fetchPorts === undefined ? {} : { fetchPorts }),
+        ...(compatibilityFlags === undefined ? {} : { compatibilityFlags: [...new Set(compatibilityFlags)] }),
       });
       if (!flags["json"]) out(`Deployed ${app}/${name} version ${fn.version.slice(0, 12)}`);
       if (flags["wait"] !== false) {
