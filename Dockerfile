@@ -17,6 +17,7 @@ RUN apt-get update \
 # fails when a workspace is added to the lockfile but not here.
 COPY package.json package-lock.json ./
 COPY protocol/package.json protocol/
+COPY edge/package.json edge/
 COPY devkit/package.json devkit/
 COPY platform/package.json platform/
 COPY node-agent/package.json node-agent/

@@ -134,6 +134,7 @@ program
   .option("--drain-grace-ms <n>", "how long in-flight calls may finish after a drain", number)
   .option("--sandboxes <n>", "sandbox processes (default: one per donated core)", number)
   .option("--metrics-port <n>", "serve Prometheus metrics on 127.0.0.1:<n> (off by default)", number)
+  .option("--listen <host:port>", "open this device's own door for HTTP clients: /fn/<app>/<fn>/... of its networks only (off by default)")
   .option("--log-level <level>", "fatal, error, warn, info, debug, trace or silent")
   .action(async (flags: Record<string, unknown>) => {
     const dataDir = (flags["dataDir"] as string | undefined) ?? defaultDataDir();
@@ -158,6 +159,7 @@ program
         drainGraceMs: flags["drainGraceMs"],
         sandboxes: flags["sandboxes"],
         metricsPort: flags["metricsPort"],
+        listen: flags["listen"],
         logLevel: flags["logLevel"],
       },
     });
@@ -225,6 +227,9 @@ function statusLines(s: AgentStatus, creditLine: string): string[] {
     `memory    ${s.memoryWarmMb} MiB in warm isolates of ${s.memoryMb} MiB donated`,
     `today     ${s.today.calls} calls (${s.today.errors} failed), ${(s.today.cpuMs / 1000).toFixed(3)} CPU-seconds`,
     creditLine,
+    ...(s.ingress
+      ? [`door      ${s.ingress.listen}: ${s.ingress.taken} calls taken (${s.ingress.local} served here, ${s.ingress.relayed} relayed), ${s.ingress.refused} refused`]
+      : []),
     `functions ${s.functions.length === 0 ? "(none placed)" : s.functions.map((f) => `${f.app}/${f.fn}`).join(", ")}`,
   ];
 }

@@ -10,13 +10,14 @@ import { createApi } from "./api/index.ts";
 import { createConsole } from "./console/index.ts";
 import { serveBundles } from "./bundles/index.ts";
 import { AppHosts } from "./gateway/hosts.ts";
+import { DoorService } from "./doors/index.ts";
 import { createGateway, type DeviceNearness } from "./gateway/index.ts";
 import { DeviceLatency } from "./gateway/latency.ts";
 import { LoadMeter } from "./scheduler/load.ts";
 import { CallTracing } from "./tracing/index.ts";
 import { startLedger, type Ledger, type LedgerMode } from "./ledger/index.ts";
-import { EXACT_HEADERS_SERVER_OPTIONS } from "./http/exact-headers.ts";
-import { CallLimits, DEFAULT_CALL_LIMITS, FRONT_DOOR, frontDoorServerOptions, onClientError, type CallLimitSettings } from "./http/front-door.ts";
+import { EXACT_HEADERS_SERVER_OPTIONS } from "@hearth/edge";
+import { CallLimits, DEFAULT_CALL_LIMITS, FRONT_DOOR, frontDoorServerOptions, onClientError, type CallLimitSettings } from "@hearth/edge";
 import { errorResponse, notFound, onError, REQUEST_ID_HEADER, type HearthEnv } from "./http/index.ts";
 import { bearerToken, DeviceRegistry, FabricAuthority, FabricControl, sameSecret, type FabricKeys } from "./identity/index.ts";
 import { PlatformMetrics } from "./metrics/index.ts";
@@ -76,6 +77,8 @@ export interface Platform extends AsyncDisposable {
   readonly ledger: Ledger;
   readonly devices: DeviceRegistry;
   readonly fabric: FabricControl;
+  /** Devices' own doors: peer lookups, door usage, network credentials. */
+  readonly doors: DoorService;
   readonly authority: FabricAuthority;
   /** Each live device's measured round trip from this process. */
   readonly latency: DeviceLatency;
@@ -198,8 +201,10 @@ export async function startPlatform(options: PlatformOptions): Promise<Platform>
     redis.disconnect();
     throw error;
   }
+  let doors: DoorService | undefined;
   const scheduler = new Scheduler({
     store, nc, subjects, log: log.child({ part: "scheduler" }), deadAfterMs: options.deadAfterMs, tickMs: options.tickMs, scaleInAfterMs: options.scaleInAfterMs, directory: fabric,
+    onPlaced: (deviceId, app) => doors?.placed(deviceId, app),
   });
   fabric.onRevoked = (deviceId) => scheduler.forget(deviceId);
   // a device's connection closed: the scheduler asks the device, and if it is gone its calls move at once (docs/routing.md)
@@ -220,6 +225,8 @@ export async function startPlatform(options: PlatformOptions): Promise<Platform>
   });
   // devices' log lines reach the logs stream only through this check (the device from its subject, the function placed on it)
   const logRelay = logs ? relayDeviceLogs({ nc, subjects, store, log: log.child({ part: "logs" }) }) : undefined;
+  // devices' own doors: peers of their networks, and the calls they took, metered like the gateway's (docs/ledger.md)
+  doors = new DoorService({ nc, subjects, store, devices, liveDevice: (id) => scheduler.liveDevice(id), log: log.child({ part: "doors" }), onCall: ledger?.onCall });
   let url = options.publicUrl ?? "";
   const appHosts = options.appDomain ? new AppHosts(options.appDomain, () => url) : undefined;
   // each call's spans, to the operator's collector when one is configured
@@ -268,9 +275,10 @@ export async function startPlatform(options: PlatformOptions): Promise<Platform>
       await ledger.close();
       bundles.unsubscribe();
       logRelay?.unsubscribe();
+      doors?.close();
       await fabric.close();
       await nc.drain().catch(() => undefined);
       redis.disconnect();
     })());
-  return { url, app, store, scheduler, nc, embeddedState: embedded, ledger, devices, fabric, authority, latency, metrics, close, [Symbol.asyncDispose]: close };
+  return { url, app, store, scheduler, nc, embeddedState: embedded, ledger, devices, fabric, doors, authority, latency, metrics, close, [Symbol.asyncDispose]: close };
 }

@@ -11,7 +11,7 @@ import { INVOKE_HEADERS } from "@hearth/protocol";
 import { headers, type Msg } from "@nats-io/transport-node";
 import { afterAll, beforeAll, describe, expect, it } from "vitest";
 import { FabricAuthority, FakeDevice, natsAuth, silentLogger, startPlatform, type Platform } from "../src/index.ts";
-import { FRONT_DOOR } from "../src/http/front-door.ts";
+import { FRONT_DOOR } from "@hearth/edge";
 import { createDeveloper } from "./helpers.ts";
 
 const TOKEN = "front-door-token-0123456789";

@@ -5,7 +5,7 @@
  */
 export { DEVICE_ERROR_CODES, ERROR_CODES, HearthError, isDeviceErrorCode, isErrorCode } from "./errors.ts";
 export type { DeviceErrorCode, ErrorCode, ErrorEnvelope, WireError } from "./errors.ts";
-export { AppName, DeviceId, devicePermissions, FunctionName, NAME_PATTERN, Sha256Hex, Subjects } from "./names.ts";
+export { AppName, DeviceId, devicePermissions, FunctionName, MAX_DEVICE_NETWORKS, NAME_PATTERN, Sha256Hex, Subjects } from "./names.ts";
 export type { DevicePermissions } from "./names.ts";
 export {
   DEFAULT_LIMITS,
@@ -22,6 +22,10 @@ export {
   BundleRequest,
   ControlMessage,
   ControlReply,
+  DoorCall,
+  DoorPeersReply,
+  DoorPeersRequest,
+  DoorUsageReport,
   Heartbeat,
   HTTP_HEADER_NAME,
   HTTP_HEADER_PREFIX,
@@ -33,6 +37,7 @@ export {
   MAX_RESPONSE_HEADER_BYTES,
   MAX_RESPONSE_HEADERS,
   PlacedFunction,
+  RelayServed,
   RequestId,
 } from "./messages.ts";
 export {

@@ -53,7 +53,8 @@ export function resolveLimits(input: FunctionLimitsInput | undefined): FunctionL
  */
 export const DEVICE_CREDENTIAL_LIMITS = {
   payloadBytes: LIMIT_CAPS.responseBytes + 64 * 1024,
-  subscriptions: 16,
+  /** Its own subjects and inbox, plus one relay subscription per network (MAX_DEVICE_NETWORKS, names.ts). */
+  subscriptions: 16 + 64,
 } as const;
 
 /**

@@ -62,6 +62,12 @@ export const ControlMessage = z.discriminatedUnion("type", [
     compatibilityFlags: CompatibilityFlags.optional(),
   }),
   z.strictObject({ type: z.literal("unplace"), app: AppName, fn: FunctionName }),
+  /**
+   * A new fabric credential (user JWT) for the device's own key, signed when
+   * its network membership changed; the device writes it beside its seed and
+   * moves to a connection made with it.
+   */
+  z.strictObject({ type: z.literal("credential"), jwt: z.string().min(1).max(16_384), expiresAt: z.iso.datetime() }),
   /** Liveness probe: a live agent answers `{ ok: true }`; a dead one has no responders. */
   z.strictObject({ type: z.literal("ping") }),
   /** The gateway has its answer from another device (a hedged call): a call still waiting for a core here is dropped. */
@@ -98,6 +104,10 @@ export const INVOKE_HEADERS = {
   cold: "Hearth-Cold",
   device: "Hearth-Device",
   sha256: "Hearth-Sha256",
+  /** A relayed call's id at the door that took it: the serving device attests the call under it. */
+  callId: "Hearth-Call-Id",
+  /** How many times the call was relayed between devices (absent: none); a device relays a call at most once. */
+  hops: "Hearth-Hops",
   /** The gateway's span of the call (W3C traceparent); the device tags the call's log lines with its trace id. */
   traceparent: "Hearth-Traceparent",
 } as const;
@@ -145,3 +155,59 @@ export const InvokeMeta = z.strictObject({
   traceparent: Traceparent.optional(),
 });
 export type InvokeMeta = z.infer<typeof InvokeMeta>;
+
+/** A door asks the platform which peers of its network serve a function. */
+export const DoorPeersRequest = z.strictObject({ app: AppName, fn: FunctionName });
+export type DoorPeersRequest = z.infer<typeof DoorPeersRequest>;
+
+/** The platform's answer: the function's current version and limits, and its devices, best first (never the asker). */
+export const DoorPeersReply = z.union([
+  z.strictObject({ version: Sha256Hex, limits: FunctionLimits, devices: z.array(DeviceId).max(64) }),
+  z.strictObject({ error: z.strictObject({ code: z.string(), message: z.string() }) }),
+]);
+export type DoorPeersReply = z.infer<typeof DoorPeersReply>;
+
+/**
+ * One call a device's door took, as the door reports it: who served it
+ * (the door's own device, or the peer it relayed to), what crossed the
+ * door, and the serving device's CPU claim. `id` is the door's UUID for the
+ * call: the usage record's identity, so a report sent twice counts once.
+ */
+export const DoorCall = z.strictObject({
+  id: z.uuid(),
+  requestId: z.string().min(1).max(255),
+  app: AppName,
+  fn: FunctionName,
+  version: Sha256Hex,
+  at: z.number().int().nonnegative(),
+  wallMs: z.number().nonnegative().max(3_600_000),
+  requestBytes: z.number().int().nonnegative(),
+  responseBytes: z.number().int().nonnegative(),
+  status: z.number().int().min(100).max(599),
+  errorCode: z.string().max(64).optional(),
+  /** The device that answered (none when none did). */
+  servedBy: DeviceId.optional(),
+  cpuMs: z.string().max(24).optional(),
+  cold: z.boolean(),
+  relayed: z.boolean(),
+});
+export type DoorCall = z.infer<typeof DoorCall>;
+/**
+ * A relayed call this device served for a peer's door, under the door's
+ * call id (the `Hearth-Call-Id` of the relay): the platform credits a
+ * relayed call only when the door's report and the serving device's
+ * attestation agree.
+ */
+export const RelayServed = z.strictObject({
+  id: z.uuid(),
+  app: AppName,
+  fn: FunctionName,
+  version: Sha256Hex,
+  cpuMs: z.string().max(24),
+  ok: z.boolean(),
+});
+export type RelayServed = z.infer<typeof RelayServed>;
+export const DoorUsageReport = z
+  .strictObject({ calls: z.array(DoorCall).max(500).default([]), served: z.array(RelayServed).max(500).default([]) })
+  .refine((r) => r.calls.length + r.served.length > 0, "a report names at least one call");
+export type DoorUsageReport = z.infer<typeof DoorUsageReport>;

@@ -26,4 +26,18 @@ describe("names", () => {
     expect(p.resp.max).toBe(1);
     expect(() => devicePermissions(new Subjects("t1"), "a.>", 1_000)).toThrow();
   });
+
+  it("adds, per network the device is a member of, relaying to that network's peers and hearing its own relays there: nothing of any other", () => {
+    const s = new Subjects("t1");
+    const p = devicePermissions(s, "dev-1", 1_000, ["shop", "blog", "shop"]);
+    const plain = devicePermissions(s, "dev-1", 1_000);
+    expect(p.pub.allow.filter((x) => !plain.pub.allow.includes(x))).toEqual(["t1.net.blog.invoke.*", "t1.net.shop.invoke.*"]);
+    expect(p.sub.allow.filter((x) => !plain.sub.allow.includes(x))).toEqual(["t1.net.blog.invoke.dev-1", "t1.net.shop.invoke.dev-1"]);
+    // the only wildcards: its own inbox, and its own networks' relay subjects
+    expect([...p.pub.allow, ...p.sub.allow].filter((x) => /[*>]/.test(x)).sort()).toEqual(["t1.inbox.dev-1.>", "t1.net.blog.invoke.*", "t1.net.shop.invoke.*"]);
+    expect(() => devicePermissions(s, "dev-1", 1_000, ["a.>"])).toThrow();
+    expect(() => devicePermissions(s, "dev-1", 1_000, Array.from({ length: 65 }, (_, i) => `app-${i}`))).toThrow();
+    expect(s.doorDeviceOf("t1.door.dev-1.usage")).toBe("dev-1");
+    expect(s.doorDeviceOf("t1.door.a>.usage")).toBeUndefined();
+  });
 });

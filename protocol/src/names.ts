@@ -74,6 +74,37 @@ export class Subjects {
     return `${this.prefix}.platform.wake`;
   }
 
+  /**
+   * A device's relay subject in one app's network: a member of that network
+   * relays a call it took at its own door to a peer here. Both ends must be
+   * members (devicePermissions): only members may publish on
+   * `<prefix>.net.<app>.invoke.*`, only the device itself may hear its own.
+   */
+  netInvoke(app: string, deviceId: string): string {
+    return `${this.prefix}.net.${app}.invoke.${deviceId}`;
+  }
+  /** A device's door asks the platform which peers of its network serve a function (request; the platform checks membership). */
+  doorPeers(deviceId: string): string {
+    return `${this.prefix}.door.${deviceId}.peers`;
+  }
+  get doorPeersAll(): string {
+    return `${this.prefix}.door.*.peers`;
+  }
+  /** A device's door reports the calls it took (the platform caps and meters them). */
+  doorUsage(deviceId: string): string {
+    return `${this.prefix}.door.${deviceId}.usage`;
+  }
+  get doorUsageAll(): string {
+    return `${this.prefix}.door.*.usage`;
+  }
+  /** The device of a door subject (`<prefix>.door.<deviceId>.<kind>`), or undefined. */
+  doorDeviceOf(subject: string): string | undefined {
+    const head = `${this.prefix}.door.`;
+    if (!subject.startsWith(head)) return undefined;
+    const id = subject.slice(head.length).split(".")[0] ?? "";
+    return DeviceId.safeParse(id).success ? id : undefined;
+  }
+
   /** The device whose own subject this is (`<prefix>.<kind>.<deviceId>`), or undefined. */
   deviceOf(subject: string, kind: "hb" | "bundle" | "devlogs"): string | undefined {
     const head = `${this.prefix}.${kind}.`;
@@ -91,18 +122,31 @@ export interface DevicePermissions {
   resp: { max: number; ttlMs: number };
 }
 
+/** The most application networks one credential carries (each costs a publish and a subscribe permission, and one subscription). */
+export const MAX_DEVICE_NETWORKS = 64;
+
 /**
  * The least a device needs, enforced by nats-server: hear its own control and
  * invocation subjects and the replies to its own requests; publish its own
- * heartbeats, log lines and bundle requests; answer each request it received
- * once. Nothing else: no other device's subjects, no `_INBOX.>`, no
- * JetStream API, no `$SYS`, no usage subjects.
+ * heartbeats, log lines, bundle requests and door reports; answer each
+ * request it received once. For each app network it is a member of
+ * (`networks`): hear its own relay subject there, and relay to that
+ * network's peers. Nothing else: no other device's subjects, no other
+ * network's, no `_INBOX.>`, no JetStream API, no `$SYS`, no usage subjects.
  */
-export function devicePermissions(subjects: Subjects, deviceId: string, replyTtlMs: number): DevicePermissions {
+export function devicePermissions(subjects: Subjects, deviceId: string, replyTtlMs: number, networks: readonly string[] = []): DevicePermissions {
   DeviceId.parse(deviceId);
+  const apps = [...new Set(networks)].sort();
+  if (apps.length > MAX_DEVICE_NETWORKS) throw new Error(`a device is a member of at most ${MAX_DEVICE_NETWORKS} networks`);
+  for (const app of apps) AppName.parse(app);
   return {
-    pub: { allow: [subjects.heartbeat(deviceId), subjects.deviceLogs(deviceId), subjects.bundleGet(deviceId)] },
-    sub: { allow: [subjects.control(deviceId), subjects.invoke(deviceId), `${subjects.inbox(deviceId)}.>`] },
+    pub: {
+      allow: [
+        subjects.heartbeat(deviceId), subjects.deviceLogs(deviceId), subjects.bundleGet(deviceId), subjects.doorPeers(deviceId), subjects.doorUsage(deviceId),
+        ...apps.map((app) => subjects.netInvoke(app, "*")),
+      ],
+    },
+    sub: { allow: [subjects.control(deviceId), subjects.invoke(deviceId), `${subjects.inbox(deviceId)}.>`, ...apps.map((app) => subjects.netInvoke(app, deviceId))] },
     resp: { max: 1, ttlMs: replyTtlMs },
   };
 }

@@ -148,8 +148,8 @@ describe("hearth-agent for an owner", () => {
     expect(badValue.stderr).toMatch(/schedule\.0: .*\(set by key "schedule" of the config file .*bad-key\.json\)/);
   });
 
-  it("starts from the joined identity alone, shows its credits in status and by day, and stops cleanly on SIGTERM", async () => {
-    const child = spawn(process.execPath, [AGENT_BIN, "start", "--data-dir", dataDir, "--cores", "1", "--memory-mb", "128", "--no-pause-on-battery"], {
+  it("starts from the joined identity alone, shows its credits in status and by day, serves at its own door, and stops cleanly on SIGTERM", async () => {
+    const child = spawn(process.execPath, [AGENT_BIN, "start", "--data-dir", dataDir, "--cores", "1", "--memory-mb", "128", "--no-pause-on-battery", "--listen", "127.0.0.1:0"], {
       env: Object.fromEntries(Object.entries(process.env).filter(([k]) => !k.startsWith("HEARTH_"))),
       stdio: ["ignore", "pipe", "pipe"],
     });
@@ -191,8 +191,20 @@ describe("hearth-agent for an owner", () => {
       const table = await agent(["credits", "--data-dir", dataDir]);
       expect(table.stdout).toMatch(new RegExp(`^${new Date().toISOString().slice(0, 10)} +3 +[\\d.]+ +[\\d.]+$`, "m"));
       expect(table.stdout).toMatch(/^total +3 /m);
-      const json = JSON.parse((await agent(["status", "--data-dir", dataDir, "--json"])).stdout) as { deviceId: string; credits: { total: { calls: number } } };
+      const json = JSON.parse((await agent(["status", "--data-dir", dataDir, "--json"])).stdout) as { deviceId: string; credits: { total: { calls: number } }; ingress: { listen: string } };
       expect(json).toMatchObject({ deviceId: "owner-box", credits: { total: { calls: 3 } } });
+
+      // the owner's door: the same function, served here without the gateway, metered (and credited) once
+      const atDoor = await fetch(`${json.ingress.listen}/fn/owner/work`);
+      expect(atDoor.status).toBe(200);
+      expect(atDoor.headers.get("x-hearth-device")).toBe("owner-box");
+      expect(atDoor.headers.get("x-hearth-door")).toBe("owner-box");
+      expect((await agent(["status", "--data-dir", dataDir])).stdout).toMatch(/^door {6}http:\/\/127\.0\.0\.1:\d+: 1 calls taken \(1 served here, 0 relayed\), 0 refused$/m);
+      for (let i = 0; i < 100 && credits!.total.calls < 4; i++) {
+        credits = JSON.parse((await agent(["credits", "--data-dir", dataDir, "--json"])).stdout) as typeof credits;
+        await new Promise((r) => setTimeout(r, 100));
+      }
+      expect(credits!.total.calls).toBe(4);
     } finally {
       const exited = new Promise<number | null>((r) => (child.exitCode !== null ? r(child.exitCode) : child.once("exit", (code) => r(code))));
       child.kill("SIGTERM");

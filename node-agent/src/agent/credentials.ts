@@ -114,8 +114,53 @@ export class FabricCredentials implements Disposable {
     this.log.info({ expiresAt: parsed.data.expiresAt }, "fabric credential renewed");
   }
 
+  /**
+   * Takes a credential the platform handed over on the control subject (the
+   * device's networks changed): only a JWT for this device's own key is
+   * written; the agent then moves to a connection made with it.
+   */
+  async accept(jwt: string): Promise<void> {
+    const { key } = await readCreds(this.path);
+    const claims = jwtClaims(jwt);
+    if (claims?.sub !== key.getPublicKey()) throw new HearthError("ERR_BAD_MESSAGE", "the handed-over credential is not for this device's key");
+    writeCreds(this.path, jwt, key);
+    this.log.info({ networks: networksOf(claims, this.deviceId) }, "fabric credential re-issued for this device's networks");
+    // the timer follows the new expiry
+    void this.start();
+  }
+
+  /** The app networks the credential on disk lets this device hear relays in (from its JWT's subscribe permissions). */
+  async networks(): Promise<string[]> {
+    const { jwt } = await readCreds(this.path);
+    return networksOf(jwtClaims(jwt), this.deviceId);
+  }
+
   [Symbol.dispose](): void {
     this.stopped = true;
     clearTimeout(this.timer);
   }
+}
+
+interface UserClaims {
+  sub?: string;
+  nats?: { sub?: { allow?: string[] } };
+}
+
+/** A JWT's claims, unverified (nats-server verifies; the device only reads what it was given). */
+function jwtClaims(jwt: string): UserClaims | undefined {
+  try {
+    return JSON.parse(Buffer.from(jwt.split(".")[1] ?? "", "base64url").toString("utf8")) as UserClaims;
+  } catch {
+    return undefined;
+  }
+}
+
+/** Apps whose relay subject (`<p>.net.<app>.invoke.<id>`) the claims let this device subscribe to. */
+function networksOf(claims: UserClaims | undefined, deviceId: string): string[] {
+  const out: string[] = [];
+  for (const subject of claims?.nats?.sub?.allow ?? []) {
+    const m = /\.net\.([a-z0-9-]+)\.invoke\.([A-Za-z0-9_-]+)$/.exec(subject);
+    if (m && m[2] === deviceId) out.push(m[1]!);
+  }
+  return out;
 }

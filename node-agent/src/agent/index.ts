@@ -19,7 +19,7 @@ import {
   type CompatibilityFlag,
   type OutboundSettings,
 } from "@hearth/protocol";
-import { connect, headers as natsHeaders, type Msg, type NatsConnection, type Subscription } from "@nats-io/transport-node";
+import { connect, headers as natsHeaders, type Msg, type MsgHdrs, type NatsConnection, type Subscription } from "@nats-io/transport-node";
 import { BundleCache } from "../bundles/index.ts";
 import type { AgentConfig } from "../config/index.ts";
 import { CoreGate, WarmIsolates } from "../limits/index.ts";
@@ -31,6 +31,8 @@ import type { SandboxResult } from "../sandbox/messages.ts";
 import { credsPath } from "../identity/index.ts";
 import { FabricCredentials, type RenewOptions } from "./credentials.ts";
 import { ClockJumpWatch, ReconnectBackoff } from "./reconnect.ts";
+import { Door, type DoorCounts } from "../ingress/index.ts";
+import { UsageReporter } from "../ingress/reporter.ts";
 
 export type { RenewOptions } from "./credentials.ts";
 
@@ -54,6 +56,8 @@ export interface AgentStatus {
   today: { day: string; calls: number; errors: number; cpuMs: number };
   connected: boolean;
   startedAt: string;
+  /** The device's own door, when the owner opened one (`--listen`). */
+  ingress?: DoorCounts;
 }
 
 interface Placed {
@@ -77,6 +81,11 @@ export class Agent implements AsyncDisposable {
   private control?: Subscription;
   /** The device's one invocation subscription (every placed function's calls arrive on it), while it takes calls. */
   private invocations?: Subscription;
+  /** Its relay subscriptions, one per app network it serves here and its credential lets it hear (docs/security.md). */
+  private readonly relays = new Map<string, { sub: Subscription; nc: NatsConnection }>();
+  private syncing: Promise<void> = Promise.resolve();
+  /** The move to a connection with a new credential under way (renewal or re-issue): moves run one after the other. */
+  private moving: Promise<void> = Promise.resolve();
   private readonly credentials: FabricCredentials;
   private heartbeatTimer?: NodeJS.Timeout;
   private active = 0;
@@ -100,6 +109,10 @@ export class Agent implements AsyncDisposable {
   private readonly startedAt = new Date().toISOString();
   private readonly backoff: ReconnectBackoff;
   private readonly clock: ClockJumpWatch;
+  /** The device's own door for HTTP clients, when the owner opened one. */
+  door?: Door;
+  /** Reports the door's calls and the relayed calls this device served to the platform. */
+  readonly usage: UsageReporter;
 
   private constructor(config: Readonly<AgentConfig>, log: Logger, nc: NatsConnection, pool: SandboxPool, backoff: ReconnectBackoff, credentials: FabricCredentials, traces: CallTraces) {
     this.traces = traces;
@@ -114,6 +127,7 @@ export class Agent implements AsyncDisposable {
     this.memory = new WarmIsolates(config.memoryMb, (key) => this.pool.drop(key));
     this.backoff = backoff;
     this.clock = new ClockJumpWatch({ onJump: (lateMs) => this.woke(lateMs) });
+    this.usage = new UsageReporter({ deviceId: config.deviceId, subjects: this.subjects, nc: () => this.conn, log });
   }
 
   static async start(config: Readonly<AgentConfig>, log: Logger, options: { paused?: PauseReason[]; renew?: RenewOptions } = {}): Promise<Agent> {
@@ -166,6 +180,25 @@ export class Agent implements AsyncDisposable {
       log.info({ reasons: started.pausedFor }, "starting paused: not joining the fabric for calls yet");
       started.beatWhileAway();
     } else started.listen();
+    if (config.listen) {
+      const at = config.listen.lastIndexOf(":");
+      try {
+        started.door = await Door.start(
+          {
+            deviceId: config.deviceId,
+            subjects: started.subjects,
+            nc: () => started.conn,
+            localFunction: (app, fn) => started.localFunction(app, fn),
+            runCall: (h, data) => started.runCall(h, data),
+            usage: started.usage,
+          },
+          { host: config.listen.slice(0, at).replace(/^\[|\]$/g, ""), port: Number(config.listen.slice(at + 1)), log: log.child({ part: "door" }) },
+        );
+      } catch (error) {
+        await started.close();
+        throw new HearthError("ERR_BAD_REQUEST", `could not open the door on ${config.listen}: ${(error as Error).message}`);
+      }
+    }
     return started;
   }
 
@@ -228,7 +261,12 @@ export class Agent implements AsyncDisposable {
    * that came in on it have answered (a reply can only go out on the
    * connection its request came in on, and nats-server allows it there).
    */
-  private async useRenewedCredential(): Promise<void> {
+  private useRenewedCredential(): Promise<void> {
+    this.moving = this.moving.then(() => this.moveConnection()).catch((error: unknown) => this.log.warn({ err: error }, "could not move to a new fabric connection"));
+    return this.moving;
+  }
+
+  private async moveConnection(): Promise<void> {
     if (this.closing || this.conn.isClosed()) return;
     let next: NatsConnection;
     try {
@@ -245,13 +283,14 @@ export class Agent implements AsyncDisposable {
     this.watchConnection(next);
     if (oldControl) this.subscribeControl();
     if (oldInvocations) this.takeCalls();
+    await this.syncNetworks();
     await next.flush().catch(() => undefined);
     oldControl?.unsubscribe();
     oldInvocations?.unsubscribe();
     this.heartbeat();
     this.log.info("moved to a connection with the renewed fabric credential");
-    await this.callsOn(old);
-    await old.close().catch(() => undefined);
+    // the next move need not wait for this one's old calls
+    void this.callsOn(old).then(() => old.close().catch(() => undefined));
   }
 
   /** Resolves once no call that came in on `nc` is still running (bounded by the longest reply window). */
@@ -275,6 +314,57 @@ export class Agent implements AsyncDisposable {
         if (!err) void this.onInvoke(m, nc);
       },
     });
+    void this.syncNetworks();
+  }
+
+  /**
+   * Hears relays from peers in each app network that has a function placed
+   * here and that its credential names (the credential comes first: a
+   * subscription nats-server does not allow would only be refused), on the
+   * connection in use; leaves the others.
+   */
+  private syncNetworks(): Promise<void> {
+    // one at a time: two at once would both subscribe to a network's subject
+    this.syncing = this.syncing.then(() => this.syncNetworksNow()).catch((error: unknown) => this.log.warn({ err: error }, "could not update relay subscriptions"));
+    return this.syncing;
+  }
+
+  private async syncNetworksNow(): Promise<void> {
+    const allowed = this.invocations ? new Set(await this.credentials.networks().catch(() => [])) : new Set<string>();
+    const want = new Set([...this.placed.values()].map((p) => p.app).filter((app) => allowed.has(app)));
+    const nc = this.conn;
+    for (const [app, relay] of this.relays) {
+      if (want.has(app) && relay.nc === nc) continue;
+      this.relays.delete(app);
+      if (!relay.nc.isClosed()) relay.sub.unsubscribe();
+    }
+    if (!this.invocations || nc.isClosed()) return;
+    for (const app of want) {
+      if (this.relays.has(app)) continue;
+      const sub = nc.subscribe(this.subjects.netInvoke(app, this.config.deviceId), {
+        callback: (err, m) => {
+          if (!err) void this.onInvoke(m, nc, app);
+        },
+      });
+      this.relays.set(app, { sub, nc });
+    }
+  }
+
+  /**
+   * A function this device serves now, for its own door: placed here, while
+   * the device takes calls (not paused or draining). `busy` when every
+   * donated core is taken (the door then prefers a peer).
+   */
+  localFunction(app: string, fn: string): { version: string; limits: FunctionLimits; busy: boolean } | undefined {
+    if (this.draining || this.pausedFor.length > 0 || !this.invocations) return undefined;
+    const placed = this.placed.get(`${app}/${fn}`);
+    if (!placed) return undefined;
+    return { version: placed.version, limits: placed.limits, busy: this.gate.inUse >= this.config.cores };
+  }
+
+  /** The device's fabric subjects. */
+  get fabricSubjects(): Subjects {
+    return this.subjects;
   }
 
   /** While paused, heartbeats go on saying so (and why), with no functions: the platform sends nothing, the owner sees why. */
@@ -333,6 +423,18 @@ export class Agent implements AsyncDisposable {
     if (!parsed.success) return reply({ error: { code: "ERR_BAD_MESSAGE", message: "invalid control message" } });
     const message = parsed.data;
     if (message.type === "ping") return reply({ ok: true });
+    if (message.type === "credential") {
+      try {
+        await this.credentials.accept(message.jwt);
+      } catch (error) {
+        const e = error instanceof HearthError ? error : new HearthError("ERR_INTERNAL", (error as Error).message);
+        return reply({ error: e.toWire() });
+      }
+      reply({ ok: true });
+      // the new permissions hold from the next connection on: move to one now
+      void this.useRenewedCredential();
+      return;
+    }
     if (message.type === "cancel") {
       // only a call still waiting for a core: one already running finishes (its answer is dropped, unbilled)
       this.waiting.get(message.requestId)?.abort();
@@ -374,6 +476,7 @@ export class Agent implements AsyncDisposable {
       }
       this.log.info({ app: message.app, fn: message.fn, version: message.version.slice(0, 12) }, "function placed");
       this.heartbeat();
+      void this.syncNetworks();
       reply({ ok: true });
     } catch (error) {
       const e = error instanceof HearthError ? error : new HearthError("ERR_INTERNAL", (error as Error).message);
@@ -391,18 +494,37 @@ export class Agent implements AsyncDisposable {
     this.pool.drop(`${id}@${placed.version}`);
     this.log.info({ app: placed.app, fn: placed.fn }, "function unplaced");
     this.heartbeat();
+    void this.syncNetworks();
   }
 
-  private async onInvoke(msg: Msg, nc: NatsConnection): Promise<void> {
+  private async onInvoke(msg: Msg, nc: NatsConnection, network?: string): Promise<void> {
+    // counted from arrival, so a renewal keeps the old connection until its calls have answered
+    this.inflightOn.set(nc, (this.inflightOn.get(nc) ?? 0) + 1);
+    try {
+      const reply = await this.runCall(msg.headers, msg.data, network);
+      msg.respond(reply.data, { headers: reply.headers });
+    } finally {
+      const left = (this.inflightOn.get(nc) ?? 1) - 1;
+      if (left > 0) this.inflightOn.set(nc, left);
+      else this.inflightOn.delete(nc);
+    }
+  }
+
+  /**
+   * Runs one call on this device and answers it as a device reply (headers
+   * and body, the invocation wire of protocol/): for the gateway, for a
+   * peer's relay (`network`: the app network whose relay subject it came
+   * on, which it must be a call of), and for this device's own door
+   * (in-process, no fabric hop). Never rejects.
+   */
+  async runCall(h: MsgHdrs | undefined, data: Uint8Array, network?: string): Promise<{ headers: MsgHdrs; data: Uint8Array }> {
     const started = performance.now();
     // counted from arrival, so a drain waits for queued calls too: none is lost
     this.active++;
-    this.inflightOn.set(nc, (this.inflightOn.get(nc) ?? 0) + 1);
     let release: (() => void) | undefined;
     let metered: { cpuMs: number; ok: boolean } | undefined;
     let untrace: (() => void) | undefined;
     try {
-      const h = msg.headers;
       const meta = InvokeMeta.safeParse({
         requestId: h?.get(INVOKE_HEADERS.requestId),
         app: h?.get(INVOKE_HEADERS.app),
@@ -415,6 +537,10 @@ export class Agent implements AsyncDisposable {
       });
       if (!meta.success) throw new HearthError("ERR_BAD_MESSAGE", "invocation headers are missing or invalid");
       const { app, fn, version, requestId } = meta.data;
+      // a peer may relay only calls of the network it relayed in (nats-server let it publish there, nowhere else), once
+      if (network !== undefined && (app !== network || h?.get(INVOKE_HEADERS.hops) !== "1")) {
+        throw new HearthError("ERR_BAD_MESSAGE", `a relay in network ${network} carried a call of ${app}, or was relayed more than once`);
+      }
       const placed = this.placed.get(`${app}/${fn}`);
       if (!placed) {
         throw new HearthError("ERR_NO_DEVICE", `${app}/${fn} is not placed on this device`);
@@ -451,27 +577,29 @@ export class Agent implements AsyncDisposable {
         method: meta.data.method,
         url: meta.data.url,
         headers: requestHeaders,
-        body: msg.data.byteLength > 0 ? (msg.data as Uint8Array<ArrayBuffer>) : null,
+        body: data.byteLength > 0 ? (data as Uint8Array<ArrayBuffer>) : null,
       }, placed.settings);
       metered = { cpuMs: result.cpuMs, ok: result.ok };
-      this.respond(msg, result);
+      // a relayed call is credited only when this device, which ran it, says so too (docs/ledger.md)
+      const callId = h?.get(INVOKE_HEADERS.callId);
+      if (network !== undefined && callId) {
+        this.usage.served({ id: callId, app, fn, version, cpuMs: result.cpuMs.toFixed(3), ok: result.ok });
+      }
+      return this.replyOf(result);
     } catch (error) {
       const e = error instanceof HearthError ? error : new HearthError("ERR_INTERNAL", (error as Error).message);
       if (!e.isUserError) this.log.warn({ code: e.code, err: e }, "invocation failed");
-      const h = natsHeaders();
-      h.set(INVOKE_HEADERS.errorCode, e.code);
-      h.set(INVOKE_HEADERS.errorMessage, e.message.slice(0, 1000));
-      h.set(INVOKE_HEADERS.wallMs, (performance.now() - started).toFixed(3));
-      h.set(INVOKE_HEADERS.device, this.config.deviceId);
-      msg.respond(new Uint8Array(0), { headers: h });
+      const out = natsHeaders();
+      out.set(INVOKE_HEADERS.errorCode, e.code);
+      out.set(INVOKE_HEADERS.errorMessage, e.message.slice(0, 1000));
+      out.set(INVOKE_HEADERS.wallMs, (performance.now() - started).toFixed(3));
+      out.set(INVOKE_HEADERS.device, this.config.deviceId);
+      return { headers: out, data: new Uint8Array(0) };
     } finally {
       release?.();
       untrace?.();
       if (metered) this.meter(metered.cpuMs, metered.ok);
       this.active--;
-      const left = (this.inflightOn.get(nc) ?? 1) - 1;
-      if (left > 0) this.inflightOn.set(nc, left);
-      else this.inflightOn.delete(nc);
       if (this.active === 0) this.idle?.();
     }
   }
@@ -505,6 +633,7 @@ export class Agent implements AsyncDisposable {
       today: { ...this.today },
       connected: !this.nc.isClosed() && this.nc.getServer() !== "",
       startedAt: this.startedAt,
+      ...(this.door ? { ingress: this.door.status() } : {}),
     };
   }
 
@@ -558,7 +687,7 @@ export class Agent implements AsyncDisposable {
     });
   }
 
-  private respond(msg: Msg, result: SandboxResult): void {
+  private replyOf(result: SandboxResult): { headers: MsgHdrs; data: Uint8Array } {
     const h = natsHeaders();
     h.set(INVOKE_HEADERS.cpuMs, result.cpuMs.toFixed(3));
     h.set(INVOKE_HEADERS.wallMs, result.wallMs.toFixed(3));
@@ -569,14 +698,13 @@ export class Agent implements AsyncDisposable {
       // NATS header values are one line
       h.set(INVOKE_HEADERS.errorMessage, oneLine(result.message));
       // the message (and stack) is the tenant's: it goes to the gateway and the function's logs, never the owner's log
-      msg.respond(new Uint8Array(0), { headers: h });
-      return;
+      return { headers: h, data: new Uint8Array(0) };
     }
     h.set(INVOKE_HEADERS.status, String(result.status));
     for (const [name, value] of result.headers) {
       if (/^[!#$%&'*+.^_`|~0-9A-Za-z-]+$/.test(name)) h.append(HTTP_HEADER_PREFIX + name, oneLine(value));
     }
-    msg.respond(result.body, { headers: h });
+    return { headers: h, data: result.body };
   }
 
   /**
@@ -598,14 +726,22 @@ export class Agent implements AsyncDisposable {
   private async stopTakingCalls(): Promise<void> {
     const invocations = this.invocations;
     this.invocations = undefined;
+    const relays = [...this.relays.values()];
+    this.relays.clear();
     if (invocations && !this.nc.isClosed()) await invocations.drain().catch(() => undefined);
+    for (const relay of relays) if (!relay.nc.isClosed()) await relay.sub.drain().catch(() => undefined);
   }
 
   close(): Promise<void> {
     return (this.closing ??= (async () => {
       this.clock.stop();
       this.credentials[Symbol.dispose]();
+      // the door first: no new call comes in, and its usage is reported while the fabric is still there
+      await this.door?.close();
       await this.drain();
+      // attestations of the relayed calls it served, while the fabric is still there
+      await this.usage.flush();
+      this.usage[Symbol.dispose]();
       this.control?.unsubscribe();
       await this.nc.drain().catch(() => undefined);
       await this.pool[Symbol.asyncDispose]();

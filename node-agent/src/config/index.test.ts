@@ -25,6 +25,16 @@ describe("agent config", () => {
     expect(c).toMatchObject({ deviceId: "joined", ownerId: "ada", region: "eu", natsUrl: "nats://env:4222", memoryMb: 256, cores: 1 });
   });
 
+  it("keeps the door closed unless the owner opens it, and takes host:port forms", () => {
+    expect(resolveAgentConfig({ flags: base }).listen).toBeUndefined();
+    for (const listen of ["127.0.0.1:8787", "0.0.0.0:0", "[::]:8787", "localhost:80"]) {
+      expect(resolveAgentConfig({ flags: { ...base, listen } }).listen).toBe(listen);
+    }
+    for (const listen of ["8787", "http://0.0.0.0:8787", "host:99999", "a b:1"]) {
+      expect(() => resolveAgentConfig({ flags: { ...base, listen } })).toThrow(/listen/);
+    }
+  });
+
   it("parses schedule windows", () => {
     const c = resolveAgentConfig({ flags: { ...base, schedule: ["weekdays 22:00-07:00"] } });
     expect(c.schedule[0]).toMatchObject({ days: [1, 2, 3, 4, 5], start: 22 * 60, end: 7 * 60 });

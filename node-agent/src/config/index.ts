@@ -54,6 +54,15 @@ export const AgentConfig = z.strictObject({
   queueMax: z.number().int().min(0).max(10_000).default(32),
   queueWaitMs: z.number().int().min(0).max(60_000).default(5_000),
   /** Serve Prometheus metrics on 127.0.0.1:<port> (off unless set). */
+  /**
+   * The device's own door for HTTP clients (`host:port`, e.g. `0.0.0.0:8787`); off unless the owner sets it.
+   * Serves /fn/<app>/<fn>/... of this device's networks only (docs/agent.md).
+   */
+  listen: z
+    .string()
+    .regex(/^(\[[0-9A-Fa-f:.]+\]|[A-Za-z0-9.-]+):\d{1,5}$/, "listen must be host:port, e.g. 127.0.0.1:8787 or [::]:8787")
+    .refine((v) => Number(v.slice(v.lastIndexOf(":") + 1)) <= 65535, "listen's port must be 0-65535")
+    .optional(),
   metricsPort: z.number().int().min(1, "metricsPort must be 1-65535").max(65535, "metricsPort must be 1-65535").optional(),
   /**
    * Addresses on the owner's own networks that functions allowed outbound fetch may reach all the same (a local

@@ -32,7 +32,7 @@ import {
 import { Hono } from "hono";
 import { z } from "zod";
 import type { AppHosts } from "../gateway/hosts.ts";
-import { readBody } from "../gateway/index.ts";
+import { readBody } from "@hearth/edge";
 import { createConsoleApi } from "../console/api.ts";
 import { parseInput, type HearthEnv } from "../http/index.ts";
 import { apiAuth, AppOwners, createDeveloperRoutes, createDeviceAdminRoutes, createDeviceRoutes, developerOf, Developers, operatorOnly, type DeviceRegistry, type FabricControl } from "../identity/index.ts";

@@ -67,8 +67,4 @@ export class AppHosts {
   }
 }
 
-/** Splits `/<segment>/<rest...>` into its first segment and the rest (which starts with `/`; `/` when there is none). */
-export function firstSegment(path: string): [segment: string, rest: string] {
-  const end = path.indexOf("/", 1);
-  return end < 0 ? [path.slice(1), "/"] : [path.slice(1, end), path.slice(end)];
-}
+export { firstSegment } from "@hearth/edge";

@@ -13,6 +13,7 @@
  */
 import { createHash, randomBytes, timingSafeEqual } from "node:crypto";
 import {
+  MAX_DEVICE_NETWORKS,
   HearthError,
   type FabricCredential,
   type JoinRequest,
@@ -149,6 +150,29 @@ export class DeviceRegistry {
     return this.credential(deviceId, record);
   }
 
+  /**
+   * Makes the device a member of an app's network (it was placed for one of
+   * the app's functions): true when it was not one yet, so its credential
+   * must be signed again to carry it.
+   */
+  async joinNetwork(deviceId: string, app: string): Promise<boolean> {
+    const key = this.key("device-networks", deviceId);
+    if ((await this.options.redis.scard(key)) >= MAX_DEVICE_NETWORKS) return false;
+    return (await this.options.redis.sadd(key, app)) === 1;
+  }
+
+  /** The app networks the device is a member of (what its credential lets it relay in). */
+  async networks(deviceId: string): Promise<string[]> {
+    return (await this.options.redis.smembers(this.key("device-networks", deviceId))).sort();
+  }
+
+  /** A fresh credential for a joined, unrevoked device, without its token: the platform re-signs it when its networks change. */
+  async reissue(deviceId: string): Promise<FabricCredential | undefined> {
+    const record = await this.device(deviceId);
+    if (!record || record.revokedAt) return undefined;
+    return this.credential(deviceId, record);
+  }
+
   private async credential(deviceId: string, record: DeviceRecord): Promise<FabricCredential> {
     const jwt = await this.options.authority.deviceJwt({
       deviceId,
@@ -156,6 +180,7 @@ export class DeviceRegistry {
       subjects: this.options.subjects,
       ttlSeconds: this.credentialTtlSeconds,
       replyTtlMs: DEVICE_REPLY_TTL_MS,
+      networks: await this.networks(deviceId),
     });
     return { jwt, expiresAt: new Date(Date.now() + this.credentialTtlSeconds * 1000).toISOString() };
   }

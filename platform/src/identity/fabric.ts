@@ -119,6 +119,8 @@ export interface DeviceCredentialOptions {
   ttlSeconds: number;
   /** How long a device may take to answer a request it received (ms). */
   replyTtlMs: number;
+  /** The app networks it is a member of: it may relay in them, and be relayed to (devicePermissions). */
+  networks?: readonly string[];
 }
 
 export class FabricAuthority {
@@ -213,7 +215,7 @@ export class FabricAuthority {
   /** A device's user JWT: its own public key, its permissions, an expiry. */
   async deviceJwt(options: DeviceCredentialOptions): Promise<string> {
     const user = fromPublic(options.publicKey);
-    const permissions = devicePermissions(options.subjects, options.deviceId, options.replyTtlMs);
+    const permissions = devicePermissions(options.subjects, options.deviceId, options.replyTtlMs, options.networks ?? []);
     return encodeUser(
       options.deviceId,
       user,

@@ -38,6 +38,8 @@ export interface SchedulerOptions {
   placeTimeoutMs?: number;
   /** Joined devices: a heartbeat counts only for a joined, unrevoked device, with owner, region and size from its join record. */
   directory: { lookup(deviceId: string): DeviceLookup };
+  /** Told once a device took a placement: it is then a member of the app's network (docs/security.md). */
+  onPlaced?: (deviceId: string, app: string) => void;
 }
 
 const LEASE_NAME = "scheduler";
@@ -73,6 +75,7 @@ export class Scheduler implements AsyncDisposable {
   private readonly scaleInAfterMs: number;
   private readonly placeTimeoutMs: number;
   private readonly directory: SchedulerOptions["directory"];
+  private readonly onPlaced: SchedulerOptions["onPlaced"];
   private lastRefusedLog = 0;
   private readonly holder = randomUUID();
   private heartbeats?: Subscription;
@@ -116,6 +119,7 @@ export class Scheduler implements AsyncDisposable {
     this.scaleInAfterMs = options.scaleInAfterMs ?? SCALE_IN_AFTER_MS;
     this.placeTimeoutMs = options.placeTimeoutMs ?? 10_000;
     this.directory = options.directory;
+    this.onPlaced = options.onPlaced;
   }
 
   start(): void {
@@ -475,6 +479,7 @@ export class Scheduler implements AsyncDisposable {
           await this.store.withdrawGrant(id, app, name, record.version).catch(() => undefined);
           throw error;
         });
+        this.onPlaced?.(id, app);
         next.devices[id] = {
           version: record.version,
           placedAt: Date.now(),

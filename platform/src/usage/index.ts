@@ -36,6 +36,8 @@ import type { Logger } from "../log/index.ts";
 
 /** What the gateway knows when a call is over. */
 export interface CallFacts {
+  /** The record's id when the call already has one (a door's report, sent again after a lost ack); else a new one. */
+  id?: string;
   /** The caller's request id (or the gateway's, when the caller sent none): for correlation, not identity. */
   requestId: string;
   app: string;
@@ -55,8 +57,8 @@ export interface CallFacts {
   errorCode?: string;
   /** What a device that answered with a valid reply said about itself (none when no device did). */
   device?: { id: string; cpuMs?: string; wallMs?: string; cold: boolean };
-  /** Which door the call came in by: the app's own host, or the path form (metrics only). */
-  door?: "host" | "path";
+  /** Which door the call came in by: the app's own host, the path form, or a device's own door, served there or relayed (metrics only). */
+  door?: "host" | "path" | "device" | "device-relay";
   /** The gateway's whole time on the call so far, from the request to the device's answer (ms; metrics only). */
   gatewayMs?: number;
 }
@@ -125,7 +127,7 @@ export function usageRecordOf(facts: CallFacts): UsageRecordT {
   const claimedCpuUs = deviceId ? microsFromHeader(facts.device?.cpuMs) : 0;
   return UsageRecord.parse({
     v: 2,
-    id: randomUUID(),
+    id: facts.id ?? randomUUID(),
     requestId: facts.requestId,
     app: facts.app,
     fn: facts.fn,
