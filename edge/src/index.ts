@@ -4,6 +4,7 @@
  * same request the same way: front-door defences, the error envelope, the
  * invocation codec, and the check of a device's reply.
  */
+export { isPublicAddress, unmappedAddress } from "./addresses.ts";
 export { scopeSetCookie } from "./cookies.ts";
 export { errorResponse, onError, REQUEST_ID_HEADER, tooMany, type EdgeLogger } from "./envelope.ts";
 export { EXACT_HEADERS_SERVER_OPTIONS, NO_CONTENT_TYPE } from "./exact-headers.ts";

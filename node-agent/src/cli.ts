@@ -135,6 +135,7 @@ program
   .option("--sandboxes <n>", "sandbox processes (default: one per donated core)", number)
   .option("--metrics-port <n>", "serve Prometheus metrics on 127.0.0.1:<n> (off by default)", number)
   .option("--listen <host:port>", "open this device's own door for HTTP clients: /fn/<app>/<fn>/... of its networks only (off by default)")
+  .option("--advertise <url>", "the public URL clients reach your door at (e.g. https://door.example.net): the platform lists it for your networks' callers once it reached your door there")
   .option("--log-level <level>", "fatal, error, warn, info, debug, trace or silent")
   .action(async (flags: Record<string, unknown>) => {
     const dataDir = (flags["dataDir"] as string | undefined) ?? defaultDataDir();
@@ -160,6 +161,7 @@ program
         sandboxes: flags["sandboxes"],
         metricsPort: flags["metricsPort"],
         listen: flags["listen"],
+        advertise: flags["advertise"],
         logLevel: flags["logLevel"],
       },
     });

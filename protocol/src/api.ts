@@ -90,3 +90,48 @@ export const DeviceList = z.strictObject({ devices: z.array(DeviceView) });
 export const VersionList = z.strictObject({ versions: z.array(VersionRecord) });
 export const RollbackRequest = z.strictObject({ version: Sha256Hex });
 
+
+/**
+ * Where a caller is, for `GET /v1/apps/:app/doors?near=`: a region name
+ * (`eu`), or `<lat>,<lon>` in degrees (`52.52,13.40`).
+ */
+export const Near = z
+  .string()
+  .max(64, "near is at most 64 characters")
+  .transform((v, ctx) => {
+    if (!v.includes(",")) {
+      if (/^[A-Za-z0-9_.-]{1,64}$/.test(v)) return { region: v };
+      ctx.addIssue({ code: "custom", message: "near must be a region (1-64 characters of A-Z, a-z, 0-9, _ . -) or <lat>,<lon> in degrees, e.g. near=eu or near=52.52,13.40" });
+      return z.NEVER;
+    }
+    const parts = v.split(",");
+    const [lat, lon] = parts.map((p) => (/^\s*-?\d+(\.\d+)?\s*$/.test(p) ? Number(p) : NaN));
+    if (parts.length !== 2 || !(lat! >= -90 && lat! <= 90) || !(lon! >= -180 && lon! <= 180)) {
+      ctx.addIssue({ code: "custom", message: "near as coordinates must be <lat>,<lon> in degrees, lat -90 to 90 and lon -180 to 180, e.g. near=52.52,13.40" });
+      return z.NEVER;
+    }
+    return { lat: lat!, lon: lon! };
+  });
+export type Near = z.output<typeof Near>;
+
+export const DoorsQuery = z.strictObject({ near: Near.optional() });
+
+/** One door of an app's network, as `GET /v1/apps/:app/doors` lists it. */
+export const DoorView = z.strictObject({
+  deviceId: DeviceId,
+  /** Call `<url>/fn/<app>/<fn>/...` there. */
+  url: z.string(),
+  region: z.string(),
+  /** The owner's declared location, when they declared one (`hearth-agent start --location`). */
+  location: Location.optional(),
+  /** From the `near` coordinates, when both are known. */
+  distanceKm: z.number().optional(),
+  /** The device's round trip from the platform process that answered, when measured. */
+  rttMs: z.number().optional(),
+  /** The app's functions placed there (served at that door without a relay); the door relays the others. */
+  functions: z.array(FunctionName),
+});
+export type DoorView = z.infer<typeof DoorView>;
+
+export const DoorList = z.strictObject({ app: AppName, doors: z.array(DoorView) });
+export type DoorList = z.infer<typeof DoorList>;

@@ -22,6 +22,28 @@ export const PlacedFunction = z.strictObject({
 });
 export type PlacedFunction = z.infer<typeof PlacedFunction>;
 
+/**
+ * The public URL of a device's door, as its owner advertises it
+ * (`hearth-agent start --listen ... --advertise <url>`): an http(s) origin,
+ * optionally with a path prefix, no credentials, query or fragment. Kept
+ * without a trailing slash; callers append `/fn/<app>/<fn>/...`.
+ */
+export const DoorUrl = z
+  .string()
+  .max(256, "a door URL is at most 256 characters")
+  .refine((v) => URL.canParse(v), "a door URL must be an absolute URL such as https://door.example.net:8787")
+  .transform((v) => new URL(v))
+  .refine((u) => u.protocol === "http:" || u.protocol === "https:", "a door URL must be http:// or https://")
+  .refine((u) => u.username === "" && u.password === "", "a door URL must not carry a user name or password")
+  .refine((u) => u.search === "" && u.hash === "", "a door URL must not have a query or a fragment")
+  .transform((u) => `${u.origin}${u.pathname.replace(/\/+$/, "")}`);
+
+/** Where a door answers who it is, so the platform can check an advertised URL leads to that device's own door. */
+export const DOOR_IDENTITY_PATH = "/.well-known/hearth-door";
+/** A door's answer at DOOR_IDENTITY_PATH: its device, and the platform's nonce back (so an answer cannot be replayed from a cache). */
+export const DoorIdentity = z.strictObject({ deviceId: DeviceId, nonce: z.string().regex(/^[A-Za-z0-9_-]{16,64}$/) });
+export type DoorIdentity = z.infer<typeof DoorIdentity>;
+
 /** A device's heartbeat: who it is, what it offers, how busy it is, what it serves. */
 export const Heartbeat = z.strictObject({
   deviceId: DeviceId,
@@ -35,6 +57,11 @@ export const Heartbeat = z.strictObject({
   functions: z.array(PlacedFunction).max(MAX_PLACED_FUNCTIONS),
   agentVersion: z.string().max(32),
   sentAt: z.number().int().positive(),
+  /**
+   * The door's public URL, when its owner opened a door and advertises it: listed once the platform reached this
+   * device's door there (docs/routing.md). `located`: the owner declared `location` (otherwise it is a placeholder).
+   */
+  door: z.strictObject({ url: DoorUrl, located: z.boolean() }).optional(),
   /**
    * Set while the device takes no calls: paused (and why) or draining. Such
    * a beat keeps the device known to its owner and the operator, never live:

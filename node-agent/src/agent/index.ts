@@ -37,6 +37,9 @@ import { UsageReporter } from "../ingress/reporter.ts";
 export type { RenewOptions } from "./credentials.ts";
 
 export const AGENT_VERSION = "0.1.0";
+/** What heartbeats say of a device whose owner declared no location (`--location`): the platform does not sort by it. */
+const UNDECLARED_LOCATION = { label: "unknown", lat: 0, lon: 0 } as const;
+
 /** Resident memory a sandbox process needs for itself (Node, isolated-vm, the runtime; ~93 MiB measured empty), on top of its share of the donated memory. */
 export const SANDBOX_PROCESS_BASE_MB = 128;
 
@@ -395,7 +398,7 @@ export class Agent implements AsyncDisposable {
       deviceId: this.config.deviceId,
       ownerId: this.config.ownerId,
       region: this.config.region,
-      location: this.config.location,
+      location: this.config.location ?? UNDECLARED_LOCATION,
       cores: this.config.cores,
       memoryMb: this.config.memoryMb,
       activeCalls: this.active,
@@ -403,6 +406,8 @@ export class Agent implements AsyncDisposable {
       functions: away ? [] : [...this.placed.values()].map(({ app, fn, version }) => ({ app, fn, version })),
       agentVersion: AGENT_VERSION,
       sentAt: Date.now(),
+      // the owner's advertised door, once it is open (the platform checks it leads here before listing it)
+      ...(this.door && this.config.advertise ? { door: { url: this.config.advertise, located: this.config.location !== undefined } } : {}),
       // a paused or draining device still says so, so its owner sees why it serves nothing; the platform sends it nothing
       ...(away ? { away: { state: this.draining ? "draining" : "paused", pausedFor: [...this.pausedFor] } } : {}),
     };

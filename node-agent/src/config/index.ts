@@ -4,7 +4,7 @@
  */
 import { availableParallelism, homedir, hostname, totalmem } from "node:os";
 import { join } from "node:path";
-import { DeviceId, formatZodError, HearthError, Location } from "@hearth/protocol";
+import { DeviceId, DoorUrl, formatZodError, HearthError, Location } from "@hearth/protocol";
 import { z } from "zod";
 import { ScheduleWindowSchema } from "../owner/schedule.ts";
 
@@ -14,7 +14,8 @@ export const AgentConfig = z.strictObject({
   deviceId: DeviceId,
   ownerId: z.string().min(1).max(64).default("local"),
   region: z.string().min(1).max(64).default("local"),
-  location: Location.default({ label: "unknown", lat: 0, lon: 0 }),
+  /** Where the device is, as its owner declares it; undeclared, heartbeats say "unknown" and door listings sort it by region and round trip. */
+  location: Location.optional(),
   /** Cores donated: at most this many calls run at once. */
   cores: z
     .number()
@@ -63,6 +64,11 @@ export const AgentConfig = z.strictObject({
     .regex(/^(\[[0-9A-Fa-f:.]+\]|[A-Za-z0-9.-]+):\d{1,5}$/, "listen must be host:port, e.g. 127.0.0.1:8787 or [::]:8787")
     .refine((v) => Number(v.slice(v.lastIndexOf(":") + 1)) <= 65535, "listen's port must be 0-65535")
     .optional(),
+  /**
+   * The public URL clients reach this door at (the owner's router, a tunnel, a reverse proxy), e.g.
+   * `https://door.example.net`; only an advertised door is listed for callers (GET /v1/apps/<app>/doors).
+   */
+  advertise: DoorUrl.optional(),
   metricsPort: z.number().int().min(1, "metricsPort must be 1-65535").max(65535, "metricsPort must be 1-65535").optional(),
   /**
    * Addresses on the owner's own networks that functions allowed outbound fetch may reach all the same (a local
@@ -84,6 +90,9 @@ export const AgentConfig = z.strictObject({
 }).refine((c) => c.idleResumeBelow < c.idlePauseAbove, {
   message: "idleResumeBelow must be below idlePauseAbove (the gap is the hysteresis that stops flapping)",
   path: ["idleResumeBelow"],
+}).refine((c) => c.advertise === undefined || c.listen !== undefined, {
+  message: "advertise needs a door to advertise: open one with --listen <host:port> too",
+  path: ["advertise"],
 });
 export type AgentConfig = z.infer<typeof AgentConfig>;
 export type AgentConfigInput = z.input<typeof AgentConfig>;

@@ -3,7 +3,9 @@
  * default): `ANY /fn/<app>/<fn>/<path>` answered exactly as the gateway
  * answers it, with the gateway's own code for it (@hearth/edge: front-door
  * defences, invocation codec, reply check, error envelope). Nothing else is
- * served: no API, no owner controls.
+ * served: no API, no owner controls; only `GET /.well-known/hearth-door`,
+ * which says which device this is (the platform checks an advertised URL
+ * with it).
  *
  * - A function placed here (and the device serving, a core free) runs here,
  *   in-process: no gateway and no fabric hop.
@@ -44,6 +46,8 @@ import {
 } from "@hearth/edge";
 import {
   AppName,
+  DOOR_IDENTITY_PATH,
+  DoorIdentity,
   DoorPeersReply,
   FunctionName,
   HttpMethod,
@@ -149,6 +153,13 @@ export class Door implements AsyncDisposable {
       addServerTiming(c.res.headers, `total;dur=${(performance.now() - started).toFixed(2)}`);
     });
     const pathForm = (c: Context) => door!.handle(c);
+    // who this door is, for the platform checking the URL its owner advertises (a nonce back, never cached)
+    app.get(DOOR_IDENTITY_PATH, (c) => {
+      const nonce = DoorIdentity.shape.nonce.safeParse(c.req.query("nonce"));
+      if (!nonce.success) return errorResponse(c, "ERR_BAD_REQUEST", "nonce must be 16-64 characters of A-Z, a-z, 0-9, _ and -");
+      const body: DoorIdentity = { deviceId: host.deviceId, nonce: nonce.data };
+      return c.json(body, 200, { "Cache-Control": "no-store" });
+    });
     app.all("/fn/:app/:fn", pathForm);
     app.all("/fn/:app/:fn/*", pathForm);
     const server: ServerType = await new Promise((resolve, reject) => {
