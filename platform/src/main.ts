@@ -57,6 +57,8 @@ async function start(): Promise<void> {
     },
     clientIpHeader: env.HEARTH_CLIENT_IP_HEADER,
     clientLocationHeader: env.HEARTH_CLIENT_LOCATION_HEADER,
+    location: env.HEARTH_LOCATION,
+    doorsAllowPrivate: env.HEARTH_DOORS_ALLOW_PRIVATE,
     otlpTracesUrl: env.OTEL_EXPORTER_OTLP_TRACES_ENDPOINT ?? (env.OTEL_EXPORTER_OTLP_ENDPOINT ? `${env.OTEL_EXPORTER_OTLP_ENDPOINT.replace(/\/+$/, "")}/v1/traces` : undefined),
     ledger: ledger.HEARTH_LEDGER,
     publicNatsUrl: ledger.HEARTH_PUBLIC_NATS_URL,

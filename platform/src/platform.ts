@@ -11,6 +11,7 @@ import { createConsole } from "./console/index.ts";
 import { serveBundles } from "./bundles/index.ts";
 import { AppHosts } from "./gateway/hosts.ts";
 import { DoorService } from "./doors/index.ts";
+import { DoorDirectory } from "./doors/directory.ts";
 import { createGateway, type DeviceNearness } from "./gateway/index.ts";
 import { DeviceLatency } from "./gateway/latency.ts";
 import { LoadMeter } from "./scheduler/load.ts";
@@ -61,6 +62,12 @@ export interface PlatformOptions {
   clientIpHeader?: string;
   /** A header a trusted proxy sets to the caller's location, `<lat>,<lon>` (docs/routing.md). */
   clientLocationHeader?: string;
+  /** Where this platform process (its gateway) is: a door nearer a caller than this is named in a Link hint (docs/routing.md). */
+  location?: { lat: number; lon: number };
+  /** The door check may reach private, loopback and link-local addresses (a LAN deployment, tests). */
+  doorsAllowPrivate?: boolean;
+  /** How often advertised doors are looked at (default 2 s; tests shorten it). */
+  doorSweepMs?: number;
   /** Export each call's spans to this OTLP/HTTP traces URL (…/v1/traces). */
   otlpTracesUrl?: string;
   /** How often spans are sent (default 2 s; tests shorten it). */
@@ -82,6 +89,8 @@ export interface Platform extends AsyncDisposable {
   readonly authority: FabricAuthority;
   /** Each live device's measured round trip from this process. */
   readonly latency: DeviceLatency;
+  /** The doors callers may be sent to (advertised, reached, live members of their networks). */
+  readonly doorDirectory: DoorDirectory;
   readonly metrics: PlatformMetrics;
   close(): Promise<void>;
 }
@@ -110,6 +119,9 @@ export function createHttpApp(parts: {
   load?: LoadMeter;
   stats?: FunctionStats;
   metrics?: PlatformMetrics;
+  doorDirectory?: DoorDirectory;
+  /** This process's location, for the gateway's nearer-door hint. */
+  location?: { lat: number; lon: number };
 }): Hono<HearthEnv> {
   const app = new Hono<HearthEnv>();
   const { metrics } = parts;
@@ -127,6 +139,7 @@ export function createHttpApp(parts: {
     tracing: parts.tracing,
     latency: parts.latency,
     load: parts.load,
+    nearerDoor: parts.doorDirectory && parts.location ? nearerDoorOf(parts.doorDirectory, parts.location) : undefined,
   });
   app.use("*", requestId({ headerName: REQUEST_ID_HEADER, limitLength: 255 }));
   app.onError(onError(parts.log));
@@ -161,6 +174,10 @@ export function createHttpApp(parts: {
   app.route("/", createConsole({ sharedOrigin: !parts.appHosts }));
   app.route("/", gateway.routes);
   return app;
+}
+
+function nearerDoorOf(directory: DoorDirectory, gateway: { lat: number; lon: number }) {
+  return (app: string, fn: string, caller: { lat: number; lon: number }) => directory.nearerDoor(app, fn, caller, gateway);
 }
 
 export async function startPlatform(options: PlatformOptions): Promise<Platform> {
@@ -236,10 +253,15 @@ export async function startPlatform(options: PlatformOptions): Promise<Platform>
   // how near each live device is to this process (measured by pings, never taken from the device)
   const latency = new DeviceLatency({ nc, subjects, devices: () => scheduler.liveDevices().map((d) => d.heartbeat.deviceId) });
   const metrics = new PlatformMetrics({ store, scheduler, devices, ledger, nc });
+  // advertised doors, checked at their URLs, for the public listing and the gateway's hint
+  const doorDirectory = new DoorDirectory({
+    liveDevices: () => scheduler.liveDevices(), liveDevice: (id) => scheduler.liveDevice(id), networks: (id) => devices.networks(id),
+    rttOf: (id) => latency.rttOf(id), allowPrivate: options.doorsAllowPrivate, sweepMs: options.doorSweepMs, log: log.child({ part: "door-directory" }),
+  });
   const app = createHttpApp({
     store, scheduler, nc, subjects, log, token: options.token, publicUrl: () => url, embeddedState: embedded, ledger, logs, appHosts, devices, fabric,
     region: options.region, callLimits: options.callLimits, clientIpHeader: options.clientIpHeader,
-    clientLocationHeader: options.clientLocationHeader, tracing, latency, load, stats, metrics,
+    clientLocationHeader: options.clientLocationHeader, tracing, latency, load, stats, metrics, doorDirectory, location: options.location,
   });
 
   const server: ServerType = await new Promise((resolve, reject) => {
@@ -256,6 +278,7 @@ export async function startPlatform(options: PlatformOptions): Promise<Platform>
   if (!url) url = `http://${host === "0.0.0.0" ? "127.0.0.1" : host}:${address.port}`;
   scheduler.start();
   latency.start();
+  doorDirectory.start();
   log.info({ url, nats: options.natsUrl, state: embedded ? "embedded (ioredis-mock)" : "redis", appDomain: options.appDomain }, "platform started");
   if (!appHosts) {
     log.info("no HEARTH_APP_DOMAIN: functions are served on the path form /fn/<app>/<fn>, where every app shares one origin; fine for local use, set HEARTH_APP_DOMAIN before browsers use it (docs/security.md)");
@@ -268,6 +291,7 @@ export async function startPlatform(options: PlatformOptions): Promise<Platform>
       await logs?.close();
       await new Promise<void>((resolve) => server.close(() => resolve()));
       await latency[Symbol.asyncDispose]();
+      await doorDirectory[Symbol.asyncDispose]();
       await load[Symbol.asyncDispose]();
       await tracing?.close();
       await scheduler[Symbol.asyncDispose]();
@@ -280,5 +304,5 @@ export async function startPlatform(options: PlatformOptions): Promise<Platform>
       await nc.drain().catch(() => undefined);
       redis.disconnect();
     })());
-  return { url, app, store, scheduler, nc, embeddedState: embedded, ledger, devices, fabric, doors, authority, latency, metrics, close, [Symbol.asyncDispose]: close };
+  return { url, app, store, scheduler, nc, embeddedState: embedded, ledger, devices, fabric, doors, authority, latency, doorDirectory, metrics, close, [Symbol.asyncDispose]: close };
 }

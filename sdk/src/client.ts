@@ -5,6 +5,7 @@ import {
   DeveloperList,
   DeviceCredits,
   DeviceList,
+  DoorList,
   encodeEnvHeader,
   ENV_HEADER,
   FunctionList,
@@ -25,6 +26,7 @@ import {
   type WhoAmI as WhoAmIT,
   type DeviceCredits as DeviceCreditsT,
   type DeviceView,
+  type DoorView as DoorViewT,
   type LogEntry as LogEntryT,
   type UsageReport as UsageReportT,
   type FunctionLimitsInput,
@@ -42,9 +44,10 @@ export interface HearthClientOptions {
   /**
    * API token (HEARTH_TOKEN): a developer's token for functions, logs and
    * usage; the operator's token (the platform's own HEARTH_TOKEN) for the
-   * admin methods (developers, tokens, devices).
+   * admin methods (developers, tokens, devices). Not needed for `doors()`,
+   * which an app's own callers may ask without one.
    */
-  token: string;
+  token?: string;
   /** A fetch implementation; defaults to the global one. */
   fetch?: typeof fetch;
 }
@@ -114,7 +117,7 @@ export interface InvokeInit {
  */
 export class HearthClient {
   readonly url: string;
-  private readonly token: string;
+  private readonly token: string | undefined;
   private readonly fetchImpl: typeof fetch;
 
   constructor(options: HearthClientOptions) {
@@ -132,7 +135,7 @@ export class HearthClient {
   private async api<S extends z.ZodType>(method: string, path: string, schema: S | null, init: { body?: BodyInit; query?: Record<string, string>; json?: unknown; headers?: Record<string, string> } = {}): Promise<z.output<S>> {
     const url = new URL(`${this.url}/v1${path}`);
     for (const [k, v] of Object.entries(init.query ?? {})) url.searchParams.set(k, v);
-    const headers: Record<string, string> = { ...init.headers, authorization: `Bearer ${this.token}` };
+    const headers: Record<string, string> = { ...init.headers, ...(this.token !== undefined ? { authorization: `Bearer ${this.token}` } : {}) };
     let body = init.body;
     if (init.json !== undefined) {
       headers["content-type"] = "application/json";
@@ -340,6 +343,25 @@ export class HearthClient {
    */
   async devices(): Promise<DeviceView[]> {
     return (await this.api("GET", "/devices", DeviceList)).devices;
+  }
+
+  /**
+   * The reachable doors of an app's network, nearest first: devices whose
+   * owners opened and advertised a door, that the platform reached there,
+   * live and members of the app's network. Call `<door.url>/fn/<app>/<fn>/...`
+   * on one; a function in `door.functions` runs there, others are relayed.
+   * `near`: a region (`"eu"`) or coordinates; without it, the platform's
+   * own region (or the caller's location, behind a geolocating proxy).
+   * Needs no token (the list is for the app's own callers).
+   *
+   * @example
+   * const doors = await new HearthClient({ url }).doors("shop", { near: { lat: 52.52, lon: 13.4 } });
+   * const res = await fetch(`${doors[0]?.url ?? url}/fn/shop/cart/items`);
+   */
+  async doors(app: string, options: { near?: string | { lat: number; lon: number } } = {}): Promise<DoorViewT[]> {
+    const query: Record<string, string> = {};
+    if (options.near !== undefined) query["near"] = typeof options.near === "string" ? options.near : `${options.near.lat},${options.near.lon}`;
+    return (await this.api("GET", `/apps/${enc(app)}/doors`, DoorList, { query })).doors;
   }
 
   /**

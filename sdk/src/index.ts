@@ -13,6 +13,7 @@ export type {
   CreateDeveloperResponse,
   DeveloperView,
   DeviceView,
+  DoorView,
   ErrorCode,
   FunctionLimitsInput,
   FunctionView,

@@ -34,6 +34,8 @@ import { z } from "zod";
 import type { AppHosts } from "../gateway/hosts.ts";
 import { readBody } from "@hearth/edge";
 import { createConsoleApi } from "../console/api.ts";
+import type { DoorDirectory } from "../doors/directory.ts";
+import { createDoorRoutes } from "../doors/routes.ts";
 import { parseInput, type HearthEnv } from "../http/index.ts";
 import { apiAuth, AppOwners, createDeveloperRoutes, createDeviceAdminRoutes, createDeviceRoutes, developerOf, Developers, operatorOnly, type DeviceRegistry, type FabricControl } from "../identity/index.ts";
 import { createLedgerRoutes, type Ledger } from "../ledger/index.ts";
@@ -62,6 +64,11 @@ export interface ApiOptions {
   log?: Logger;
   /** Per-minute function stats for the console (default: read from the store's Redis). */
   stats?: FunctionStats;
+  /** Devices' doors callers may be sent to (GET /apps/:app/doors, public). */
+  doorDirectory?: DoorDirectory;
+  region?: string;
+  clientIpHeader?: string;
+  clientLocationHeader?: string;
 }
 
 const FunctionParams = z.object({ app: AppName, fn: FunctionName });
@@ -111,6 +118,13 @@ export function createApi(options: ApiOptions): Hono<HearthEnv> {
 
   // joining and reading a device's credits authenticate with join and device tokens
   api.route("/", createDeviceRoutes({ registry: options.devices, control: options.fabric, ledger: options.ledger, operatorToken: options.token }));
+
+  // public: an app's doors are for its own callers (platform/src/doors/routes.ts says why)
+  if (options.doorDirectory) {
+    api.route("/", createDoorRoutes({
+      directory: options.doorDirectory, owners, region: options.region, clientIpHeader: options.clientIpHeader, clientLocationHeader: options.clientLocationHeader,
+    }));
+  }
 
   api.use("*", apiAuth({ operatorToken: options.token, developers, devices: options.devices }));
 

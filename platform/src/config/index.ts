@@ -45,6 +45,16 @@ const PlatformEnvFields = z.object({
   HEARTH_CLIENT_IP_HEADER: z.string().regex(/^[a-z0-9-]{1,64}$/, "HEARTH_CLIENT_IP_HEADER must be a lower-case header name").optional(),
   /** A header a trusted proxy sets to the caller's location as `<lat>,<lon>`: a tie-breaker among devices equally near the gateway. */
   HEARTH_CLIENT_LOCATION_HEADER: z.string().regex(/^[a-z0-9-]{1,64}$/, "HEARTH_CLIENT_LOCATION_HEADER must be a lower-case header name").optional(),
+  /** Where this platform process (its gateway) is, `<lat>,<lon>`: with HEARTH_CLIENT_LOCATION_HEADER, answers name a door nearer the caller (Link). */
+  HEARTH_LOCATION: z
+    .string()
+    .regex(/^\s*-?\d+(\.\d+)?\s*,\s*-?\d+(\.\d+)?\s*$/, "HEARTH_LOCATION must be <lat>,<lon> in degrees, e.g. 50.11,8.68")
+    .transform((v) => v.split(",").map(Number) as [number, number])
+    .refine(([lat, lon]) => Math.abs(lat) <= 90 && Math.abs(lon) <= 180, "HEARTH_LOCATION must be a latitude of -90 to 90 and a longitude of -180 to 180")
+    .transform(([lat, lon]) => ({ lat, lon }))
+    .optional(),
+  /** Let the platform's check of advertised door URLs reach private, loopback and link-local addresses (a LAN-only deployment). */
+  HEARTH_DOORS_ALLOW_PRIVATE: z.enum(["0", "1"], "HEARTH_DOORS_ALLOW_PRIVATE must be 0 or 1").default("0").transform((v) => v === "1"),
   /** OpenTelemetry's own variables: where to send each call's spans (OTLP/HTTP). The traces URL wins; the base gets /v1/traces. */
   OTEL_EXPORTER_OTLP_TRACES_ENDPOINT: z.url("OTEL_EXPORTER_OTLP_TRACES_ENDPOINT must be a URL like http://collector:4318/v1/traces").optional(),
   OTEL_EXPORTER_OTLP_ENDPOINT: z.url("OTEL_EXPORTER_OTLP_ENDPOINT must be a URL like http://collector:4318").optional(),

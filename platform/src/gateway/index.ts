@@ -82,6 +82,11 @@ export interface GatewayOptions {
   load?: LoadMeter;
   /** A header a trusted proxy sets to the caller's location (`<lat>,<lon>`); a tie-breaker among equally near devices. */
   clientLocationHeader?: string;
+  /**
+   * The public URL of a listed door of the app's network nearer the caller (from clientLocationHeader) than this
+   * gateway, if any: the answer names it in a `Link: <...>; rel="alternate"` header. Read from a cached index.
+   */
+  nearerDoor?: (app: string, fn: string, caller: { lat: number; lon: number }) => string | undefined;
   /** Exports each call's spans over OTLP when an endpoint is configured. */
   tracing?: CallTracing;
 }
@@ -130,7 +135,7 @@ type Outcome =
  * `header`, the last entry of that header (what the proxy itself added;
  * entries before it are the client's own say). Undefined in-process (tests).
  */
-function clientIp(c: Context<HearthEnv>, header: string | undefined): string | undefined {
+export function clientIp(c: Context<HearthEnv>, header: string | undefined): string | undefined {
   if (header) {
     const value = c.req.header(header);
     const last = value?.split(",").pop()?.trim();
@@ -280,6 +285,8 @@ export function createGateway(options: GatewayOptions): Gateway {
 
     const at = Date.now();
     const started = performance.now();
+    const locationHeader = options.clientLocationHeader ? c.req.header(options.clientLocationHeader) : undefined;
+    const caller = locationHeader === undefined ? undefined : CallerLocation.safeParse(locationHeader).data;
     /** When the answer the caller gets came from its device. */
     let answeredAt: number | undefined;
     /** Stores the call's usage record (awaited: it is durable before the caller has the answer), then answers. */
@@ -299,13 +306,14 @@ export function createGateway(options: GatewayOptions): Gateway {
         });
         addServerTiming(response.headers, `usage;dur=${(performance.now() - metering).toFixed(2)}`);
       }
+      // a door of the function's network nearer the caller than this gateway: where to call next time (docs/routing.md)
+      const door = caller && options.nearerDoor?.(appName, fnName, caller);
+      if (door) response.headers.append("Link", `<${door}/fn/${appName}/${fnName}${target.path}${target.url.search}>; rel="alternate"`);
       return response;
     };
     const idempotent = isIdempotent(method, c.req.raw.headers);
     const deadline = started + record.limits.wallMs + FABRIC_MARGIN_MS;
     const fnKey = `${appName}/${fnName}`;
-    const locationHeader = options.clientLocationHeader ? c.req.header(options.clientLocationHeader) : undefined;
-    const caller = locationHeader === undefined ? undefined : CallerLocation.safeParse(locationHeader).data;
     const candidates = chooseDevices(entry, options.liveDevice, inflight, options.region, options.latency, caller);
     const tried = new Set<string>();
     if (candidates.length === 0 && (record.scaling?.idleSeconds ?? 0) > 0) {
@@ -577,7 +585,7 @@ export function distanceKm(a: { lat: number; lon: number }, b: { lat: number; lo
 }
 
 /** A caller's location as a trusted proxy states it: `<lat>,<lon>` in degrees. */
-const CallerLocation = z
+export const CallerLocation = z
   .string()
   .max(64)
   .transform((v) => v.split(",").map((p) => Number(p.trim())))

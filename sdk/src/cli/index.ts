@@ -15,6 +15,7 @@ import {
   HearthError,
   HostPattern,
   LogsQuery,
+  Near,
   Sha256Hex,
   UsageDay,
   type FunctionView,
@@ -60,13 +61,18 @@ function sameUrl(a: string, b: string): boolean {
   return norm(a) === norm(b);
 }
 
+/** The platform to talk to: --url, HEARTH_PLATFORM_URL, or the saved login's. */
+function platformUrl(program: Command): string {
+  const rawUrl = program.opts<{ url?: string }>().url ?? process.env["HEARTH_PLATFORM_URL"] ?? readConfig(configPath())?.url;
+  if (!rawUrl) throw new HearthError("ERR_BAD_REQUEST", "no platform URL: run `hearth login --url <platform-url>`, pass --url or set HEARTH_PLATFORM_URL (npm run demo prints it)");
+  return parse(PlatformUrl, rawUrl, "platform URL");
+}
+
 function connection(program: Command): Connection {
   const opts = program.opts<{ url?: string; token?: string }>();
   const path = configPath();
   const saved = readConfig(path);
-  const rawUrl = opts.url ?? process.env["HEARTH_PLATFORM_URL"] ?? saved?.url;
-  if (!rawUrl) throw new HearthError("ERR_BAD_REQUEST", "no platform URL: run `hearth login --url <platform-url>`, pass --url or set HEARTH_PLATFORM_URL (npm run demo prints it)");
-  const url = parse(PlatformUrl, rawUrl, "platform URL");
+  const url = platformUrl(program);
   let token: string | undefined;
   let tokenFrom = "";
   if (opts.token) [token, tokenFrom] = [opts.token, "--token"];
@@ -395,6 +401,24 @@ export function buildProgram(): Command {
       const devices = await client(program).devices();
       if (flags.json) return out(JSON.stringify(devices, null, 2));
       for (const d of devices) out(`${d.deviceId}\t${d.region}\t${d.location.label}\t${d.cores} cores\t${d.activeCalls} active\t${d.functions} functions`);
+    });
+
+  program
+    .command("doors <app>")
+    .description("the reachable doors of an app's network (devices your users can call directly), nearest first; needs no token")
+    .option("--near <where>", "a region (eu) or <lat>,<lon> in degrees (52.52,13.40); default: the platform's own region")
+    .option("--json", "print JSON")
+    .action(async (appArg: string, flags: { near?: string; json?: boolean }) => {
+      const app = parse(AppName, appArg, "app");
+      const near = flags.near === undefined ? undefined : (parse(Near, flags.near, "--near"), flags.near);
+      const doors = await new HearthClient({ url: platformUrl(program) }).doors(app, { near });
+      if (flags.json) return out(JSON.stringify(doors, null, 2));
+      if (doors.length === 0) return out(`No door of ${app}'s network is listed: its calls go through the gateway (${platformUrl(program)}/fn/${app}/<fn>).`);
+      for (const d of doors) {
+        const where = [d.region, d.location?.label, d.distanceKm !== undefined ? `${d.distanceKm} km` : undefined, d.rttMs !== undefined ? `${d.rttMs} ms` : undefined].filter(Boolean).join(", ");
+        const serves = d.functions.length > 0 ? `runs ${d.functions.join(", ")}; relays the rest` : "relays to peers";
+        out(`${escapeForTerminal(d.url)}\t${d.deviceId}\t${escapeForTerminal(where)}\t${serves}`);
+      }
     });
 
   program
