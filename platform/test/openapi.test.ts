@@ -98,8 +98,8 @@ describe("the OpenAPI document", () => {
   it("says who may call each route, and that every error is the one envelope", () => {
     for (const [path, ops] of Object.entries(doc.paths)) {
       for (const [method, op] of Object.entries(ops)) {
-        // health is anyone's; a join authenticates with the join token in its body
-        const open = path === "/v1/health" || path === "/v1/devices/join";
+        // health is anyone's; a join authenticates with the join token in its body; an app's doors are for its callers
+        const open = path === "/v1/health" || path === "/v1/devices/join" || path === "/v1/apps/{app}/doors";
         if (path.startsWith("/v1/")) expect(op.security.length > 0, `${method} ${path}`).toBe(!open);
         const errors = Object.entries(op.responses).filter(([status]) => Number(status) >= 400);
         expect(errors.length).toBeGreaterThan(0);
@@ -117,6 +117,8 @@ describe("the OpenAPI document", () => {
     await conforms("get", "/v1/apps/{app}/functions/{fn}", await platform.app.request("/v1/apps/shop/functions/cart", { headers: dev.auth }));
     await conforms("get", "/v1/functions", await platform.app.request("/v1/functions", { headers: dev.auth }));
     await conforms("get", "/v1/apps/{app}/functions", await platform.app.request("/v1/apps/shop/functions", { headers: dev.auth }));
+    await conforms("get", "/v1/apps/{app}/doors", await platform.app.request("/v1/apps/shop/doors?near=52.52,13.40"));
+    await conforms("get", "/v1/apps/{app}/doors", await platform.app.request("/v1/apps/shop/doors?near=91,0"));
     const versions = (await conforms("get", "/v1/apps/{app}/functions/{fn}/versions", await platform.app.request("/v1/apps/shop/functions/cart/versions", { headers: dev.auth }))) as { versions: { version: string }[] };
     const rollback = await platform.app.request("/v1/apps/shop/functions/cart/rollback", { method: "POST", headers: { ...dev.auth, ...json }, body: JSON.stringify({ version: versions.versions[1]!.version }) });
     await conforms("post", "/v1/apps/{app}/functions/{fn}/rollback", rollback);

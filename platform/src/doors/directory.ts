@@ -165,6 +165,12 @@ export class DoorDirectory implements AsyncDisposable {
     }
   }
 
+  /** What the last check of a device's advertised URL found (undefined: not checked, or not advertising now). */
+  checkOf(deviceId: string): { url: string; ok: boolean } | undefined {
+    const c = this.checked.get(deviceId);
+    return c && { url: c.url, ok: c.ok };
+  }
+
   /** Whether any door of the app's network is listed (the index as of the last sweep). */
   has(app: string): boolean {
     return (this.index.get(app)?.length ?? 0) > 0;
