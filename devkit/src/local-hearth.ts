@@ -39,6 +39,8 @@ export interface DeviceSpec {
   location?: string;
   cores?: number;
   memoryMb?: number;
+  /** Open the device's door on this `host:port` (`--listen`). */
+  listen?: string;
   /** More environment for the agent (e.g. HEARTH_OUTBOUND_ALLOW_ADDRESSES). */
   env?: Record<string, string>;
 }
@@ -189,6 +191,7 @@ export async function startLocalHearth(options: LocalHearthOptions): Promise<Loc
       const args = [AGENT_BIN, "start", "--device-id", spec.deviceId, "--log-level", logLevel];
       args.push("--data-dir", dataDirOf(spec.deviceId), "--no-pause-on-battery");
       if (spec.location) args.push("--location", spec.location);
+      if (spec.listen) args.push("--listen", spec.listen);
       args.push("--cores", String(spec.cores ?? 1), "--memory-mb", String(spec.memoryMb ?? 256));
       const server = await spawnServer({
         name: `hearth-agent ${spec.deviceId}`,

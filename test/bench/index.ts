@@ -7,6 +7,7 @@
  *   npm run bench                  # full run, under ten minutes
  *   npm run bench -- --quick       # smaller sizes, under one minute
  *   npm run bench -- --only warm-call,auth --no-write
+ *   npm run bench -- --quick --only door   # a device's own door, local and relayed
  */
 import { resolve } from "node:path";
 import { fileURLToPath } from "node:url";
@@ -16,13 +17,14 @@ import { auth } from "./auth.ts";
 import { coldStart } from "./cold-start.ts";
 import { controlPlane } from "./control-plane.ts";
 import { density } from "./density.ts";
+import { doorCall } from "./door.ts";
 import { resolveState, type BenchContext, type Benchmark } from "./lib/bench.ts";
 import { routing } from "./routing.ts";
 import { Cleanup, withTimeout } from "./lib/cleanup.ts";
 import { describeMachine, renderMachine, renderSections, writeBenchmarksMd, type Section } from "./lib/report.ts";
 import { warmCall } from "./warm-call.ts";
 
-const BENCHMARKS: Benchmark[] = [warmCall, auth, coldStart, density, controlPlane, routing];
+const BENCHMARKS: Benchmark[] = [warmCall, doorCall, auth, coldStart, density, controlPlane, routing];
 const ROOT = fileURLToPath(new URL("../../", import.meta.url));
 
 const Flags = z.strictObject({
@@ -91,6 +93,7 @@ async function main(): Promise<void> {
   // the load comes from one IP (127.0.0.1): the per-IP limit stays on the path, high enough never to refuse
   process.env["HEARTH_RATE_LIMIT_PER_IP"] ??= "1000000";
   process.env["HEARTH_MAX_IN_FLIGHT_PER_IP"] ??= "100000";
+  process.env["HEARTH_DOOR_RATE_LIMIT_PER_IP"] ??= "0";
   const cleanup = new Cleanup();
   let interrupted = false;
   const onSignal = (signal: NodeJS.Signals) => {

@@ -15,11 +15,11 @@ import type { Row, Section } from "./lib/report.ts";
 import { fmt, sleep } from "./lib/stats.ts";
 
 export const CONCURRENCY = 8;
-const PATH = "/greet?name=Ada";
+export const PATH = "/greet?name=Ada";
 /** What examples/hello answers to PATH: the echo baselines (here and in auth.ts) carry the same bytes. */
 export const HELLO_JSON = JSON.stringify({ message: "Hello, Ada!", path: "/greet", method: "GET" });
 
-interface Measured extends LoadResult {
+export interface Measured extends LoadResult {
   cpuMsPerCall: number;
   cpuByRole?: Record<string, number>;
 }
@@ -56,36 +56,7 @@ export const warmCall: Benchmark = {
     const hearth = await hearthRun("required");
     const unmetered = await hearthRun("off");
 
-    // Baseline 1: bare Hono in its own process, same JSON
-    ctx.log("warm-call: bare Hono baseline");
-    const hono = await startHelper(ctx.cleanup, "hono-server.ts");
-    const { port } = await hono.call<{ port: number }>("start");
-    const honoUrl = `http://127.0.0.1:${port}/fn/bench/hello${PATH}`;
-    const honoCheck = await (await fetch(honoUrl)).text();
-    if (honoCheck !== HELLO_JSON) throw new Error(`the Hono baseline answers ${honoCheck}, not what hello answers`);
-    await httpLoad(honoUrl, { connections: CONCURRENCY, seconds: warmupSeconds });
-    const bare = await measure({ hono: [hono.pid] }, () => httpLoad(honoUrl, { connections: CONCURRENCY, seconds }));
-    await hono.stop();
-
-    // Baseline 2: raw NATS request/reply echo between two processes (no authentication: the floor; auth.ts measures what credentials add)
-    ctx.log("warm-call: raw NATS echo baseline");
-    const nats = ctx.cleanup.add("nats-server", await startNatsServer({ insecureNoAuth: true }), (n) => n.stop());
-    const responder = await startHelper(ctx.cleanup, "nats-echo.ts");
-    const requester = await startHelper(ctx.cleanup, "nats-echo.ts");
-    await responder.call("connect", { url: nats.url });
-    await requester.call("connect", { url: nats.url });
-    // a plain subscription on one device-like subject, as the gateway now sends each call to the device it chose
-    const echoSubject = "bench.device.echo.invoke";
-    await responder.call("respond", { subject: echoSubject });
-    const run = { subject: echoSubject, payload: HELLO_JSON, concurrency: CONCURRENCY, maxCalls: 5_000_000 };
-    await requester.call("run", { ...run, maxMs: warmupSeconds * 1000 });
-    const echo = await measure(
-      { "nats-server": [nats.server.process.pid!], responder: [responder.pid], requester: [requester.pid] },
-      () => requester.call<LoadResult>("run", { ...run, maxMs: seconds * 1000 }),
-    );
-    await requester.stop();
-    await responder.stop();
-    await nats.stop();
+    const { bare, echo } = await baselines(ctx, seconds, warmupSeconds);
 
     for (const [name, r] of [["gateway", hearth], ["gateway unmetered", unmetered], ["Hono", bare], ["NATS echo", echo]] as const) {
       if (r.failures > 0) ctx.log(`warm-call: warning: ${r.failures} failed calls on ${name}`);
@@ -140,7 +111,7 @@ export const warmCall: Benchmark = {
   },
 };
 
-async function measure(roles: Record<string, number[]>, load: () => Promise<LoadResult>): Promise<Measured> {
+export async function measure(roles: Record<string, number[]>, load: () => Promise<LoadResult>): Promise<Measured> {
   const meters = Object.fromEntries(Object.entries(roles).map(([role, pids]) => [role, new CpuMeter(() => pids)]));
   for (const m of Object.values(meters)) m.start();
   const result = await load();
@@ -153,4 +124,39 @@ async function measure(roles: Record<string, number[]>, load: () => Promise<Load
     cpuByRole[role] = result.calls > 0 ? used / result.calls : Number.NaN;
   }
   return { ...result, cpuMsPerCall: result.calls > 0 ? total / result.calls : Number.NaN, cpuByRole };
+}
+
+/** The same-run baselines of a warm call: bare Hono answering the same JSON, and a raw NATS echo of the same bytes between two processes. */
+export async function baselines(ctx: BenchContext, seconds: number, warmupSeconds: number): Promise<{ bare: Measured; echo: Measured }> {
+  // Baseline 1: bare Hono in its own process, same JSON
+  ctx.log("baseline: bare Hono");
+  const hono = await startHelper(ctx.cleanup, "hono-server.ts");
+  const { port } = await hono.call<{ port: number }>("start");
+  const honoUrl = `http://127.0.0.1:${port}/fn/bench/hello${PATH}`;
+  const honoCheck = await (await fetch(honoUrl)).text();
+  if (honoCheck !== HELLO_JSON) throw new Error(`the Hono baseline answers ${honoCheck}, not what hello answers`);
+  await httpLoad(honoUrl, { connections: CONCURRENCY, seconds: warmupSeconds });
+  const bare = await measure({ hono: [hono.pid] }, () => httpLoad(honoUrl, { connections: CONCURRENCY, seconds }));
+  await hono.stop();
+
+  // Baseline 2: raw NATS request/reply echo between two processes (no authentication: the floor; auth.ts measures what credentials add)
+  ctx.log("baseline: raw NATS echo");
+  const nats = ctx.cleanup.add("nats-server", await startNatsServer({ insecureNoAuth: true }), (n) => n.stop());
+  const responder = await startHelper(ctx.cleanup, "nats-echo.ts");
+  const requester = await startHelper(ctx.cleanup, "nats-echo.ts");
+  await responder.call("connect", { url: nats.url });
+  await requester.call("connect", { url: nats.url });
+  // a plain subscription on one device-like subject, as the gateway now sends each call to the device it chose
+  const echoSubject = "bench.device.echo.invoke";
+  await responder.call("respond", { subject: echoSubject });
+  const run = { subject: echoSubject, payload: HELLO_JSON, concurrency: CONCURRENCY, maxCalls: 5_000_000 };
+  await requester.call("run", { ...run, maxMs: warmupSeconds * 1000 });
+  const echo = await measure(
+    { "nats-server": [nats.server.process.pid!], responder: [responder.pid], requester: [requester.pid] },
+    () => requester.call<LoadResult>("run", { ...run, maxMs: seconds * 1000 }),
+  );
+  await requester.stop();
+  await responder.stop();
+  await nats.stop();
+  return { bare, echo };
 }

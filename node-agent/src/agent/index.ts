@@ -19,6 +19,7 @@ import {
   type CompatibilityFlag,
   type OutboundSettings,
 } from "@hearth/protocol";
+import { DEFAULT_CALL_LIMITS } from "@hearth/edge";
 import { connect, headers as natsHeaders, type Msg, type MsgHdrs, type NatsConnection, type Subscription } from "@nats-io/transport-node";
 import { BundleCache } from "../bundles/index.ts";
 import type { AgentConfig } from "../config/index.ts";
@@ -195,7 +196,10 @@ export class Agent implements AsyncDisposable {
             runCall: (h, data) => started.runCall(h, data),
             usage: started.usage,
           },
-          { host: config.listen.slice(0, at).replace(/^\[|\]$/g, ""), port: Number(config.listen.slice(at + 1)), log: log.child({ part: "door" }) },
+          {
+            host: config.listen.slice(0, at).replace(/^\[|\]$/g, ""), port: Number(config.listen.slice(at + 1)), log: log.child({ part: "door" }),
+            callLimits: { ...DEFAULT_CALL_LIMITS, perIpPerSecond: config.doorRatePerIp },
+          },
         );
       } catch (error) {
         await started.close();

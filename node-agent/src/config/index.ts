@@ -69,6 +69,8 @@ export const AgentConfig = z.strictObject({
    * `https://door.example.net`; only an advertised door is listed for callers (GET /v1/apps/<app>/doors).
    */
   advertise: DoorUrl.optional(),
+  /** Calls a second one client IP may make at the door (0: no limit); the other front-door limits are the gateway's defaults. */
+  doorRatePerIp: z.coerce.number().int().min(0, "doorRatePerIp must be 0 (no limit) or more").max(1_000_000).default(1_000),
   metricsPort: z.number().int().min(1, "metricsPort must be 1-65535").max(65535, "metricsPort must be 1-65535").optional(),
   /**
    * Addresses on the owner's own networks that functions allowed outbound fetch may reach all the same (a local
@@ -127,6 +129,7 @@ const ENV_OF: Record<string, string> = {
   credsFile: "HEARTH_FABRIC_CREDS",
   outboundAllowAddresses: "HEARTH_OUTBOUND_ALLOW_ADDRESSES",
   outboundAllowPorts: "HEARTH_OUTBOUND_ALLOW_PORTS",
+  doorRatePerIp: "HEARTH_DOOR_RATE_LIMIT_PER_IP",
 };
 
 /** `HEARTH_AGENT_DIR`, else ~/.hearth-agent. */
