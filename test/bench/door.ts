@@ -10,7 +10,7 @@ import { join } from "node:path";
 import { freePort, waitFor } from "@hearth/devkit";
 import type { BenchContext, Benchmark } from "./lib/bench.ts";
 import { startBenchHearth } from "./lib/bench.ts";
-import { httpLoad } from "./lib/load.ts";
+import { httpLoad, type LoadResult } from "./lib/load.ts";
 import type { Row, Section } from "./lib/report.ts";
 import { fmt } from "./lib/stats.ts";
 import { baselines, CONCURRENCY, HELLO_JSON, measure, PATH, type Measured } from "./warm-call.ts";
@@ -22,6 +22,7 @@ export const doorCall: Benchmark = {
   async run(ctx: BenchContext): Promise<Section[]> {
     const seconds = ctx.quick ? 3 : 10;
     const warmupSeconds = ctx.quick ? 1 : 2;
+    const singleSeconds = ctx.quick ? 2 : 5;
     const ports = new Map<string, number>();
     for (const id of DEVICES) ports.set(id, await freePort());
     ctx.log("door: local Hearth with two devices, doors open");
@@ -42,11 +43,15 @@ export const doorCall: Benchmark = {
       return ok && local.headers.get("x-hearth-relayed") === null && relayed.headers.get("x-hearth-relayed") === "1" && relayed.headers.get("x-hearth-device") === placed;
     }, { timeoutMs: 30_000, intervalMs: 200 });
     const results = {} as Record<keyof typeof urls, Measured>;
+    const single = {} as Record<keyof typeof urls, LoadResult>;
     for (const [path, url] of Object.entries(urls) as [keyof typeof urls, string][]) {
       ctx.log(`door: ${path}`);
       await httpLoad(url, { connections: CONCURRENCY, seconds: warmupSeconds });
       results[path] = await measure(h.pidsByRole(), () => httpLoad(url, { connections: CONCURRENCY, seconds }));
-      if (results[path].failures > 0) ctx.log(`door: warning: ${results[path].failures} failed calls on the ${path} path`);
+      // one call at a time: the hops themselves, without the queue for the device's one donated core
+      single[path] = await httpLoad(url, { connections: 1, seconds: singleSeconds });
+      const failures = results[path].failures + single[path].failures;
+      if (failures > 0) ctx.log(`door: warning: ${failures} failed calls on the ${path} path`);
     }
     await h.hearth.stop();
     const { bare, echo } = await baselines(ctx, seconds, warmupSeconds);
@@ -58,13 +63,15 @@ export const doorCall: Benchmark = {
       hono: (value: number) => ({ name: "bare Hono", value }),
     };
     const rows: Row[] = [];
-    for (const [label, r] of [["at the door, local", local], ["at the door, relayed", relayed]] as const) {
+    for (const [label, r, key] of [["at the door, local", local, "local"], ["at the door, relayed", relayed, "relayed"]] as const) {
       rows.push(
         { bench: "door", metric: `requests/s, ${label}`, value: r.rps, unit: "req/s", baseline: base.gateway(gateway.rps), better: "higher" },
         { bench: "door", metric: `requests/s, ${label}`, value: r.rps, unit: "req/s", baseline: base.nats(echo.rps), better: "higher" },
         { bench: "door", metric: `p50 latency, ${label}`, value: r.p50, unit: "ms", baseline: base.gateway(gateway.p50), better: "lower" },
         { bench: "door", metric: `p50 latency, ${label}`, value: r.p50, unit: "ms", baseline: base.nats(echo.p50), better: "lower" },
         { bench: "door", metric: `p99 latency, ${label}`, value: r.p99, unit: "ms", baseline: base.gateway(gateway.p99), better: "lower" },
+        { bench: "door", metric: `p50 latency, one call at a time, ${label}`, value: single[key].p50, unit: "ms", baseline: base.gateway(single.gateway.p50), better: "lower" },
+        { bench: "door", metric: `p99 latency, one call at a time, ${label}`, value: single[key].p99, unit: "ms", baseline: base.gateway(single.gateway.p99), better: "lower" },
         { bench: "door", metric: `CPU per call, whole path, ${label}`, value: r.cpuMsPerCall * 1000, unit: "µs", baseline: base.gateway(gateway.cpuMsPerCall * 1000), better: "lower" },
         { bench: "door", metric: `CPU per call, whole path, ${label}`, value: r.cpuMsPerCall * 1000, unit: "µs", baseline: base.hono(bare.cpuMsPerCall * 1000), better: "lower" },
       );
@@ -73,6 +80,7 @@ export const doorCall: Benchmark = {
       { bench: "door", metric: "requests/s, through the gateway", value: gateway.rps, unit: "req/s", baseline: base.nats(echo.rps), better: "higher" },
       { bench: "door", metric: "p50 latency, through the gateway", value: gateway.p50, unit: "ms", baseline: base.nats(echo.p50), better: "lower" },
       { bench: "door", metric: "p50 latency, through the gateway", value: gateway.p50, unit: "ms", baseline: base.hono(bare.p50), better: "lower" },
+      { bench: "door", metric: "p50 latency, one call at a time, through the gateway", value: single.gateway.p50, unit: "ms", baseline: base.nats(echo.p50), better: "lower" },
     );
     const cpu = (r: Measured) => Object.entries(r.cpuByRole ?? {}).map(([role, ms]) => `${role} ${fmt(ms * 1000)}`).join(", ");
     return [
@@ -80,10 +88,11 @@ export const doorCall: Benchmark = {
         title: "Warm call at a device's own door (local and relayed) beside the gateway",
         rows,
         notes: [
-          `GET /fn/bench/hello${PATH} (examples/hello on one device, one sandbox process; a second device of the same network, its door open too), ${CONCURRENCY} connections for ${seconds} s after ${warmupSeconds} s of warm-up on each path, one after the other; platform state ${ctx.state === "redis" ? "in redis-server" : "embedded"}, usage metering on; ${fmt(local.calls)} local, ${fmt(relayed.calls)} relayed and ${fmt(gateway.calls)} gateway calls.`,
+          `GET /fn/bench/hello${PATH} (examples/hello on one device, one sandbox process; a second device of the same network, its door open too), ${CONCURRENCY} connections for ${seconds} s after ${warmupSeconds} s of warm-up on each path, then ${singleSeconds} s of one call at a time, one path after the other; platform state ${ctx.state === "redis" ? "in redis-server" : "embedded"}, usage metering on; ${fmt(local.calls)} local, ${fmt(relayed.calls)} relayed and ${fmt(gateway.calls)} gateway calls.`,
           "Local: the door of the device the function is placed on runs it in-process (door → sandbox, no gateway, no fabric hop). Relayed: the other device's door sends it over the fabric to that device (door → nats-server → agent → sandbox). Gateway: HTTP → platform → nats-server → agent → sandbox, as in the warm-call section.",
           "Door calls are metered too: each door reports its calls to the platform in batches, off the call's path (docs/ledger.md); a gateway call's record is durable before its answer.",
           `CPU per call (µs) by process — local: ${cpu(local)}; relayed: ${cpu(relayed)}; gateway: ${cpu(gateway)}. Both agents count as "agent" (on the relayed path one takes the call at its door, the other runs it).`,
+          "The device donates one core, so at 8 connections every path queues for it and the device, not the path, sets requests/s; one call at a time shows what the hops cost. The NATS echo baseline runs 8 in flight.",
           "Baselines as in the warm-call section (bare Hono, NATS echo of the same bytes), measured in this run after the three paths.",
         ],
       },

@@ -96,7 +96,7 @@ export const warmCall: Benchmark = {
           "Usage metering on is the platform as shipped (a usage record per call to JetStream, folded into the ledger in the same platform process); off is HEARTH_LEDGER=off, to show what metering costs.",
           "bare Hono: @hono/node-server in its own process answering the same JSON; NATS echo: nats.js request/reply of the same bytes between two processes, same concurrency, on a nats-server with no authentication and a plain subscription (the fabric's credentials are measured in the Authentication section).",
           "The gateway sends each call to the subject of the one device it chose (per-device subjects, device credentials; it was a queue group of every device holding the function before issue 9); with one device the path is the same four processes.",
-          "Warm call straight to a device's own HTTP ingress: not measured, the agent has no ingress yet.",
+          "Warm call straight to a device's own door (local and relayed): the door section (--only door).",
         ],
       },
       {

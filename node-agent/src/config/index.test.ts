@@ -35,6 +35,21 @@ describe("agent config", () => {
     }
   });
 
+  it("advertises a door only with one open, at a clean http(s) URL, and says which flag was wrong", () => {
+    const listen = "0.0.0.0:8787";
+    expect(resolveAgentConfig({ flags: { ...base, listen, advertise: "https://door.example.net:8443/" } }).advertise).toBe("https://door.example.net:8443");
+    expect(() => resolveAgentConfig({ flags: { ...base, advertise: "https://door.example.net" } })).toThrow(/advertise needs a door to advertise: open one with --listen/);
+    for (const [advertise, why] of [
+      ["door.example.net", /absolute URL/],
+      ["ftp://door.example.net", /http:\/\/ or https:\/\//],
+      ["https://me:secret@door.example.net", /user name or password/],
+      ["https://door.example.net/?x=1", /query or a fragment/],
+    ] as const) {
+      expect(() => resolveAgentConfig({ flags: { ...base, listen, advertise } })).toThrow(why);
+      expect(() => resolveAgentConfig({ flags: { ...base, listen, advertise } })).toThrow(/flag --advertise/);
+    }
+  });
+
   it("parses schedule windows", () => {
     const c = resolveAgentConfig({ flags: { ...base, schedule: ["weekdays 22:00-07:00"] } });
     expect(c.schedule[0]).toMatchObject({ days: [1, 2, 3, 4, 5], start: 22 * 60, end: 7 * 60 });
