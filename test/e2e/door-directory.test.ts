@@ -9,15 +9,18 @@
  * (it donates 64 MiB, too little for near's functions, so it is never
  * placed for them).
  */
+import { execFile } from "node:child_process";
 import { mkdtempSync, rmSync, writeFileSync } from "node:fs";
 import { tmpdir } from "node:os";
 import { join } from "node:path";
+import { fileURLToPath } from "node:url";
 import { freePort, startNatsServer, waitFor, type NatsServer } from "@hearth/devkit";
 import { Agent, parseAgentConfig, silentLogger as agentLogger } from "@hearth/node-agent";
 import { FabricAuthority, joinTestDevice, natsAuth, silentLogger, startPlatform, type Platform } from "@hearth/platform";
 import { HearthClient } from "@hearth/sdk";
 import { afterAll, beforeAll, describe, expect, it } from "vitest";
 
+const HEARTH_CLI = fileURLToPath(new URL("../../sdk/bin/hearth.js", import.meta.url));
 const TOKEN = "doordir-token-0123456789abcdef";
 const PREFIX = "doordir";
 const LOCATION_HEADER = "x-client-location";
@@ -116,6 +119,25 @@ describe("finding a door", () => {
     expect(ids).not.toContain("X");
     expect(ids).not.toContain("H");
     expect((await developer.get("near", "hello")).devices).toContain("H");
+  });
+
+  it("lists them with `hearth doors`, with no login, and refuses a bad --near before asking", async () => {
+    const cli = (args: string[]) =>
+      new Promise<{ code: number; stdout: string; stderr: string }>((resolve) => {
+        // no token anywhere: HOME is a folder with no saved login
+        const env = { PATH: process.env["PATH"] ?? "", HOME: dir, HEARTH_PLATFORM_URL: platform.url };
+        execFile(process.env["HEARTH_HOST_NODE"] ?? process.execPath, [HEARTH_CLI, ...args], { env, timeout: 20_000 }, (error, stdout, stderr) =>
+          resolve({ code: error ? Number((error as { code?: number }).code ?? 1) : 0, stdout, stderr }));
+      });
+    const listedJson = await cli(["doors", "near", "--near", "38.7,-9.1", "--json"]);
+    expect(listedJson.code).toBe(0);
+    expect((JSON.parse(listedJson.stdout) as { deviceId: string }[]).map((d) => d.deviceId)).toEqual(["L", "B", "N", "U"]);
+    const text = await cli(["doors", "near", "--near", "us"]);
+    expect(text.stdout.split("\n")[0]).toMatch(new RegExp(`^${urls.get("N")}\tN\tus, new-york`));
+    const bad = await cli(["doors", "near", "--near", "91,0"]);
+    expect(bad.code).not.toBe(0);
+    expect(bad.stderr).toMatch(/--near.*lat -90 to 90/);
+    expect(bad.stderr).not.toMatch(/\n\s+at /);
   });
 
   it("refuses a bad near with a clear 400, an unknown app with 404", async () => {
