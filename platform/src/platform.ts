@@ -228,7 +228,7 @@ export async function startPlatform(options: PlatformOptions): Promise<Platform>
   fabric.onDisconnect = (deviceId) => void scheduler.connectionClosed(deviceId);
   const bundles = serveBundles(nc, subjects, store, log);
   const stats = new FunctionStats(redis, options.redisPrefix);
-  const ledger = await startLedger({ nc, subjects, redis, prefix: options.redisPrefix, log, mode: options.ledger, onFolded: (r) => stats.record(r) }).catch(async (error: unknown) => {
+  const ledger = await startLedger({ nc, subjects, redis, embedded, prefix: options.redisPrefix, log, mode: options.ledger, onFolded: (r) => stats.record(r) }).catch(async (error: unknown) => {
     bundles.unsubscribe();
     await fabric.close();
     await nc.close();

@@ -59,6 +59,8 @@ export interface LedgerOptions {
   nc: NatsConnection;
   subjects: Subjects;
   redis: Redis;
+  /** `redis` is the embedded store (ioredis-mock in this process): see LedgerStore. */
+  embedded?: boolean;
   prefix?: string;
   log: Logger;
   mode?: LedgerMode;
@@ -95,7 +97,7 @@ export async function startLedger(options: LedgerOptions): Promise<Ledger> {
   const { nc, subjects, redis, log } = options;
   const prefix = options.prefix ?? "hearth:";
   const mode = options.mode ?? "auto";
-  const store = new LedgerStore(redis, prefix);
+  const store = new LedgerStore(redis, prefix, { embedded: options.embedded ?? false });
   let publisher: UsagePublisher | undefined;
   let consumer: LedgerConsumer | undefined;
   if (mode !== "off") {
