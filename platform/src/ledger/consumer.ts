@@ -29,7 +29,7 @@ export interface LedgerConsumerOptions {
   log: Logger;
   /** Fault injection for tests: runs after a record is written, before it is acked. */
   afterApply?: (record: UsageRecord, applied: boolean) => void | Promise<void>;
-  /** Told of each record folded for the first time (not of redeliveries), before its ack: the console's stats. Its failure is logged, never retried. */
+  /** Told of each record folded for the first time (not of redeliveries), not awaited: the console's stats. Its failure is logged, never retried. */
   onFolded?: (record: UsageRecord) => Promise<void>;
   /** How long a delivered record may stay unacked before JetStream redelivers it (when the consumer is created). */
   ackWaitMs?: number;
@@ -120,7 +120,8 @@ export class LedgerConsumer implements AsyncDisposable {
         const applied = await store.apply(record);
         if (applied) this.stats.applied++;
         else this.stats.duplicates++;
-        if (applied && this.options.onFolded) await this.folded(record);
+        // not awaited: stats are written in groups (platform/src/stats) and never hold up the ledger
+        if (applied && this.options.onFolded) void this.folded(record);
         await this.options.afterApply?.(record, applied);
         break;
       } catch (error) {

@@ -106,4 +106,21 @@ describe.each(backends)("FunctionStats on %s", (name, make) => {
     expect(errors).toHaveLength(RECENT_ERRORS);
     expect(errors[0]).toEqual({ at: failed.at(-1)!.at, requestId: failed.at(-1)!.requestId, code: "ERR_WALL_LIMIT", status: 500, deviceId: "d1" });
   });
+
+  it.skipIf(skip)("writes calls that come at once in one group, newest error first, as one by one", async () => {
+    const s = stats();
+    const redis = (s as unknown as { redis: Redis }).redis;
+    let multis = 0;
+    const multi = redis.multi.bind(redis);
+    (redis as unknown as { multi: typeof multi }).multi = ((...args: Parameters<typeof multi>) => (multis++, multi(...args))) as typeof multi;
+    const failed = Array.from({ length: RECENT_ERRORS + 5 }, (_, i) => call(NOW + i, 5, "ERR_WALL_LIMIT"));
+    await Promise.all([...failed, ...Array.from({ length: 45 }, () => call(NOW, 10))].map((r) => s.record(r)));
+    expect(multis).toBeLessThanOrEqual(2);
+    const { points } = await s.series("shop", "cart", "hour", NOW);
+    expect(points.at(-1)).toMatchObject({ calls: 100, errors: RECENT_ERRORS + 5 });
+    const errors = await s.recentErrors("shop", "cart");
+    expect(errors).toHaveLength(RECENT_ERRORS);
+    expect(errors[0]!.requestId).toBe(failed.at(-1)!.requestId);
+    expect(errors.at(-1)!.requestId).toBe(failed[5]!.requestId);
+  });
 });

@@ -5,8 +5,9 @@
  *
  * The ledger's consumer hands each usage record here once it has folded it
  * for the first time (a redelivered record is not counted again). Stats are
- * for people, not for billing: a platform crash between the ledger's fold
- * and this write loses that one call from the charts, never from the ledger.
+ * for people, not for billing: calls are written in groups, and a platform
+ * crash between the ledger's fold and a group's write loses those calls from
+ * the charts (at most the calls of one write's time), never from the ledger.
  *
  * Size is bounded by design: one hash per function and hour (fields
  * `<minute>|c`, `<minute>|e` and `<minute>|<bucket>` for the buckets that
@@ -88,6 +89,25 @@ const RANGES: Record<StatsRange, { points: number; stepMs: number }> = {
   day: { points: 96, stepMs: 15 * MINUTE_MS },
 };
 
+interface Batch {
+  /** Hour hash → field → calls to add. */
+  counts: Map<string, Map<string, number>>;
+  /** Recent-errors list → entries, oldest first. */
+  errors: Map<string, string[]>;
+  written: Promise<void>;
+  done: () => void;
+  fail: (error: unknown) => void;
+}
+
+function newBatch(): Batch {
+  let resolve!: () => void;
+  let reject!: (error: unknown) => void;
+  const promise = new Promise<void>((res, rej) => ((resolve = res), (reject = rej)));
+  // a failed write is the caller's to log; nobody awaiting it is no unhandled rejection
+  promise.catch(() => undefined);
+  return { counts: new Map(), errors: new Map(), written: promise, done: resolve, fail: reject };
+}
+
 export class FunctionStats {
   private readonly redis: Redis;
   private readonly prefix: string;
@@ -105,26 +125,67 @@ export class FunctionStats {
     return `${this.prefix}stats-errors:${app}:${fn}`;
   }
 
-  /** Counts one call (a usage record the ledger folded for the first time). */
-  async record(record: UsageRecord): Promise<void> {
+  /** Calls counted but not yet written, and who waits for their write. */
+  private pending?: Batch;
+  private flushing = false;
+
+  /**
+   * Counts one call (a usage record the ledger folded for the first time).
+   * Calls are written in groups: the first goes out at once, and those that
+   * come while a write is under way go together in the next one (one MULTI
+   * for all of them, not one per call). Resolves once this call's group is written.
+   */
+  record(record: UsageRecord): Promise<void> {
+    const batch = (this.pending ??= newBatch());
     const hourStart = Math.floor(record.at / HOUR_MS) * HOUR_MS;
     const minute = Math.floor((record.at - hourStart) / MINUTE_MS);
     const key = this.hourKey(record.app, record.fn, hourStart);
+    let fields = batch.counts.get(key);
+    if (!fields) batch.counts.set(key, (fields = new Map()));
+    const add = (field: string) => fields.set(field, (fields.get(field) ?? 0) + 1);
     const failed = record.outcome !== "ok";
-    const multi = this.redis.multi();
-    multi.hincrby(key, `${minute}|c`, 1);
-    if (failed) multi.hincrby(key, `${minute}|e`, 1);
-    multi.hincrby(key, `${minute}|${bucketOf(record.wallUs)}`, 1);
-    multi.expire(key, STATS_TTL_SECONDS);
+    add(`${minute}|c`);
+    if (failed) add(`${minute}|e`);
+    add(`${minute}|${bucketOf(record.wallUs)}`);
     if (failed) {
       const entry: RecentError = { at: record.at, requestId: record.requestId, code: record.outcome, status: record.status, deviceId: record.deviceId };
       const errors = this.errorsKey(record.app, record.fn);
-      multi.lpush(errors, JSON.stringify(entry));
-      multi.ltrim(errors, 0, RECENT_ERRORS - 1);
-      multi.expire(errors, RECENT_ERRORS_TTL_SECONDS);
+      let list = batch.errors.get(errors);
+      if (!list) batch.errors.set(errors, (list = []));
+      list.push(JSON.stringify(entry));
     }
-    const results = (await multi.exec()) ?? [];
-    for (const [error] of results) if (error) throw error;
+    if (!this.flushing) {
+      this.flushing = true;
+      setImmediate(() => void this.flush());
+    }
+    return batch.written;
+  }
+
+  /** Writes groups until none is left. */
+  private async flush(): Promise<void> {
+    for (let batch = this.pending; batch; batch = this.pending) {
+      this.pending = undefined;
+      try {
+        const multi = this.redis.multi();
+        for (const [key, fields] of batch.counts) {
+          for (const [field, n] of fields) multi.hincrby(key, field, n);
+          multi.expire(key, STATS_TTL_SECONDS);
+        }
+        for (const [key, entries] of batch.errors) {
+          // each LPUSH argument goes to the head in turn: the newest ends first, as one LPUSH per call left it
+          multi.lpush(key, ...entries.slice(-RECENT_ERRORS));
+          multi.ltrim(key, 0, RECENT_ERRORS - 1);
+          multi.expire(key, RECENT_ERRORS_TTL_SECONDS);
+        }
+        const results = (await multi.exec()) ?? [];
+        const failed = results.find(([error]) => error);
+        if (failed) throw failed[0];
+        batch.done();
+      } catch (error) {
+        batch.fail(error);
+      }
+    }
+    this.flushing = false;
   }
 
   /** Per-minute intervals of one function from `from` (inclusive) to `to` (exclusive), keyed by minute start. */
