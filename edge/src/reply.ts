@@ -305,7 +305,7 @@ export function invocationHeaders(call: InvocationOf): MsgHdrs {
   h.set(INVOKE_HEADERS.version, call.version);
   h.set(INVOKE_HEADERS.method, call.method);
   h.set(INVOKE_HEADERS.url, call.url);
-  h.set(INVOKE_HEADERS.deadline, String(Date.now() + call.wallMs));
+  h.set(INVOKE_HEADERS.timeoutMs, String(Math.max(1, Math.round(call.wallMs))));
   const traceparent = call.traceparent ?? formatTraceparent(childSpan(parseTraceparent(call.headers.get("traceparent") ?? undefined)));
   h.set(INVOKE_HEADERS.traceparent, traceparent);
   call.headers.forEach((value, key) => {

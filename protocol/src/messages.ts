@@ -122,7 +122,12 @@ export const INVOKE_HEADERS = {
   version: "Hearth-Version",
   method: "Hearth-Method",
   url: "Hearth-Url",
-  deadline: "Hearth-Deadline",
+  /**
+   * The call's time budget in ms, counted from when the device receives it
+   * (as gRPC's grpc-timeout): never an absolute time, which a device whose
+   * clock runs ahead would read as a shorter one.
+   */
+  timeoutMs: "Hearth-Timeout-Ms",
   status: "Hearth-Status",
   errorCode: "Hearth-Error-Code",
   errorMessage: "Hearth-Error-Message",
@@ -178,7 +183,8 @@ export const InvokeMeta = z.strictObject({
   version: Sha256Hex,
   method: HttpMethod,
   url: z.url().max(8192),
-  deadline: z.coerce.number().int().positive(),
+  /** The call's budget in ms from its arrival (at most a day). */
+  timeoutMs: z.coerce.number().int().positive().max(86_400_000),
   traceparent: Traceparent.optional(),
 });
 export type InvokeMeta = z.infer<typeof InvokeMeta>;

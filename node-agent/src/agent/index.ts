@@ -541,11 +541,13 @@ export class Agent implements AsyncDisposable {
         version: h?.get(INVOKE_HEADERS.version),
         method: h?.get(INVOKE_HEADERS.method),
         url: h?.get(INVOKE_HEADERS.url),
-        deadline: h?.get(INVOKE_HEADERS.deadline),
+        timeoutMs: h?.get(INVOKE_HEADERS.timeoutMs),
         traceparent: h?.get(INVOKE_HEADERS.traceparent) || undefined,
       });
       if (!meta.success) throw new HearthError("ERR_BAD_MESSAGE", "invocation headers are missing or invalid");
       const { app, fn, version, requestId } = meta.data;
+      // the budget runs from this device's own receipt of the call, on its own clock
+      const deadline = Date.now() - Math.round(performance.now() - started) + meta.data.timeoutMs;
       // a peer may relay only calls of the network it relayed in (nats-server let it publish there, nowhere else), once
       if (network !== undefined && (app !== network || h?.get(INVOKE_HEADERS.hops) !== "1")) {
         throw new HearthError("ERR_BAD_MESSAGE", `a relay in network ${network} carried a call of ${app}, or was relayed more than once`);
@@ -567,7 +569,7 @@ export class Agent implements AsyncDisposable {
       const cancellable = !this.waiting.has(requestId) && this.waiting.size < 100_000;
       if (cancellable) this.waiting.set(requestId, cancel);
       try {
-        release = await this.gate.acquire(meta.data.deadline - Date.now(), cancel.signal);
+        release = await this.gate.acquire(deadline - Date.now(), cancel.signal);
       } finally {
         if (this.waiting.get(requestId) === cancel) this.waiting.delete(requestId);
       }
@@ -580,7 +582,7 @@ export class Agent implements AsyncDisposable {
       };
       // the call's log lines carry its trace id (looked up by function and request id while the call runs)
       if (meta.data.traceparent) untrace = this.traces.open(key, requestId, meta.data.traceparent.slice(3, 35));
-      const remaining = meta.data.deadline - Date.now();
+      const remaining = deadline - Date.now();
       const limits = sandboxLimits({ ...placed.limits, wallMs: Math.max(1, Math.min(placed.limits.wallMs, remaining)) });
       const result = await this.pool.invoke(key, code, requestId, limits, {
         method: meta.data.method,

@@ -325,6 +325,8 @@ export function createGateway(options: GatewayOptions): Gateway {
     /** One device's try at the call: what came of it (never rejects for what a device or the fabric did). */
     const attempt = async (deviceId: string): Promise<Outcome> => {
       const timeout = Math.max(1, Math.round(deadline - performance.now()));
+      // a call moved or hedged to another device takes what is left of its budget (relative: the device's clock is its own)
+      h.set(INVOKE_HEADERS.timeoutMs, String(Math.max(1, timeout - FABRIC_MARGIN_MS)));
       inflight.set(deviceId, (inflight.get(deviceId) ?? 0) + 1);
       const watch = watchDevice(deviceId);
       const sent = performance.now();
