@@ -10,7 +10,7 @@ import type { BenchContext, Benchmark } from "./lib/bench.ts";
 import { startBenchHearth } from "./lib/bench.ts";
 import { startHelper } from "./lib/helper.ts";
 import { httpLoad, type LoadResult } from "./lib/load.ts";
-import { CpuMeter } from "./lib/proc.ts";
+import { CpuMeter, rssOf } from "./lib/proc.ts";
 import type { Row, Section } from "./lib/report.ts";
 import { fmt, sleep } from "./lib/stats.ts";
 
@@ -22,6 +22,8 @@ export const HELLO_JSON = JSON.stringify({ message: "Hello, Ada!", path: "/greet
 export interface Measured extends LoadResult {
   cpuMsPerCall: number;
   cpuByRole?: Record<string, number>;
+  /** Resident memory of each role's processes (MB) before and after the measured calls. */
+  rssByRole?: Record<string, { before: number; after: number }>;
 }
 
 export const warmCall: Benchmark = {
@@ -105,6 +107,7 @@ export const warmCall: Benchmark = {
         notes: [
           "Hearth path: platform (gateway, usage metering and ledger), nats-server, redis-server when used, agent and its sandbox processes; bare Hono: its one process; NATS echo: nats-server + requester + responder. The load generator is not counted.",
           "CPU time from /proc/<pid>/stat (utime + stime, 10 ms ticks) over the measured window.",
+          `Resident memory (VmRSS) after warm-up → after the ${fmt(hearth.calls)} measured calls, metering on: ${Object.entries(hearth.rssByRole ?? {}).map(([role, m]) => `${role} ${m.before.toFixed(0)} → ${m.after.toFixed(0)} MB`).join(", ")}.`,
         ],
       },
     ];
@@ -113,8 +116,12 @@ export const warmCall: Benchmark = {
 
 export async function measure(roles: Record<string, number[]>, load: () => Promise<LoadResult>): Promise<Measured> {
   const meters = Object.fromEntries(Object.entries(roles).map(([role, pids]) => [role, new CpuMeter(() => pids)]));
+  const rss = () => Object.fromEntries(Object.entries(roles).map(([role, pids]) => [role, pids.reduce((n, pid) => n + rssOf(pid), 0) / 2 ** 20]));
+  const rssBefore = rss();
   for (const m of Object.values(meters)) m.start();
   const result = await load();
+  const rssAfter = rss();
+  const rssByRole = Object.fromEntries(Object.keys(roles).map((role) => [role, { before: rssBefore[role]!, after: rssAfter[role]! }]));
   await sleep(0);
   const cpuByRole: Record<string, number> = {};
   let total = 0;
@@ -123,7 +130,7 @@ export async function measure(roles: Record<string, number[]>, load: () => Promi
     total += used;
     cpuByRole[role] = result.calls > 0 ? used / result.calls : Number.NaN;
   }
-  return { ...result, cpuMsPerCall: result.calls > 0 ? total / result.calls : Number.NaN, cpuByRole };
+  return { ...result, cpuMsPerCall: result.calls > 0 ? total / result.calls : Number.NaN, cpuByRole, rssByRole };
 }
 
 /** The same-run baselines of a warm call: bare Hono answering the same JSON, and a raw NATS echo of the same bytes between two processes. */
