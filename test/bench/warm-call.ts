@@ -11,6 +11,7 @@ import { startBenchHearth } from "./lib/bench.ts";
 import { startHelper } from "./lib/helper.ts";
 import { httpLoad, type LoadResult } from "./lib/load.ts";
 import { CpuMeter, rssOf } from "./lib/proc.ts";
+import { ensureWorkerd, startWorkerd } from "./lib/workerd.ts";
 import type { Row, Section } from "./lib/report.ts";
 import { fmt, sleep } from "./lib/stats.ts";
 
@@ -59,6 +60,7 @@ export const warmCall: Benchmark = {
     const unmetered = await hearthRun("off");
 
     const { bare, echo } = await baselines(ctx, seconds, warmupSeconds);
+    const workerd = await workerdBaseline(ctx, seconds, warmupSeconds);
 
     for (const [name, r] of [["gateway", hearth], ["gateway unmetered", unmetered], ["Hono", bare], ["NATS echo", echo]] as const) {
       if (r.failures > 0) ctx.log(`warm-call: warning: ${r.failures} failed calls on ${name}`);
@@ -88,6 +90,15 @@ export const warmCall: Benchmark = {
     for (const [role, ms] of Object.entries(unmetered.cpuByRole ?? {})) {
       cost.push({ bench: "cost", metric: `CPU per call: ${role}, usage metering off`, value: ms * 1000, unit: "µs", baseline: honoBase(bare.cpuMsPerCall * 1000), better: "lower" });
     }
+    if (workerd.measured) {
+      const w = workerd.measured;
+      const base = (value: number) => ({ name: "workerd", value });
+      rows.push(
+        { bench: "warm", metric: "requests/s", value: hearth.rps, unit: "req/s", baseline: base(w.rps), better: "higher" },
+        { bench: "warm", metric: "p50 latency", value: hearth.p50, unit: "ms", baseline: base(w.p50), better: "lower" },
+      );
+      cost.splice(2, 0, { bench: "cost", metric: "CPU per call, whole path", value: hearth.cpuMsPerCall * 1000, unit: "µs", baseline: base(w.cpuMsPerCall * 1000), better: "lower" });
+    }
     const calls = `${fmt(hearth.calls)} gateway calls (${fmt(unmetered.calls)} unmetered), ${fmt(bare.calls)} Hono calls, ${fmt(echo.calls)} echo round trips`;
     return [
       {
@@ -99,6 +110,7 @@ export const warmCall: Benchmark = {
           "bare Hono: @hono/node-server in its own process answering the same JSON; NATS echo: nats.js request/reply of the same bytes between two processes, same concurrency, on a nats-server with no authentication and a plain subscription (the fabric's credentials are measured in the Authentication section).",
           "The gateway sends each call to the subject of the one device it chose (per-device subjects, device credentials; it was a queue group of every device holding the function before issue 9); with one device the path is the same four processes.",
           "Warm call straight to a device's own door (local and relayed): the door section (--only door).",
+          workerd.note,
         ],
       },
       {
@@ -131,6 +143,24 @@ export async function measure(roles: Record<string, number[]>, load: () => Promi
     cpuByRole[role] = result.calls > 0 ? used / result.calls : Number.NaN;
   }
   return { ...result, cpuMsPerCall: result.calls > 0 ? total / result.calls : Number.NaN, cpuByRole, rssByRole };
+}
+
+/** workerd serving examples/hello bundled as wrangler would, same path, same concurrency (or why it could not run). */
+async function workerdBaseline(ctx: BenchContext, seconds: number, warmupSeconds: number): Promise<{ measured?: Measured; note: string }> {
+  const { binary, reason } = ensureWorkerd(ctx);
+  if (!binary) return { note: `workerd: not measured in this run (${reason}).` };
+  ctx.log("baseline: workerd");
+  const w = await startWorkerd(ctx, binary, join(ctx.root, "examples/hello/src/index.ts"));
+  const url = `${w.url}${PATH}`;
+  const text = await (await fetch(url)).text();
+  if (text !== HELLO_JSON) throw new Error(`workerd answered ${text}, not what hello answers`);
+  await httpLoad(url, { connections: CONCURRENCY, seconds: warmupSeconds });
+  const measured = await measure({ workerd: [w.pid] }, () => httpLoad(url, { connections: CONCURRENCY, seconds }));
+  await w.stop();
+  return {
+    measured,
+    note: `workerd ${w.version} (Cloudflare's Workers runtime, the \`workerd\` npm package): examples/hello bundled with esbuild as wrangler does, one process, same path and concurrency; ${fmt(measured.calls)} calls. It runs the function in the process that takes the HTTP call; Hearth crosses four processes by design.`,
+  };
 }
 
 /** The same-run baselines of a warm call: bare Hono answering the same JSON, and a raw NATS echo of the same bytes between two processes. */
