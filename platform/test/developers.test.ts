@@ -13,7 +13,6 @@ import {
   encodeEnvHeader,
   ENV_HEADER,
   INVOKE_HEADERS,
-  logSubject,
   resolveLimits,
   Subjects,
   type FunctionView,

@@ -85,7 +85,6 @@ export const routing: Benchmark = {
   async run(ctx: BenchContext): Promise<Section[]> {
     const count = ctx.quick ? 100 : 400;
     const authority = FabricAuthority.generate();
-    const subjects = new Subjects("routing");
     const rows: Row[] = [];
     const notes: string[] = [];
     const choice = choiceCost();

@@ -6,7 +6,7 @@
  * own message saying what to do, with no stack trace; and another
  * developer's app is, to the CLI, a function that does not exist.
  */
-import { execFile, spawn } from "node:child_process";
+import { spawn } from "node:child_process";
 import { mkdtempSync, readFileSync, rmSync, statSync, writeFileSync } from "node:fs";
 import { tmpdir } from "node:os";
 import { join } from "node:path";

@@ -147,7 +147,7 @@ describe("function logs", () => {
     const { stdout } = await run(process.execPath, [CLI, "logs", APP, "chatty", "--request-id", "e2e-logs-1", "--since", "10m"], { env: cliEnv() });
     const printed = stdout.trim().split("\n");
     expect(printed.length).toBe(5);
-    expect(printed[2]).toMatch(/^\d{4}-\d\d-\d\dT\d\d:\d\d:\d\d\.\d{3}Z warn  e2e-logs-1 warn alpha$/);
+    expect(printed[2]).toMatch(/^\d{4}-\d\d-\d\dT\d\d:\d\d:\d\d\.\d{3}Z warn {2}e2e-logs-1 warn alpha$/);
     const { stdout: json } = await run(process.execPath, [CLI, "logs", APP, "chatty", "--request-id", "e2e-logs-1", "--limit", "1", "--json"], { env: cliEnv() });
     expect(JSON.parse(json)).toMatchObject({ level: "info", message: '{"word":"alpha","n":1}', requestId: "e2e-logs-1" });
   });

@@ -143,7 +143,6 @@ async function expectExact(app: string, seen: Observed): Promise<void> {
   expect(report).toMatchObject({ pending: 0, missing: 0, differences: [] });
   await expectTotals(app, seen);
   const totals = (await api<UsageReport>("GET", `/usage?app=${app}`)).apps[0]!.totals;
-  // eslint-disable-next-line no-console -- what each fault did to the callers is worth seeing in the test log
   console.log(`${app}: ${CALLS} calls, answers ${JSON.stringify(seen.statuses)}, billed ${totals.calls}, in flight right after the last answer ${firstPending}, reconcile difference 0`);
 }
 

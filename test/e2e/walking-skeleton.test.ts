@@ -168,7 +168,6 @@ describe("walking skeleton", () => {
       if (!answered) await new Promise((r) => setTimeout(r, 250));
     }
     expect(answered).toBe(true);
-    // eslint-disable-next-line no-console -- failover time is worth seeing in the test log
     console.log(`failover: answered again ${Date.now() - killedAt} ms after the device died`);
     const after = await client.get("e2e", "failover");
     expect(after.devices).not.toContain(victim);

@@ -52,7 +52,6 @@ import {
   FunctionName,
   HttpMethod,
   INVOKE_HEADERS,
-  type DoorCall,
   type FunctionLimits,
   type Subjects,
 } from "@hearth/protocol";

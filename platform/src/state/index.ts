@@ -5,7 +5,6 @@
  */
 import {
   FunctionRecord,
-  Heartbeat,
   VersionRecord,
   type Heartbeat as HeartbeatT,
   type FunctionRecord as FunctionRecordT,

@@ -6,6 +6,7 @@ import { escapeForTerminal, jsonForTerminal } from "./escape.ts";
 import { run } from "./index.ts";
 
 /** Every byte a terminal acts on: C0 but tab and newline, DEL, C1. */
+// eslint-disable-next-line no-control-regex -- control characters are what this pattern finds, to escape them
 const TERMINAL_CONTROLS = /[\x00-\x08\x0b-\x1f\x7f-\x9f]/;
 
 describe("escapeForTerminal", () => {

@@ -5,6 +5,7 @@
 // zero-width characters, line and paragraph separators, lone surrogates.
 // The same set the hearth CLI escapes (sdk/src/cli/escape.ts).
 
+// eslint-disable-next-line no-control-regex -- control characters are what this pattern finds, to escape them
 const UNSAFE = /[\x00-\x08\x0b-\x1f\x7f-\x9f\u061c\u180e\u200b-\u200f\u2028-\u202e\u2060-\u2069\ufeff]|[\ud800-\udbff](?![\udc00-\udfff])|(?<![\ud800-\udbff])[\udc00-\udfff]/g;
 
 /** @param {string} text */
