@@ -19,7 +19,7 @@ import { startLedger, type Ledger, type LedgerMode } from "./ledger/index.ts";
 import { EXACT_HEADERS_SERVER_OPTIONS } from "@hearth/edge";
 import { CallLimits, DEFAULT_CALL_LIMITS, FRONT_DOOR, frontDoorServerOptions, onClientError, type CallLimitSettings } from "@hearth/edge";
 import { errorResponse, notFound, onError, REQUEST_ID_HEADER, type HearthEnv } from "./http/index.ts";
-import { bearerToken, DeviceRegistry, FabricAuthority, FabricControl, sameSecret, type FabricKeys } from "./identity/index.ts";
+import { AppNetworks, bearerToken, DeviceRegistry, FabricAuthority, FabricControl, sameSecret, type FabricKeys } from "./identity/index.ts";
 import { PlatformMetrics } from "./metrics/index.ts";
 import { openApiDocument } from "./openapi/index.ts";
 import { relayDeviceLogs } from "./logs/relay.ts";
@@ -77,6 +77,8 @@ export interface Platform extends AsyncDisposable {
   readonly ledger: Ledger;
   readonly devices: DeviceRegistry;
   readonly fabric: FabricControl;
+  /** Application networks: invites, members, private apps. */
+  readonly networks: AppNetworks;
   /** Devices' own doors: peer lookups, door usage, network credentials. */
   readonly doors: DoorService;
   readonly authority: FabricAuthority;
@@ -100,6 +102,7 @@ export function createHttpApp(parts: {
   logs?: FunctionLogs;
   devices: DeviceRegistry;
   fabric: FabricControl;
+  networks: AppNetworks;
   region?: string;
   appHosts?: AppHosts;
   callLimits?: CallLimitSettings;
@@ -202,10 +205,19 @@ export async function startPlatform(options: PlatformOptions): Promise<Platform>
     throw error;
   }
   let doors: DoorService | undefined;
+  const networks = new AppNetworks({ redis, prefix: options.redisPrefix ?? "hearth:", devices });
   const scheduler = new Scheduler({
     store, nc, subjects, log: log.child({ part: "scheduler" }), deadAfterMs: options.deadAfterMs, tickMs: options.tickMs, scaleInAfterMs: options.scaleInAfterMs, directory: fabric,
     onPlaced: (deviceId, app) => doors?.placed(deviceId, app),
+    eligibility: (app) => networks.eligibility(app),
   });
+  // membership changed: the device's functions move (the scheduler), and its credential says so (its control subject)
+  networks.changed = async (deviceId) => {
+    scheduler.kick();
+    await doors?.pushCredential(deviceId).catch((error: unknown) =>
+      log.warn({ err: error, deviceId }, "could not hand the device its new network credential now; it gets it with its next renewal"),
+    );
+  };
   fabric.onRevoked = (deviceId) => scheduler.forget(deviceId);
   // a device's connection closed: the scheduler asks the device, and if it is gone its calls move at once (docs/routing.md)
   fabric.onDisconnect = (deviceId) => void scheduler.connectionClosed(deviceId);
@@ -237,7 +249,7 @@ export async function startPlatform(options: PlatformOptions): Promise<Platform>
   const latency = new DeviceLatency({ nc, subjects, devices: () => scheduler.liveDevices().map((d) => d.heartbeat.deviceId) });
   const metrics = new PlatformMetrics({ store, scheduler, devices, ledger, nc });
   const app = createHttpApp({
-    store, scheduler, nc, subjects, log, token: options.token, publicUrl: () => url, embeddedState: embedded, ledger, logs, appHosts, devices, fabric,
+    store, scheduler, nc, subjects, log, token: options.token, publicUrl: () => url, embeddedState: embedded, ledger, logs, appHosts, devices, fabric, networks,
     region: options.region, callLimits: options.callLimits, clientIpHeader: options.clientIpHeader,
     clientLocationHeader: options.clientLocationHeader, tracing, latency, load, stats, metrics,
   });
@@ -280,5 +292,5 @@ export async function startPlatform(options: PlatformOptions): Promise<Platform>
       await nc.drain().catch(() => undefined);
       redis.disconnect();
     })());
-  return { url, app, store, scheduler, nc, embeddedState: embedded, ledger, devices, fabric, doors, authority, latency, metrics, close, [Symbol.asyncDispose]: close };
+  return { url, app, store, scheduler, nc, embeddedState: embedded, ledger, devices, fabric, networks, doors, authority, latency, metrics, close, [Symbol.asyncDispose]: close };
 }

@@ -35,6 +35,8 @@ export const Heartbeat = z.strictObject({
   functions: z.array(PlacedFunction).max(MAX_PLACED_FUNCTIONS),
   agentVersion: z.string().max(32),
   sentAt: z.number().int().positive(),
+  /** False when the owner keeps the device out of the public pool: only apps that invited it are placed there (absent: in it). */
+  publicPool: z.boolean().optional(),
   /**
    * Set while the device takes no calls: paused (and why) or draining. Such
    * a beat keeps the device known to its owner and the operator, never live:
