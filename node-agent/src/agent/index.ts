@@ -403,6 +403,7 @@ export class Agent implements AsyncDisposable {
       functions: away ? [] : [...this.placed.values()].map(({ app, fn, version }) => ({ app, fn, version })),
       agentVersion: AGENT_VERSION,
       sentAt: Date.now(),
+      ...(this.config.publicPool ? {} : { publicPool: false }),
       // a paused or draining device still says so, so its owner sees why it serves nothing; the platform sends it nothing
       ...(away ? { away: { state: this.draining ? "draining" : "paused", pausedFor: [...this.pausedFor] } } : {}),
     };
