@@ -212,11 +212,12 @@ export async function startPlatform(options: PlatformOptions): Promise<Platform>
     eligibility: (app) => networks.eligibility(app),
   });
   // membership changed: the device's functions move (the scheduler), and its credential says so (its control subject)
+  // (the credential first: a placement sent while the agent moves to its new connection could be lost)
   networks.changed = async (deviceId) => {
-    scheduler.kick();
     await doors?.pushCredential(deviceId).catch((error: unknown) =>
       log.warn({ err: error, deviceId }, "could not hand the device its new network credential now; it gets it with its next renewal"),
     );
+    scheduler.kick();
   };
   fabric.onRevoked = (deviceId) => scheduler.forget(deviceId);
   // a device's connection closed: the scheduler asks the device, and if it is gone its calls move at once (docs/routing.md)
