@@ -14,7 +14,8 @@
  *   with the door's call id as the record's id, so a report sent twice
  *   counts once. See docs/ledger.md ("Calls at a device's door").
  * - membership changes: a device placed for an app it was not a member of
- *   gets a new credential on its control subject at once.
+ *   (or that joined or left a network, identity/networks.ts) gets a new
+ *   credential on its control subject at once.
  *
  * The device is known from the subject (only it may publish there), never
  * from what it wrote.
