@@ -188,4 +188,13 @@ describe("application networks", () => {
     expect((await dev.network("priv")).members).toEqual([]);
     await expect(dev.removeNetworkMember("priv", "M")).rejects.toMatchObject({ code: "ERR_NOT_FOUND" });
   });
+
+  it("moves an app that becomes private off every device it did not invite, and back when it is public again", async () => {
+    expect((await dev.setAppPrivate("pub", true)).private).toBe(true);
+    await waitFor("pub/g on nobody", async () => (await placedOn("pub", "g")).length === 0, { timeoutMs: 20_000 });
+    await waitFor("P stopped serving pub", () => !serves("P", "pub"), { timeoutMs: 15_000 });
+    await dev.setAppPrivate("pub", false);
+    await waitFor("pub/g on P, M and N again", async () => (await placedOn("pub", "g")).join() === "M,N,P", { timeoutMs: 20_000 });
+    expect(serves("O", "pub")).toBe(false);
+  });
 });
