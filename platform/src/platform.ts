@@ -19,7 +19,7 @@ import { startLedger, type Ledger, type LedgerMode } from "./ledger/index.ts";
 import { EXACT_HEADERS_SERVER_OPTIONS } from "@hearth/edge";
 import { CallLimits, DEFAULT_CALL_LIMITS, FRONT_DOOR, frontDoorServerOptions, onClientError, type CallLimitSettings } from "@hearth/edge";
 import { errorResponse, notFound, onError, REQUEST_ID_HEADER, type HearthEnv } from "./http/index.ts";
-import { AppNetworks, bearerToken, DeviceRegistry, FabricAuthority, FabricControl, sameSecret, type FabricKeys } from "./identity/index.ts";
+import { AppNetworks, bearerToken, mayServe, DeviceRegistry, FabricAuthority, FabricControl, sameSecret, type FabricKeys } from "./identity/index.ts";
 import { PlatformMetrics } from "./metrics/index.ts";
 import { openApiDocument } from "./openapi/index.ts";
 import { relayDeviceLogs } from "./logs/relay.ts";
@@ -239,7 +239,10 @@ export async function startPlatform(options: PlatformOptions): Promise<Platform>
   // devices' log lines reach the logs stream only through this check (the device from its subject, the function placed on it)
   const logRelay = logs ? relayDeviceLogs({ nc, subjects, store, log: log.child({ part: "logs" }) }) : undefined;
   // devices' own doors: peers of their networks, and the calls they took, metered like the gateway's (docs/ledger.md)
-  doors = new DoorService({ nc, subjects, store, devices, liveDevice: (id) => scheduler.liveDevice(id), log: log.child({ part: "doors" }), onCall: ledger?.onCall });
+  doors = new DoorService({
+    nc, subjects, store, devices, liveDevice: (id) => scheduler.liveDevice(id), log: log.child({ part: "doors" }), onCall: ledger?.onCall,
+    mayServe: async (id, app) => mayServe(await networks.eligibility(app), id, scheduler.liveDevice(id)?.heartbeat.publicPool),
+  });
   let url = options.publicUrl ?? "";
   const appHosts = options.appDomain ? new AppHosts(options.appDomain, () => url) : undefined;
   // each call's spans, to the operator's collector when one is configured

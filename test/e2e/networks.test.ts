@@ -58,14 +58,20 @@ function deviceCall(id: string, path: string, init: { method?: string; body?: un
 
 const serves = (id: string, app: string) => agents.get(id)!.status().functions.some((f) => f.app === app);
 
-/** Whether nats-server lets a connection made with the device's current creds file subscribe to a subject. */
-async function maySubscribe(id: string, subject: string): Promise<boolean> {
+/**
+ * Whether nats-server lets a connection made with the device's current creds
+ * file subscribe to (or publish on) a subject: a refusal is a permissions
+ * violation, which nats-server sends before the PONG of the next flush.
+ */
+async function permitted(id: string, op: "subscribe" | "publish", subject: string): Promise<boolean> {
   const nc = await connect({ servers: nats.url, authenticator: credsAuthenticator(readFileSync(join(dir, `${id}.creds`))), maxReconnectAttempts: 0 });
   try {
     let denied = false;
-    const sub = nc.subscribe(subject, { callback: (err) => void (err ? (denied = true) : undefined) });
-    void sub.closed.then((err) => void (err ? (denied = true) : undefined));
-    // nats-server answers a refused SUB with -ERR before the PONG of the flush that follows it
+    void (async () => {
+      for await (const status of nc.status()) if (status.type === "error") denied = true;
+    })();
+    if (op === "subscribe") nc.subscribe(subject, { callback: (err) => void (err ? (denied = true) : undefined) });
+    else nc.publish(subject, "relay?");
     await nc.flush();
     await nc.flush();
     return !denied;
@@ -73,6 +79,7 @@ async function maySubscribe(id: string, subject: string): Promise<boolean> {
     await nc.close().catch(() => undefined);
   }
 }
+const maySubscribe = (id: string, subject: string) => permitted(id, "subscribe", subject);
 
 /** Whether the platform's placement of app/fn names exactly these devices. */
 async function placedOn(app: string, fn: string): Promise<string[]> {
@@ -185,6 +192,11 @@ describe("application networks", () => {
     await waitFor("priv/f on nobody", async () => (await placedOn("priv", "f")).length === 0, { timeoutMs: 20_000 });
     await waitFor("M stopped serving priv", () => !serves("M", "priv"), { timeoutMs: 15_000 });
     await waitFor("M's re-issued credential is refused priv's relay subject", async () => !(await maySubscribe("M", subjects.netInvoke("priv", "M"))), { timeoutMs: 15_000 });
+    // nor may it put a call on a peer's relay subject in that network (P never could)
+    expect(await permitted("M", "publish", subjects.netInvoke("priv", "N"))).toBe(false);
+    expect(await permitted("P", "publish", subjects.netInvoke("priv", "N"))).toBe(false);
+    // its own and its other networks' subjects still hold
+    expect(await permitted("M", "publish", subjects.netInvoke("pub", "N"))).toBe(true);
     expect((await dev.network("priv")).members).toEqual([]);
     await expect(dev.removeNetworkMember("priv", "M")).rejects.toMatchObject({ code: "ERR_NOT_FOUND" });
   });

@@ -59,6 +59,8 @@ export interface DoorServiceOptions {
   log: Logger;
   /** Meters one accepted door call (the ledger's hook). */
   onCall?: CallHook;
+  /** Whether the device may serve the app now (its network membership, identity/networks.ts). */
+  mayServe?: (deviceId: string, app: string) => Promise<boolean>;
 }
 
 export class DoorService {
@@ -281,9 +283,14 @@ export class DoorService {
     if (parsed.success && "error" in parsed.data) throw HearthError.fromWire(parsed.data.error);
   }
 
-  /** A device was placed for an app: it joins that network, and gets a credential that says so when it is new. */
+  /**
+   * A device was placed for an app: it joins that network, and gets a
+   * credential that says so when it is new; unless it may no longer serve
+   * the app (it left the network while the placement was under way).
+   */
   placed(deviceId: string, app: string): void {
     void (async () => {
+      if (this.options.mayServe && !(await this.options.mayServe(deviceId, app))) return;
       if (await this.options.devices.joinNetwork(deviceId, app)) await this.pushCredential(deviceId);
     })().catch((error: unknown) => this.options.log.warn({ err: error, deviceId, app }, "could not hand the device its new network credential"));
   }
