@@ -272,6 +272,8 @@ beforeAll(async () => {
     h.set(INVOKE_HEADERS.device, "rogue-placed");
     msg.respond("mallory", { headers: h });
   };
+  // deployed once the scheduler has heard it: a placement made before would go to the only device it knows (honest)
+  await waitFor("rogue-placed heard by the scheduler", () => platform.scheduler.liveDevice("rogue-placed") !== undefined, { timeoutMs: 20_000 });
   await mallory.deploy({ app: "mallory", name: "m", code: MALLORY_CODE, replicas: 1, limits: { responseBytes: 1_024, cpuMs: 10 } });
   await waitFor("mallory/m placed on rogue-placed", async () => (await mallory.get("mallory", "m")).devices.includes("rogue-placed"), { timeoutMs: 20_000 });
 
