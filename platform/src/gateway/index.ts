@@ -382,6 +382,8 @@ export function createGateway(options: GatewayOptions): Gateway {
     let lostOne = false;
     let timedOut = false;
     let hedged = false;
+    /** The placement was read again once after every known device turned the call away. */
+    let refreshed = false;
     if (candidates.length > 0) launch();
     while (pending.size > 0) {
       const hedgeIn =
@@ -403,6 +405,13 @@ export function createGateway(options: GatewayOptions): Gateway {
         // a device that did not run the call (not placed there any more, at capacity) passes it on
         if (first.code === "ERR_NO_DEVICE" || first.code === "ERR_DEVICE_BUSY") {
           turnedAway = { msg: first.msg, deviceId: first.deviceId };
+          // every device this gateway knew turned it away without running it (a placement moving under it): once,
+          // the placement is read again and the call handed to a device placed since, whatever the method
+          if (pending.size === 0 && next >= candidates.length && first.code === "ERR_NO_DEVICE" && !refreshed) {
+            refreshed = true;
+            records.forget(appName, fnName);
+            candidates.push(...(await replacements(appName, fnName, tried, deadline)));
+          }
           if (pending.size === 0 && next < candidates.length) launch();
           continue;
         }
