@@ -77,20 +77,12 @@ export {
   usageDay,
 } from "./usage.ts";
 export {
-  AppNetworkSettings,
-  AppNetworkView,
-  DeviceNetworkJoinRequest,
-  DeviceNetworkJoinResponse,
-  DeviceNetworksView,
   DevicePublicKey,
   FabricCredential,
   JoinRequest,
   JoinResponse,
   JoinTokenRequest,
   JoinTokenResponse,
-  NetworkInvite,
-  NetworkInviteRequest,
-  NetworkInviteResponse,
   RevokeResponse,
 } from "./devices.ts";
 export {
