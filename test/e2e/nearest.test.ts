@@ -82,7 +82,8 @@ describe("the nearest device", () => {
     // what was measured is the injected delay: each proxy adds twice its delay to the round trip
     expect(platform.latency.rttOf("far")!).toBeGreaterThan(platform.latency.rttOf("mid")!);
     expect(platform.latency.rttOf("mid")!).toBeGreaterThan(platform.latency.rttOf("near")!);
-    expect(platform.latency.rttOf("far")!).toBeGreaterThanOrEqual(60);
+    // timers may fire a hair early, and the round trip is smoothed: most of the 60 ms, not all of it
+    expect(platform.latency.rttOf("far")!).toBeGreaterThanOrEqual(50);
 
     const by = await servedBy(200);
     // a few may be hedged to the next device when the nearest is slow for a moment (at most 1 in 20)
