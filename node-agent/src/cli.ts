@@ -6,6 +6,9 @@
  * - `start` serves placed functions within the owner's caps (cores, memory,
  *   schedule, idle-only, battery) until SIGINT/SIGTERM or `drain`, then
  *   drains: no new calls, in-flight calls finish within the grace period.
+ * - `networks add <invite>`, `networks list`, `networks leave <app>`: the
+ *   application networks the device is a member of, over HTTPS with the
+ *   device token `join` stored (docs/agent.md, "Networks").
  * - `status` shows what the running agent does and the credits it earned;
  *   `pause`, `resume` and `drain` steer it (over its control socket).
  *
@@ -16,14 +19,23 @@
 import { existsSync, readFileSync } from "node:fs";
 import { availableParallelism, totalmem } from "node:os";
 import { join } from "node:path";
-import { DeviceCredits, formatZodError, HearthError, JoinResponse } from "@hearth/protocol";
+import {
+  AppName,
+  DeviceCredits,
+  DeviceNetworkJoinResponse,
+  DeviceNetworksView,
+  formatZodError,
+  HearthError,
+  JoinResponse,
+  NetworkInvite,
+} from "@hearth/protocol";
 import { Command, InvalidArgumentError } from "commander";
 import { z } from "zod";
 import { AGENT_VERSION, type AgentStatus } from "./agent/index.ts";
 import { defaultDataDir, defaultDeviceId, resolveAgentConfig } from "./config/index.ts";
 import { pickDevice, request } from "./control/index.ts";
 import { startDaemon } from "./daemon/index.ts";
-import { credsPath, newDeviceKey, readIdentity, writeCreds, writeIdentity, type Identity } from "./identity/index.ts";
+import { credsPath, newDeviceKey, readCreds, readIdentity, writeCreds, writeIdentity, type Identity } from "./identity/index.ts";
 import { createLogger } from "./log/index.ts";
 
 function number(value: string): number {
@@ -73,7 +85,9 @@ program
   .requiredOption("--token <join-token>", "the join token (single use)")
   .option("--device-id <id>", "this device's id (default: host name)")
   .option("--data-dir <dir>", "where to keep the identity (or HEARTH_AGENT_DIR; default ~/.hearth-agent)")
-  .action(async (platformUrl: string, flags: { token: string; deviceId?: string; dataDir?: string }) => {
+  .option("--network <invite>", "join an app's network with the invite its developer gave you (repeatable)", collect)
+  .action(async (platformUrl: string, flags: { token: string; deviceId?: string; dataDir?: string; network?: string[] }) => {
+    const invites = (flags.network ?? []).map(inviteArg);
     const url = z.url().safeParse(platformUrl);
     if (!url.success) throw new HearthError("ERR_BAD_REQUEST", `'${platformUrl}' is not a URL (e.g. https://hearth.example.org)`);
     const dataDir = flags.dataDir ?? defaultDataDir();
@@ -114,6 +128,14 @@ program
     out(`Joined ${base} as device ${parsed.data.deviceId} (owner ${parsed.data.ownerId}, region ${parsed.data.region}).`);
     out(`Fabric: ${parsed.data.natsUrl}`);
     out(`Identity and device token saved to ${path}, fabric credential to ${credsPath(dataDir)} (readable by you only).`);
+    for (const invite of invites) {
+      try {
+        out(`Member of app ${(await addNetwork({ ...identity, platformUrl: base }, dataDir, invite)).app}'s network.`);
+      } catch (error) {
+        if (!(error instanceof HearthError)) throw error;
+        throw new HearthError(error.code, `joined, but an invite was refused: ${error.message}; the device is joined, add the network later with hearth-agent networks add <invite>`);
+      }
+    }
     out("Start serving with: hearth-agent start   (caps: --cores, --memory-mb, --schedule, --idle-only)");
   });
 
@@ -131,6 +153,7 @@ program
   .option("--schedule <window>", "serve only in this window, local time, e.g. 'weekdays 22:00-07:00' (repeatable)", collect)
   .option("--idle-only", "pause while your own load is high")
   .option("--no-pause-on-battery", "keep serving on battery")
+  .option("--no-public-pool", "serve only apps that invited this device (hearth-agent networks add), never the public pool")
   .option("--drain-grace-ms <n>", "how long in-flight calls may finish after a drain", number)
   .option("--sandboxes <n>", "sandbox processes (default: one per donated core)", number)
   .option("--metrics-port <n>", "serve Prometheus metrics on 127.0.0.1:<n> (off by default)", number)
@@ -157,6 +180,7 @@ program
         idleOnly: flags["idleOnly"],
         // commander sets it true by default; only an explicit --no-pause-on-battery counts as a flag
         pauseOnBattery: flags["pauseOnBattery"] === false ? false : undefined,
+        publicPool: flags["publicPool"] === false ? false : undefined,
         drainGraceMs: flags["drainGraceMs"],
         sandboxes: flags["sandboxes"],
         metricsPort: flags["metricsPort"],
@@ -188,24 +212,67 @@ program
     process.exit(0);
   });
 
-/** The device's credits as the platform metered them (the device token `join` stored authorizes it). */
-async function fetchCredits(identity: Identity, timeoutMs: number): Promise<DeviceCredits> {
+/**
+ * One of this device's own routes (`/v1/devices/<id>/<path>`), authorized by
+ * the device token `join` stored; the answer checked against `schema`
+ * (undefined: no body expected), the platform's error envelope as a typed error.
+ */
+async function deviceRequest<T>(
+  identity: Identity,
+  path: string,
+  schema: z.ZodType<T> | undefined,
+  init: { method?: string; body?: unknown; timeoutMs?: number } = {},
+): Promise<T> {
   let res: Response;
   try {
-    res = await fetch(`${identity.platformUrl}/v1/devices/${encodeURIComponent(identity.deviceId)}/credits`, {
-      headers: { authorization: `Bearer ${identity.deviceToken}` },
-      signal: AbortSignal.timeout(timeoutMs),
+    res = await fetch(`${identity.platformUrl}/v1/devices/${encodeURIComponent(identity.deviceId)}/${path}`, {
+      method: init.method ?? "GET",
+      headers: { authorization: `Bearer ${identity.deviceToken}`, ...(init.body === undefined ? {} : { "content-type": "application/json" }) },
+      ...(init.body === undefined ? {} : { body: JSON.stringify(init.body) }),
+      signal: AbortSignal.timeout(init.timeoutMs ?? 15_000),
     });
   } catch (error) {
     throw new HearthError("ERR_PLATFORM_UNREACHABLE", `cannot reach the platform at ${identity.platformUrl}: ${(error as Error).message}`);
   }
-  const body: unknown = await res.json().catch(() => undefined);
-  const parsed = DeviceCredits.safeParse(body);
-  if (!res.ok || !parsed.success) {
+  const body: unknown = res.status === 204 ? undefined : await res.json().catch(() => undefined);
+  if (!res.ok) {
     const error = (body as { error?: { code?: unknown; message?: unknown } } | undefined)?.error;
-    throw HearthError.fromWire({ code: error?.code, message: error?.message ?? `the platform answered ${res.status} without credits` });
+    throw HearthError.fromWire({ code: error?.code, message: error?.message ?? `the platform answered ${res.status}` });
   }
+  if (!schema) return undefined as T;
+  const parsed = schema.safeParse(body);
+  if (!parsed.success) throw new HearthError("ERR_BAD_MESSAGE", formatZodError(parsed.error, `the platform's answer to ${path}`));
   return parsed.data;
+}
+
+/** The device's credits as the platform metered them (the device token `join` stored authorizes it). */
+function fetchCredits(identity: Identity, timeoutMs: number): Promise<DeviceCredits> {
+  return deviceRequest(identity, "credits", DeviceCredits, { timeoutMs });
+}
+
+/** An invite from the command line, checked before it is sent. */
+function inviteArg(value: string): string {
+  const parsed = NetworkInvite.safeParse(value);
+  if (!parsed.success) throw new HearthError("ERR_BAD_REQUEST", `'${value}' is not a network invite: ${parsed.error.issues[0]?.message ?? "invalid"}`);
+  return parsed.data;
+}
+
+/**
+ * Redeems an invite: the device becomes a member of the app's network. The
+ * new credential names it; it is written beside the seed for the next start
+ * (a running agent also gets it on its control subject and moves to it).
+ */
+async function addNetwork(identity: Identity, dataDir: string, invite: string): Promise<DeviceNetworkJoinResponse> {
+  const joined = await deviceRequest(identity, "networks", DeviceNetworkJoinResponse, { method: "POST", body: { invite } });
+  const path = credsPath(dataDir);
+  writeCreds(path, joined.fabric.jwt, (await readCreds(path)).key);
+  return joined;
+}
+
+function joinedIdentity(dataDir: string): Identity {
+  const identity = readIdentity(dataDir);
+  if (!identity) throw new HearthError("ERR_BAD_REQUEST", `this device has not joined a platform (no identity in ${dataDir}): run hearth-agent join <platform-url> --token <join-token>`);
+  return identity;
 }
 
 const today = () => new Date().toISOString().slice(0, 10);
@@ -280,8 +347,7 @@ program
   .option("--json", "print the platform's answer as JSON")
   .action(async (flags: { dataDir?: string; json?: boolean }) => {
     const dataDir = flags.dataDir ?? defaultDataDir();
-    const identity = readIdentity(dataDir);
-    if (!identity) throw new HearthError("ERR_BAD_REQUEST", `this device has not joined a platform (no identity in ${dataDir}): run hearth-agent join <platform-url> --token <join-token>`);
+    const identity = joinedIdentity(dataDir);
     const data = await fetchCredits(identity, 15_000);
     if (flags.json) return out(JSON.stringify(data, null, 2));
     out(`device ${data.deviceId} on ${identity.platformUrl} (1 credit = 1 CPU-second served)`);
@@ -290,6 +356,43 @@ program
       out(`${label.padEnd(12)}${String(d.calls).padStart(10)}${(d.cpuUs / 1e6).toFixed(3).padStart(14)}${d.credits.toFixed(3).padStart(12)}`);
     for (const d of [...data.days].sort((a, b) => a.day.localeCompare(b.day))) row(d.day, d);
     row("total", data.total);
+  });
+
+const networks = program
+  .command("networks")
+  .description("the application networks this device is a member of: the public pool (start --no-public-pool leaves it) and apps that invited it");
+
+networks
+  .command("add <invite>")
+  .description("join an app's network with the single-use invite its developer gave you (hearth networks invite <app>)")
+  .option("--data-dir <dir>", "where join kept the identity (or HEARTH_AGENT_DIR)")
+  .action(async (invite: string, flags: { dataDir?: string }) => {
+    const dataDir = flags.dataDir ?? defaultDataDir();
+    const joined = await addNetwork(joinedIdentity(dataDir), dataDir, inviteArg(invite));
+    out(`Member of app ${joined.app}'s network: its functions may be placed here, and this device may relay for it.`);
+  });
+
+networks
+  .command("list")
+  .description("the networks this device is a member of, as the platform knows them")
+  .option("--data-dir <dir>", "where join kept the identity (or HEARTH_AGENT_DIR)")
+  .option("--json", "print the platform's answer as JSON")
+  .action(async (flags: { dataDir?: string; json?: boolean }) => {
+    const view = await deviceRequest(joinedIdentity(flags.dataDir ?? defaultDataDir()), "networks", DeviceNetworksView);
+    if (flags.json) return out(JSON.stringify(view, null, 2));
+    out(`invited by  ${view.invited.length === 0 ? "(no app)" : view.invited.join(", ")}`);
+    out(`credential  ${view.credential.length === 0 ? "(no network)" : view.credential.join(", ")}  (invited, and apps placed here from the public pool)`);
+  });
+
+networks
+  .command("leave <app>")
+  .description("leave an app's network: its functions stop here and the credential no longer names it")
+  .option("--data-dir <dir>", "where join kept the identity (or HEARTH_AGENT_DIR)")
+  .action(async (app: string, flags: { dataDir?: string }) => {
+    const name = AppName.safeParse(app);
+    if (!name.success) throw new HearthError("ERR_BAD_REQUEST", `'${app}' is not an app name: ${name.error.issues[0]?.message ?? "invalid"}`);
+    await deviceRequest(joinedIdentity(flags.dataDir ?? defaultDataDir()), `networks/${encodeURIComponent(name.data)}`, undefined, { method: "DELETE" });
+    out(`Left app ${name.data}'s network: its functions are unplaced from this device and a credential without it is on its way.`);
   });
 
 for (const [cmd, description] of [

@@ -20,7 +20,7 @@ import { startLedger, type Ledger, type LedgerMode } from "./ledger/index.ts";
 import { EXACT_HEADERS_SERVER_OPTIONS } from "@hearth/edge";
 import { CallLimits, DEFAULT_CALL_LIMITS, FRONT_DOOR, frontDoorServerOptions, onClientError, type CallLimitSettings } from "@hearth/edge";
 import { errorResponse, notFound, onError, REQUEST_ID_HEADER, type HearthEnv } from "./http/index.ts";
-import { bearerToken, DeviceRegistry, FabricAuthority, FabricControl, sameSecret, type FabricKeys } from "./identity/index.ts";
+import { AppNetworks, bearerToken, mayServe, DeviceRegistry, FabricAuthority, FabricControl, sameSecret, type FabricKeys } from "./identity/index.ts";
 import { PlatformMetrics } from "./metrics/index.ts";
 import { openApiDocument } from "./openapi/index.ts";
 import { relayDeviceLogs } from "./logs/relay.ts";
@@ -84,6 +84,8 @@ export interface Platform extends AsyncDisposable {
   readonly ledger: Ledger;
   readonly devices: DeviceRegistry;
   readonly fabric: FabricControl;
+  /** Application networks: invites, members, private apps. */
+  readonly networks: AppNetworks;
   /** Devices' own doors: peer lookups, door usage, network credentials. */
   readonly doors: DoorService;
   readonly authority: FabricAuthority;
@@ -109,6 +111,7 @@ export function createHttpApp(parts: {
   logs?: FunctionLogs;
   devices: DeviceRegistry;
   fabric: FabricControl;
+  networks: AppNetworks;
   region?: string;
   appHosts?: AppHosts;
   callLimits?: CallLimitSettings;
@@ -219,10 +222,20 @@ export async function startPlatform(options: PlatformOptions): Promise<Platform>
     throw error;
   }
   let doors: DoorService | undefined;
+  const networks = new AppNetworks({ redis, prefix: options.redisPrefix ?? "hearth:", devices });
   const scheduler = new Scheduler({
     store, nc, subjects, log: log.child({ part: "scheduler" }), deadAfterMs: options.deadAfterMs, tickMs: options.tickMs, scaleInAfterMs: options.scaleInAfterMs, directory: fabric,
     onPlaced: (deviceId, app) => doors?.placed(deviceId, app),
+    eligibility: (app) => networks.eligibility(app),
   });
+  // membership changed: the device's functions move (the scheduler), and its credential says so (its control subject)
+  // (the credential first: a placement sent while the agent moves to its new connection could be lost)
+  networks.changed = async (deviceId) => {
+    await doors?.pushCredential(deviceId).catch((error: unknown) =>
+      log.warn({ err: error, deviceId }, "could not hand the device its new network credential now; it gets it with its next renewal"),
+    );
+    scheduler.kick();
+  };
   fabric.onRevoked = (deviceId) => scheduler.forget(deviceId);
   // a device's connection closed: the scheduler asks the device, and if it is gone its calls move at once (docs/routing.md)
   fabric.onDisconnect = (deviceId) => void scheduler.connectionClosed(deviceId);
@@ -243,7 +256,10 @@ export async function startPlatform(options: PlatformOptions): Promise<Platform>
   // devices' log lines reach the logs stream only through this check (the device from its subject, the function placed on it)
   const logRelay = logs ? relayDeviceLogs({ nc, subjects, store, log: log.child({ part: "logs" }) }) : undefined;
   // devices' own doors: peers of their networks, and the calls they took, metered like the gateway's (docs/ledger.md)
-  doors = new DoorService({ nc, subjects, store, devices, liveDevice: (id) => scheduler.liveDevice(id), log: log.child({ part: "doors" }), onCall: ledger?.onCall });
+  doors = new DoorService({
+    nc, subjects, store, devices, liveDevice: (id) => scheduler.liveDevice(id), log: log.child({ part: "doors" }), onCall: ledger?.onCall,
+    mayServe: async (id, app) => mayServe(await networks.eligibility(app), id, scheduler.liveDevice(id)?.heartbeat.publicPool),
+  });
   let url = options.publicUrl ?? "";
   const appHosts = options.appDomain ? new AppHosts(options.appDomain, () => url) : undefined;
   // each call's spans, to the operator's collector when one is configured
@@ -259,7 +275,7 @@ export async function startPlatform(options: PlatformOptions): Promise<Platform>
     rttOf: (id) => latency.rttOf(id), allowPrivate: options.doorsAllowPrivate, sweepMs: options.doorSweepMs, log: log.child({ part: "door-directory" }),
   });
   const app = createHttpApp({
-    store, scheduler, nc, subjects, log, token: options.token, publicUrl: () => url, embeddedState: embedded, ledger, logs, appHosts, devices, fabric,
+    store, scheduler, nc, subjects, log, token: options.token, publicUrl: () => url, embeddedState: embedded, ledger, logs, appHosts, devices, fabric, networks,
     region: options.region, callLimits: options.callLimits, clientIpHeader: options.clientIpHeader,
     clientLocationHeader: options.clientLocationHeader, tracing, latency, load, stats, metrics, doorDirectory, location: options.location,
   });
@@ -304,5 +320,5 @@ export async function startPlatform(options: PlatformOptions): Promise<Platform>
       await nc.drain().catch(() => undefined);
       redis.disconnect();
     })());
-  return { url, app, store, scheduler, nc, embeddedState: embedded, ledger, devices, fabric, doors, authority, latency, doorDirectory, metrics, close, [Symbol.asyncDispose]: close };
+  return { url, app, store, scheduler, nc, embeddedState: embedded, ledger, devices, fabric, networks, doors, authority, latency, doorDirectory, metrics, close, [Symbol.asyncDispose]: close };
 }

@@ -5,10 +5,15 @@
  * docs/security.md for what a credential allows.
  */
 import { z } from "zod";
-import { DeviceId } from "./names.ts";
+import { AppName, DeviceId } from "./names.ts";
 
 /** A device's nkey public key (user type): the platform signs it, the seed stays on the device. */
 export const DevicePublicKey = z.string().regex(/^U[A-Z2-7]{55}$/, "publicKey must be an nkey user public key (U followed by 55 base32 characters)");
+
+/** A single-use invite to an app's network, as `hearth networks invite` prints it. */
+export const NetworkInvite = z
+  .string()
+  .regex(/^hn_[A-Za-z0-9_-]{32}$/, "a network invite is hn_ followed by 32 characters, as `hearth networks invite <app>` printed it");
 
 /** `POST /v1/devices/join`: a device owner's agent registers with a join token. */
 export const JoinRequest = z.strictObject({
@@ -58,3 +63,42 @@ export type JoinTokenResponse = z.infer<typeof JoinTokenResponse>;
 /** `POST /v1/devices/:id/revoke` (operator). */
 export const RevokeResponse = z.strictObject({ deviceId: DeviceId, revokedAt: z.string() });
 export type RevokeResponse = z.infer<typeof RevokeResponse>;
+
+
+/** `POST /v1/apps/:app/network/invites` (the app's developer). */
+export const NetworkInviteRequest = z.strictObject({
+  /** How long the invite can be used, seconds (default one day). */
+  ttlSeconds: z.number().int().min(60, "ttlSeconds must be at least 60").max(30 * 86_400, "ttlSeconds must be at most 30 days").optional(),
+});
+export type NetworkInviteRequest = z.infer<typeof NetworkInviteRequest>;
+
+export const NetworkInviteResponse = z.strictObject({ invite: NetworkInvite, app: AppName, expiresAt: z.string() });
+export type NetworkInviteResponse = z.infer<typeof NetworkInviteResponse>;
+
+/** `GET /v1/apps/:app/network` (the app's developer): whether the app is private, and the devices invited into its network. */
+export const AppNetworkView = z.strictObject({
+  app: AppName,
+  private: z.boolean(),
+  members: z.array(z.strictObject({ deviceId: DeviceId, joinedAt: z.string() })),
+});
+export type AppNetworkView = z.infer<typeof AppNetworkView>;
+
+/** `PUT /v1/apps/:app/network` (the app's developer): a private app is placed only on devices invited into its network. */
+export const AppNetworkSettings = z.strictObject({ private: z.boolean() });
+export type AppNetworkSettings = z.infer<typeof AppNetworkSettings>;
+
+/** `POST /v1/devices/:id/networks` (the device's own token): redeem an invite. */
+export const DeviceNetworkJoinRequest = z.strictObject({ invite: NetworkInvite });
+export type DeviceNetworkJoinRequest = z.infer<typeof DeviceNetworkJoinRequest>;
+
+/** Its answer: the app whose network the device joined, and its credential that now names it. */
+export const DeviceNetworkJoinResponse = z.strictObject({ app: AppName, fabric: FabricCredential });
+export type DeviceNetworkJoinResponse = z.infer<typeof DeviceNetworkJoinResponse>;
+
+/** `GET /v1/devices/:id/networks` (the device's own token): the networks it was invited into, and every network its credential names. */
+export const DeviceNetworksView = z.strictObject({
+  deviceId: DeviceId,
+  invited: z.array(AppName),
+  credential: z.array(AppName),
+});
+export type DeviceNetworksView = z.infer<typeof DeviceNetworksView>;

@@ -20,6 +20,7 @@ export const ERROR_CODES = {
   ERR_TOKEN_UNKNOWN: { status: 401, kind: "user" },
   ERR_TOKEN_REVOKED: { status: 401, kind: "user" },
   ERR_JOIN_TOKEN_INVALID: { status: 401, kind: "user" },
+  ERR_INVITE_INVALID: { status: 410, kind: "user" },
   ERR_FORBIDDEN: { status: 403, kind: "user" },
   ERR_DEVICE_REVOKED: { status: 403, kind: "user" },
   ERR_DEVICE_NOT_FOUND: { status: 404, kind: "user" },

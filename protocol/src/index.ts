@@ -77,12 +77,20 @@ export {
   usageDay,
 } from "./usage.ts";
 export {
+  AppNetworkSettings,
+  AppNetworkView,
+  DeviceNetworkJoinRequest,
+  DeviceNetworkJoinResponse,
+  DeviceNetworksView,
   DevicePublicKey,
   FabricCredential,
   JoinRequest,
   JoinResponse,
   JoinTokenRequest,
   JoinTokenResponse,
+  NetworkInvite,
+  NetworkInviteRequest,
+  NetworkInviteResponse,
   RevokeResponse,
 } from "./devices.ts";
 export {

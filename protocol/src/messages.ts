@@ -57,6 +57,8 @@ export const Heartbeat = z.strictObject({
   functions: z.array(PlacedFunction).max(MAX_PLACED_FUNCTIONS),
   agentVersion: z.string().max(32),
   sentAt: z.number().int().positive(),
+  /** False when the owner keeps the device out of the public pool: only apps that invited it are placed there (absent: in it). */
+  publicPool: z.boolean().optional(),
   /**
    * The door's public URL, when its owner opened a door and advertises it: listed once the platform reached this
    * device's door there (docs/routing.md). `located`: the owner declared `location` (otherwise it is a placeholder).

@@ -1,6 +1,8 @@
 /** A typed client for the Hearth platform API. */
 import {
+  AppNetworkView,
   AppOwner,
+  NetworkInviteResponse,
   CreateDeveloperResponse,
   DeveloperList,
   DeviceCredits,
@@ -18,6 +20,8 @@ import {
   UsageReport,
   VersionList,
   WhoAmI,
+  type AppNetworkView as AppNetworkViewT,
+  type NetworkInviteResponse as NetworkInviteResponseT,
   type AppOwner as AppOwnerT,
   type CreateDeveloperResponse as CreateDeveloperResponseT,
   type DeveloperView,
@@ -73,6 +77,8 @@ export interface DeployInput {
   fetchPorts?: number[];
   /** Compatibility flags, as Workers name them: `["nodejs_compat"]` for Node built-ins. `[]` clears them; omitted: unchanged. */
   compatibilityFlags?: CompatibilityFlag[];
+  /** True: the app's functions run only on devices invited into its network; false: the public pool too. Omitted: unchanged. */
+  private?: boolean;
 }
 
 export interface LogsOptions {
@@ -170,6 +176,7 @@ export class HearthClient {
     if (input.fetchHosts !== undefined) query["fetchHosts"] = input.fetchHosts.join(",");
     if (input.fetchPorts !== undefined) query["fetchPorts"] = input.fetchPorts.join(",");
     if (input.compatibilityFlags !== undefined) query["compat"] = input.compatibilityFlags.join(",") || "none";
+    if (input.private !== undefined) query["private"] = String(input.private);
     // the env (secrets) goes in a header, never in the URL
     const headers = input.env !== undefined ? { [ENV_HEADER]: encodeEnvHeader(input.env) } : undefined;
     const code = typeof input.code === "string" ? new TextEncoder().encode(input.code) : input.code;
@@ -502,6 +509,49 @@ export class HearthClient {
     } finally {
       await reader.cancel().catch(() => undefined);
     }
+  }
+
+  /**
+   * A single-use invite into one of your apps' networks, for a device owner
+   * to redeem (`hearth-agent networks add <invite>`); it expires after
+   * `ttlSeconds` (default one day).
+   *
+   * @example
+   * const { invite } = await hearth.networkInvite("shop", { ttlSeconds: 3600 });
+   */
+  async networkInvite(app: string, options: { ttlSeconds?: number } = {}): Promise<NetworkInviteResponseT> {
+    return this.api("POST", `/apps/${enc(app)}/network/invites`, NetworkInviteResponse, { json: options });
+  }
+
+  /**
+   * Your app's network: whether it is private, and the devices invited into it.
+   *
+   * @example
+   * const { members } = await hearth.network("shop");
+   */
+  async network(app: string): Promise<AppNetworkViewT> {
+    return this.api("GET", `/apps/${enc(app)}/network`, AppNetworkView);
+  }
+
+  /**
+   * Makes an app private (placed only on devices invited into its network) or public again.
+   *
+   * @example
+   * await hearth.setAppPrivate("shop", true);
+   */
+  async setAppPrivate(app: string, value: boolean): Promise<AppNetworkViewT> {
+    return this.api("PUT", `/apps/${enc(app)}/network`, AppNetworkView, { json: { private: value } });
+  }
+
+  /**
+   * Removes a device from your app's network: the app's functions leave it,
+   * and its credential is signed again without the network.
+   *
+   * @example
+   * await hearth.removeNetworkMember("shop", "attic-pc");
+   */
+  async removeNetworkMember(app: string, deviceId: string): Promise<void> {
+    await this.api("DELETE", `/apps/${enc(app)}/network/members/${enc(deviceId)}`, null);
   }
 
   /**

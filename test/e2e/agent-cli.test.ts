@@ -120,6 +120,42 @@ describe("hearth-agent for an owner", () => {
     expect(again.stderr).not.toMatch(/\n\s+at /); // a user error: no stack trace
   });
 
+  it("joins an app's network with an invite at join and later, lists and leaves it; a used invite is refused", async () => {
+    const operator = new HearthClient({ url: platform.url, token: TOKEN });
+    const dev = new HearthClient({ url: platform.url, token: (await operator.createDeveloper("cli-net-dev")).token.value });
+    for (const app of ["cli-neta", "cli-netb"]) await dev.deploy({ app, name: "f", code: "export default { fetch: () => new Response('ok') }", private: true });
+    const first = await dev.networkInvite("cli-neta");
+    const netDir = join(dir, "net-box");
+    const joined = await agent(["join", platform.url, "--token", await createJoinToken(), "--device-id", "net-box", "--data-dir", netDir, "--network", first.invite]);
+    expect(joined.stderr).toBe("");
+    expect(joined.code).toBe(0);
+    expect(joined.stdout).toMatch(/^Member of app cli-neta's network\./m);
+    // the credential on disk names the network: its relay subject is in the JWT's subscribe permissions
+    const netCreds = await parseCreds(readFileSync(join(netDir, "fabric.creds")));
+    expect(decode<{ sub: { allow: string[] } }>(netCreds.jwt).nats.sub?.allow).toContain(`${PREFIX}.net.cli-neta.invoke.net-box`);
+
+    const second = await dev.networkInvite("cli-netb");
+    expect((await agent(["networks", "add", second.invite, "--data-dir", netDir])).stdout).toMatch(/^Member of app cli-netb's network/m);
+    const used = await agent(["networks", "add", second.invite, "--data-dir", netDir]);
+    expect(used.code).toBe(2);
+    expect(used.stderr).toMatch(/^hearth-agent: this network invite is unknown, expired or already used; ask the app's developer for a new one/m);
+    expect(used.stderr).not.toMatch(/\n\s+at /);
+    const bad = await agent(["networks", "add", "hn_short", "--data-dir", netDir]);
+    expect(bad.code).toBe(2);
+    expect(bad.stderr).toMatch(/is not a network invite/);
+
+    const listed = JSON.parse((await agent(["networks", "list", "--json", "--data-dir", netDir])).stdout) as { invited: string[] };
+    expect(listed.invited).toEqual(["cli-neta", "cli-netb"]);
+    expect((await dev.network("cli-netb")).members.map((m) => m.deviceId)).toEqual(["net-box"]);
+    const left = await agent(["networks", "leave", "cli-netb", "--data-dir", netDir]);
+    expect(left.code).toBe(0);
+    expect(JSON.parse((await agent(["networks", "list", "--json", "--data-dir", netDir])).stdout)).toMatchObject({ invited: ["cli-neta"], credential: ["cli-neta"] });
+    expect((await dev.network("cli-netb")).members).toEqual([]);
+    const notMember = await agent(["networks", "leave", "cli-netb", "--data-dir", netDir]);
+    expect(notMember.code).toBe(2);
+    expect(notMember.stderr).toMatch(/not a member of app cli-netb's network/);
+  });
+
   it("refuses bad flags, bad config files and a missing credential with a message naming what to fix, and no stack trace", async () => {
     const never = await agent(["start", "--data-dir", join(dir, "never-joined"), "--nats", nats.url, "--device-id", "stranger"]);
     expect(never.code).toBe(2);

@@ -224,6 +224,31 @@ describe("hearth login, whoami and logout", () => {
     expect(await demo.versions("demo-private", "fn")).toHaveLength(1);
   });
 
+  it("app networks: the developer mints invites, makes the app private and lists members; another developer reaches none of it", async () => {
+    const demoEnv = { HEARTH_TOKEN: hearth.developerToken, HEARTH_PLATFORM_URL: hearth.url };
+    const demo = new HearthClient({ url: hearth.url, token: hearth.developerToken });
+    await demo.deploy({ app: "demo-net", name: "fn", code: CODE });
+    const invite = await hearthCli(["networks", "invite", "demo-net", "--ttl", "600"], demoEnv);
+    expect(invite.code).toBe(0);
+    expect(invite.stdout).toMatch(/^hn_[A-Za-z0-9_-]{32}\n$/);
+    expect(invite.stderr).toMatch(/single use, until .*hearth-agent networks add/);
+    const badTtl = await hearthCli(["networks", "invite", "demo-net", "--ttl", "5"], demoEnv);
+    expect(badTtl.code).toBe(2);
+    expect(badTtl.stderr).toMatch(/--ttl/);
+    const set = await hearthCli(["apps", "set", "demo-net", "--private"], demoEnv);
+    expect(set.stdout).toMatch(/^demo-net is private/);
+    const listed = await hearthCli(["networks", "list", "demo-net"], demoEnv);
+    expect(listed.stdout).toMatch(/^demo-net: private/);
+    expect(listed.stdout).toMatch(/no invited devices yet/);
+    for (const args of [["networks", "invite", "demo-net"], ["networks", "list", "demo-net"], ["networks", "remove", "demo-net", "some-box"], ["apps", "set", "demo-net", "--public"]]) {
+      const ran = await hearthCli(args, env());
+      expect(ran.code).toBe(2);
+      expect(ran.stderr).toMatch(/^hearth: no app demo-net among your apps/);
+      expectNoStack(ran);
+    }
+    expect((await demo.network("demo-net")).private).toBe(true);
+  });
+
   it("logout forgets the login", async () => {
     const out = await hearthCli(["logout"], env());
     expect(out.code).toBe(0);

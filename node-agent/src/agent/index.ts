@@ -307,9 +307,11 @@ export class Agent implements AsyncDisposable {
   }
 
   private subscribeControl(): void {
-    this.control = this.conn.subscribe(this.subjects.control(this.config.deviceId), {
+    const nc = this.conn;
+    this.control = nc.subscribe(this.subjects.control(this.config.deviceId), {
+      // a placement taken while the agent moves connections is answered on the connection it came in on
       callback: (err, msg) => {
-        if (!err) void this.onControl(msg);
+        if (!err) void this.answeringOn(nc, () => this.onControl(msg));
       },
     });
   }
@@ -412,6 +414,7 @@ export class Agent implements AsyncDisposable {
       sentAt: Date.now(),
       // the owner's advertised door, once it is open (the platform checks it leads here before listing it)
       ...(this.door && this.config.advertise ? { door: { url: this.config.advertise, located: this.config.location !== undefined } } : {}),
+      ...(this.config.publicPool ? {} : { publicPool: false }),
       // a paused or draining device still says so, so its owner sees why it serves nothing; the platform sends it nothing
       ...(away ? { away: { state: this.draining ? "draining" : "paused", pausedFor: [...this.pausedFor] } } : {}),
     };
@@ -506,12 +509,22 @@ export class Agent implements AsyncDisposable {
     void this.syncNetworks();
   }
 
-  private async onInvoke(msg: Msg, nc: NatsConnection, network?: string): Promise<void> {
-    // counted from arrival, so a renewal keeps the old connection until its calls have answered
-    this.inflightOn.set(nc, (this.inflightOn.get(nc) ?? 0) + 1);
-    try {
+  private onInvoke(msg: Msg, nc: NatsConnection, network?: string): Promise<void> {
+    return this.answeringOn(nc, async () => {
       const reply = await this.runCall(msg.headers, msg.data, network);
       msg.respond(reply.data, { headers: reply.headers });
+    });
+  }
+
+  /**
+   * Runs a request's handler, counted on the connection it came in on from
+   * arrival, so a move to a renewed credential keeps that connection until
+   * the answer is out (a reply goes out only where its request came in).
+   */
+  private async answeringOn(nc: NatsConnection, handle: () => Promise<void>): Promise<void> {
+    this.inflightOn.set(nc, (this.inflightOn.get(nc) ?? 0) + 1);
+    try {
+      await handle();
     } finally {
       const left = (this.inflightOn.get(nc) ?? 1) - 1;
       if (left > 0) this.inflightOn.set(nc, left);

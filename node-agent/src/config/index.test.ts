@@ -11,6 +11,7 @@ describe("agent config", () => {
     expect(c.pauseOnBattery).toBe(true);
     expect(c.idleOnly).toBe(false);
     expect(c.schedule).toEqual([]);
+    expect(c.publicPool).toBe(true);
     expect(Object.isFrozen(c)).toBe(true);
   });
 
@@ -71,6 +72,7 @@ describe("agent config", () => {
     [{ idlePauseAbove: 0.3, idleResumeBelow: 0.4 }, /idleResumeBelow: idleResumeBelow must be below idlePauseAbove/],
     [{ idleForMs: -1 }, /idleForMs: /],
     [{ pauseOnBattery: 1 }, /pauseOnBattery: .*boolean/],
+    [{ publicPool: "no" }, /publicPool: .*boolean/],
     [{ queueMax: -1 }, /queueMax: /],
     [{ queueWaitMs: 1e9 }, /queueWaitMs: /],
     [{ drainGraceMs: -5 }, /drainGraceMs: /],

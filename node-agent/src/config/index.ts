@@ -54,6 +54,11 @@ export const AgentConfig = z.strictObject({
   /** Calls that may wait for a free core, and for how long, before failing with ERR_DEVICE_BUSY. */
   queueMax: z.number().int().min(0).max(10_000).default(32),
   queueWaitMs: z.number().int().min(0).max(60_000).default(5_000),
+  /**
+   * In the public pool: any non-private app may be placed here. False keeps the device to the networks of apps that
+   * invited it (hearth-agent networks add); `--no-public-pool`.
+   */
+  publicPool: z.boolean().default(true),
   /** Serve Prometheus metrics on 127.0.0.1:<port> (off unless set). */
   /**
    * The device's own door for HTTP clients (`host:port`, e.g. `0.0.0.0:8787`); off unless the owner sets it.

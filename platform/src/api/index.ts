@@ -14,6 +14,7 @@ import {
   AppName,
   decodeEnvHeader,
   DeviceId,
+  AppNetworkSettings,
   ENV_HEADER,
   FunctionEnv,
   FunctionLimitsInput,
@@ -22,6 +23,7 @@ import {
   OutboundSettings,
   FunctionName,
   HearthError,
+  NetworkInviteRequest,
   MAX_BUNDLE_BYTES,
   resolveLimits,
   RollbackRequest,
@@ -37,7 +39,7 @@ import { createConsoleApi } from "../console/api.ts";
 import type { DoorDirectory } from "../doors/directory.ts";
 import { createDoorRoutes } from "../doors/routes.ts";
 import { parseInput, type HearthEnv } from "../http/index.ts";
-import { apiAuth, AppOwners, createDeveloperRoutes, createDeviceAdminRoutes, createDeviceRoutes, developerOf, Developers, operatorOnly, type DeviceRegistry, type FabricControl } from "../identity/index.ts";
+import { apiAuth, AppOwners, type AppNetworks, createDeveloperRoutes, createDeviceAdminRoutes, createDeviceRoutes, developerOf, Developers, operatorOnly, type DeviceRegistry, type FabricControl } from "../identity/index.ts";
 import { createLedgerRoutes, type Ledger } from "../ledger/index.ts";
 import type { Logger } from "../log/index.ts";
 import { createLogRoutes, type FunctionLogs } from "../logs/index.ts";
@@ -59,6 +61,8 @@ export interface ApiOptions {
   /** Joined devices and the fabric's trust (docs/security.md). */
   devices: DeviceRegistry;
   fabric: FabricControl;
+  /** Application networks: invites, members, private apps (docs/security.md). */
+  networks: AppNetworks;
   /** Function logs (needs JetStream); without them log reads answer ERR_LOGS_UNAVAILABLE. */
   logs?: FunctionLogs;
   log?: Logger;
@@ -73,6 +77,7 @@ export interface ApiOptions {
 
 const FunctionParams = z.object({ app: AppName, fn: FunctionName });
 const AppParams = z.object({ app: AppName });
+const MemberParams = z.object({ app: AppName, device: DeviceId });
 
 /** Deploy options travel as query parameters; the bundle is the raw body. */
 export const DeployQuery = z.strictObject({
@@ -93,6 +98,8 @@ export const DeployQuery = z.strictObject({
   fetchPorts: z.string().max(1_024).optional(),
   /** Compatibility flags, comma separated: `nodejs_compat` (or `nodejs`); `none` clears them. */
   compat: z.string().max(256).optional(),
+  /** `private=true`: the app's functions are placed only on devices invited into its network; `false` opens it to the public pool again. */
+  private: z.enum(["true", "false"]).optional(),
 });
 
 const compatFlags = (flags: FunctionRecord["compatibilityFlags"]) => (flags && flags.length > 0 ? { compatibilityFlags: flags } : {});
@@ -117,7 +124,7 @@ export function createApi(options: ApiOptions): Hono<HearthEnv> {
   });
 
   // joining and reading a device's credits authenticate with join and device tokens
-  api.route("/", createDeviceRoutes({ registry: options.devices, control: options.fabric, ledger: options.ledger, operatorToken: options.token }));
+  api.route("/", createDeviceRoutes({ registry: options.devices, control: options.fabric, ledger: options.ledger, operatorToken: options.token, networks: options.networks }));
 
   // public: an app's doors are for its own callers (platform/src/doors/routes.ts says why)
   if (options.doorDirectory) {
@@ -167,7 +174,7 @@ export function createApi(options: ApiOptions): Hono<HearthEnv> {
     const me = developerOf(c);
     const { app, fn } = parseInput(FunctionParams, c.req.param(), "path");
     const query = parseInput(DeployQuery, c.req.query(), "query");
-    const { replicas: replicasInput, maxReplicas, scaleToZeroAfter, allowFetch, fetchHosts, fetchPorts, compat, ...limitInput } = query;
+    const { replicas: replicasInput, maxReplicas, scaleToZeroAfter, allowFetch, fetchHosts, fetchPorts, compat, private: privateApp, ...limitInput } = query;
     const envHeader = c.req.header(ENV_HEADER);
     const env = envHeader === undefined ? undefined : parseInput(FunctionEnv, decodeEnvHeader(envHeader), "env");
     const outbound =
@@ -194,6 +201,8 @@ export function createApi(options: ApiOptions): Hono<HearthEnv> {
     checkBundle(bundle);
     // the first deploy to an app makes it the caller's; another developer's app is refused before anything is written
     if (!(await owners.claim(me.developer.id, app, async () => (await store.listFunctions(app)).length > 0))) throw notYours(app, fn);
+    // before the function is saved: a private app's new function is never placed outside its network, not even once
+    if (privateApp !== undefined) await options.networks.setPrivate(app, privateApp === "true");
     const version = createHash("sha256").update(bundle).digest("hex");
     const now = new Date().toISOString();
     const previous = await store.getFunction(app, fn);
@@ -278,6 +287,36 @@ export function createApi(options: ApiOptions): Hono<HearthEnv> {
     return c.json(await view(next));
   });
 
+  /** The app, when the caller owns it; otherwise the 404 an app that does not exist gets. */
+  const ownApp = async (c: Parameters<typeof developerOf>[0]): Promise<string> => {
+    const { app } = parseInput(AppParams, c.req.param(), "path");
+    if (!(await owners.owns(developerOf(c).developer.id, app))) throw appNotFound(app);
+    return app;
+  };
+
+  api.post("/apps/:app/network/invites", async (c) => {
+    const app = await ownApp(c);
+    const body = parseInput(NetworkInviteRequest, (await c.req.json().catch(() => undefined)) ?? {}, "body");
+    return c.json(await options.networks.invite(app, body.ttlSeconds), 201);
+  });
+
+  api.get("/apps/:app/network", async (c) => c.json(await options.networks.view(await ownApp(c))));
+
+  api.put("/apps/:app/network", async (c) => {
+    const app = await ownApp(c);
+    const body = parseInput(AppNetworkSettings, await c.req.json().catch(() => undefined), "body");
+    await options.networks.setPrivate(app, body.private);
+    scheduler.kick();
+    return c.json(await options.networks.view(app));
+  });
+
+  api.delete("/apps/:app/network/members/:device", async (c) => {
+    const app = await ownApp(c);
+    const { device } = parseInput(MemberParams, c.req.param(), "path");
+    if (!(await options.networks.remove(app, device))) throw new HearthError("ERR_NOT_FOUND", `device ${device} is not a member of app ${app}'s network; see hearth networks list ${app}`);
+    return c.body(null, 204);
+  });
+
   api.get("/devices", operatorOnly, async (c) => {
     const now = Date.now();
     const devices: DeviceView[] = (await scheduler.liveDevices(now)).map(({ heartbeat: h, lastSeen }) => ({
@@ -300,6 +339,10 @@ export function createApi(options: ApiOptions): Hono<HearthEnv> {
 
 function notFound(app: string, fn: string): HearthError {
   return new HearthError("ERR_FUNCTION_NOT_FOUND", `no function ${app}/${fn}`);
+}
+
+function appNotFound(app: string): HearthError {
+  return new HearthError("ERR_NOT_FOUND", `no app ${app} among your apps; deploy a function to it first (hearth deploy)`);
 }
 
 /**

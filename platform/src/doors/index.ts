@@ -14,7 +14,8 @@
  *   with the door's call id as the record's id, so a report sent twice
  *   counts once. See docs/ledger.md ("Calls at a device's door").
  * - membership changes: a device placed for an app it was not a member of
- *   gets a new credential on its control subject at once.
+ *   (or that joined or left a network, identity/networks.ts) gets a new
+ *   credential on its control subject at once.
  *
  * The device is known from the subject (only it may publish there), never
  * from what it wrote.
@@ -58,6 +59,8 @@ export interface DoorServiceOptions {
   log: Logger;
   /** Meters one accepted door call (the ledger's hook). */
   onCall?: CallHook;
+  /** Whether the device may serve the app now (its network membership, identity/networks.ts). */
+  mayServe?: (deviceId: string, app: string) => Promise<boolean>;
 }
 
 export class DoorService {
@@ -280,9 +283,14 @@ export class DoorService {
     if (parsed.success && "error" in parsed.data) throw HearthError.fromWire(parsed.data.error);
   }
 
-  /** A device was placed for an app: it joins that network, and gets a credential that says so when it is new. */
+  /**
+   * A device was placed for an app: it joins that network, and gets a
+   * credential that says so when it is new; unless it may no longer serve
+   * the app (it left the network while the placement was under way).
+   */
   placed(deviceId: string, app: string): void {
     void (async () => {
+      if (this.options.mayServe && !(await this.options.mayServe(deviceId, app))) return;
       if (await this.options.devices.joinNetwork(deviceId, app)) await this.pushCredential(deviceId);
     })().catch((error: unknown) => this.options.log.warn({ err: error, deviceId, app }, "could not hand the device its new network credential"));
   }

@@ -161,6 +161,11 @@ export class DeviceRegistry {
     return (await this.options.redis.sadd(key, app)) === 1;
   }
 
+  /** Takes an app's network out of the device's credential: true when it was in it. */
+  async leaveNetwork(deviceId: string, app: string): Promise<boolean> {
+    return (await this.options.redis.srem(this.key("device-networks", deviceId), app)) === 1;
+  }
+
   /** The app networks the device is a member of (what its credential lets it relay in). */
   async networks(deviceId: string): Promise<string[]> {
     return (await this.options.redis.smembers(this.key("device-networks", deviceId))).sort();

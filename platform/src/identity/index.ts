@@ -29,5 +29,7 @@ export {
 export type { DeviceCredentialOptions, FabricPublicKeys } from "./fabric.ts";
 export { FabricControl } from "./fabric-control.ts";
 export type { DeviceLookup, FabricControlOptions } from "./fabric-control.ts";
+export { AppNetworks, DEFAULT_INVITE_TTL_SECONDS, mayServe } from "./networks.ts";
+export type { AppNetworksOptions, NetworkEligibility } from "./networks.ts";
 export { createDeviceAdminRoutes, createDeviceRoutes } from "./routes.ts";
 export type { DeviceRouteOptions } from "./routes.ts";

@@ -9,6 +9,8 @@
  */
 import {
   AppName,
+  AppNetworkSettings,
+  AppNetworkView,
   AppOwner,
   AppOwnerRequest,
   CreateDeveloperRequest,
@@ -19,6 +21,9 @@ import {
   DeviceCredits,
   DeviceId,
   DeviceList,
+  DeviceNetworkJoinRequest,
+  DeviceNetworkJoinResponse,
+  DeviceNetworksView,
   DoorList,
   ERROR_CODES,
   FabricCredential,
@@ -34,6 +39,8 @@ import {
   JoinTokenResponse,
   LogList,
   LogsQuery,
+  NetworkInviteRequest,
+  NetworkInviteResponse,
   OperatorView,
   OwnerView,
   ReconcileReport,
@@ -76,6 +83,8 @@ export interface RouteSpec {
 const FunctionParams = z.object({ app: AppName, fn: FunctionName });
 const AppParams = z.object({ app: AppName });
 const DeviceParams = z.object({ id: DeviceId });
+const MemberParams = z.object({ app: AppName, device: DeviceId });
+const DeviceNetworkParams = z.object({ id: DeviceId, app: AppName });
 const DeveloperParams = z.object({ id: DeveloperId });
 const TokenParams = z.object({ id: DeveloperId, tokenId: TokenId });
 const GatewayParams = z.object({ app: AppName, fn: FunctionName, path: z.string().describe("the rest of the path, which the function sees as its own") });
@@ -98,6 +107,10 @@ export const ROUTES: RouteSpec[] = [
   { method: "post", path: "/v1/apps/:app/functions/:fn/rollback", summary: "Point a function at an older version", auth: DEVELOPER, params: FunctionParams, body: RollbackRequest, responses: { 200: FunctionView }, errors: [400, ...AUTH, 404] },
   { method: "get", path: "/v1/apps/:app/functions/:fn/logs", summary: "A function's console lines; follow=1 answers Server-Sent Events (event: line, event: error)", auth: DEVELOPER, params: FunctionParams, query: LogsQuery, responses: { 200: LogList }, errors: [400, ...AUTH, 404, 503] },
   { method: "get", path: "/v1/apps/:app/functions/:fn/stats", summary: "A function's calls, errors and p50/p99 wall time by minute (hour) or 15 minutes (day), recent errors, usage by day", auth: DEVELOPER, params: FunctionParams, query: StatsQuery, responses: { 200: FunctionStatsReport }, errors: [400, ...AUTH, 404] },
+  { method: "post", path: "/v1/apps/:app/network/invites", summary: "A single-use invite into the app's network, for a device owner", auth: DEVELOPER, params: AppParams, body: NetworkInviteRequest, responses: { 201: NetworkInviteResponse }, errors: [400, ...AUTH, 404] },
+  { method: "get", path: "/v1/apps/:app/network", summary: "Whether the app is private, and the devices invited into its network", auth: DEVELOPER, params: AppParams, responses: { 200: AppNetworkView }, errors: [400, ...AUTH, 404] },
+  { method: "put", path: "/v1/apps/:app/network", summary: "Make the app private (invited devices only) or public", auth: DEVELOPER, params: AppParams, body: AppNetworkSettings, responses: { 200: AppNetworkView }, errors: [400, ...AUTH, 404] },
+  { method: "delete", path: "/v1/apps/:app/network/members/:device", summary: "Remove a device from the app's network (unplaced, credential re-issued without it)", auth: DEVELOPER, params: MemberParams, responses: { 204: "empty" }, errors: [400, ...AUTH, 404] },
   { method: "get", path: "/v1/usage", summary: "Usage of the caller's apps, by day and function", auth: DEVELOPER, query: UsageQuery, responses: { 200: UsageReport }, errors: [400, ...AUTH, 503] },
   { method: "get", path: "/v1/devices", summary: "Live devices", auth: OPERATOR, responses: { 200: DeviceList }, errors: AUTH },
   { method: "post", path: "/v1/join-tokens", summary: "A single-use join token for a device owner", auth: OPERATOR, body: JoinTokenRequest, responses: { 201: JoinTokenResponse }, errors: [400, ...AUTH] },
@@ -113,6 +126,9 @@ export const ROUTES: RouteSpec[] = [
   { method: "post", path: "/v1/devices/join", summary: "A device joins with its nkey public key; the single-use join token the operator made is the body's `token`", auth: ["none"], body: JoinRequest, responses: { 201: JoinResponse }, errors: [400, 401, 403] },
   { method: "post", path: "/v1/devices/:id/credentials", summary: "A new fabric credential for the device's key", auth: ["deviceToken"], params: DeviceParams, responses: { 200: FabricCredential }, errors: [400, 401, 403] },
   { method: "get", path: "/v1/devices/:id/credits", summary: "A device's credits by day", auth: ["operatorToken", "deviceToken"], params: DeviceParams, query: CreditsQuery, responses: { 200: DeviceCredits }, errors: [400, ...AUTH, 503] },
+  { method: "get", path: "/v1/devices/:id/networks", summary: "The networks the device is a member of", auth: ["deviceToken"], params: DeviceParams, responses: { 200: DeviceNetworksView }, errors: [400, 401, 403] },
+  { method: "post", path: "/v1/devices/:id/networks", summary: "Redeem a network invite: the device joins the app's network", auth: ["deviceToken"], params: DeviceParams, body: DeviceNetworkJoinRequest, responses: { 201: DeviceNetworkJoinResponse }, errors: [400, 401, 403, 410] },
+  { method: "delete", path: "/v1/devices/:id/networks/:app", summary: "The device leaves the app's network", auth: ["deviceToken"], params: DeviceNetworkParams, responses: { 204: "empty" }, errors: [400, 401, 403, 404] },
   { method: "post", path: "/v1/devices/:id/revoke", summary: "Revoke a device", auth: OPERATOR, params: DeviceParams, responses: { 200: RevokeResponse }, errors: [400, ...AUTH, 404] },
   { method: "get", path: "/metrics", summary: "Prometheus metrics of this platform process", auth: OPERATOR, responses: { 200: "prometheus" }, errors: AUTH },
   { method: "get", path: "/openapi.json", summary: "This document", auth: ["none"], responses: { 200: "any" }, errors: [] },

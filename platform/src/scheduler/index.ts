@@ -20,7 +20,7 @@ import {
 } from "@hearth/protocol";
 import { RequestError, type NatsConnection, type Subscription } from "@nats-io/transport-node";
 import type { Logger } from "../log/index.ts";
-import type { DeviceLookup } from "../identity/index.ts";
+import { mayServe, type DeviceLookup, type NetworkEligibility } from "../identity/index.ts";
 import type { DeviceEntry, Placement, Store } from "../state/index.ts";
 import { LoadBoard } from "./load.ts";
 
@@ -40,6 +40,8 @@ export interface SchedulerOptions {
   directory: { lookup(deviceId: string): DeviceLookup };
   /** Told once a device took a placement: it is then a member of the app's network (docs/security.md). */
   onPlaced?: (deviceId: string, app: string) => void;
+  /** Which devices may serve an app (its invited members; the public pool unless it is private): default, every device. */
+  eligibility?: (app: string) => Promise<NetworkEligibility>;
 }
 
 const LEASE_NAME = "scheduler";
@@ -76,6 +78,7 @@ export class Scheduler implements AsyncDisposable {
   private readonly placeTimeoutMs: number;
   private readonly directory: SchedulerOptions["directory"];
   private readonly onPlaced: SchedulerOptions["onPlaced"];
+  private readonly eligibility: SchedulerOptions["eligibility"];
   private lastRefusedLog = 0;
   private readonly holder = randomUUID();
   private heartbeats?: Subscription;
@@ -120,6 +123,7 @@ export class Scheduler implements AsyncDisposable {
     this.placeTimeoutMs = options.placeTimeoutMs ?? 10_000;
     this.directory = options.directory;
     this.onPlaced = options.onPlaced;
+    this.eligibility = options.eligibility;
   }
 
   start(): void {
@@ -449,8 +453,12 @@ export class Scheduler implements AsyncDisposable {
   ): Promise<Placement> {
     const { app, name } = record;
     const next: Placement = { devices: {} };
+    // the app's network: a device that left it (or a private app's non-member) is never kept nor chosen
+    const network = await this.eligibility?.(app);
+    const excluded = (id: string) => network !== undefined && !mayServe(network, id, live.get(id)?.heartbeat.publicPool);
     for (const [id, placed] of Object.entries(placement.devices)) {
       const device = live.get(id);
+      if (device && excluded(id)) continue;
       if (!device) {
         // silent: re-placed below; unless this process started listening too lately to know
         if (warming && !this.devices.has(id)) next.devices[id] = placed;
@@ -515,7 +523,7 @@ export class Scheduler implements AsyncDisposable {
       const tried = new Set<string>();
       while (missing > 0) {
         // Rank again after each placement: the owner just used goes to the back.
-        const best = bestCandidate(record, live.values(), (id) => next.devices[id] !== undefined || tried.has(id), next, live, shares);
+        const best = bestCandidate(record, live.values(), (id) => next.devices[id] !== undefined || tried.has(id) || excluded(id), next, live, shares);
         if (!best) break;
         tried.add(best.heartbeat.deviceId);
         if (await place(best.heartbeat.deviceId)) missing--;
@@ -528,7 +536,14 @@ export class Scheduler implements AsyncDisposable {
       const key = `${app}/${name}`;
       if (move && (this.moved.get(key) ?? 0) < Date.now() - MOVE_EVERY_MS) {
         this.moved.set(key, Date.now());
-        const best = bestCandidate(record, live.values(), (id) => next.devices[id] !== undefined || live.get(id)?.heartbeat.region !== move.to, next, live, shares);
+        const best = bestCandidate(
+          record,
+          live.values(),
+          (id) => next.devices[id] !== undefined || live.get(id)?.heartbeat.region !== move.to || excluded(id),
+          next,
+          live,
+          shares,
+        );
         if (best && (await place(best.heartbeat.deviceId))) {
           delete next.devices[move.from];
           this.log.info({ app, fn: name, from: move.from, to: best.heartbeat.deviceId, region: move.to }, "replica moved to where the calls come from");

@@ -8,6 +8,7 @@
 import { existsSync, readFileSync } from "node:fs";
 import {
   AppName,
+  DeviceId,
   ENV_NAME_PATTERN,
   formatZodError,
   FunctionEnv,
@@ -297,6 +298,8 @@ export function buildProgram(): Command {
     .option("--deny-fetch", "turn outbound fetch off again")
     .option("--fetch-port <port>", "let fetch reach this port besides 80/443, where the device's owner allows it too (repeatable)", collect)
     .option("--compat <flag>", "compatibility flag: nodejs (Workers' nodejs_compat: node:buffer, node:events, ..., see docs/runtime.md), or none to clear", collect)
+    .addOption(new Option("--private", "run the app only on devices invited into its network (hearth networks invite)").conflicts("public"))
+    .option("--public", "let the app run on the public pool again")
     .addOption(new Option("--no-wait", "return once uploaded, without waiting for a device"))
     .option("--timeout <ms>", "how long to wait for a device", "60000")
     .option("--json", "print the function as JSON")
@@ -334,6 +337,7 @@ export function buildProgram(): Command {
         ...(fetchHosts === undefined ? {} : { fetchHosts }),
         ...(fetchPorts === undefined ? {} : { fetchPorts }),
         ...(compatibilityFlags === undefined ? {} : { compatibilityFlags: [...new Set(compatibilityFlags)] }),
+        ...(flags["private"] ? { private: true } : flags["public"] ? { private: false } : {}),
       });
       if (!flags["json"]) out(`Deployed ${app}/${name} version ${fn.version.slice(0, 12)}`);
       if (flags["wait"] !== false) {
@@ -391,6 +395,54 @@ export function buildProgram(): Command {
       const version = parse(Sha256Hex, versionArg, "version");
       const fn = await client(program).rollback(app, name, version);
       out(`${app}/${name} now runs ${fn.version.slice(0, 12)}`);
+    });
+
+  const apps = program.command("apps").description("app settings");
+  apps
+    .command("set <app>")
+    .description("change an app's settings: --private (only devices invited into its network) or --public (the public pool too)")
+    .addOption(new Option("--private", "run only on devices invited into its network").conflicts("public"))
+    .option("--public", "run on the public pool too")
+    .action(async (appArg: string, flags: { private?: boolean; public?: boolean }) => {
+      const app = parse(AppName, appArg, "app");
+      if (!flags.private && !flags.public) throw new HearthError("ERR_BAD_REQUEST", "say what to set: hearth apps set <app> --private, or --public");
+      const view = await client(program).setAppPrivate(app, flags.private === true);
+      out(`${app} is ${view.private ? "private: placed only on devices invited into its network" : "public: placed on the public pool and invited devices"}`);
+    });
+
+  const networks = program.command("networks").description("your apps' networks: invite devices, list and remove members");
+  networks
+    .command("invite <app>")
+    .description("print a single-use invite a device owner redeems with hearth-agent networks add <invite> (or join --network)")
+    .option("--ttl <seconds>", "how long the invite can be used (default 86400: one day; 60 to 2592000)")
+    .option("--json", "print JSON")
+    .action(async (appArg: string, flags: { ttl?: string; json?: boolean }) => {
+      const app = parse(AppName, appArg, "app");
+      const ttlSeconds = flags.ttl === undefined ? undefined : parse(z.coerce.number().int().min(60).max(30 * 86_400), flags.ttl, "--ttl");
+      const invite = await client(program).networkInvite(app, ttlSeconds === undefined ? {} : { ttlSeconds });
+      if (flags.json) return out(JSON.stringify(invite, null, 2));
+      out(invite.invite);
+      process.stderr.write(`single use, until ${invite.expiresAt}: the device's owner runs hearth-agent networks add <invite>\n`);
+    });
+  networks
+    .command("list <app>")
+    .description("the devices invited into an app's network, and whether the app is private")
+    .option("--json", "print JSON")
+    .action(async (appArg: string, flags: { json?: boolean }) => {
+      const view = await client(program).network(parse(AppName, appArg, "app"));
+      if (flags.json) return out(JSON.stringify(view, null, 2));
+      out(`${view.app}: ${view.private ? "private (invited devices only)" : "public (the public pool and invited devices)"}`);
+      if (view.members.length === 0) out("no invited devices yet: hearth networks invite " + view.app);
+      for (const m of view.members) out(`${m.deviceId}\tsince ${m.joinedAt}`);
+    });
+  networks
+    .command("remove <app> <device>")
+    .description("take a device out of an app's network: the app's functions leave it and its credential loses the network")
+    .action(async (appArg: string, deviceArg: string) => {
+      const app = parse(AppName, appArg, "app");
+      const device = parse(DeviceId, deviceArg, "device");
+      await client(program).removeNetworkMember(app, device);
+      out(`Removed ${device} from ${app}'s network`);
     });
 
   program
