@@ -22,6 +22,12 @@ export function errorResponse(c: Context, code: ErrorCode, message: string, stat
   return c.json(body, (status ?? error.status) as ContentfulStatusCode);
 }
 
+/** The envelope as a Response, where there is no request context (a function's `env.call`, answered on its device). */
+export function errorEnvelope(code: ErrorCode, message: string, requestId: string): Response {
+  const body: ErrorEnvelope = { error: { code, message, requestId } };
+  return Response.json(body, { status: new HearthError(code, message).status });
+}
+
 /** Known errors become their envelope; a 4xx from the router is a bad request; anything else is logged and an opaque 500. */
 export function onError(log: EdgeLogger): ErrorHandler {
   return (err, c) => {

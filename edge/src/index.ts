@@ -6,7 +6,7 @@
  */
 export { isPublicAddress, unmappedAddress } from "./addresses.ts";
 export { scopeSetCookie } from "./cookies.ts";
-export { errorResponse, onError, REQUEST_ID_HEADER, tooMany, type EdgeLogger } from "./envelope.ts";
+export { errorEnvelope, errorResponse, onError, REQUEST_ID_HEADER, tooMany, type EdgeLogger } from "./envelope.ts";
 export { EXACT_HEADERS_SERVER_OPTIONS, NO_CONTENT_TYPE } from "./exact-headers.ts";
 export {
   CallLimits,

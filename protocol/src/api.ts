@@ -3,7 +3,7 @@ import { z } from "zod";
 import { FunctionLimits, FunctionLimitsInput } from "./limits.ts";
 import { AppName, DeviceId, FunctionName, Sha256Hex } from "./names.ts";
 import { Location } from "./messages.ts";
-import { CompatibilityFlags, FunctionEnv, OutboundSettings } from "./settings.ts";
+import { CompatibilityFlags, FunctionBindings, FunctionEnv, OutboundSettings } from "./settings.ts";
 
 /**
  * How a function scales (docs/routing.md): up to `maxReplicas` devices
@@ -29,6 +29,7 @@ export const DeployOptions = z.strictObject({
   env: FunctionEnv.optional(),
   outbound: OutboundSettings.optional(),
   compatibilityFlags: CompatibilityFlags.optional(),
+  bindings: FunctionBindings.optional(),
 });
 export type DeployOptions = z.infer<typeof DeployOptions>;
 
@@ -57,6 +58,8 @@ export const FunctionRecord = z.strictObject({
   outbound: OutboundSettings.optional(),
   /** Opt-in runtime features (`nodejs_compat`); none when absent. */
   compatibilityFlags: CompatibilityFlags.optional(),
+  /** Service bindings: `env.NAME.fetch(request)` calls the named function of the same app; none when absent. */
+  bindings: FunctionBindings.optional(),
 });
 export type FunctionRecord = z.infer<typeof FunctionRecord>;
 

@@ -22,6 +22,7 @@ export const ERROR_CODES = {
   ERR_JOIN_TOKEN_INVALID: { status: 401, kind: "user" },
   ERR_INVITE_INVALID: { status: 410, kind: "user" },
   ERR_FORBIDDEN: { status: 403, kind: "user" },
+  ERR_CALL_OTHER_APP: { status: 403, kind: "user" },
   ERR_DEVICE_REVOKED: { status: 403, kind: "user" },
   ERR_DEVICE_NOT_FOUND: { status: 404, kind: "user" },
   ERR_NOT_FOUND: { status: 404, kind: "user" },
@@ -44,6 +45,7 @@ export const ERROR_CODES = {
   ERR_MEMORY_LIMIT: { status: 503, kind: "user" },
   ERR_WALL_TIME_LIMIT: { status: 504, kind: "user" },
   ERR_FUNCTION_QUARANTINED: { status: 503, kind: "user" },
+  ERR_CALL_DEPTH: { status: 508, kind: "user" },
   // system errors: Hearth, the fabric or a device is at fault
   ERR_INTERNAL: { status: 500, kind: "system" },
   ERR_BAD_MESSAGE: { status: 502, kind: "system" },

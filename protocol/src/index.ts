@@ -32,6 +32,7 @@ export {
   Heartbeat,
   HTTP_HEADER_NAME,
   HTTP_HEADER_PREFIX,
+  MAX_CALL_DEPTH,
   HttpMethod,
   INVOKE_HEADERS,
   INVOKE_REPLY_HEADERS,
@@ -122,11 +123,14 @@ export {
   encodeEnvHeader,
   ENV_HEADER,
   ENV_NAME_PATTERN,
+  FunctionBindings,
   FunctionEnv,
   HostPattern,
+  MAX_BINDINGS,
   MAX_ENV_BYTES,
   MAX_ENV_VARS,
   OutboundSettings,
+  parseBindingList,
 } from "./settings.ts";
 export {
   DEFAULT_LOG_LIMIT,

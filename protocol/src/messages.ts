@@ -2,7 +2,7 @@
 import { z } from "zod";
 import { FunctionLimits, MAX_PLACED_FUNCTIONS } from "./limits.ts";
 import { AppName, DeviceId, FunctionName, Sha256Hex } from "./names.ts";
-import { CompatibilityFlags, FunctionEnv, OutboundSettings } from "./settings.ts";
+import { CompatibilityFlags, FunctionBindings, FunctionEnv, OutboundSettings } from "./settings.ts";
 import { Traceparent } from "./trace.ts";
 
 /** Request ids: the charset and length the gateway accepts from callers. */
@@ -89,6 +89,7 @@ export const ControlMessage = z.discriminatedUnion("type", [
     env: FunctionEnv.optional(),
     outbound: OutboundSettings.optional(),
     compatibilityFlags: CompatibilityFlags.optional(),
+    bindings: FunctionBindings.optional(),
   }),
   z.strictObject({ type: z.literal("unplace"), app: AppName, fn: FunctionName }),
   /**
@@ -142,11 +143,20 @@ export const INVOKE_HEADERS = {
   callId: "Hearth-Call-Id",
   /** How many times the call was relayed between devices (absent: none); a device relays a call at most once. */
   hops: "Hearth-Hops",
+  /**
+   * How deep in a chain of function-to-function calls this call is (absent:
+   * 0, a call from outside). A device refuses to make a call deeper than
+   * MAX_CALL_DEPTH (ERR_CALL_DEPTH).
+   */
+  depth: "Hearth-Depth",
   /** The gateway's span of the call (W3C traceparent); the device tags the call's log lines with its trace id. */
   traceparent: "Hearth-Traceparent",
 } as const;
 
 export const HTTP_HEADER_PREFIX = "Http-";
+
+/** The longest chain of function-to-function calls (`env.call`): a call at this depth may not call on (docs/function-calls.md). */
+export const MAX_CALL_DEPTH = 4;
 
 /**
  * The headers a device may set on an invocation reply besides its function's
@@ -225,6 +235,8 @@ export const DoorCall = z.strictObject({
   cpuMs: z.string().max(24).optional(),
   cold: z.boolean(),
   relayed: z.boolean(),
+  /** How the call came: at the door from outside (absent: so), or from a function on this device (`env.call`). */
+  via: z.enum(["door", "call"]).optional(),
 });
 export type DoorCall = z.infer<typeof DoorCall>;
 /**

@@ -4,6 +4,7 @@
  * the devices in the placement, enforced by the agent's sandbox supervisor.
  */
 import { z } from "zod";
+import { FunctionName } from "./names.ts";
 
 /** Env var names: what shells and bundlers accept. */
 export const ENV_NAME_PATTERN = /^[A-Za-z_][A-Za-z0-9_]{0,127}$/;
@@ -18,6 +19,39 @@ export const FunctionEnv = z
   .refine((env) => Object.keys(env).length <= MAX_ENV_VARS, `at most ${MAX_ENV_VARS} env vars`)
   .refine((env) => new TextEncoder().encode(JSON.stringify(env)).byteLength <= MAX_ENV_BYTES, `the env is at most ${MAX_ENV_BYTES} bytes as JSON`);
 export type FunctionEnv = z.infer<typeof FunctionEnv>;
+
+/**
+ * Service bindings (docs/function-calls.md): `env.NAME.fetch(request)` calls
+ * function `fn` of the same app, as `env.call(fn, request)` does. Names are
+ * env names, never `call` (the env's own method); a binding may not share a
+ * name with an env var (checked where both are known).
+ */
+export const MAX_BINDINGS = 32;
+export const FunctionBindings = z
+  .record(
+    z
+      .string()
+      .regex(ENV_NAME_PATTERN, "binding names must be 1-128 characters of A-Z, a-z, 0-9 and '_', not starting with a digit")
+      .refine((name) => name !== "call", "a binding may not be named call: env.call is the runtime's own"),
+    FunctionName,
+  )
+  .refine((bindings) => Object.keys(bindings).length <= MAX_BINDINGS, `at most ${MAX_BINDINGS} bindings`);
+export type FunctionBindings = z.infer<typeof FunctionBindings>;
+
+/** Parses `NAME=fn,OTHER=fn2` (the deploy query's and the CLI's form) into bindings; validate the result with FunctionBindings. */
+export function parseBindingList(values: readonly string[]): Record<string, string> | { error: string } {
+  const out: Record<string, string> = {};
+  for (const value of values) {
+    for (const part of value.split(",").map((p) => p.trim()).filter(Boolean)) {
+      const eq = part.indexOf("=");
+      if (eq <= 0) return { error: `binding "${part.slice(0, 64)}" must be NAME=function` };
+      const name = part.slice(0, eq).trim();
+      if (Object.hasOwn(out, name)) return { error: `binding ${name.slice(0, 64)} is named twice` };
+      out[name] = part.slice(eq + 1).trim();
+    }
+  }
+  return out;
+}
 
 /** Hosts a function may fetch: exact names or `*.example.com` (subdomains only). */
 export const HostPattern = z

@@ -79,6 +79,11 @@ export interface DeployInput {
   compatibilityFlags?: CompatibilityFlag[];
   /** True: the app's functions run only on devices invited into its network; false: the public pool too. Omitted: unchanged. */
   private?: boolean;
+  /**
+   * Service bindings: `{ AUTH: "auth" }` gives the function `env.AUTH.fetch(request)`, a call to function `auth`
+   * of the same app (as `env.call("auth", request)`). `{}` clears them; omitted: unchanged.
+   */
+  bindings?: Record<string, string>;
 }
 
 export interface LogsOptions {
@@ -177,6 +182,10 @@ export class HearthClient {
     if (input.fetchPorts !== undefined) query["fetchPorts"] = input.fetchPorts.join(",");
     if (input.compatibilityFlags !== undefined) query["compat"] = input.compatibilityFlags.join(",") || "none";
     if (input.private !== undefined) query["private"] = String(input.private);
+    if (input.bindings !== undefined) {
+      const pairs = Object.entries(input.bindings).map(([name, fn]) => `${name}=${fn}`);
+      query["bind"] = pairs.length > 0 ? pairs.join(",") : "none";
+    }
     // the env (secrets) goes in a header, never in the URL
     const headers = input.env !== undefined ? { [ENV_HEADER]: encodeEnvHeader(input.env) } : undefined;
     const code = typeof input.code === "string" ? new TextEncoder().encode(input.code) : input.code;

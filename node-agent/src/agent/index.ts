@@ -13,6 +13,7 @@ import {
   InvokeMeta,
   Subjects,
   type ControlReply,
+  type FunctionBindings,
   type FunctionEnv,
   type FunctionLimits,
   type Heartbeat,
@@ -33,7 +34,9 @@ import { credsPath } from "../identity/index.ts";
 import { FabricCredentials, type RenewOptions } from "./credentials.ts";
 import { ClockJumpWatch, ReconnectBackoff } from "./reconnect.ts";
 import { Door, type DoorCounts } from "../ingress/index.ts";
+import { Peers } from "../ingress/peers.ts";
 import { UsageReporter } from "../ingress/reporter.ts";
+import { callDepth, callerFor, type CallsHost } from "./calls.ts";
 
 export type { RenewOptions } from "./credentials.ts";
 
@@ -117,6 +120,9 @@ export class Agent implements AsyncDisposable {
   door?: Door;
   /** Reports the door's calls and the relayed calls this device served to the platform. */
   readonly usage: UsageReporter;
+  /** Peers of this device's networks, for the functions' calls of functions placed elsewhere. */
+  private readonly peers: Peers;
+  private readonly callsHost: CallsHost;
 
   private constructor(config: Readonly<AgentConfig>, log: Logger, nc: NatsConnection, pool: SandboxPool, backoff: ReconnectBackoff, credentials: FabricCredentials, traces: CallTraces) {
     this.traces = traces;
@@ -132,6 +138,14 @@ export class Agent implements AsyncDisposable {
     this.backoff = backoff;
     this.clock = new ClockJumpWatch({ onJump: (lateMs) => this.woke(lateMs) });
     this.usage = new UsageReporter({ deviceId: config.deviceId, subjects: this.subjects, nc: () => this.conn, log });
+    this.peers = new Peers({ deviceId: config.deviceId, subjects: this.subjects, nc: () => this.conn });
+    this.callsHost = {
+      deviceId: config.deviceId,
+      usage: this.usage,
+      peers: this.peers,
+      localFunction: (app, fn) => this.localFunction(app, fn),
+      runInner: (h, data) => this.runCall(h, data, undefined, true),
+    };
   }
 
   static async start(config: Readonly<AgentConfig>, log: Logger, options: { paused?: PauseReason[]; renew?: RenewOptions } = {}): Promise<Agent> {
@@ -539,7 +553,7 @@ export class Agent implements AsyncDisposable {
    * on, which it must be a call of), and for this device's own door
    * (in-process, no fabric hop). Never rejects.
    */
-  async runCall(h: MsgHdrs | undefined, data: Uint8Array, network?: string): Promise<{ headers: MsgHdrs; data: Uint8Array }> {
+  async runCall(h: MsgHdrs | undefined, data: Uint8Array, network?: string, inner = false): Promise<{ headers: MsgHdrs; data: Uint8Array }> {
     const started = performance.now();
     // counted from arrival, so a drain waits for queued calls too: none is lost
     this.active++;
@@ -582,7 +596,8 @@ export class Agent implements AsyncDisposable {
       const cancellable = !this.waiting.has(requestId) && this.waiting.size < 100_000;
       if (cancellable) this.waiting.set(requestId, cancel);
       try {
-        release = await this.gate.acquire(deadline - Date.now(), cancel.signal);
+        // a function's call of another function here runs under its caller's core (docs/function-calls.md)
+        release = inner ? () => undefined : await this.gate.acquire(deadline - Date.now(), cancel.signal);
       } finally {
         if (this.waiting.get(requestId) === cancel) this.waiting.delete(requestId);
       }
@@ -602,7 +617,12 @@ export class Agent implements AsyncDisposable {
         url: meta.data.url,
         headers: requestHeaders,
         body: data.byteLength > 0 ? (data as Uint8Array<ArrayBuffer>) : null,
-      }, placed.settings);
+      }, placed.settings, {
+        onCall: callerFor(this.callsHost, {
+          app, requestId, depth: callDepth(h?.has(INVOKE_HEADERS.depth) ? h.get(INVOKE_HEADERS.depth) : undefined), deadline, ...(meta.data.traceparent ? { traceparent: meta.data.traceparent } : {}),
+        }),
+        nested: inner,
+      });
       metered = { cpuMs: result.cpuMs, ok: result.ok };
       // a relayed call is credited only when this device, which ran it, says so too (docs/ledger.md)
       const callId = h?.get(INVOKE_HEADERS.callId);
@@ -805,7 +825,7 @@ function sandboxLimits(limits: FunctionLimits) {
  * whether Node compatibility is on. Ports other than 80/443 are those both the function and the owner allow.
  */
 export function callSettings(
-  f: { env?: FunctionEnv; outbound?: OutboundSettings; compatibilityFlags?: readonly CompatibilityFlag[] },
+  f: { env?: FunctionEnv; outbound?: OutboundSettings; compatibilityFlags?: readonly CompatibilityFlag[]; bindings?: FunctionBindings },
   allowAddresses: readonly string[],
   allowPorts: readonly number[],
 ): CallSettings {
@@ -818,6 +838,7 @@ export function callSettings(
       ? { outbound: { allow: f.outbound.allow, ...(f.outbound.hosts ? { hosts: f.outbound.hosts } : {}), ...(ports.length > 0 ? { ports } : {}), ...owner } }
       : {}),
     ...(f.compatibilityFlags?.includes("nodejs_compat") ? { nodejsCompat: true } : {}),
+    ...(f.bindings && Object.keys(f.bindings).length > 0 ? { bindings: f.bindings } : {}),
   };
 }
 

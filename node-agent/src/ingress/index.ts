@@ -48,7 +48,6 @@ import {
   AppName,
   DOOR_IDENTITY_PATH,
   DoorIdentity,
-  DoorPeersReply,
   FunctionName,
   HttpMethod,
   INVOKE_HEADERS,
@@ -56,10 +55,11 @@ import {
   type Subjects,
 } from "@hearth/protocol";
 import { serve, type ServerType } from "@hono/node-server";
-import { RequestError, TimeoutError, type Msg, type MsgHdrs, type NatsConnection } from "@nats-io/transport-node";
+import type { Msg, MsgHdrs, NatsConnection } from "@nats-io/transport-node";
 import { Hono, type Context } from "hono";
 import { requestId } from "hono/request-id";
 import type { Logger } from "../log/index.ts";
+import { Peers } from "./peers.ts";
 import type { UsageReporter } from "./reporter.ts";
 
 /** Response headers a door adds: the door that took the call, and whether (and how often) it was relayed. */
@@ -67,8 +67,6 @@ export const DOOR_HEADERS = { door: "X-Hearth-Door", relayed: "X-Hearth-Relayed"
 
 /** Extra time past the function's wall limit a relay waits for its peer (the fabric round trip), as the gateway does. */
 const FABRIC_MARGIN_MS = 2_000;
-/** How long the platform's answer to "who serves this function" is kept. */
-const PEERS_CACHE_MS = 2_000;
 /** Open connections one door keeps (a home machine, not a data centre). */
 const MAX_CONNECTIONS = 1_024;
 /** How long calls under way at the door may finish when the agent stops. */
@@ -121,13 +119,14 @@ export class Door implements AsyncDisposable {
   private readonly log: Logger;
   private readonly server: ServerType;
   private readonly limits: CallLimits;
-  private readonly peers = new Map<string, { at: number; reply: DoorPeersReply }>();
+  private readonly peers: Peers;
   private readonly usage: UsageReporter;
   readonly counts: Omit<DoorCounts, "listen" | "unreported"> = { taken: 0, local: 0, relayed: 0, refused: 0 };
   readonly url: string;
 
   private constructor(host: DoorHost, options: DoorOptions, server: ServerType, limits: CallLimits, url: string) {
     this.host = host;
+    this.peers = new Peers(host);
     this.usage = host.usage;
     this.log = options.log;
     this.server = server;
@@ -228,7 +227,7 @@ export class Door implements AsyncDisposable {
   private async where(app: string, fn: string): Promise<Where> {
     const local = this.host.localFunction(app, fn);
     if (local && !local.busy) return { kind: "local", version: local.version, limits: local.limits };
-    const known = await this.lookup(app, fn);
+    const known = await this.peers.lookup(app, fn);
     if ("error" in known) {
       // a function placed here still runs here, busy or not, whatever the platform said
       if (local) return { kind: "local", version: local.version, limits: local.limits };
@@ -237,25 +236,6 @@ export class Door implements AsyncDisposable {
     if (known.devices.length === 0 && local) return { kind: "local", version: local.version, limits: local.limits };
     if (known.devices.length === 0) return { kind: "relay", version: known.version, limits: known.limits, peers: [] };
     return { kind: "relay", version: known.version, limits: known.limits, peers: known.devices };
-  }
-
-  /** The platform's answer to "who else serves app/fn", kept briefly. Only for an app this device is a member of. */
-  private async lookup(app: string, fn: string): Promise<DoorPeersReply> {
-    const key = `${app}/${fn}`;
-    const hit = this.peers.get(key);
-    if (hit && Date.now() - hit.at < PEERS_CACHE_MS) return hit.reply;
-    let reply: DoorPeersReply;
-    try {
-      const msg = await this.host.nc().request(this.host.subjects.doorPeers(this.host.deviceId), JSON.stringify({ app, fn }), { timeout: 2_000 });
-      const parsed = DoorPeersReply.safeParse(msg.json());
-      reply = parsed.success ? parsed.data : { error: { code: "ERR_BAD_MESSAGE", message: "the platform's answer did not parse" } };
-    } catch {
-      reply = { error: { code: "ERR_PLATFORM_UNREACHABLE", message: "the platform did not answer" } };
-    }
-    if (this.peers.size > 10_000) this.peers.clear();
-    // a not-found is kept as long as a hit: a client cannot make the door ask the platform on every request
-    this.peers.set(key, { at: Date.now(), reply });
-    return reply;
   }
 
   private async call(
@@ -292,46 +272,21 @@ export class Door implements AsyncDisposable {
       reply = await this.host.runCall(h, body);
     } else {
       this.counts.relayed++;
-      h.set(INVOKE_HEADERS.hops, "1");
       // the peer attests the call under the same id, so the platform credits it only when both say so (docs/ledger.md)
       h.set(INVOKE_HEADERS.callId, callId);
-      const deadline = started + where.limits.wallMs + FABRIC_MARGIN_MS;
-      const idempotent = isIdempotent(call.method, c.req.raw.headers);
-      let timedOut = false;
-      for (const peer of where.peers) {
-        const timeout = Math.round(deadline - performance.now());
-        if (timeout <= 0) break;
-        try {
-          const msg = await this.host.nc().request(this.host.subjects.netInvoke(app, peer), body, { headers: h, timeout });
-          const code = msg.headers?.get(INVOKE_HEADERS.errorCode);
-          // a peer that did not run the call (not placed there any more, at capacity) passes it on, as at the gateway
-          if (code === "ERR_NO_DEVICE" || code === "ERR_DEVICE_BUSY") {
-            reply = msg;
-            servedBy = peer;
-            continue;
-          }
-          reply = msg;
-          servedBy = peer;
-          timedOut = false;
-          break;
-        } catch (error) {
-          if (error instanceof RequestError && error.isNoResponders()) continue;
-          if (error instanceof TimeoutError || (error instanceof RequestError && error.cause instanceof TimeoutError)) {
-            timedOut = true;
-            // it may have run: only an idempotent call goes on to another peer, within what is left of the deadline
-            if (idempotent) continue;
-            break;
-          }
-          throw error;
-        }
-      }
-      if (!reply && timedOut) {
+      const outcome = await this.peers.relay(app, where.peers, h, body, {
+        deadline: started + where.limits.wallMs + FABRIC_MARGIN_MS,
+        idempotent: isIdempotent(call.method, c.req.raw.headers),
+      });
+      if ("timedOut" in outcome) {
         return report(errorResponse(c, "ERR_DEVICE_TIMEOUT", `the device the call was relayed to did not answer within ${where.limits.wallMs + FABRIC_MARGIN_MS} ms`), { responseBytes: 0, errorCode: "ERR_DEVICE_TIMEOUT" });
       }
-      if (!reply) {
-        this.peers.delete(`${app}/${fn}`);
+      if ("none" in outcome) {
+        this.peers.forget(app, fn);
         return report(errorResponse(c, "ERR_NO_DEVICE", `no device is serving ${app}/${fn} right now; try again in a few seconds`), { responseBytes: 0, errorCode: "ERR_NO_DEVICE" });
       }
+      reply = outcome.reply;
+      servedBy = outcome.servedBy;
     }
     const made = replyToResponse(reply, { requestId, method: call.method, app, form: "path", limits: where.limits, deviceId: servedBy }, {
       error: (code, message) => errorResponse(c, code, message),

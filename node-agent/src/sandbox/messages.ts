@@ -24,6 +24,8 @@ export type SandboxRequest = z.infer<typeof SandboxRequest>;
 export const SandboxSettings = z.strictObject({
   env: z.record(z.string(), z.string()).optional(),
   nodejsCompat: z.literal(true).optional(),
+  /** Service bindings: env name → function of the same app (`env.NAME.fetch(request)`). */
+  bindings: z.record(z.string(), z.string()).optional(),
 });
 export type SandboxSettings = z.infer<typeof SandboxSettings>;
 
@@ -37,6 +39,8 @@ export const OutboundRequest = z.strictObject({
   headers: z.array(z.tuple([z.string(), z.string()])).max(256),
   body: z.instanceof(Uint8Array).nullable(),
   redirect: z.enum(["follow", "error", "manual"]),
+  /** Set for `env.call` and service bindings: the function of the caller's app to call, instead of the URL's host. */
+  call: z.string().max(200).optional(),
 });
 export type OutboundRequest = z.infer<typeof OutboundRequest>;
 
@@ -63,6 +67,8 @@ export const ToSandbox = z.discriminatedUnion("type", [
     limits: SandboxLimits,
     settings: SandboxSettings.optional(),
     request: SandboxRequest,
+    /** A function's call of a function (env.call): its caller waits on it holding an isolate. */
+    nested: z.literal(true).optional(),
   }),
   z.strictObject({
     type: z.literal("load"),
@@ -105,7 +111,8 @@ export const FromSandbox = z.union([
     message: z.string(),
   }),
   z.strictObject({ type: z.literal("ready") }),
-  z.strictObject({ type: z.literal("fetch"), id: z.number().int(), key: z.string(), request: OutboundRequest }),
+  /** `invoke`: the id of the call the fetch is made in (a function-to-function call is that call's). */
+  z.strictObject({ type: z.literal("fetch"), id: z.number().int(), key: z.string(), invoke: z.number().int().optional(), request: OutboundRequest }),
 ]);
 export type FromSandbox = z.infer<typeof FromSandbox>;
 export type SandboxResult = Extract<FromSandbox, { type: "result" }>;

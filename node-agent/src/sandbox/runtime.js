@@ -1155,7 +1155,10 @@ function fetched(id, answer) {
   if (resolve) resolve(answer);
 }
 async function fetch(input, init) {
-  const request = new Request(input, init);
+  return hostRequest(new Request(input, init), undefined);
+}
+// A request asked of the host: an outbound fetch (`call` undefined), or a call of a function of this app (`call` its name).
+async function hostRequest(request, call) {
   const signal = request.signal;
   signal.throwIfAborted();
   const body = hasBody(request) ? ownBytes(await consumeBody(request, MAX_FETCH_BODY, () => new TypeError("the request body is over " + MAX_FETCH_BODY + " bytes")), MAX_FETCH_BODY, "the request body") : null;
@@ -1168,7 +1171,9 @@ async function fetch(input, init) {
     const onAbort = () => { MapPrototypeDelete(fetches, id); reject(signal.reason); };
     signal.addEventListener("abort", onAbort, { once: true });
     MapPrototypeSet(fetches, id, (value) => { signal.removeEventListener("abort", onAbort); resolve(value); });
-    hostFetch(id, { __proto__: null, method, url, headers, body, redirect });
+    const asked = { __proto__: null, method, url, headers, body, redirect };
+    if (call !== undefined) asked.call = call;
+    hostFetch(id, asked);
   });
   if (answer.error) throw new TypeError(answer.error);
   const nullBody = NULL_BODY.includes(answer.status) || request.method === "HEAD";
@@ -1178,6 +1183,35 @@ async function fetch(input, init) {
     headers: answer.headers,
     [INTERNAL]: { url: answer.url, redirected: answer.redirected },
   });
+}
+
+// ---------- function-to-function calls (env.call, service bindings): through the host, never by URL ----------
+// `target` is a function of this app ("name", or "app/name" with this app's own name); the host finds where it runs.
+// A relative URL is resolved against https://<function>.internal/ (the callee sees the URL it was called with).
+async function callFunction(target, input, init) {
+  if (typeof target !== "string" || target.length === 0 || target.length > 200) {
+    throw new TypeError("env.call: the first argument must be the name of a function of this app");
+  }
+  if (input === undefined) input = "/";
+  if (typeof input === "string" && !/^[a-zA-Z][a-zA-Z0-9+.-]*:/.test(input)) {
+    const host = StringPrototypeSlice(target, target.lastIndexOf("/") + 1);
+    input = new URL(input, "https://" + host + ".internal/").href;
+  }
+  return hostRequest(new Request(input, init), target);
+}
+const bindingOf = (target) => ObjectFreeze({
+  __proto__: null,
+  fetch: (input, init) => callFunction(target, input, init),
+  connect() { throw new TypeError("a service binding takes fetch() only here"); },
+});
+// The `env` argument: the function's vars and secrets, its service bindings (env.NAME.fetch), and env.call (not
+// enumerable, so Object.keys(env) lists what was deployed; a var named "call" wins over it).
+function makeEnv(vars, bindings) {
+  const out = {};
+  for (const name in vars) if (ObjectHasOwn(vars, name)) out[name] = vars[name];
+  if (bindings) for (const name in bindings) if (ObjectHasOwn(bindings, name) && !ObjectHasOwn(out, name)) out[name] = bindingOf(bindings[name]);
+  if (!ObjectHasOwn(out, "call")) ReflectDefineProperty(out, "call", { __proto__: null, value: callFunction, enumerable: false });
+  return ObjectFreeze(out);
 }
 
 // ---------- the globals ----------
@@ -1215,7 +1249,7 @@ const hearthError = (code, error) => { WeakMapPrototypeSet(OWN_ERRORS, error, co
 const calls = new Map();
 const deepFreeze = (o) => { for (const v of Object.values(o)) if (typeof v === "object" && v !== null) deepFreeze(v); return ObjectFreeze(o); };
 // A function with nodejs_compat gets its env at load too, for top-level `process.env` reads.
-let env = OPTIONS.env !== undefined && OPTIONS.nodejsCompat === true ? deepFreeze(OPTIONS.env) : ObjectFreeze({});
+let env = OPTIONS.env !== undefined && OPTIONS.nodejsCompat === true ? makeEnv(deepFreeze(OPTIONS.env), OPTIONS.bindings) : makeEnv({}, undefined);
 
 // bind() takes the module namespace once after the module evaluated; the
 // function it returns turns a plain request record into a Response and back.
@@ -1252,7 +1286,7 @@ function bind(namespace) {
     }
   };
   async function run(req) {
-    if (req.env !== undefined) env = deepFreeze(req.env);
+    if (req.env !== undefined) env = makeEnv(deepFreeze(req.env), req.bindings);
     if (nodeParts !== undefined) nodeParts.beginCall(req.env);
     const request = new Request(req.url, {
       method: req.method,

@@ -12,6 +12,7 @@ import type { Logger } from "pino";
 import {
   FromSandbox,
   type OutboundRequest,
+  type OutboundResponse,
   type SandboxLimits,
   type SandboxRequest,
   type SandboxResult,
@@ -44,15 +45,26 @@ export interface CallSettings {
   outbound?: OutboundPolicy;
   /** Workers' `nodejs_compat`: `node:*` built-ins, `Buffer`, `process` (docs/runtime.md). */
   nodejsCompat?: boolean;
+  /** Service bindings: env name → function of the same app. */
+  bindings?: Record<string, string>;
 }
+
+/**
+ * Answers a function's `env.call` (or service binding) made during one call:
+ * given to `invoke` by whoever knows that call's app and budget (the agent),
+ * never chosen by the sandbox.
+ */
+export type FunctionCaller = (request: OutboundRequest & { call: string }) => Promise<OutboundResponse>;
 
 /** What the pool asks of a sandbox process; the code and the id are added per process. */
 type CallMessage =
-  | { type: "invoke"; key: string; requestId: string; limits: SandboxLimits; settings?: SandboxSettings; request: SandboxRequest }
+  | { type: "invoke"; key: string; requestId: string; limits: SandboxLimits; settings?: SandboxSettings; request: SandboxRequest; nested?: true }
   | { type: "load"; key: string; limits: SandboxLimits; settings?: SandboxSettings };
 
 interface Pending {
   key: string;
+  /** The call's own `env.call` answerer (invokes only). */
+  onCall?: FunctionCaller;
   resolve: (result: SandboxResult) => void;
   reject: (error: Error) => void;
 }
@@ -162,7 +174,7 @@ class SandboxProcess {
     if (message.type === "log") {
       if (this.known.has(message.key)) this.pool.onLog?.(message);
     }
-    else if (message.type === "fetch") void this.fetchFor(message.id, message.key, message.request);
+    else if (message.type === "fetch") void this.fetchFor(message.id, message.key, message.invoke, message.request);
     else if (message.type === "result") {
       const p = this.pending.get(message.id);
       this.pending.delete(message.id);
@@ -171,10 +183,20 @@ class SandboxProcess {
   }
 
   /** Outbound fetch for a function on this process, under the policy the pool was given for it (never one the sandbox claims). */
-  private async fetchFor(id: number, key: string, request: OutboundRequest): Promise<void> {
+  private async fetchFor(id: number, key: string, invoke: number | undefined, request: OutboundRequest): Promise<void> {
     const child = this.child;
-    const policy = this.known.has(key) ? this.pool.outbound.get(key) : undefined;
-    const response = await outboundFetch(request, policy);
+    let response: OutboundResponse;
+    if (request.call !== undefined) {
+      // only a call under way on this process, of the function that asks, may call: the app is the agent's to know
+      const pending = invoke === undefined ? undefined : this.pending.get(invoke);
+      const onCall = pending !== undefined && pending.key === key && this.known.has(key) ? pending.onCall : undefined;
+      response = onCall
+        ? await onCall(request as OutboundRequest & { call: string }).catch((error: unknown) => ({ error: `env.call failed: ${(error as Error).message}` }))
+        : { error: "env.call is available only while the function answers a call" };
+    } else {
+      const policy = this.known.has(key) ? this.pool.outbound.get(key) : undefined;
+      response = await outboundFetch(request, policy);
+    }
     if (child && child === this.child && child.connected) child.send({ type: "fetched", id, response } satisfies ToSandbox);
   }
 
@@ -209,7 +231,7 @@ class SandboxProcess {
     this.ready.catch(() => undefined);
   }
 
-  async call(message: CallMessage, code: string): Promise<SandboxResult> {
+  async call(message: CallMessage, code: string, onCall?: FunctionCaller): Promise<SandboxResult> {
     await this.ready;
     const child = this.child;
     if (!child?.connected) throw new HearthError("ERR_SANDBOX_CRASHED", "the sandbox process is restarting; try again");
@@ -219,14 +241,21 @@ class SandboxProcess {
     const known = this.known.has(message.key);
     let out: CallMessage & { code?: string } = known ? message : { ...message, code };
     const sent = this.sentSettings.get(message.key);
-    if (known && message.settings && sent !== undefined && sent.env === message.settings.env && sent.nodejsCompat === message.settings.nodejsCompat) {
+    if (
+      known &&
+      message.settings &&
+      sent !== undefined &&
+      sent.env === message.settings.env &&
+      sent.nodejsCompat === message.settings.nodejsCompat &&
+      sent.bindings === message.settings.bindings
+    ) {
       const { settings: _sent, ...rest } = out;
       out = rest;
     }
     if (message.settings) this.sentSettings.set(message.key, message.settings);
     this.known.add(message.key);
     return new Promise<SandboxResult>((resolve, reject) => {
-      this.pending.set(id, { key: message.key, resolve, reject });
+      this.pending.set(id, { key: message.key, resolve, reject, ...(onCall ? { onCall } : {}) });
       child.send({ ...out, id } as ToSandbox, (error) => {
         if (error && this.pending.delete(id)) reject(new HearthError("ERR_SANDBOX_CRASHED", `could not reach the sandbox: ${error.message}`));
       });
@@ -300,8 +329,23 @@ export class SandboxPool implements AsyncDisposable {
     return this.refusal(key) ?? this.processFor(key).call({ type: "load", key, limits, ...this.settingsFor(key, settings) }, code);
   }
 
-  async invoke(key: string, code: string, requestId: string, limits: SandboxLimits, request: SandboxRequest, settings?: CallSettings): Promise<SandboxResult> {
-    const result = await (this.refusal(key) ?? this.processFor(key).call({ type: "invoke", key, requestId, limits, ...this.settingsFor(key, settings), request }, code));
+  /**
+   * Runs one call; `onCall` answers the function's `env.call`s during it
+   * (without one, env.call fails). `nested`: the call is a function's call
+   * of another (or the same) function, whose caller holds an isolate while
+   * it waits, so it may take an isolate past the per-function cap.
+   */
+  async invoke(
+    key: string,
+    code: string,
+    requestId: string,
+    limits: SandboxLimits,
+    request: SandboxRequest,
+    settings?: CallSettings,
+    call: { onCall?: FunctionCaller; nested?: boolean } = {},
+  ): Promise<SandboxResult> {
+    const message: CallMessage = { type: "invoke", key, requestId, limits, ...this.settingsFor(key, settings), request, ...(call.nested ? { nested: true } : {}) };
+    const result = await (this.refusal(key) ?? this.processFor(key).call(message, code, call.onCall));
     // The caller gets only a code and the request id; why the function failed (its stack, the limit it broke) goes to its logs.
     if (!result.ok && ERROR_CODES[result.code].kind === "user") this.onLog?.({ key, requestId, level: "error", message: `${result.code}: ${result.message}` });
     return result;
@@ -348,7 +392,7 @@ export class SandboxPool implements AsyncDisposable {
   private settingsFor(key: string, settings: CallSettings | undefined): { settings: SandboxSettings } {
     if (settings?.outbound) this.outbound.set(key, settings.outbound);
     else this.outbound.delete(key);
-    return { settings: { env: settings?.env ?? NO_ENV, ...(settings?.nodejsCompat ? { nodejsCompat: true } : {}) } };
+    return { settings: { env: settings?.env ?? NO_ENV, ...(settings?.nodejsCompat ? { nodejsCompat: true } : {}), ...(settings?.bindings ? { bindings: settings.bindings } : {}) } };
   }
 
   drop(key: string): void {

@@ -12,7 +12,7 @@ import { createHash, createHmac, randomBytes, type Hash } from "node:crypto";
 import { readFileSync } from "node:fs";
 import { createRequire } from "node:module";
 import { performance } from "node:perf_hooks";
-import type { ErrorCode } from "@hearth/protocol";
+import { MAX_CALL_DEPTH, type ErrorCode } from "@hearth/protocol";
 import ivm from "isolated-vm";
 import { z } from "zod";
 import { MAX_ZLIB_INPUT, ZLIB_COST, ZlibFormat, ZlibRequest, ZlibStream, type ZlibStep } from "./compression.ts";
@@ -109,6 +109,8 @@ interface Instance {
   jobCpuUs: number;
   memoryMb: number;
   requestId: string;
+  /** The supervisor's id of the call running now (its function-to-function calls are that call's). */
+  invokeId: number;
   /** 1 while a call (or the module's top-level code) runs here, including the call's waitUntil tail; timers live only then. */
   active: number;
   /** Taken by a call (from acquire to release): an isolate runs one call at a time, so its CPU time is that call's alone. */
@@ -150,8 +152,8 @@ class CallError extends Error {
 
 const codes = new Map<string, string>();
 /** Each function's env as the supervisor last sent it, with a version that changes with it. */
-const envs = new Map<string, { env: Record<string, string>; version: number }>();
-const NO_ENV = { env: {}, version: 0 };
+const envs = new Map<string, { env: Record<string, string>; bindings: Record<string, string>; version: number }>();
+const NO_ENV = { env: {}, bindings: {}, version: 0 };
 /** Functions deployed with nodejs_compat, as the supervisor last said. */
 const nodejsCompat = new Set<string>();
 let envVersions = 0;
@@ -352,7 +354,7 @@ function librarySource(name: string): string {
 // ---------- outbound fetch: asked of the supervisor ----------
 const fetches = new Map<number, (response: OutboundResponse) => void>();
 let fetchCounter = 0;
-function outboundFetch(key: string, request: OutboundRequest): Promise<OutboundResponse> {
+function outboundFetch(key: string, invoke: number, request: OutboundRequest): Promise<OutboundResponse> {
   const id = ++fetchCounter;
   return new Promise<OutboundResponse>((resolve) => {
     const timer = setTimeout(() => {
@@ -364,7 +366,7 @@ function outboundFetch(key: string, request: OutboundRequest): Promise<OutboundR
       fetches.delete(id);
       resolve(response);
     });
-    send({ type: "fetch", id, key, request });
+    send({ type: "fetch", id, key, invoke, request });
   });
 }
 const OutboundFromIsolate = z.strictObject({
@@ -376,6 +378,7 @@ const OutboundFromIsolate = z.strictObject({
     .refine((b) => b.byteLength <= MAX_FETCH_BODY)
     .nullable(),
   redirect: z.enum(["follow", "error", "manual"]),
+  call: z.string().max(200).optional(),
 });
 
 // ---------- instances ----------
@@ -505,6 +508,7 @@ async function createInstance(key: string, limits: SandboxLimits): Promise<Insta
     isolate,
     memoryMb: limits.memoryMb,
     requestId: "",
+    invokeId: 0,
     active: 0,
     busy: true,
     releasing: false,
@@ -541,7 +545,8 @@ async function createInstance(key: string, limits: SandboxLimits): Promise<Insta
     const job = new ivm.Callback((id: number, raw: unknown) => startJob(instance, id, raw));
     const handles = new ivm.Callback(charged(instance, (op: string, a: unknown, b: unknown) => hostHandles(instance, op, a, b)));
     // with nodejs_compat the env is there at load too (process.env at top level)
-    const node = instance.nodejsCompat ? { nodejsCompat: true, env: (envs.get(key) ?? NO_ENV).env } : {};
+    const atLoad = envs.get(key) ?? NO_ENV;
+    const node = instance.nodejsCompat ? { nodejsCompat: true, env: atLoad.env, bindings: atLoad.bindings } : {};
     const options = new ivm.ExternalCopy({ ...RUNTIME_OPTIONS, ...node }).copyInto();
     const runtime = await compileRuntime(isolate);
     const factory = (await runtime.run(context, { reference: true, timeout: LOAD_TIMEOUT_MS })) as ivm.Reference<(...args: unknown[]) => unknown>;
@@ -640,7 +645,7 @@ function startFetch(instance: Instance, id: number, raw: unknown): void {
     ++instance.fetchCount > MAX_FETCHES
       ? Promise.resolve({ error: `too many fetches: at most ${MAX_FETCHES} per call` })
       : parsed.success
-        ? outboundFetch(instance.key, parsed.data as OutboundRequest)
+        ? outboundFetch(instance.key, instance.invokeId, parsed.data as OutboundRequest)
         : Promise.resolve({ error: "invalid fetch request" });
   void answer.then((response) => {
     if (instance.active === 0 || instance.isolate.isDisposed) return;
@@ -707,7 +712,10 @@ function waitForFree(key: string, ms: number): { promise: Promise<void>; cancel:
  * function has fewer than MAX_PER_FUNCTION and none is being created, or waits
  * for one to come free, until the call's wall deadline.
  */
-async function acquire(key: string, limits: SandboxLimits, deadline: number): Promise<{ instance: Instance; cold: boolean }> {
+async function acquire(key: string, limits: SandboxLimits, deadline: number, nested = false): Promise<{ instance: Instance; cold: boolean }> {
+  // a nested call's callers each hold an isolate while they wait on it (a function calling itself holds its own):
+  // it may go past the cap, by at most a chain's depth per call, or a chain would wait on itself until its deadline
+  const cap = nested ? MAX_PER_FUNCTION * (MAX_CALL_DEPTH + 1) : MAX_PER_FUNCTION;
   let cold = false;
   for (;;) {
     let count = 0;
@@ -729,7 +737,7 @@ async function acquire(key: string, limits: SandboxLimits, deadline: number): Pr
       releasing ||= instance.releasing;
     }
     const pending = creating.get(key);
-    if (!pending && !releasing && count < MAX_PER_FUNCTION) {
+    if (!pending && !releasing && count < cap) {
       const created = createInstance(key, limits);
       creating.set(key, created);
       let instance: Instance;
@@ -809,6 +817,7 @@ async function invoke(
   requestId: string,
   limits: SandboxLimits,
   request: SandboxRequest | null,
+  nested = false,
 ): Promise<void> {
   const started = performance.now();
   let cold = false;
@@ -817,7 +826,7 @@ async function invoke(
   const fail = (code: ErrorCode, message: string) => send({ type: "result", id, ok: false, code, message, ...timing() });
   let instance: Instance;
   try {
-    ({ instance, cold } = await acquire(key, limits, started + limits.wallMs));
+    ({ instance, cold } = await acquire(key, limits, started + limits.wallMs, nested));
   } catch (error) {
     const e = error instanceof CallError ? error : new CallError("ERR_INTERNAL", errorMessage(error));
     return fail(e.code, e.message);
@@ -830,6 +839,7 @@ async function invoke(
   instance.fresh = false;
   // The isolate is this call's alone until release: its console lines carry this request id, its CPU is this call's.
   instance.requestId = requestId;
+  instance.invokeId = id;
   instance.logLines = 0;
   instance.logBytes = 0;
   instance.fetchCount = 0;
@@ -849,7 +859,7 @@ async function invoke(
     const current = envs.get(key) ?? NO_ENV;
     const sendEnv = current.version !== instance.envVersion;
     instance.envVersion = current.version;
-    const payload = { ...request, limit: limits.responseBytes, callId, ...(sendEnv ? { env: current.env } : {}) };
+    const payload = { ...request, limit: limits.responseBytes, callId, ...(sendEnv ? { env: current.env, bindings: current.bindings } : {}) };
     const raw = await instance.dispatch.apply(undefined, [new ivm.ExternalCopy(payload).copyInto({ release: true })], {
       result: { promise: true, copy: true },
       timeout: limits.wallMs,
@@ -988,13 +998,13 @@ process.on("message", (raw: unknown) => {
   if (message.code !== undefined) codes.set(message.key, message.code);
   // sent only when it changed (the supervisor keeps track): otherwise the env from before holds
   if (message.settings !== undefined) {
-    envs.set(message.key, { env: message.settings.env ?? {}, version: ++envVersions });
+    envs.set(message.key, { env: message.settings.env ?? {}, bindings: message.settings.bindings ?? {}, version: ++envVersions });
     if (message.settings.nodejsCompat) nodejsCompat.add(message.key);
     else nodejsCompat.delete(message.key);
   }
   const request = message.type === "invoke" ? message.request : null;
   const requestId = message.type === "invoke" ? message.requestId : "";
-  invoke(message.id, message.key, requestId, message.limits, request).catch((error: unknown) =>
+  invoke(message.id, message.key, requestId, message.limits, request, message.type === "invoke" && message.nested === true).catch((error: unknown) =>
     send({ type: "result", id: message.id, ok: false, code: "ERR_INTERNAL", message: errorMessage(error), cpuMs: 0, wallMs: 0, cold: false }),
   );
 });

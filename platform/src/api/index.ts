@@ -20,6 +20,8 @@ import {
   FunctionLimitsInput,
   Scaling,
   CompatibilityFlags,
+  FunctionBindings,
+  parseBindingList,
   OutboundSettings,
   FunctionName,
   HearthError,
@@ -100,7 +102,19 @@ export const DeployQuery = z.strictObject({
   compat: z.string().max(256).optional(),
   /** `private=true`: the app's functions are placed only on devices invited into its network; `false` opens it to the public pool again. */
   private: z.enum(["true", "false"]).optional(),
+  /** Service bindings, comma separated: `bind=AUTH=auth,STORE=store` (`env.AUTH.fetch(request)` calls function auth of the app); `bind=none` clears them. */
+  bind: z.string().max(8_192).optional(),
 });
+
+const bindingsOf = (bindings: FunctionRecord["bindings"]) => (bindings && Object.keys(bindings).length > 0 ? { bindings } : {});
+
+/** `NAME=fn,OTHER=fn2` (or `none`) from the deploy query, as bindings. */
+function parseBindings(value: string): FunctionBindings {
+  if (value.trim() === "none") return {};
+  const list = parseBindingList([value]);
+  if ("error" in list) throw new HearthError("ERR_BAD_REQUEST", `bind: ${list.error}`);
+  return parseInput(FunctionBindings, list, "bind");
+}
 
 const compatFlags = (flags: FunctionRecord["compatibilityFlags"]) => (flags && flags.length > 0 ? { compatibilityFlags: flags } : {});
 
@@ -174,7 +188,7 @@ export function createApi(options: ApiOptions): Hono<HearthEnv> {
     const me = developerOf(c);
     const { app, fn } = parseInput(FunctionParams, c.req.param(), "path");
     const query = parseInput(DeployQuery, c.req.query(), "query");
-    const { replicas: replicasInput, maxReplicas, scaleToZeroAfter, allowFetch, fetchHosts, fetchPorts, compat, private: privateApp, ...limitInput } = query;
+    const { replicas: replicasInput, maxReplicas, scaleToZeroAfter, allowFetch, fetchHosts, fetchPorts, compat, private: privateApp, bind, ...limitInput } = query;
     const envHeader = c.req.header(ENV_HEADER);
     const env = envHeader === undefined ? undefined : parseInput(FunctionEnv, decodeEnvHeader(envHeader), "env");
     const outbound =
@@ -190,6 +204,7 @@ export function createApi(options: ApiOptions): Hono<HearthEnv> {
             "outbound",
           );
     const compatibilityFlags = compat === undefined ? undefined : parseInput(CompatibilityFlags, parseCompat(compat), "compat");
+    const bindings = bind === undefined ? undefined : parseBindings(bind);
     const limits = resolveLimits(parseInput(FunctionLimitsInput, dropUndefined(limitInput), "limits"));
     const bundle = await readBody(c.req.raw, MAX_BUNDLE_BYTES).catch((error: unknown) => {
       if (error instanceof HearthError && error.code === "ERR_BODY_TOO_LARGE") {
@@ -229,7 +244,10 @@ export function createApi(options: ApiOptions): Hono<HearthEnv> {
       // a deploy that does not name them keeps the function's env and outbound settings
       ...dropUndefined({ env: env ?? previous?.env, outbound: outbound ?? previous?.outbound }),
       ...compatFlags(compatibilityFlags ?? previous?.compatibilityFlags),
+      ...bindingsOf(bindings ?? previous?.bindings),
     };
+    const clash = Object.keys(record.bindings ?? {}).find((name) => record.env !== undefined && Object.hasOwn(record.env, name));
+    if (clash) throw new HearthError("ERR_BAD_REQUEST", `bind: ${clash} is both an env var and a binding; rename one (env.${clash} can be only one of them)`);
     await store.putBundle(version, bundle);
     const existing = await store.getVersion(app, fn, version);
     await store.saveFunction(record, existing ?? { version, size: bundle.byteLength, createdAt: now });

@@ -254,7 +254,7 @@ export class DoorService {
       status: call.status,
       ...(call.errorCode ? { errorCode: call.errorCode } : {}),
       ...(device ? { device } : {}),
-      door: call.relayed ? "device-relay" : "device",
+      door: call.via === "call" ? (call.relayed ? "call-relay" : "call") : call.relayed ? "device-relay" : "device",
     });
     this.metered++;
   }

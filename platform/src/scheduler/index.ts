@@ -480,6 +480,7 @@ export class Scheduler implements AsyncDisposable {
         if (record.env) message.env = record.env;
         if (record.outbound) message.outbound = record.outbound;
         if (record.compatibilityFlags) message.compatibilityFlags = record.compatibilityFlags;
+        if (record.bindings) message.bindings = record.bindings;
         await this.store.grantBundle(id, app, name, record.version);
         // placed again: a later stop order goes out at once
         this.unplaced.delete(`${id} ${app}/${name}`);
@@ -591,10 +592,15 @@ export class Scheduler implements AsyncDisposable {
  * has neither (placements made before settings existed still match). The
  * placement record keeps this, never the env itself.
  */
-export function settingsFingerprint(record: Pick<FunctionRecord, "env" | "outbound" | "compatibilityFlags">): string | undefined {
-  if (record.env === undefined && record.outbound === undefined && record.compatibilityFlags === undefined) return undefined;
-  // the flags join the hashed list only when set, so the fingerprints of functions without them stay as they were
-  const parts = [record.env ?? null, record.outbound ?? null, ...(record.compatibilityFlags ? [record.compatibilityFlags] : [])];
+export function settingsFingerprint(record: Pick<FunctionRecord, "env" | "outbound" | "compatibilityFlags" | "bindings">): string | undefined {
+  if (record.env === undefined && record.outbound === undefined && record.compatibilityFlags === undefined && record.bindings === undefined) return undefined;
+  // the flags and bindings join the hashed list only when set, so the fingerprints of functions without them stay as they were
+  const parts = [
+    record.env ?? null,
+    record.outbound ?? null,
+    ...(record.compatibilityFlags || record.bindings ? [record.compatibilityFlags ?? null] : []),
+    ...(record.bindings ? [record.bindings] : []),
+  ];
   return createHash("sha256")
     .update(JSON.stringify(parts))
     .digest("base64url");

@@ -58,7 +58,7 @@ export interface CallFacts {
   /** What a device that answered with a valid reply said about itself (none when no device did). */
   device?: { id: string; cpuMs?: string; wallMs?: string; cold: boolean };
   /** Which door the call came in by: the app's own host, the path form, or a device's own door, served there or relayed (metrics only). */
-  door?: "host" | "path" | "device" | "device-relay";
+  door?: "host" | "path" | "device" | "device-relay" | "call" | "call-relay";
   /** The gateway's whole time on the call so far, from the request to the device's answer (ms; metrics only). */
   gatewayMs?: number;
 }

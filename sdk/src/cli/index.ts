@@ -11,12 +11,14 @@ import {
   DeviceId,
   ENV_NAME_PATTERN,
   formatZodError,
+  FunctionBindings,
   FunctionEnv,
   FunctionName,
   HearthError,
   HostPattern,
   LogsQuery,
   Near,
+  parseBindingList,
   Sha256Hex,
   UsageDay,
   type FunctionView,
@@ -175,6 +177,15 @@ function envPair(text: string, where: string): [string, string] {
  * KEY=VALUE` flags, which win. Undefined when neither is given: the function
  * keeps the env it has.
  */
+/** `--bind NAME=fn` (repeatable, or comma separated; `none` clears), checked as the platform checks them. */
+export function bindingsFromFlags(values: string[] | undefined): Record<string, string> | undefined {
+  if (values === undefined) return undefined;
+  if (values.length === 1 && values[0]!.trim() === "none") return {};
+  const list = parseBindingList(values);
+  if ("error" in list) throw new HearthError("ERR_BAD_REQUEST", `--bind: ${list.error}`);
+  return parse(FunctionBindings, list, "--bind");
+}
+
 export function envFromFlags(envFile: string | undefined, pairs: string[] | undefined): Record<string, string> | undefined {
   if (envFile === undefined && (pairs === undefined || pairs.length === 0)) return undefined;
   const env: Record<string, string> = {};
@@ -220,6 +231,7 @@ function show(fn: FunctionView): string {
     `  env       ${fn.envNames && fn.envNames.length > 0 ? fn.envNames.join(", ") + " (values are never shown)" : "(none)"}`,
     `  fetch     ${!fn.outbound?.allow ? "off" : fn.outbound.hosts ? `on, to ${fn.outbound.hosts.join(", ")}` : "on (public addresses only)"}${fn.outbound?.allow && fn.outbound.ports ? `, ports 80, 443, ${fn.outbound.ports.join(", ")}` : ""}`,
     `  compat    ${fn.compatibilityFlags?.join(", ") ?? "(none)"}`,
+    `  bindings  ${fn.bindings ? Object.entries(fn.bindings).map(([name, target]) => `env.${name} → ${target}`).join(", ") : "(none)"}`,
   ].join("\n");
 }
 
@@ -297,6 +309,7 @@ export function buildProgram(): Command {
     .option("--fetch-host <host>", "allow fetch to this host only, e.g. api.example.com or *.example.com (repeatable; implies --allow-fetch)", collect)
     .option("--deny-fetch", "turn outbound fetch off again")
     .option("--fetch-port <port>", "let fetch reach this port besides 80/443, where the device's owner allows it too (repeatable)", collect)
+    .option("--bind <NAME=fn>", "service binding: env.NAME.fetch(request) calls function fn of the same app (repeatable; none to clear)", collect)
     .option("--compat <flag>", "compatibility flag: nodejs (Workers' nodejs_compat: node:buffer, node:events, ..., see docs/runtime.md), or none to clear", collect)
     .addOption(new Option("--private", "run the app only on devices invited into its network (hearth networks invite)").conflicts("public"))
     .option("--public", "let the app run on the public pool again")
@@ -324,6 +337,7 @@ export function buildProgram(): Command {
               flags["compat"],
               "--compat",
             ).filter((f): f is "nodejs_compat" => f !== "none");
+      const bindings = bindingsFromFlags(flags["bind"] as string[] | undefined);
       const hearth = client(program);
       let fn = await hearth.deployFile(entry, {
         app,
@@ -338,6 +352,7 @@ export function buildProgram(): Command {
         ...(fetchPorts === undefined ? {} : { fetchPorts }),
         ...(compatibilityFlags === undefined ? {} : { compatibilityFlags: [...new Set(compatibilityFlags)] }),
         ...(flags["private"] ? { private: true } : flags["public"] ? { private: false } : {}),
+        ...(bindings === undefined ? {} : { bindings }),
       });
       if (!flags["json"]) out(`Deployed ${app}/${name} version ${fn.version.slice(0, 12)}`);
       if (flags["wait"] !== false) {
