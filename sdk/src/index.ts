@@ -6,7 +6,7 @@
 export { HearthClient } from "./client.ts";
 export type { DeployInput, HearthClientOptions, InvokeInit, LogsOptions, TailLogsOptions } from "./client.ts";
 export { bundleFunction } from "./bundle.ts";
-export type { Context, Env, HearthFunction } from "./types.ts";
+export type { Context, Env, Fetcher, HearthFunction } from "./types.ts";
 export { HearthError, ERROR_CODES } from "@hearth/protocol";
 export type {
   AppOwner,

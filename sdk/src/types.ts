@@ -1,7 +1,22 @@
 /** Types a function author writes against: the Workers-style module shape. */
 
-/** Variables and secrets configured for the function. */
-export type Env = Record<string, unknown>;
+/** A service binding (`hearth deploy --bind NAME=fn`): `env.NAME.fetch(request)` calls function `fn` of the same app. */
+export interface Fetcher {
+  fetch(input: RequestInfo | URL, init?: RequestInit): Promise<Response>;
+}
+
+/**
+ * Variables and secrets configured for the function, its service bindings,
+ * and `call`: `env.call("fn", request)` calls function `fn` of the same app
+ * (on this device when it is placed here, else on a peer of the app's
+ * network). A relative URL is resolved against `https://<fn>.internal/`.
+ * The answer is the callee's response, or Hearth's error envelope with its
+ * status (404 no such function, 403 another app's, 508 a chain deeper than 4).
+ * See docs/function-calls.md.
+ */
+export type Env = Record<string, unknown> & {
+  call(fn: string, input?: RequestInfo | URL, init?: RequestInit): Promise<Response>;
+};
 
 /** Per-call context. */
 export interface Context {

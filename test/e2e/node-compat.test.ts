@@ -123,4 +123,17 @@ describe("from the CLI", () => {
     const bad = await hearthCli("deploy", ENTRY, "--app", APP, "--name", "cli", "--compat", "python").catch((e: { code: number; stderr: string }) => e);
     expect(bad).toMatchObject({ code: 2 });
   });
+
+  it("hearth deploy --bind NAME=fn declares service bindings; hearth info lists them; a bad one is refused before upload", async () => {
+    await hearthCli("deploy", ENTRY, "--app", APP, "--name", "bound", "--compat", "nodejs", "--bind", "AUTH=auth", "--bind", "STORE=store");
+    const info = await hearthCli("info", APP, "bound");
+    expect(info.stdout).toMatch(/^ {2}bindings {2}env\.AUTH → auth, env\.STORE → store$/m);
+    expect((await client.get(APP, "bound")).bindings).toEqual({ AUTH: "auth", STORE: "store" });
+    for (const wrong of ["call=auth", "AUTH", "AUTH=Not/A/Name"]) {
+      const bad = await hearthCli("deploy", ENTRY, "--app", APP, "--name", "bound", "--bind", wrong).catch((e: { code: number; stderr: string }) => e);
+      expect(bad).toMatchObject({ code: 2, stderr: expect.stringContaining("--bind") });
+    }
+    await hearthCli("deploy", ENTRY, "--app", APP, "--name", "bound", "--compat", "nodejs", "--bind", "none");
+    expect((await client.get(APP, "bound")).bindings).toBeUndefined();
+  });
 });
