@@ -5,12 +5,12 @@ import { chooseDevices, distanceKm } from "./index.ts";
 const BERLIN = { label: "berlin", lat: 52.52, lon: 13.4 };
 const LISBON = { label: "lisbon", lat: 38.72, lon: -9.14 };
 
-function fleet(devices: Record<string, { region: string; location: typeof BERLIN; rtt: number; version?: string }>) {
+function fleet(devices: Record<string, { region: string; location: typeof BERLIN; rtt: number; version?: string; cores?: number }>) {
   const placement = { devices: Object.fromEntries(Object.entries(devices).map(([id, d]) => [id, { version: d.version ?? "v1", placedAt: 0, limits: "{}" }])) };
   const entry = { record: { version: "v1" }, placement } as unknown as Parameters<typeof chooseDevices>[0];
   const live = (id: string) => {
     const d = devices[id];
-    return d ? ({ heartbeat: { deviceId: id, region: d.region, location: d.location }, lastSeen: Date.now() } as unknown as DeviceEntry) : undefined;
+    return d ? ({ heartbeat: { deviceId: id, region: d.region, location: d.location, cores: d.cores ?? 2 }, lastSeen: Date.now() } as unknown as DeviceEntry) : undefined;
   };
   const nearness = { rttOf: (id: string) => devices[id]?.rtt, penalty: () => 0 };
   return { entry, live, nearness };
@@ -56,5 +56,14 @@ describe("choosing the device for a call", () => {
     expect(by.get("lisbon") ?? 0).toBeGreaterThanOrEqual(360);
     expect(by.get("liar") ?? 0).toBe(0);
     expect(distanceKm(BERLIN, LISBON)).toBeGreaterThan(2_000);
+  });
+
+  it("spills from the nearest device once this gateway's calls fill its cores, instead of queueing there", () => {
+    // a round trip measured during a spike: near-equal devices 20 ms apart
+    const { entry, live, nearness } = fleet({ near: { region: "eu", location: BERLIN, rtt: 1, cores: 2 }, next: { region: "eu", location: BERLIN, rtt: 21, cores: 2 } });
+    expect(chooseDevices(entry, live, new Map([["near", 1]]), "eu", nearness)[0]).toBe("near");
+    expect(chooseDevices(entry, live, new Map([["near", 2]]), "eu", nearness)[0]).toBe("next");
+    // both full: the nearer again
+    expect(chooseDevices(entry, live, new Map([["near", 2], ["next", 2]]), "eu", nearness)[0]).toBe("near");
   });
 });

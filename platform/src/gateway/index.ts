@@ -545,6 +545,13 @@ const UNMEASURED_RTT_MS = 50;
 /** What one call this gateway has in flight on a device adds to its score, ms. */
 const INFLIGHT_MS = 2;
 /**
+ * What a call adds when the device's donated cores are all taken by this
+ * gateway's calls already (it would wait for a core there), ms: more than
+ * any difference in round trips within a region, so a saturated nearest
+ * device spills to the next one instead of queueing.
+ */
+const QUEUED_MS = 25;
+/**
  * Round trips closer than this many ms are near-equals: each choice adds a
  * random share of it, so such devices share the calls (the nearer one more
  * often) instead of one taking all of them over a difference that is noise.
@@ -558,8 +565,9 @@ const RTT_STEP_MS = 5;
  * costs a quick "no responders"); then those on the current version; then
  * those in the gateway's own region (from their join records). Within a
  * tier by a score in ms: the device's measured round trip from this gateway
- * (DeviceLatency), plus 2 ms per call in flight on it from here, plus up to
- * 200 ms for recent failures; ties in random order (spread). See
+ * (DeviceLatency), plus 2 ms per call in flight on it from here (25 ms more
+ * for each once they fill its donated cores), plus up to 200 ms for recent
+ * failures; ties in random order (spread). See
  * docs/routing.md.
  */
 export function chooseDevices(
@@ -581,7 +589,11 @@ export function chooseDevices(
     // the caller's distance (from a trusted proxy's header) weighs less than one round-trip step: a device's location
     // is its owner's word, so a false one can at most tip the share among devices about equally near the gateway
     const where = caller && live ? Math.min(distanceKm(caller, live.heartbeat.location) / 2_000, 1) * (RTT_STEP_MS - 1) : 0;
-    ranked.push({ id, score: tier + near + where + (inflight.get(id) ?? 0) * INFLIGHT_MS + Math.random() * RTT_STEP_MS });
+    const flying = inflight.get(id) ?? 0;
+    const said = live?.heartbeat.cores;
+    const cores = typeof said === "number" && Number.isFinite(said) ? Math.min(Math.max(Math.round(said), 1), 64) : 1;
+    const queued = Math.max(0, flying - cores + 1);
+    ranked.push({ id, score: tier + near + where + flying * INFLIGHT_MS + queued * QUEUED_MS + Math.random() * RTT_STEP_MS });
   }
   return ranked.sort((a, b) => a.score - b.score).map((r) => r.id);
 }
