@@ -21,6 +21,12 @@ const RTT_WEIGHT = 0.3;
 const FAILURE_WEIGHT = 0.2;
 /** What a failure rate of 1 adds to a device's score, in ms of round trip. */
 const FAILURE_PENALTY_MS = 200;
+/**
+ * The failure rate also halves every this many ms without news: otherwise a
+ * device that failed a few calls would be passed over for good (it gets no
+ * calls, so no good outcome ever lowers its rate again).
+ */
+const FAILURE_HALF_LIFE_MS = 5_000;
 
 export interface LatencyOptions {
   nc: NatsConnection;
@@ -37,6 +43,8 @@ interface DeviceFacts {
   rttMs?: number;
   measuredAt: number;
   failure: number;
+  /** When `failure` was last set (ms since epoch). */
+  failureAt?: number;
 }
 
 export class DeviceLatency implements AsyncDisposable {
@@ -62,13 +70,16 @@ export class DeviceLatency implements AsyncDisposable {
 
   /** What the device's recent failures add to its score, ms. */
   penalty(deviceId: string): number {
-    return (this.facts.get(deviceId)?.failure ?? 0) * FAILURE_PENALTY_MS;
+    const f = this.facts.get(deviceId);
+    return f ? failureNow(f, Date.now()) * FAILURE_PENALTY_MS : 0;
   }
 
   /** A call to the device answered (true) or failed: timed out, left, refused as busy (false). */
   outcome(deviceId: string, ok: boolean): void {
     const f = this.factsOf(deviceId);
-    f.failure = f.failure * (1 - FAILURE_WEIGHT) + (ok ? 0 : FAILURE_WEIGHT);
+    const now = Date.now();
+    f.failure = failureNow(f, now) * (1 - FAILURE_WEIGHT) + (ok ? 0 : FAILURE_WEIGHT);
+    f.failureAt = now;
   }
 
   /** A measured round trip (the prober's, or a test's). */
@@ -117,4 +128,10 @@ export class DeviceLatency implements AsyncDisposable {
   async [Symbol.asyncDispose](): Promise<void> {
     clearInterval(this.timer);
   }
+}
+
+/** A device's failure rate decayed to `now` (halving every FAILURE_HALF_LIFE_MS since it was set). */
+function failureNow(f: DeviceFacts, now: number): number {
+  if (f.failure === 0 || f.failureAt === undefined) return f.failure;
+  return f.failure * 0.5 ** (Math.max(0, now - f.failureAt) / FAILURE_HALF_LIFE_MS);
 }
