@@ -13,6 +13,12 @@
  * isolated-vm Isolate + Context + tiny script, and a raw NATS round trip of
  * the same bytes for the fetch. The device side uses the device's own
  * credential (the .creds file its join wrote), as its agent does.
+ *
+ * As a caller sees it, through the gateway: deploy returns → first 200 when
+ * the caller calls at once (no wait for ready), and the first call after the
+ * device evicted the function's isolate (a device donating 64 MiB holds one
+ * 64 MiB isolate warm, so calling its functions in turn evicts each one
+ * before its next call: the agent's own memory cap, least recently used first).
  */
 import { randomUUID } from "node:crypto";
 import { readFileSync } from "node:fs";
@@ -26,7 +32,7 @@ import { startBenchHearth } from "./lib/bench.ts";
 import { authorityOf } from "./lib/fabric.ts";
 import { startHelper } from "./lib/helper.ts";
 import type { Row, Section } from "./lib/report.ts";
-import { percentile } from "./lib/stats.ts";
+import { fmt, percentile, sleep } from "./lib/stats.ts";
 
 /** A small function, distinct per `n` so each has its own bundle hash. */
 export function distinctFunction(n: number, salt: string): string {
@@ -49,6 +55,35 @@ const LIMITS: SandboxLimits = {
 };
 
 const REQUEST: SandboxRequest = { method: "GET", url: "http://device.local/cold?q=1", headers: [["accept", "application/json"]], body: null };
+
+/** The agent's smallest memory donation (memoryMb), which is also a function's default memory limit: one warm isolate fits. */
+const ONE_ISOLATE_MB = DEFAULT_LIMITS.memoryMb;
+/** How often a caller that got no 200 yet calls again, and for how long at most per function. */
+const RETRY_EVERY_MS = 5;
+const FIRST_ANSWER_WITHIN_MS = 10_000;
+
+const isCold = (response: Response) => /start;desc=cold/.test(response.headers.get("server-timing") ?? "");
+
+/** GET `url` every RETRY_EVERY_MS until it answers 200 (bounded): the time to that answer, and the status of each call before it. */
+async function firstOk(url: string): Promise<{ ms: number; turnedAway: number[]; cold: boolean }> {
+  const t0 = performance.now();
+  const turnedAway: number[] = [];
+  for (;;) {
+    const response = await fetch(url);
+    await response.arrayBuffer();
+    if (response.status === 200) return { ms: performance.now() - t0, turnedAway, cold: isCold(response) };
+    turnedAway.push(response.status);
+    if (performance.now() - t0 > FIRST_ANSWER_WITHIN_MS) throw new Error(`${url} answered no 200 within ${FIRST_ANSWER_WITHIN_MS} ms (statuses: ${[...new Set(turnedAway)].join(", ")})`);
+    await sleep(RETRY_EVERY_MS);
+  }
+}
+
+async function timedGet(url: string): Promise<{ ms: number; response: Response }> {
+  const t = performance.now();
+  const response = await fetch(url);
+  await response.arrayBuffer();
+  return { ms: performance.now() - t, response };
+}
 
 function serverTimingWall(header: string | null): number {
   const m = /wall;dur=([\d.]+)/.exec(header ?? "");
@@ -88,6 +123,29 @@ export const coldStart: Benchmark = {
       const second = await fetch(`${fn.url}/cold?q=2`);
       await second.arrayBuffer();
       secondCall.push(performance.now() - t2);
+    }
+
+    // As a caller who calls at once: deploy returns, then GET until the first 200 (ERR_NO_DEVICE 503 until placed)
+    ctx.log(`cold-start: ${count} functions called as soon as their deploy returned`);
+    const deployApi: number[] = [];
+    const toFirstOk: number[] = [];
+    const atOnceSecond: number[] = [];
+    const atOnceStatuses = new Map<number, number>();
+    let atOnceBefore = 0;
+    let atOnceCold = 0;
+    for (let i = 0; i < count; i++) {
+      const name = `at-once-${i}`;
+      const t0 = performance.now();
+      const deployed = await h.client.deploy({ app: "bench", name, code: distinctFunction(count + i, salt), replicas: 1 });
+      deployApi.push(performance.now() - t0);
+      const first = await firstOk(`${deployed.url}/cold?q=1`);
+      toFirstOk.push(first.ms);
+      if (first.cold) atOnceCold++;
+      if (first.turnedAway.length > 0) atOnceBefore++;
+      for (const status of first.turnedAway) atOnceStatuses.set(status, (atOnceStatuses.get(status) ?? 0) + 1);
+      const second = await timedGet(`${deployed.url}/cold?q=2`);
+      if (!second.response.ok) throw new Error(`${name} answered ${second.response.status} to its second call`);
+      atOnceSecond.push(second.ms);
     }
 
     // Device side, in this process: the agent's own BundleCache and SandboxPool.
@@ -192,6 +250,34 @@ export const coldStart: Benchmark = {
       rawFetch.push(performance.now() - t);
     }
     sub.unsubscribe();
+    await h.hearth.stop();
+
+    // After eviction: one device donating ONE_ISOLATE_MB; each placement, and each call of another function, evicts the warm isolate
+    const rounds = ctx.quick ? 3 : 4;
+    ctx.log(`cold-start: first calls after eviction (${count} functions on a device donating ${ONE_ISOLATE_MB} MiB, ${rounds} rounds)`);
+    const small = await startBenchHearth(ctx, [{ deviceId: "bench-evict", cores: 1, memoryMb: ONE_ISOLATE_MB }]);
+    const evictUrls: string[] = [];
+    for (let i = 0; i < count; i++) {
+      const name = `evict-${i}`;
+      await small.client.deploy({ app: "bench", name, code: distinctFunction(2 * count + i, salt), replicas: 1 });
+      const fn = await small.client.waitUntilReady("bench", name, { timeoutMs: 30_000, intervalMs: 5 });
+      evictUrls.push(fn.url);
+    }
+    const afterEviction: number[] = [];
+    const afterEvictionSecond: number[] = [];
+    let evictedCold = 0;
+    for (let round = 0; round < rounds; round++) {
+      for (const [i, url] of evictUrls.entries()) {
+        const first = await timedGet(`${url}/cold?q=1`);
+        if (!first.response.ok) throw new Error(`evict-${i} answered ${first.response.status} to its first call after eviction`);
+        afterEviction.push(first.ms);
+        if (isCold(first.response)) evictedCold++;
+        const second = await timedGet(`${url}/cold?q=2`);
+        if (!second.response.ok) throw new Error(`evict-${i} answered ${second.response.status} to its second call`);
+        afterEvictionSecond.push(second.ms);
+      }
+    }
+    await small.hearth.stop();
 
     const p = (values: number[], q: number) => percentile(values, q);
     const rows: Row[] = [];
@@ -199,6 +285,8 @@ export const coldStart: Benchmark = {
       rows.push(
         { bench: "cold", metric: `deploy → ready, p${q}`, value: p(deployToReady, q), unit: "ms", baseline: { name: "bare isolate + context + script", value: q === 50 ? bare.p50 : bare.p99 }, better: "lower" },
         { bench: "cold", metric: `first call after ready, p${q}`, value: p(firstCall, q), unit: "ms", baseline: { name: "second call (warm)", value: p(secondCall, q) }, better: "lower" },
+        { bench: "cold", metric: `caller: deploy returned → first 200, calling at once, p${q}`, value: p(toFirstOk, q), unit: "ms", baseline: { name: "second call (warm)", value: p(atOnceSecond, q) }, better: "lower" },
+        { bench: "cold", metric: `caller: first call after the device evicted the isolate, p${q}`, value: p(afterEviction, q), unit: "ms", baseline: { name: "second call (warm)", value: p(afterEvictionSecond, q) }, better: "lower" },
         { bench: "cold", metric: `device: bundle fetch, p${q}`, value: p(fetchMs, q), unit: "ms", baseline: { name: "raw NATS round trip, same bytes", value: p(rawFetch, q) }, better: "lower" },
         { bench: "cold", metric: `device: compile (SandboxPool.load), p${q}`, value: p(compileMs, q), unit: "ms", baseline: { name: "bare isolate + context + script", value: q === 50 ? bare.p50 : bare.p99 }, better: "lower" },
         { bench: "cold", metric: `device: first run (SandboxPool.invoke), p${q}`, value: p(firstRunMs, q), unit: "ms", baseline: { name: "warm run, same function", value: p(warmRunMs, q) }, better: "lower" },
@@ -213,11 +301,13 @@ export const coldStart: Benchmark = {
     const coldFirst = coldReported.filter(Boolean).length;
     return [
       {
-        title: "Cold start (first call of a never-seen function on a device)",
+        title: "Cold start (first call of a never-seen function on a device, and as a caller sees it)",
         rows,
         notes: [
           `${count} distinct small functions (differing by a constant), deployed one at a time to one device (replicas 1); deploy → ready is SDK deploy + polling GET every 5 ms until the device acknowledged the placement.`,
           `The agent compiles a function when it is placed (warm-up), so the HTTP first call found it compiled: ${coldFirst} of ${count} first calls reported start;desc=cold; device wall time of the first call p50 ${percentile(firstDeviceWall, 50).toFixed(2)} ms (Server-Timing).`,
+          `Caller rows: end to end through the gateway, timed in the bench process around Node's fetch (its keep-alive pool, as the other first-call rows). Calling at once: ${count} more distinct functions, each deployed (deploy API p50 ${fmt(p(deployApi, 50))} ms) and called as soon as the deploy returned, again every ${RETRY_EVERY_MS} ms until it answered 200; ${atOnceBefore} of ${count} got an answer other than 200 first (${[...atOnceStatuses].map(([status, n]) => `${n}× ${status}`).join(", ") || "none"}), ${atOnceCold} of ${count} first 200s reported start;desc=cold.`,
+          `After eviction: ${count} distinct functions (default ${ONE_ISOLATE_MB} MiB limit) on a second local Hearth whose one device donates ${ONE_ISOLATE_MB} MiB (memoryMb, --memory-mb), so it keeps one isolate warm; called in turn, ${rounds} rounds, each call of another function evicting the last one's isolate (the agent's memory cap, least recently used first), the bundle still in the device's cache; ${evictedCold} of ${afterEviction.length} first calls reported start;desc=cold; second call right after, warm.`,
           "Raw NATS round trip: one platform-credential connection requesting and answering on a bench subject (a device's credential may not publish there); the bundle fetch also passes the device's permission checks. Device rows: the agent's BundleCache (fetch over the fabric from the platform on the device's own bundle subject, with the device's credential and inbox; SHA-256 verified) and SandboxPool (one sandbox process) driven in the bench process; times include the IPC pipe to the sandbox process.",
         ],
       },

@@ -2,7 +2,9 @@
  * Warm call through the gateway (examples/hello deployed, one device) at a
  * fixed concurrency, against a bare Hono server doing the same work and a raw
  * NATS request/reply echo between two processes (the floor of our path);
- * and the CPU time each costs per call, summed over every process in its path.
+ * the same at one connection, one call at a time; the CPU time each costs
+ * per call, summed over every process in its path; and the resident memory
+ * of each process before and after a fixed number of warm calls.
  */
 import { join } from "node:path";
 import { startNatsServer } from "@hearth/devkit";
@@ -20,6 +22,9 @@ export const PATH = "/greet?name=Ada";
 /** What examples/hello answers to PATH: the echo baselines (here and in auth.ts) carry the same bytes. */
 export const HELLO_JSON = JSON.stringify({ message: "Hello, Ada!", path: "/greet", method: "GET" });
 
+/** Warm calls the metered run makes, a fixed count (bounded in time too), so memory growth compares between runs. */
+export const FIXED_CALLS = { quick: 3_000, full: 100_000 } as const;
+
 export interface Measured extends LoadResult {
   cpuMsPerCall: number;
   cpuByRole?: Record<string, number>;
@@ -32,9 +37,14 @@ export const warmCall: Benchmark = {
   async run(ctx: BenchContext): Promise<Section[]> {
     const seconds = ctx.quick ? 3 : 10;
     const warmupSeconds = ctx.quick ? 1 : 2;
+    const singleSeconds = ctx.quick ? 2 : 5;
+    const fixedCalls = ctx.quick ? FIXED_CALLS.quick : FIXED_CALLS.full;
+    // the fixed count's bound on time: at the ~1,000 calls/s measured so far it is two to four times what the count needs
+    const fixedBoundSeconds = ctx.quick ? 15 : 240;
 
-    // Hearth: platform + nats-server (+ redis-server) + one device (one sandbox process); with usage metering as shipped, then without
-    const hearthRun = async (ledger: "required" | "off"): Promise<Measured> => {
+    // Hearth: platform + nats-server (+ redis-server) + one device (one sandbox process); with usage metering as shipped
+    // (a fixed number of calls, resident memory read at each quarter of them, then one call at a time), then without
+    const hearthRun = async (ledger: "required" | "off"): Promise<{ measured: Measured; single?: LoadResult; rssAt: RssCheckpoint[] }> => {
       ctx.log(`warm-call: local Hearth with one device, usage metering ${ledger === "off" ? "off" : "on"}`);
       const previous = process.env["HEARTH_LEDGER"];
       process.env["HEARTH_LEDGER"] = ledger; // startLocalHearth hands the platform this environment
@@ -52,17 +62,33 @@ export const warmCall: Benchmark = {
       const text = await check.text();
       if (!check.ok || text !== HELLO_JSON) throw new Error(`examples/hello answered ${check.status} ${text}, not what the bench expects`);
       await httpLoad(url, { connections: CONCURRENCY, seconds: warmupSeconds });
-      const result = await measure(h.pidsByRole(), () => httpLoad(url, { connections: CONCURRENCY, seconds }));
+      const roles = h.pidsByRole();
+      if (ledger === "off") {
+        const measured = await measure(roles, () => httpLoad(url, { connections: CONCURRENCY, seconds }));
+        await h.hearth.stop();
+        return { measured, rssAt: [] };
+      }
+      const rssAt: RssCheckpoint[] = [];
+      const quarters = [1, 2, 3].map((q) => Math.floor((fixedCalls * q) / 4));
+      const onAnswer = (answered: number) => {
+        if (answered === quarters[rssAt.length]) rssAt.push({ calls: answered, mb: residentMbByRole(roles) });
+      };
+      const measured = await measure(roles, () => httpLoad(url, { connections: CONCURRENCY, seconds: fixedBoundSeconds, calls: fixedCalls, onAnswer }));
+      // one connection, one call at a time: what the hops cost without the queue for the device's one donated core
+      const single = await httpLoad(url, { connections: 1, seconds: singleSeconds });
       await h.hearth.stop();
-      return result;
+      return { measured, single, rssAt };
     };
-    const hearth = await hearthRun("required");
-    const unmetered = await hearthRun("off");
+    const metered = await hearthRun("required");
+    const hearth = metered.measured;
+    const single = metered.single!;
+    const unmetered = (await hearthRun("off")).measured;
 
-    const { bare, echo } = await baselines(ctx, seconds, warmupSeconds);
+    const { bare, echo, echoSingle } = await baselines(ctx, seconds, warmupSeconds, { singleSeconds });
     const workerd = await workerdBaseline(ctx, seconds, warmupSeconds);
 
-    for (const [name, r] of [["gateway", hearth], ["gateway unmetered", unmetered], ["Hono", bare], ["NATS echo", echo]] as const) {
+    const checked = [["gateway", hearth], ["gateway, one call at a time", single], ["gateway unmetered", unmetered], ["Hono", bare], ["NATS echo", echo], ["NATS echo, one call at a time", echoSingle!]] as const;
+    for (const [name, r] of checked) {
       if (r.failures > 0) ctx.log(`warm-call: warning: ${r.failures} failed calls on ${name}`);
     }
 
@@ -75,6 +101,8 @@ export const warmCall: Benchmark = {
       { bench: "warm", metric: "p50 latency", value: hearth.p50, unit: "ms", baseline: natsBase(echo.p50), better: "lower" },
       { bench: "warm", metric: "p99 latency", value: hearth.p99, unit: "ms", baseline: honoBase(bare.p99), better: "lower" },
       { bench: "warm", metric: "p99 latency", value: hearth.p99, unit: "ms", baseline: natsBase(echo.p99), better: "lower" },
+      { bench: "warm", metric: "p50 latency, one connection, one call at a time", value: single.p50, unit: "ms", baseline: { name: "NATS echo, one call at a time", value: echoSingle!.p50 }, better: "lower" },
+      { bench: "warm", metric: "p99 latency, one connection, one call at a time", value: single.p99, unit: "ms", baseline: { name: "NATS echo, one call at a time", value: echoSingle!.p99 }, better: "lower" },
       { bench: "warm", metric: "requests/s, usage metering off", value: unmetered.rps, unit: "req/s", baseline: honoBase(bare.rps), better: "higher" },
       { bench: "warm", metric: "p50 latency, usage metering off", value: unmetered.p50, unit: "ms", baseline: honoBase(bare.p50), better: "lower" },
       { bench: "warm", metric: "p99 latency, usage metering off", value: unmetered.p99, unit: "ms", baseline: honoBase(bare.p99), better: "lower" },
@@ -99,15 +127,31 @@ export const warmCall: Benchmark = {
       );
       cost.splice(2, 0, { bench: "cost", metric: "CPU per call, whole path", value: hearth.cpuMsPerCall * 1000, unit: "µs", baseline: base(w.cpuMsPerCall * 1000), better: "lower" });
     }
-    const calls = `${fmt(hearth.calls)} gateway calls (${fmt(unmetered.calls)} unmetered), ${fmt(bare.calls)} Hono calls, ${fmt(echo.calls)} echo round trips`;
+    const memory: Row[] = Object.entries(hearth.rssByRole ?? {}).map(([role, m]) => ({
+      bench: "memory",
+      metric: `resident memory after ${fmt(hearth.calls)} warm calls: ${role}`,
+      value: m.after,
+      unit: "MB",
+      baseline: { name: "after warm-up, same process", value: m.before },
+      better: "lower",
+    }));
+    const fixedNote =
+      hearth.calls >= fixedCalls
+        ? `${fmt(fixedCalls)} calls`
+        : `${fmt(fixedCalls)} calls, stopped at its ${fixedBoundSeconds} s bound after ${fmt(hearth.calls)}`;
+    const trajectory = Object.keys(hearth.rssByRole ?? {}).map((role) => {
+      const points = [hearth.rssByRole![role]!.before, ...metered.rssAt.map((c) => c.mb[role]!), hearth.rssByRole![role]!.after];
+      return `${role} ${points.map((mb) => mb.toFixed(0)).join(" → ")}`;
+    });
+    const calls = `${fmt(hearth.calls)} gateway calls (${fmt(unmetered.calls)} unmetered), ${fmt(bare.calls)} Hono calls, ${fmt(echo.calls)} echo round trips; one call at a time ${fmt(single.calls)} gateway calls and ${fmt(echoSingle!.calls)} echo round trips`;
     return [
       {
         title: "Warm call through the gateway",
         rows,
         notes: [
-          `GET /fn/bench/hello${PATH} (examples/hello, one device with one sandbox process, platform state ${ctx.state === "redis" ? "in redis-server" : "embedded"}), ${CONCURRENCY} connections for ${seconds} s after ${warmupSeconds} s of warm-up; autocannon in the bench process; ${calls}.`,
+          `GET /fn/bench/hello${PATH} (examples/hello, one device with one sandbox process, platform state ${ctx.state === "redis" ? "in redis-server" : "embedded"}), ${CONCURRENCY} connections after ${warmupSeconds} s of warm-up: metering on for a fixed ${fixedNote}, metering off for ${seconds} s; then, metering on, one connection making one call at a time for ${singleSeconds} s; autocannon in the bench process; ${calls}.`,
           "Usage metering on is the platform as shipped (a usage record per call to JetStream, folded into the ledger in the same platform process); off is HEARTH_LEDGER=off, to show what metering costs.",
-          "bare Hono: @hono/node-server in its own process answering the same JSON; NATS echo: nats.js request/reply of the same bytes between two processes, same concurrency, on a nats-server with no authentication and a plain subscription (the fabric's credentials are measured in the Authentication section).",
+          "bare Hono: @hono/node-server in its own process answering the same JSON; NATS echo: nats.js request/reply of the same bytes between two processes, same concurrency (and one request at a time for the one-connection rows, same duration), on a nats-server with no authentication and a plain subscription (the fabric's credentials are measured in the Authentication section).",
           "The gateway sends each call to the subject of the one device it chose (per-device subjects, device credentials; it was a queue group of every device holding the function before issue 9); with one device the path is the same four processes.",
           "Warm call straight to a device's own door (local and relayed): the door section (--only door).",
           workerd.note,
@@ -119,16 +163,34 @@ export const warmCall: Benchmark = {
         notes: [
           "Hearth path: platform (gateway, usage metering and ledger), nats-server, redis-server when used, agent and its sandbox processes; bare Hono: its one process; NATS echo: nats-server + requester + responder. The load generator is not counted.",
           "CPU time from /proc/<pid>/stat (utime + stime, 10 ms ticks) over the measured window.",
-          `Resident memory (VmRSS) after warm-up → after the ${fmt(hearth.calls)} measured calls, metering on: ${Object.entries(hearth.rssByRole ?? {}).map(([role, m]) => `${role} ${m.before.toFixed(0)} → ${m.after.toFixed(0)} MB`).join(", ")}.`,
+          "Resident memory over the metered calls: the next section.",
+        ],
+      },
+      {
+        title: "Resident memory before and after a fixed number of warm calls",
+        rows: memory,
+        notes: [
+          `VmRSS of each process in the path (all of a role's processes summed) after the warm-up → after the ${fixedNote} through the gateway at ${CONCURRENCY} connections, metering on; Hearth ÷ baseline is the growth over those calls (1.00× is flat).`,
+          `At each quarter of the calls (MB): ${trajectory.join("; ")}.`,
         ],
       },
     ];
   },
 };
 
+/** Resident memory of each role's processes, summed (MB). */
+export function residentMbByRole(roles: Record<string, number[]>): Record<string, number> {
+  return Object.fromEntries(Object.entries(roles).map(([role, pids]) => [role, pids.reduce((n, pid) => n + rssOf(pid), 0) / 2 ** 20]));
+}
+
+export interface RssCheckpoint {
+  calls: number;
+  mb: Record<string, number>;
+}
+
 export async function measure(roles: Record<string, number[]>, load: () => Promise<LoadResult>): Promise<Measured> {
   const meters = Object.fromEntries(Object.entries(roles).map(([role, pids]) => [role, new CpuMeter(() => pids)]));
-  const rss = () => Object.fromEntries(Object.entries(roles).map(([role, pids]) => [role, pids.reduce((n, pid) => n + rssOf(pid), 0) / 2 ** 20]));
+  const rss = () => residentMbByRole(roles);
   const rssBefore = rss();
   for (const m of Object.values(meters)) m.start();
   const result = await load();
@@ -163,8 +225,16 @@ async function workerdBaseline(ctx: BenchContext, seconds: number, warmupSeconds
   };
 }
 
-/** The same-run baselines of a warm call: bare Hono answering the same JSON, and a raw NATS echo of the same bytes between two processes. */
-export async function baselines(ctx: BenchContext, seconds: number, warmupSeconds: number): Promise<{ bare: Measured; echo: Measured }> {
+/**
+ * The same-run baselines of a warm call: bare Hono answering the same JSON, and a raw NATS echo of the same bytes
+ * between two processes; with `singleSeconds`, the echo one request at a time too, for that long.
+ */
+export async function baselines(
+  ctx: BenchContext,
+  seconds: number,
+  warmupSeconds: number,
+  options: { singleSeconds?: number } = {},
+): Promise<{ bare: Measured; echo: Measured; echoSingle?: LoadResult }> {
   // Baseline 1: bare Hono in its own process, same JSON
   ctx.log("baseline: bare Hono");
   const hono = await startHelper(ctx.cleanup, "hono-server.ts");
@@ -192,8 +262,10 @@ export async function baselines(ctx: BenchContext, seconds: number, warmupSecond
     { "nats-server": [nats.server.process.pid!], responder: [responder.pid], requester: [requester.pid] },
     () => requester.call<LoadResult>("run", { ...run, maxMs: seconds * 1000 }),
   );
+  const echoSingle =
+    options.singleSeconds === undefined ? undefined : await requester.call<LoadResult>("run", { ...run, concurrency: 1, maxMs: options.singleSeconds * 1000 });
   await requester.stop();
   await responder.stop();
   await nats.stop();
-  return { bare, echo };
+  return { bare, echo, ...(echoSingle ? { echoSingle } : {}) };
 }

@@ -1,7 +1,8 @@
 /**
- * HTTP load with autocannon (as a library) at a fixed concurrency for a
- * fixed time. Latencies are taken from autocannon's per-response event in
- * float milliseconds (its own histogram rounds to whole ms, too coarse here).
+ * HTTP load with autocannon (as a library) at a fixed concurrency, for a
+ * fixed time or a fixed number of calls (bounded in time too). Latencies are
+ * taken from autocannon's per-response event in float milliseconds (its own
+ * histogram rounds to whole ms, too coarse here).
  */
 import autocannon from "autocannon";
 import { percentile } from "./stats.ts";
@@ -16,14 +17,31 @@ export interface LoadResult {
   wallMs: number;
 }
 
-export function httpLoad(url: string, options: { connections: number; seconds: number }): Promise<LoadResult> {
+export interface LoadOptions {
+  connections: number;
+  /** How long to run; with `calls`, the bound on time: the run stops there with fewer calls. */
+  seconds: number;
+  /** Run until this many requests were sent instead of for `seconds`. */
+  calls?: number;
+  /** Told the number of 2xx answers so far, after each one. */
+  onAnswer?: (answered: number) => void;
+}
+
+export function httpLoad(url: string, options: LoadOptions): Promise<LoadResult> {
   return new Promise((resolve, reject) => {
     const latencies: number[] = [];
     let failures = 0;
     const started = performance.now();
     const instance = autocannon(
-      { url, connections: options.connections, duration: options.seconds, pipelining: 1, timeout: 10 },
+      {
+        url,
+        connections: options.connections,
+        pipelining: 1,
+        timeout: 10,
+        ...(options.calls === undefined ? { duration: options.seconds } : { amount: options.calls }),
+      },
       (error: unknown, result: autocannon.Result) => {
+        clearTimeout(bound);
         if (error) return reject(error instanceof Error ? error : new Error(String(error)));
         const wallMs = performance.now() - started;
         failures += result.errors + result.timeouts;
@@ -37,9 +55,13 @@ export function httpLoad(url: string, options: { connections: number; seconds: n
         });
       },
     );
+    // a fixed count still ends in bounded time: stop() ends the run and calls back with what was done
+    const bound = options.calls === undefined ? undefined : setTimeout(() => instance.stop(), options.seconds * 1000);
     instance.on("response", (_client: unknown, statusCode: number, _bytes: number, responseTime: number) => {
-      if (statusCode >= 200 && statusCode < 300) latencies.push(responseTime);
-      else failures++;
+      if (statusCode >= 200 && statusCode < 300) {
+        latencies.push(responseTime);
+        options.onAnswer?.(latencies.length);
+      } else failures++;
     });
   });
 }
