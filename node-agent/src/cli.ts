@@ -297,7 +297,10 @@ function statusLines(s: AgentStatus, creditLine: string): string[] {
     `today     ${s.today.calls} calls (${s.today.errors} failed), ${(s.today.cpuMs / 1000).toFixed(3)} CPU-seconds`,
     creditLine,
     ...(s.ingress
-      ? [`door      ${s.ingress.listen}: ${s.ingress.taken} calls taken (${s.ingress.local} served here, ${s.ingress.relayed} relayed), ${s.ingress.refused} refused`]
+      ? [
+          `door      ${s.ingress.listen}: ${s.ingress.taken} calls taken (${s.ingress.local} served here, ${s.ingress.relayed} relayed), ${s.ingress.refused} refused`,
+          ...(s.ingress.advertised ? [`          advertised as ${s.ingress.advertised} (listed for clients once the platform reached this door there)`] : []),
+        ]
       : []),
     `functions ${s.functions.length === 0 ? "(none placed)" : s.functions.map((f) => `${f.app}/${f.fn}`).join(", ")}`,
   ];

@@ -185,7 +185,7 @@ describe("hearth-agent for an owner", () => {
   });
 
   it("starts from the joined identity alone, shows its credits in status and by day, serves at its own door, and stops cleanly on SIGTERM", async () => {
-    const child = spawn(process.execPath, [AGENT_BIN, "start", "--data-dir", dataDir, "--cores", "1", "--memory-mb", "128", "--no-pause-on-battery", "--listen", "127.0.0.1:0"], {
+    const child = spawn(process.execPath, [AGENT_BIN, "start", "--data-dir", dataDir, "--cores", "1", "--memory-mb", "128", "--no-pause-on-battery", "--listen", "127.0.0.1:0", "--advertise", "http://127.0.0.1:9"], {
       env: Object.fromEntries(Object.entries(process.env).filter(([k]) => !k.startsWith("HEARTH_"))),
       stdio: ["ignore", "pipe", "pipe"],
     });
@@ -235,7 +235,10 @@ describe("hearth-agent for an owner", () => {
       expect(atDoor.status).toBe(200);
       expect(atDoor.headers.get("x-hearth-device")).toBe("owner-box");
       expect(atDoor.headers.get("x-hearth-door")).toBe("owner-box");
-      expect((await agent(["status", "--data-dir", dataDir])).stdout).toMatch(/^door {6}http:\/\/127\.0\.0\.1:\d+: 1 calls taken \(1 served here, 0 relayed\), 0 refused$/m);
+      const status = (await agent(["status", "--data-dir", dataDir])).stdout;
+      expect(status).toMatch(/^door {6}http:\/\/127\.0\.0\.1:\d+: 1 calls taken \(1 served here, 0 relayed\), 0 refused$/m);
+      // what the owner advertises is shown too (a private address: the platform never lists it)
+      expect(status).toMatch(/^ {10}advertised as http:\/\/127\.0\.0\.1:9 \(listed for clients once the platform reached this door there\)$/m);
       for (let i = 0; i < 100 && credits!.total.calls < 4; i++) {
         credits = JSON.parse((await agent(["credits", "--data-dir", dataDir, "--json"])).stdout) as typeof credits;
         await new Promise((r) => setTimeout(r, 100));

@@ -677,7 +677,7 @@ export class Agent implements AsyncDisposable {
       today: { ...this.today },
       connected: !this.nc.isClosed() && this.nc.getServer() !== "",
       startedAt: this.startedAt,
-      ...(this.door ? { ingress: this.door.status() } : {}),
+      ...(this.door ? { ingress: { ...this.door.status(), ...(this.config.advertise ? { advertised: this.config.advertise } : {}) } } : {}),
     };
   }
 

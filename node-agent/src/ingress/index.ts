@@ -106,6 +106,8 @@ export interface DoorCounts {
   refused: number;
   /** Usage records the platform has not acknowledged yet. */
   unreported: number;
+  /** The public URL the owner advertises for the door (`--advertise`), when one. */
+  advertised?: string;
 }
 
 type Where =
@@ -121,7 +123,7 @@ export class Door implements AsyncDisposable {
   private readonly limits: CallLimits;
   private readonly peers: Peers;
   private readonly usage: UsageReporter;
-  readonly counts: Omit<DoorCounts, "listen" | "unreported"> = { taken: 0, local: 0, relayed: 0, refused: 0 };
+  readonly counts: Omit<DoorCounts, "listen" | "unreported" | "advertised"> = { taken: 0, local: 0, relayed: 0, refused: 0 };
   readonly url: string;
 
   private constructor(host: DoorHost, options: DoorOptions, server: ServerType, limits: CallLimits, url: string) {
