@@ -235,10 +235,10 @@ describe("hearth-agent for an owner", () => {
       expect(atDoor.status).toBe(200);
       expect(atDoor.headers.get("x-hearth-device")).toBe("owner-box");
       expect(atDoor.headers.get("x-hearth-door")).toBe("owner-box");
-      const status = (await agent(["status", "--data-dir", dataDir])).stdout;
-      expect(status).toMatch(/^door {6}http:\/\/127\.0\.0\.1:\d+: 1 calls taken \(1 served here, 0 relayed\), 0 refused$/m);
+      const doorStatus = (await agent(["status", "--data-dir", dataDir])).stdout;
+      expect(doorStatus).toMatch(/^door {6}http:\/\/127\.0\.0\.1:\d+: 1 calls taken \(1 served here, 0 relayed\), 0 refused$/m);
       // what the owner advertises is shown too (a private address: the platform never lists it)
-      expect(status).toMatch(/^ {10}advertised as http:\/\/127\.0\.0\.1:9 \(listed for clients once the platform reached this door there\)$/m);
+      expect(doorStatus).toMatch(/^ {10}advertised as http:\/\/127\.0\.0\.1:9 \(listed for clients once the platform reached this door there\)$/m);
       for (let i = 0; i < 100 && credits!.total.calls < 4; i++) {
         credits = JSON.parse((await agent(["credits", "--data-dir", dataDir, "--json"])).stdout) as typeof credits;
         await new Promise((r) => setTimeout(r, 100));
