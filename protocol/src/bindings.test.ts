@@ -16,6 +16,9 @@ describe("service bindings", () => {
   it("takes env names bound to function names, never `call`, at most 32", () => {
     expect(FunctionBindings.safeParse({ AUTH: "auth" }).success).toBe(true);
     expect(FunctionBindings.safeParse({ call: "auth" }).success).toBe(false);
+    // a name an object's prototype answers to is refused by name, never dropped (which would clear the bindings)
+    expect(parseBindingList(["__proto__=auth"])).toEqual({ error: "a binding may not be named __proto__" });
+    expect(FunctionBindings.safeParse({ constructor: "auth" }).success).toBe(false);
     expect(FunctionBindings.safeParse({ "1X": "auth" }).success).toBe(false);
     expect(FunctionBindings.safeParse({ AUTH: "Other/Auth" }).success).toBe(false);
     expect(FunctionBindings.safeParse(Object.fromEntries(Array.from({ length: 33 }, (_, i) => [`B${i}`, "fn"]))).success).toBe(false);

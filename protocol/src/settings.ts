@@ -27,12 +27,15 @@ export type FunctionEnv = z.infer<typeof FunctionEnv>;
  * name with an env var (checked where both are known).
  */
 export const MAX_BINDINGS = 32;
+/** Names an object's prototype machinery answers to: never a binding (parsers may drop them silently). */
+const RESERVED_BINDING_NAMES: readonly string[] = ["__proto__", "constructor", "prototype"];
 export const FunctionBindings = z
   .record(
     z
       .string()
       .regex(ENV_NAME_PATTERN, "binding names must be 1-128 characters of A-Z, a-z, 0-9 and '_', not starting with a digit")
-      .refine((name) => name !== "call", "a binding may not be named call: env.call is the runtime's own"),
+      .refine((name) => name !== "call", "a binding may not be named call: env.call is the runtime's own")
+      .refine((name) => !RESERVED_BINDING_NAMES.includes(name), "a binding may not be named __proto__, constructor or prototype"),
     FunctionName,
   )
   .refine((bindings) => Object.keys(bindings).length <= MAX_BINDINGS, `at most ${MAX_BINDINGS} bindings`);
@@ -40,17 +43,18 @@ export type FunctionBindings = z.infer<typeof FunctionBindings>;
 
 /** Parses `NAME=fn,OTHER=fn2` (the deploy query's and the CLI's form) into bindings; validate the result with FunctionBindings. */
 export function parseBindingList(values: readonly string[]): Record<string, string> | { error: string } {
-  const out: Record<string, string> = {};
+  const out = new Map<string, string>();
   for (const value of values) {
     for (const part of value.split(",").map((p) => p.trim()).filter(Boolean)) {
       const eq = part.indexOf("=");
       if (eq <= 0) return { error: `binding "${part.slice(0, 64)}" must be NAME=function` };
       const name = part.slice(0, eq).trim();
-      if (Object.hasOwn(out, name)) return { error: `binding ${name.slice(0, 64)} is named twice` };
-      out[name] = part.slice(eq + 1).trim();
+      if (out.has(name)) return { error: `binding ${name.slice(0, 64)} is named twice` };
+      if (RESERVED_BINDING_NAMES.includes(name)) return { error: `a binding may not be named ${name}` };
+      out.set(name, part.slice(eq + 1).trim());
     }
   }
-  return out;
+  return Object.fromEntries(out);
 }
 
 /** Hosts a function may fetch: exact names or `*.example.com` (subdomains only). */

@@ -76,6 +76,13 @@ const LOOP = `export default {
   },
 };`;
 
+const SPRAY = `export default {
+  async fetch(request, env) {
+    for (let i = 0; i < 20; i++) env.call("here", "/spray/" + i).catch(() => {});
+    return new Response("sprayed");
+  },
+};`;
+
 beforeAll(async () => {
   nats = await startNatsServer({ jetstream: true, auth: natsAuth(authority) });
   platform = await startPlatform({ fabricKeys: authority.keys, natsUrl: nats.url, token: TOKEN, log: silentLogger(), subjectPrefix: PREFIX, region: "eu", tickMs: 200 });
@@ -84,10 +91,10 @@ beforeAll(async () => {
   watcher = await connect({ servers: nats.url, authenticator: credsAuthenticator(await authority.platformCreds("calls-watcher")) });
   watcher.subscribe(`${PREFIX}.device.*.invoke`, { callback: (_, m) => void seen.push(m.subject) });
   watcher.subscribe(`${PREFIX}.net.>`, { callback: (_, m) => void seen.push(m.subject) });
-  await startAgent("A", 384);
+  await startAgent("A", 448);
   await startAgent("B", 1024);
   await startAgent("C", 64);
-  // only B has room for these (A donates 384 MiB)
+  // only B has room for these (A donates 448 MiB)
   const BIG = { memoryMb: 512 };
   await deployOn(["B"], [], { app: "chain", name: "there", code: ECHO("there"), limits: BIG });
   await deployOn(["B"], [], { app: "chain", name: "slow", code: "export default { fetch: () => new Promise(() => {}) }", limits: { ...BIG, wallMs: 300 } });
@@ -96,8 +103,9 @@ beforeAll(async () => {
   await deployOn(["A"], ["B"], { app: "chain", name: "caller", code: CALLER, limits: CHAIN, bindings: { HERE: "here" } });
   await deployOn(["A"], ["B"], { app: "chain", name: "here", code: ECHO("here"), limits: CHAIN });
   await deployOn(["A"], ["B"], { app: "chain", name: "loop", code: LOOP, limits: CHAIN });
+  await deployOn(["A"], ["B"], { app: "chain", name: "spray", code: SPRAY, limits: { ...CHAIN, memoryMb: 64 } });
   await waitFor("there and slow back on B", () => ["there", "slow"].every((fn) => agents.get("B")!.status().functions.some((f) => f.app === "chain" && f.fn === fn)), { timeoutMs: 30_000 });
-  for (const fn of ["caller", "here", "loop"]) expect((await client.get("chain", fn)).devices).toEqual(["A"]);
+  for (const fn of ["caller", "here", "loop", "spray"]) expect((await client.get("chain", fn)).devices).toEqual(["A"]);
 }, 120_000);
 
 afterAll(async () => {
@@ -194,5 +202,18 @@ describe("function-to-function calls", () => {
     await expect(deploy({ HERE: "Not A Name" })).rejects.toMatchObject({ code: "ERR_BAD_REQUEST" });
     await expect(deploy({ HERE: "here" }, { HERE: "a var" })).rejects.toMatchObject({ code: "ERR_BAD_REQUEST", message: expect.stringContaining("both an env var and a binding") });
     expect((await client.get("chain", "caller")).bindings).toEqual({ HERE: "here" });
+  });
+
+  it("ends a function's calls when it answers: calls it did not await are not left running on the device", async () => {
+    const before = await callsOf("chain", "here");
+    const res = await fetch(`${platform.url}/fn/chain/spray`);
+    expect(await res.text()).toBe("sprayed");
+    // the answer left the device only once the sub-calls under way had ended, the caller's core held meanwhile
+    const ranOnA = agents.get("A")!.status().today.calls;
+    await waitFor("spray metered", async () => (await callsOf("chain", "spray")) >= 1 && (await callsOf("chain", "here")) > before, { timeoutMs: 15_000 });
+    // the rest were refused, never made: nothing ran on A after the answer, and fewer than the 20 were billed
+    expect(agents.get("A")!.status().today.calls).toBe(ranOnA);
+    expect(await callsOf("chain", "here")).toBeLessThan(before + 20);
+    expect(agents.get("A")!.status().coresInUse).toBe(0);
   });
 });

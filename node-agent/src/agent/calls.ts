@@ -19,7 +19,7 @@
  * The answer the function gets is what an HTTP client of the gateway would
  * get: the callee's response, or Hearth's error envelope with its status.
  */
-import { randomUUID } from "node:crypto";
+import { createHash, randomUUID } from "node:crypto";
 import { errorEnvelope, invocationHeaders, isIdempotent, NO_CONTENT_TYPE, replyToResponse, SERVED_BY_HEADERS } from "@hearth/edge";
 import { AppName, FunctionName, HttpMethod, INVOKE_HEADERS, MAX_CALL_DEPTH, type ErrorCode, type FunctionLimits } from "@hearth/protocol";
 import type { Msg, MsgHdrs } from "@nats-io/transport-node";
@@ -61,20 +61,49 @@ export function callDepth(value: string | undefined): number {
   return Math.min(n, MAX_CALL_DEPTH);
 }
 
+/** The `env.call`s of one call: its answerer, and the end of them once the call has its answer. */
+export interface CallerCalls {
+  onCall: (request: OutboundRequest & { call: string }) => Promise<OutboundResponse>;
+  /**
+   * The call has its answer: a sub-call not started yet is refused, and the
+   * returned promise settles once the one under way (if any) has. The
+   * caller's core is held until then, so a function cannot leave calls
+   * running on the device after it answered.
+   */
+  close(): Promise<void>;
+}
+
 /**
  * The `env.call` answerer of one call: its sub-calls run one after another
  * (a fan-out may not take more of the owner's cores than the caller holds),
  * numbered in order for their request ids.
  */
-export function callerFor(host: CallsHost, caller: CallerContext): (request: OutboundRequest & { call: string }) => Promise<OutboundResponse> {
+export function callerFor(host: CallsHost, caller: CallerContext): CallerCalls {
   let n = 0;
+  let closed = false;
   let queue: Promise<unknown> = Promise.resolve();
-  return (request) => {
-    const id = `${caller.requestId}_c${++n}`.slice(0, MAX_REQUEST_ID);
-    const next = queue.then(() => subCall(host, caller, id, request));
-    queue = next.catch(() => undefined);
-    return next;
+  return {
+    onCall: (request) => {
+      const id = childRequestId(caller.requestId, ++n);
+      const next = queue.then(() =>
+        closed ? asOutbound(errorEnvelope("ERR_BAD_REQUEST", "the calling function had already answered: env.call must be awaited before the answer", id), request.url) : subCall(host, caller, id, request),
+      );
+      queue = next.catch(() => undefined);
+      return next;
+    },
+    close: async () => {
+      closed = true;
+      await queue;
+    },
   };
+}
+
+/** The request id of a call's n-th sub-call: the caller's plus `_c<n>`; a long one keeps its start and a hash of the rest. */
+export function childRequestId(parent: string, n: number): string {
+  const suffix = `_c${n}`;
+  if (parent.length + suffix.length <= MAX_REQUEST_ID) return parent + suffix;
+  const hash = createHash("sha256").update(parent).digest("base64url").slice(0, 10);
+  return `${parent.slice(0, MAX_REQUEST_ID - suffix.length - hash.length - 1)}-${hash}${suffix}`;
 }
 
 async function subCall(host: CallsHost, caller: CallerContext, requestId: string, request: OutboundRequest & { call: string }): Promise<OutboundResponse> {
@@ -108,6 +137,8 @@ async function subCall(host: CallsHost, caller: CallerContext, requestId: string
         : refuse("ERR_PLATFORM_UNREACHABLE", `this device does not serve ${caller.app}/${name} and cannot reach the platform to find a peer; retry`);
     }
     target = { version: known.version, limits: known.limits, peers: known.devices.filter((d) => d !== host.deviceId) };
+    // the lookup took time of the caller's: a call that cannot be sent any more is not sent, nor billed
+    if (caller.deadline - Date.now() <= 0) return refuse("ERR_DEVICE_TIMEOUT", "the calling function's time was up before the call could be made");
   }
   const body = request.body ?? new Uint8Array(0);
   if (body.byteLength > target.limits.requestBytes) {
@@ -118,7 +149,7 @@ async function subCall(host: CallsHost, caller: CallerContext, requestId: string
   for (const [k, v] of request.headers) headers.append(k, v);
   // the callee's span is a child of the caller's, unless the function passed a traceparent of its own
   if (!headers.has("traceparent") && caller.traceparent) headers.set("traceparent", caller.traceparent);
-  const h = invocationHeaders({ requestId, app: caller.app, fn: name, version: target.version, method: method.data, url: request.url, wallMs: remaining, headers });
+  const h = invocationHeaders({ requestId, app: caller.app, fn: name, version: target.version, method: method.data, url: request.url, wallMs: caller.deadline - Date.now(), headers });
   h.set(INVOKE_HEADERS.depth, String(caller.depth + 1));
   const callId = randomUUID();
   const at = Date.now();
@@ -139,10 +170,16 @@ async function subCall(host: CallsHost, caller: CallerContext, requestId: string
   else {
     // the peer attests the call under this id (docs/ledger.md, door calls)
     h.set(INVOKE_HEADERS.callId, callId);
-    const outcome = await host.peers.relay(caller.app, target.peers, h, body, {
-      deadline: started + remaining + RELAY_MARGIN_MS,
-      idempotent: isIdempotent(method.data, headers),
-    });
+    let outcome: Awaited<ReturnType<Peers["relay"]>>;
+    try {
+      outcome = await host.peers.relay(caller.app, target.peers, h, body, {
+        deadline: started + (caller.deadline - Date.now()) + RELAY_MARGIN_MS,
+        idempotent: isIdempotent(method.data, headers),
+      });
+    } catch {
+      // the fabric failed under the relay (the connection moving or lost): the peer may have run it, so it is reported
+      return report(errorEnvelope("ERR_DEVICE_LOST", `the call of ${caller.app}/${name} was cut off on its way to the device serving it; retry`, requestId), { responseBytes: 0, errorCode: "ERR_DEVICE_LOST" });
+    }
     if ("timedOut" in outcome) {
       return report(errorEnvelope("ERR_DEVICE_TIMEOUT", `the device serving ${caller.app}/${name} did not answer in time`, requestId), { responseBytes: 0, errorCode: "ERR_DEVICE_TIMEOUT" });
     }

@@ -610,6 +610,8 @@ export class Agent implements AsyncDisposable {
       };
       // the call's log lines carry its trace id (looked up by function and request id while the call runs)
       if (meta.data.traceparent) untrace = this.traces.open(key, requestId, meta.data.traceparent.slice(3, 35));
+      const depth = callDepth(h?.has(INVOKE_HEADERS.depth) ? h.get(INVOKE_HEADERS.depth) : undefined);
+      const calls = callerFor(this.callsHost, { app, requestId, depth, deadline, ...(meta.data.traceparent ? { traceparent: meta.data.traceparent } : {}) });
       const remaining = deadline - Date.now();
       const limits = sandboxLimits({ ...placed.limits, wallMs: Math.max(1, Math.min(placed.limits.wallMs, remaining)) });
       const result = await this.pool.invoke(key, code, requestId, limits, {
@@ -618,11 +620,12 @@ export class Agent implements AsyncDisposable {
         headers: requestHeaders,
         body: data.byteLength > 0 ? (data as Uint8Array<ArrayBuffer>) : null,
       }, placed.settings, {
-        onCall: callerFor(this.callsHost, {
-          app, requestId, depth: callDepth(h?.has(INVOKE_HEADERS.depth) ? h.get(INVOKE_HEADERS.depth) : undefined), deadline, ...(meta.data.traceparent ? { traceparent: meta.data.traceparent } : {}),
-        }),
-        nested: inner,
+        onCall: calls.onCall,
+        // a call in a chain may find its function's isolates all held by callers up the chain (here, or relayed back)
+        nested: inner || depth > 0,
       });
+      // the function has its answer: its calls end here, before the core is given back
+      await calls.close();
       metered = { cpuMs: result.cpuMs, ok: result.ok };
       // a relayed call is credited only when this device, which ran it, says so too (docs/ledger.md)
       const callId = h?.get(INVOKE_HEADERS.callId);

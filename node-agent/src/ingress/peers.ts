@@ -46,9 +46,14 @@ export class Peers {
     } catch {
       reply = { error: { code: "ERR_PLATFORM_UNREACHABLE", message: "the platform did not answer" } };
     }
-    if (this.cache.size > 10_000) this.cache.clear();
-    // a not-found is kept as long as a hit: a client cannot make the device ask the platform on every request
-    this.cache.set(key, { at: Date.now(), reply });
+    // a not-found is kept as long as a hit (a client cannot make the device ask the platform on every request);
+    // a failure of the moment (the platform away, busy, or over this device's lookup rate) is not kept
+    const transient = "error" in reply && reply.error.code !== "ERR_FUNCTION_NOT_FOUND";
+    if (!transient) {
+      // bounded: the oldest answers go first, never everyone's at once
+      if (this.cache.size >= 10_000) for (const old of [...this.cache.keys()].slice(0, 1_000)) this.cache.delete(old);
+      this.cache.set(key, { at: Date.now(), reply });
+    }
     return reply;
   }
 

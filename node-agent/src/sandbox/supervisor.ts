@@ -191,7 +191,10 @@ class SandboxProcess {
       const pending = invoke === undefined ? undefined : this.pending.get(invoke);
       const onCall = pending !== undefined && pending.key === key && this.known.has(key) ? pending.onCall : undefined;
       response = onCall
-        ? await onCall(request as OutboundRequest & { call: string }).catch((error: unknown) => ({ error: `env.call failed: ${(error as Error).message}` }))
+        ? await onCall(request as OutboundRequest & { call: string }).catch((error: unknown) => {
+            this.pool.log.warn({ err: error, key }, "a function's env.call failed");
+            return { error: "env.call failed on this device; retry" };
+          })
         : { error: "env.call is available only while the function answers a call" };
     } else {
       const policy = this.known.has(key) ? this.pool.outbound.get(key) : undefined;

@@ -111,6 +111,7 @@ const bindingsOf = (bindings: FunctionRecord["bindings"]) => (bindings && Object
 /** `NAME=fn,OTHER=fn2` (or `none`) from the deploy query, as bindings. */
 function parseBindings(value: string): FunctionBindings {
   if (value.trim() === "none") return {};
+  if (value.trim() === "") throw new HearthError("ERR_BAD_REQUEST", "bind: name at least one binding as NAME=function, or bind=none to clear them");
   const list = parseBindingList([value]);
   if ("error" in list) throw new HearthError("ERR_BAD_REQUEST", `bind: ${list.error}`);
   return parseInput(FunctionBindings, list, "bind");

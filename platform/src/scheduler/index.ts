@@ -86,6 +86,14 @@ export class Scheduler implements AsyncDisposable {
   private running?: Promise<void>;
   private again = false;
   private stopped = false;
+  /** Rejected when the scheduler stops: requests to devices under way stop waiting. */
+  private readonly stopping: { promise: Promise<never>; reject: (error: Error) => void } = (() => {
+    let reject!: (error: Error) => void;
+    const promise = new Promise<never>((_, r) => {
+      reject = r;
+    });
+    return { promise, reject };
+  })();
   /** Per-function reconcile work under way. */
   private readonly working = new Map<string, Promise<void>>();
   /** `<device> <app>/<fn>@<version>` → time before which that placement is not tried again. */
@@ -124,6 +132,7 @@ export class Scheduler implements AsyncDisposable {
     this.directory = options.directory;
     this.onPlaced = options.onPlaced;
     this.eligibility = options.eligibility;
+    this.stopping.promise.catch(() => undefined);
   }
 
   start(): void {
@@ -473,7 +482,8 @@ export class Scheduler implements AsyncDisposable {
     const settings = settingsFingerprint(record);
     const failKey = (id: string) => `${id} ${app}/${name}@${record.version}`;
     const place = async (id: string): Promise<boolean> => {
-      if ((this.failed.get(failKey(id)) ?? 0) > Date.now()) return false;
+      // a scheduler that is stopping places nothing more (each placement may wait out a device's answer)
+      if (this.stopped || (this.failed.get(failKey(id)) ?? 0) > Date.now()) return false;
       try {
         // env holds secrets: it goes to the device in the place message only, never into a log line or the placement record
         const message: ControlMessage = { type: "place", app, fn: name, version: record.version, limits: record.limits };
@@ -571,7 +581,8 @@ export class Scheduler implements AsyncDisposable {
 
   /** Sends a control message to a device and waits for its acknowledgement. */
   private async send(deviceId: string, message: ControlMessage, timeoutMs = this.placeTimeoutMs): Promise<void> {
-    const reply = await this.nc.request(this.subjects.control(deviceId), JSON.stringify(message), { timeout: timeoutMs });
+    // a stopping scheduler does not wait out a device that went away with the request (up to timeoutMs)
+    const reply = await Promise.race([this.nc.request(this.subjects.control(deviceId), JSON.stringify(message), { timeout: timeoutMs }), this.stopping.promise]);
     const parsed = ControlReply.safeParse(reply.json());
     if (!parsed.success) throw new HearthError("ERR_BAD_MESSAGE", `device ${deviceId} sent an invalid control reply`);
     if ("error" in parsed.data) throw HearthError.fromWire(parsed.data.error);
@@ -579,6 +590,7 @@ export class Scheduler implements AsyncDisposable {
 
   async [Symbol.asyncDispose](): Promise<void> {
     this.stopped = true;
+    this.stopping.reject(new HearthError("ERR_INTERNAL", "the scheduler is stopping"));
     clearInterval(this.timer);
     await this.settle();
     if (this.heartbeats && !this.nc.isClosed()) this.heartbeats.unsubscribe();
