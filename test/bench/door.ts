@@ -34,13 +34,23 @@ export const doorCall: Benchmark = {
     const fn = await h.client.waitUntilReady("bench", "hello", { timeoutMs: 30_000, intervalMs: 50 });
     const placed = fn.devices[0]!;
     const other = DEVICES.find((id) => id !== placed)!;
-    const doorUrl = (id: string) => `http://127.0.0.1:${ports.get(id)}/fn/bench/hello${PATH}`;
-    const urls = { gateway: `${fn.url}${PATH}`, local: doorUrl(placed), relayed: doorUrl(other) };
+    const doorUrl = (id: string, name = "hello") => `http://127.0.0.1:${ports.get(id)}/fn/bench/${name}${PATH}`;
+    // a function on both devices that calls hello with env.call: at hello's device the callee runs there, at the other it is relayed
+    await h.client.deploy({
+      app: "bench", name: "front", replicas: 2,
+      code: `export default { async fetch(request, env) { const r = await env.call("hello", "${PATH}"); return new Response(await r.text(), { status: r.status, headers: { "content-type": "application/json" } }); } }`,
+    });
+    await waitFor("bench/front on both devices", async () => (await h.client.get("bench", "front")).devices.length === 2 && (await h.client.get("bench", "front")).status === "ready", { timeoutMs: 30_000 });
+    const urls = { gateway: `${fn.url}${PATH}`, local: doorUrl(placed), relayed: doorUrl(other), callLocal: doorUrl(placed, "front"), callRelayed: doorUrl(other, "front") };
     // the other door relays once its credential carries the network: wait until both doors answer as they should
     await waitFor("both doors answering hello", async () => {
       const [local, relayed] = await Promise.all([fetch(urls.local), fetch(urls.relayed)]);
       const ok = (await local.text()) === HELLO_JSON && (await relayed.text()) === HELLO_JSON;
       return ok && local.headers.get("x-hearth-relayed") === null && relayed.headers.get("x-hearth-relayed") === "1" && relayed.headers.get("x-hearth-device") === placed;
+    }, { timeoutMs: 30_000, intervalMs: 200 });
+    await waitFor("front answering hello through env.call at both doors", async () => {
+      const [a, b] = await Promise.all([fetch(urls.callLocal), fetch(urls.callRelayed)]);
+      return (await a.text()) === HELLO_JSON && (await b.text()) === HELLO_JSON && a.headers.get("x-hearth-device") === placed && b.headers.get("x-hearth-device") === other;
     }, { timeoutMs: 30_000, intervalMs: 200 });
     const results = {} as Record<keyof typeof urls, Measured>;
     const single = {} as Record<keyof typeof urls, LoadResult>;
@@ -56,7 +66,7 @@ export const doorCall: Benchmark = {
     await h.hearth.stop();
     const { bare, echo } = await baselines(ctx, seconds, warmupSeconds);
 
-    const { gateway, local, relayed } = results;
+    const { gateway, local, relayed, callLocal, callRelayed } = results;
     const base = {
       gateway: (value: number) => ({ name: "gateway, same run", value }),
       nats: (value: number) => ({ name: "NATS echo", value }),
@@ -74,6 +84,14 @@ export const doorCall: Benchmark = {
         { bench: "door", metric: `p99 latency, one call at a time, ${label}`, value: single[key].p99, unit: "ms", baseline: base.gateway(single.gateway.p99), better: "lower" },
         { bench: "door", metric: `CPU per call, whole path, ${label}`, value: r.cpuMsPerCall * 1000, unit: "µs", baseline: base.gateway(gateway.cpuMsPerCall * 1000), better: "lower" },
         { bench: "door", metric: `CPU per call, whole path, ${label}`, value: r.cpuMsPerCall * 1000, unit: "µs", baseline: base.hono(bare.cpuMsPerCall * 1000), better: "lower" },
+      );
+    }
+    const direct = (value: number) => ({ name: "hello at its own door, same run", value });
+    for (const [label, r, key] of [["env.call, callee on the same device", callLocal, "callLocal"], ["env.call, callee relayed to a peer", callRelayed, "callRelayed"]] as const) {
+      rows.push(
+        { bench: "door", metric: `p50 latency, one call at a time, ${label}`, value: single[key].p50, unit: "ms", baseline: direct(single.local.p50), better: "lower" },
+        { bench: "door", metric: `p99 latency, one call at a time, ${label}`, value: single[key].p99, unit: "ms", baseline: direct(single.local.p99), better: "lower" },
+        { bench: "door", metric: `CPU per call, whole path, ${label}`, value: r.cpuMsPerCall * 1000, unit: "µs", baseline: direct(local.cpuMsPerCall * 1000), better: "lower" },
       );
     }
     rows.push(
@@ -94,6 +112,7 @@ export const doorCall: Benchmark = {
           `CPU per call (µs) by process — local: ${cpu(local)}; relayed: ${cpu(relayed)}; gateway: ${cpu(gateway)}. Both agents count as "agent" (on the relayed path one takes the call at its door, the other runs it).`,
           "The device donates one core, so at 8 connections every path queues for it and the device, not the path, sets requests/s; one call at a time shows what the hops cost. The NATS echo baseline runs 8 in flight.",
           "Baselines as in the warm-call section (bare Hono, NATS echo of the same bytes), measured in this run after the three paths.",
+          `env.call: bench/front (on both devices) answers with what env.call("hello") gave it, called at a door: at hello's device the callee runs there under the caller's core (two isolate runs, no fabric hop); at the other device it is relayed to hello's (door → front → nats-server → agent → hello). Against hello at its own door, the difference is what one function-to-function call costs. CPU by process — same device: ${cpu(callLocal)}; relayed: ${cpu(callRelayed)}.`,
         ],
       },
     ];
