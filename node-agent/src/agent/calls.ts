@@ -132,8 +132,9 @@ async function subCall(host: CallsHost, caller: CallerContext, requestId: string
   else {
     const known = await host.peers.lookup(caller.app, name);
     if ("error" in known) {
-      return known.error.code === "ERR_FUNCTION_NOT_FOUND"
-        ? refuse("ERR_FUNCTION_NOT_FOUND", `no function ${caller.app}/${name}`)
+      if (known.error.code === "ERR_FUNCTION_NOT_FOUND") return refuse("ERR_FUNCTION_NOT_FOUND", `no function ${caller.app}/${name}`);
+      return known.error.code === "ERR_RATE_LIMITED"
+        ? refuse("ERR_RATE_LIMITED", `this device looked up ${caller.app}'s functions too often; retry in a second`)
         : refuse("ERR_PLATFORM_UNREACHABLE", `this device does not serve ${caller.app}/${name} and cannot reach the platform to find a peer; retry`);
     }
     target = { version: known.version, limits: known.limits, peers: known.devices.filter((d) => d !== host.deviceId) };

@@ -114,7 +114,8 @@ type Where =
   | { kind: "local"; version: string; limits: FunctionLimits }
   | { kind: "relay"; version: string; limits: FunctionLimits; peers: string[] }
   | { kind: "unknown" }
-  | { kind: "unreachable" };
+  | { kind: "unreachable" }
+  | { kind: "limited" };
 
 export class Door implements AsyncDisposable {
   private readonly host: DoorHost;
@@ -202,6 +203,9 @@ export class Door implements AsyncDisposable {
     try {
       const where = await this.where(appName, fnName);
       if (where.kind === "unknown") return this.refused(errorResponse(c, "ERR_FUNCTION_NOT_FOUND", `no function ${appName}/${fnName} in this device's networks`));
+      if (where.kind === "limited") {
+        return this.refused(errorResponse(c, "ERR_RATE_LIMITED", `this door asked after ${appName}'s functions too often; retry in a second`));
+      }
       if (where.kind === "unreachable") {
         return this.refused(errorResponse(c, "ERR_PLATFORM_UNREACHABLE", `this device does not serve ${appName}/${fnName} itself and cannot reach the platform to find a peer; retry in a few seconds`));
       }
@@ -233,6 +237,7 @@ export class Door implements AsyncDisposable {
     if ("error" in known) {
       // a function placed here still runs here, busy or not, whatever the platform said
       if (local) return { kind: "local", version: local.version, limits: local.limits };
+      if (known.error.code === "ERR_RATE_LIMITED") return { kind: "limited" };
       return known.error.code === "ERR_FUNCTION_NOT_FOUND" ? { kind: "unknown" } : { kind: "unreachable" };
     }
     if (known.devices.length === 0 && local) return { kind: "local", version: local.version, limits: local.limits };

@@ -11,6 +11,12 @@ import { RequestError, TimeoutError, type Msg, type MsgHdrs, type NatsConnection
 
 /** How long the platform's answer to "who serves this function" is kept. */
 const PEERS_CACHE_MS = 2_000;
+/**
+ * Lookups one app may ask of the platform a second from this device (a
+ * burst of as many): the platform answers a device at most 100 a second,
+ * so no one app's callers or functions can use them all up for the others.
+ */
+const LOOKUPS_PER_APP_PER_SECOND = 25;
 
 export interface PeersHost {
   readonly deviceId: string;
@@ -28,6 +34,7 @@ export type RelayOutcome =
 export class Peers {
   private readonly host: PeersHost;
   private readonly cache = new Map<string, { at: number; reply: DoorPeersReply }>();
+  private readonly buckets = new Map<string, { tokens: number; at: number }>();
 
   constructor(host: PeersHost) {
     this.host = host;
@@ -38,6 +45,7 @@ export class Peers {
     const key = `${app}/${fn}`;
     const hit = this.cache.get(key);
     if (hit && Date.now() - hit.at < PEERS_CACHE_MS) return hit.reply;
+    if (!this.mayAsk(app)) return { error: { code: "ERR_RATE_LIMITED", message: "this device asked the platform about this app's functions too often; retry in a second" } };
     let reply: DoorPeersReply;
     try {
       const msg = await this.host.nc().request(this.host.subjects.doorPeers(this.host.deviceId), JSON.stringify({ app, fn }), { timeout: 2_000 });
@@ -55,6 +63,22 @@ export class Peers {
       this.cache.set(key, { at: Date.now(), reply });
     }
     return reply;
+  }
+
+  /** Takes one of the app's lookups this second, if it has one left (a token bucket per app, bounded in apps). */
+  private mayAsk(app: string): boolean {
+    const now = Date.now();
+    let bucket = this.buckets.get(app);
+    if (!bucket) {
+      if (this.buckets.size >= 10_000) this.buckets.clear();
+      bucket = { tokens: LOOKUPS_PER_APP_PER_SECOND, at: now };
+      this.buckets.set(app, bucket);
+    }
+    bucket.tokens = Math.min(LOOKUPS_PER_APP_PER_SECOND, bucket.tokens + ((now - bucket.at) / 1000) * LOOKUPS_PER_APP_PER_SECOND);
+    bucket.at = now;
+    if (bucket.tokens < 1) return false;
+    bucket.tokens -= 1;
+    return true;
   }
 
   /** Forgets what the platform said of app/fn (its peers all failed): the next call asks again. */
