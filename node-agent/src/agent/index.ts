@@ -36,7 +36,7 @@ import { ClockJumpWatch, ReconnectBackoff } from "./reconnect.ts";
 import { Door, type DoorCounts } from "../ingress/index.ts";
 import { Peers } from "../ingress/peers.ts";
 import { UsageReporter } from "../ingress/reporter.ts";
-import { callDepth, callerFor, type CallsHost } from "./calls.ts";
+import { callDepth, callerFor, type CallerCalls, type CallsHost } from "./calls.ts";
 
 export type { RenewOptions } from "./credentials.ts";
 
@@ -560,6 +560,7 @@ export class Agent implements AsyncDisposable {
     let release: (() => void) | undefined;
     let metered: { cpuMs: number; ok: boolean } | undefined;
     let untrace: (() => void) | undefined;
+    let calls: CallerCalls | undefined;
     try {
       const meta = InvokeMeta.safeParse({
         requestId: h?.get(INVOKE_HEADERS.requestId),
@@ -611,7 +612,7 @@ export class Agent implements AsyncDisposable {
       // the call's log lines carry its trace id (looked up by function and request id while the call runs)
       if (meta.data.traceparent) untrace = this.traces.open(key, requestId, meta.data.traceparent.slice(3, 35));
       const depth = callDepth(h?.has(INVOKE_HEADERS.depth) ? h.get(INVOKE_HEADERS.depth) : undefined);
-      const calls = callerFor(this.callsHost, { app, requestId, depth, deadline, ...(meta.data.traceparent ? { traceparent: meta.data.traceparent } : {}) });
+      calls = callerFor(this.callsHost, { app, requestId, depth, deadline, ...(meta.data.traceparent ? { traceparent: meta.data.traceparent } : {}) });
       const remaining = deadline - Date.now();
       const limits = sandboxLimits({ ...placed.limits, wallMs: Math.max(1, Math.min(placed.limits.wallMs, remaining)) });
       const result = await this.pool.invoke(key, code, requestId, limits, {
@@ -624,8 +625,6 @@ export class Agent implements AsyncDisposable {
         // a call in a chain may find its function's isolates all held by callers up the chain (here, or relayed back)
         nested: inner || depth > 0,
       });
-      // the function has its answer: its calls end here, before the core is given back
-      await calls.close();
       metered = { cpuMs: result.cpuMs, ok: result.ok };
       // a relayed call is credited only when this device, which ran it, says so too (docs/ledger.md)
       const callId = h?.get(INVOKE_HEADERS.callId);
@@ -643,6 +642,8 @@ export class Agent implements AsyncDisposable {
       out.set(INVOKE_HEADERS.device, this.config.deviceId);
       return { headers: out, data: new Uint8Array(0) };
     } finally {
+      // the function has its answer (or failed): its calls end here, before the core is given back
+      await calls?.close();
       release?.();
       untrace?.();
       if (metered) this.meter(metered.cpuMs, metered.ok);
