@@ -2,7 +2,7 @@
  * The web APIs inside a function, driven through a real SandboxPool: each
  * test deploys a small function and checks what a developer would observe.
  */
-import { afterAll, beforeAll, describe, expect, it } from "vitest";
+import { afterAll, beforeAll, describe, expect, it, vi } from "vitest";
 import type { SandboxPool } from "../src/sandbox/supervisor.ts";
 import { call, json, jsonFunction, startPool, text, uniqueKey } from "./helpers.ts";
 
@@ -252,6 +252,24 @@ describe("crypto, timers, misc globals, env, ctx, console", () => {
       ["warn", "careful", "req-wait"],
       ["error", "later", "req-wait"],
     ]);
+  });
+
+  it("hands on a call's console lines with its answer, and a long call's lines while it still runs", async () => {
+    const key = uniqueKey("lines");
+    const code = `export default { async fetch(request) {
+      const long = new URL(request.url).pathname === "/long";
+      console.log(long ? "long call started" : "one"); if (!long) console.log("two");
+      if (long) await new Promise((r) => setTimeout(r, 3000));
+      return new Response("ok");
+    } }`;
+    await call(pool, key, code, { requestId: "req-lines" });
+    // in the same message as the answer: there by the time the call resolves, in order
+    expect(logs.filter((l) => l.key === key).map((l) => l.message)).toEqual(["one", "two"]);
+    let answered = false;
+    const long = call(pool, key, code, { path: "/long", requestId: "req-long" }).then((r) => ((answered = true), r));
+    await vi.waitFor(() => expect(logs.some((l) => l.key === key && l.message === "long call started")).toBe(true), { timeout: 2_500, interval: 10 });
+    expect(answered).toBe(false);
+    expect(text(await long)).toBe("ok");
   });
 
   it("refuses outbound fetch unless the function is allowed it", async () => {

@@ -7,7 +7,7 @@
  */
 import { createHash } from "node:crypto";
 import { startNatsServer, type NatsServer } from "@hearth/devkit";
-import { logSubject, Subjects, type LogEntry, type LogLine } from "@hearth/protocol";
+import { logSubject, MAX_LOG_BATCH_LINES, Subjects, type LogEntry, type LogLine } from "@hearth/protocol";
 import { jetstreamManager } from "@nats-io/jetstream";
 import type { NatsConnection } from "@nats-io/transport-node";
 import { afterAll, beforeAll, describe, expect, it } from "vitest";
@@ -210,6 +210,28 @@ describe("function logs API", () => {
 });
 
 describe("function logs and shutdown", () => {
+  it("reads a device's batch (what agents send) line by line, in order: a bad line drops itself, not its neighbours", async () => {
+    const before = await storedLines();
+    const batch = [
+      line("shop", "cart", "batch-1", "batch first"),
+      { ...line("shop", "cart", "batch-2", "in the stranger's name, in a batch"), deviceId: stranger.id },
+      { ...line("shop", "cart", "batch-3", "bad level"), level: "fatal" },
+      "not a line",
+      line("rival", "cart", "batch-4", "batch second, another function"),
+      line("shop", "cart", "batch-5", "batch third"),
+    ];
+    device.nc.publish(subjects.deviceLogs(device.id), JSON.stringify(batch));
+    // a batch over the line cap is dropped whole, before any line is looked at
+    device.nc.publish(subjects.deviceLogs(device.id), JSON.stringify(Array.from({ length: MAX_LOG_BATCH_LINES + 1 }, (_, i) => line("shop", "cart", "too-many", `over ${i}`))));
+    device.nc.publish(subjects.deviceLogs(device.id), "[]");
+    await device.nc.flush();
+    await publish(line("shop", "cart", "batch-6", "after the batches"));
+    expect(await storedLines()).toBe(before + 4);
+    const shop = (await read("shop/functions/cart")).filter((l) => l.requestId?.startsWith("batch-"));
+    expect(shop.map((l) => l.message)).toEqual(["batch first", "batch third", "after the batches"]);
+    expect((await read("rival/functions/cart")).map((l) => l.message)).toContain("batch second, another function");
+  });
+
   it("a platform that stops ends its open follow streams instead of waiting for them", async () => {
     const second = await startPlatform({ fabricKeys: authority.keys, natsUrl: nats.url, token: TOKEN, log: silentLogger(), subjectPrefix: PREFIX });
     // over real HTTP: an open response would keep the server from closing

@@ -143,6 +143,7 @@ export {
   logSubject,
   logSubjectFilter,
   MAX_LOG_LIMIT,
+  MAX_LOG_BATCH_LINES,
   MAX_LOG_MESSAGE_CHARS,
 } from "./logs.ts";
 export { FunctionStatsReport, RecentError, StatsDay, StatsPoint, StatsQuery, StatsRange } from "./stats.ts";

@@ -65,7 +65,8 @@ export const DEVICE_CREDENTIAL_LIMITS = {
  */
 export const DEVICE_MESSAGE_BYTES = {
   heartbeat: 512 * 1024,
-  logLine: 96 * 1024,
+  /** A message of function log lines (a batch of up to MAX_LOG_BATCH_LINES, or one line). */
+  logLines: 512 * 1024,
   bundleRequest: 1024,
 } as const;
 

@@ -38,6 +38,9 @@ export const LogLine = z.strictObject({
 });
 export type LogLine = z.infer<typeof LogLine>;
 
+/** Lines one device message carries at most: a device sends its lines in batches, a JSON array of LogLine per message. */
+export const MAX_LOG_BATCH_LINES = 256;
+
 /** A stored line as the API returns it: the line plus its position in the logs stream (later lines have higher `seq`). */
 export const LogEntry = LogLine.extend({ seq: z.number().int().positive() });
 export type LogEntry = z.infer<typeof LogEntry>;

@@ -110,6 +110,8 @@ export class Agent implements AsyncDisposable {
   readonly memory: WarmIsolates;
   /** Trace ids of the calls running now, for their log lines. */
   private readonly traces: CallTraces;
+  /** Sends the function log lines held for a batch (on close, before the connection drains). */
+  private flushLogs?: () => void;
   private today = { day: "", calls: 0, errors: 0, cpuMs: 0 };
   /** Since the agent started, as this device metered it (metrics). */
   readonly served = { calls: 0, errors: 0, cpuMs: 0 };
@@ -154,6 +156,7 @@ export class Agent implements AsyncDisposable {
     await credentials.prepare();
     const size = config.sandboxes ?? Math.max(1, Math.ceil(config.cores));
     const traces = new CallTraces();
+    const functionLogs = forwardFunctionLogs({ deviceId: config.deviceId, subjects: new Subjects(config.subjectPrefix), connection: () => agent?.nc, log, traceOf: (k, r) => traces.of(k, r) });
     const pool = new SandboxPool({
       size,
       // The owner's memory cap, enforced on what the OS sees too: placements are admitted by their declared limits
@@ -163,7 +166,7 @@ export class Agent implements AsyncDisposable {
       processMemoryMb: SANDBOX_PROCESS_BASE_MB + config.memoryMb,
       log,
       // console lines go to the function's developer over the fabric; the owner's log gets only counts
-      onLog: forwardFunctionLogs({ deviceId: config.deviceId, subjects: new Subjects(config.subjectPrefix), connection: () => agent?.nc, log, traceOf: (k, r) => traces.of(k, r) }),
+      onLog: functionLogs,
     });
     await pool.start();
     let nc: NatsConnection;
@@ -183,6 +186,7 @@ export class Agent implements AsyncDisposable {
       clearTimeout(firstWait);
     }
     const started = new Agent(config, log, nc, pool, backoff, credentials, traces);
+    started.flushLogs = functionLogs.flush;
     agent = started;
     started.watchConnection(nc);
     credentials.onRenewed = () => void started.useRenewedCredential();
@@ -790,6 +794,8 @@ export class Agent implements AsyncDisposable {
       // attestations of the relayed calls it served, while the fabric is still there
       await this.usage.flush();
       this.usage[Symbol.dispose]();
+      // the console lines of the last calls, still held for a batch
+      this.flushLogs?.();
       this.control?.unsubscribe();
       await this.nc.drain().catch(() => undefined);
       await this.pool[Symbol.asyncDispose]();

@@ -1,7 +1,7 @@
 /**
- * Function logs leave the device for their developer: each console line a
- * sandbox reports becomes one message on the device's own log subject
- * (`<prefix>.devlogs.<deviceId>`); the platform checks that the function is
+ * Function logs leave the device for their developer: the console lines a
+ * sandbox reports go, a batch per message (a JSON array of lines), on the
+ * device's own log subject (`<prefix>.devlogs.<deviceId>`); the platform checks that the function is
  * placed here and keeps it in its logs stream (docs/api.md, "Function logs"). The
  * device owner's own log gets only counts at debug level, never a line's
  * content: owners must not see more of a function than running it.
@@ -9,7 +9,7 @@
  * Publishing is core NATS (fire and forget, buffered by nats.js while it
  * reconnects): a console call never waits on the fabric.
  */
-import { LogLine, MAX_LOG_MESSAGE_CHARS, type LogLevel, type Subjects } from "@hearth/protocol";
+import { LogLine, MAX_LOG_BATCH_LINES, MAX_LOG_MESSAGE_CHARS, type LogLevel, type Subjects } from "@hearth/protocol";
 import type { NatsConnection } from "@nats-io/transport-node";
 import type { Logger } from "../log/index.ts";
 
@@ -87,43 +87,89 @@ export function logLineOf(entry: SandboxLogEntry, deviceId: string, at = Date.no
 
 const LEVELS = new Set<string>(["debug", "info", "warn", "error"]);
 
+/** How long a line waits on the device for others to go in the same message, at most (ms). */
+export const LOG_FLUSH_MS = 20;
+/** A device message's lines, at most (the platform reads no more of one message). */
+export const LOG_BATCH_LINES = MAX_LOG_BATCH_LINES;
+/** A device message's bytes, about at most: a batch is sent before a line would take it past this. */
+const LOG_BATCH_BYTES = 256 * 1024;
+
+/** The sandbox pool's `onLog`, and what sends the lines still held (on shutdown). */
+export interface FunctionLogForwarder {
+  (entry: SandboxLogEntry): void;
+  /** Publishes the lines held now (call before the connection drains). */
+  flush(): void;
+}
+
 /**
- * The sandbox pool's `onLog`: publishes each line to its function's logs
- * subject and keeps counts for the owner's log.
+ * The sandbox pool's `onLog`: sends each line to the platform on the
+ * device's own log subject, in batches (one message of up to
+ * LOG_BATCH_LINES lines, each sent within LOG_FLUSH_MS of its console
+ * call: a message per line cost the device, nats-server and the platform
+ * more than the call itself), and keeps counts for the owner's log.
  *
  * @example
  * new SandboxPool({ size, log, onLog: forwardFunctionLogs({ deviceId, subjects, connection: () => nc, log }) });
  */
-export function forwardFunctionLogs(options: FunctionLogOptions): (entry: SandboxLogEntry) => void {
+export function forwardFunctionLogs(options: FunctionLogOptions): FunctionLogForwarder {
   const reportEveryMs = options.reportEveryMs ?? 60_000;
   const counts = { sent: 0, dropped: 0 };
   let reported = { sent: 0, dropped: 0 };
   let lastReport = 0;
-  return (entry) => {
-    let nc: NatsConnection | undefined;
+  let held: string[] = [];
+  let heldBytes = 0;
+  let timer: NodeJS.Timeout | undefined;
+  const connection = (): NatsConnection | undefined => {
     try {
-      nc = options.connection();
+      const nc = options.connection();
+      return nc && !nc.isClosed() ? nc : undefined;
     } catch {
       // not connected yet (a line before the agent joined the fabric)
-    }
-    const line = logLineOf(entry, options.deviceId, Date.now(), options.traceOf?.(entry.key, entry.requestId));
-    if (!line || !nc || nc.isClosed()) counts.dropped++;
-    else {
-      try {
-        nc.publish(options.subjects.deviceLogs(options.deviceId), JSON.stringify(line));
-        counts.sent++;
-      } catch {
-        counts.dropped++;
-      }
-    }
-    const now = Date.now();
-    if (now - lastReport >= reportEveryMs) {
-      lastReport = now;
-      options.log.debug(
-        { fnLogLines: counts.sent - reported.sent, fnLogLinesDropped: counts.dropped - reported.dropped },
-        "function log lines sent to their developers",
-      );
-      reported = { ...counts };
+      return undefined;
     }
   };
+  const report = () => {
+    const now = Date.now();
+    if (now - lastReport < reportEveryMs) return;
+    lastReport = now;
+    options.log.debug(
+      { fnLogLines: counts.sent - reported.sent, fnLogLinesDropped: counts.dropped - reported.dropped },
+      "function log lines sent to their developers",
+    );
+    reported = { ...counts };
+  };
+  const flush = () => {
+    clearTimeout(timer);
+    timer = undefined;
+    if (held.length === 0) return;
+    const lines = held;
+    held = [];
+    heldBytes = 0;
+    const nc = connection();
+    try {
+      if (!nc) throw new Error("not connected");
+      nc.publish(options.subjects.deviceLogs(options.deviceId), `[${lines.join(",")}]`);
+      counts.sent += lines.length;
+    } catch {
+      counts.dropped += lines.length;
+    }
+    report();
+  };
+  const forward = ((entry: SandboxLogEntry) => {
+    const line = logLineOf(entry, options.deviceId, Date.now(), options.traceOf?.(entry.key, entry.requestId));
+    if (!line || !connection()) {
+      counts.dropped++;
+      return report();
+    }
+    const json = JSON.stringify(line);
+    if (held.length > 0 && (held.length >= LOG_BATCH_LINES || heldBytes + json.length > LOG_BATCH_BYTES)) flush();
+    held.push(json);
+    heldBytes += json.length + 1;
+    if (!timer) {
+      timer = setTimeout(flush, LOG_FLUSH_MS);
+      timer.unref();
+    }
+  }) as FunctionLogForwarder;
+  forward.flush = flush;
+  return forward;
 }

@@ -83,7 +83,20 @@ export const ToSandbox = z.discriminatedUnion("type", [
 ]);
 export type ToSandbox = z.infer<typeof ToSandbox>;
 
-const Timing = { cpuMs: z.number().min(0), wallMs: z.number().min(0), cold: z.boolean() };
+/** One console line of a function, from the sandbox process (the supervisor passes on only lines of keys it sent there). */
+export const SandboxLogLine = z.strictObject({
+  key: z.string(),
+  requestId: z.string(),
+  level: z.enum(["debug", "info", "warn", "error"]),
+  message: z.string(),
+});
+/** Lines a sandbox process sends in one message at most (it holds them briefly and sends them with a result). */
+export type SandboxLogLine = z.infer<typeof SandboxLogLine>;
+export const SANDBOX_LOG_BATCH = 256;
+const SandboxLogLines = z.array(SandboxLogLine).max(SANDBOX_LOG_BATCH);
+
+/** Timing of a call, and the console lines held since the last message (of this call and of others on the process). */
+const Timing = { cpuMs: z.number().min(0), wallMs: z.number().min(0), cold: z.boolean(), logs: SandboxLogLines.optional() };
 
 export const FromSandbox = z.union([
   z.strictObject({
@@ -103,13 +116,8 @@ export const FromSandbox = z.union([
     message: z.string(),
     ...Timing,
   }),
-  z.strictObject({
-    type: z.literal("log"),
-    key: z.string(),
-    requestId: z.string(),
-    level: z.enum(["debug", "info", "warn", "error"]),
-    message: z.string(),
-  }),
+  /** Console lines held while no result went out for a while. */
+  z.strictObject({ type: z.literal("logs"), lines: SandboxLogLines }),
   z.strictObject({ type: z.literal("ready") }),
   /** `invoke`: the id of the call the fetch is made in (a function-to-function call is that call's). */
   z.strictObject({ type: z.literal("fetch"), id: z.number().int(), key: z.string(), invoke: z.number().int().optional(), request: OutboundRequest }),

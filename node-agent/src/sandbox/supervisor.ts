@@ -14,6 +14,7 @@ import {
   type OutboundRequest,
   type OutboundResponse,
   type SandboxLimits,
+  type SandboxLogLine,
   type SandboxRequest,
   type SandboxResult,
   type SandboxSettings,
@@ -171,15 +172,20 @@ class SandboxProcess {
     }
     const message = parsed.data;
     // a sandbox process speaks only for the functions sent to it: a line for any other key is not passed on
-    if (message.type === "log") {
-      if (this.known.has(message.key)) this.pool.onLog?.(message);
-    }
+    // a result brings the console lines held since the last message (before its call is answered: lines come first)
+    if (message.type === "result" && message.logs) this.passLogs(message.logs);
+    if (message.type === "logs") this.passLogs(message.lines);
     else if (message.type === "fetch") void this.fetchFor(message.id, message.key, message.invoke, message.request);
     else if (message.type === "result") {
       const p = this.pending.get(message.id);
       this.pending.delete(message.id);
       p?.resolve(message);
     }
+  }
+
+  /** Lines of the functions sent to this process go on to the function's developer; any other key's are not passed on. */
+  private passLogs(lines: readonly SandboxLogLine[]): void {
+    for (const line of lines) if (this.known.has(line.key)) this.pool.onLog?.(line);
   }
 
   /** Outbound fetch for a function on this process, under the policy the pool was given for it (never one the sandbox claims). */

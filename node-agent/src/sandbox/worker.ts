@@ -20,7 +20,9 @@ import { HANDLE, HandleTable } from "./handles.ts";
 import { JOB_SLOTS, JobGate, JobQueue } from "./host-jobs.ts";
 import {
   FromSandbox,
+  SANDBOX_LOG_BATCH,
   ToSandbox,
+  type SandboxLogLine,
   type OutboundRequest,
   type OutboundResponse,
   type SandboxLimits,
@@ -166,8 +168,39 @@ const waiters = new Map<string, (() => void)[]>();
 let callCounter = 0;
 let runtimeCache: ivm.ExternalCopy<ArrayBuffer> | undefined;
 
+/** Console lines not sent yet: they go with the next result (one message for both), or after LOG_HOLD_MS. */
+let heldLogs: SandboxLogLine[] = [];
+let heldLogChars = 0;
+let logTimer: NodeJS.Timeout | undefined;
+const LOG_HOLD_MS = 10;
+const LOG_HOLD_CHARS = 256 * 1024;
+
 function send(message: FromSandbox): void {
+  if (message.type === "result" && heldLogs.length > 0) {
+    clearTimeout(logTimer);
+    logTimer = undefined;
+    message.logs = heldLogs;
+    heldLogs = [];
+    heldLogChars = 0;
+  }
   process.send?.(message);
+}
+
+function sendLogs(): void {
+  clearTimeout(logTimer);
+  logTimer = undefined;
+  if (heldLogs.length === 0) return;
+  const lines = heldLogs;
+  heldLogs = [];
+  heldLogChars = 0;
+  process.send?.({ type: "logs", lines } satisfies FromSandbox);
+}
+
+function holdLog(line: SandboxLogLine): void {
+  if (heldLogs.length >= SANDBOX_LOG_BATCH || heldLogChars + line.message.length > LOG_HOLD_CHARS) sendLogs();
+  heldLogs.push(line);
+  heldLogChars += line.message.length;
+  logTimer ??= setTimeout(sendLogs, LOG_HOLD_MS);
 }
 
 /**
@@ -628,8 +661,7 @@ function writeLog(instance: Instance, level: string, message: string): void {
   instance.logLines++;
   instance.logBytes += line.length;
   const over = instance.logLines > MAX_LOG_LINES || instance.logBytes > MAX_LOG_BYTES;
-  send({
-    type: "log",
+  holdLog({
     key: instance.key,
     requestId: instance.requestId,
     level: over ? "warn" : ((LEVELS.has(level) ? level : "info") as "info"),
@@ -957,7 +989,7 @@ function patrolIdle(): void {
     const spent = Number(now - instance.idleCpu) / 1e6;
     instance.idleCpu = now;
     if (spent > IDLE_CPU_MS) {
-      send({ type: "log", key: instance.key, requestId: "", level: "warn", message: `stopped: this function's isolate ran ${Math.round(spent)} ms of code while no call was active (e.g. a FinalizationRegistry callback)` });
+      holdLog({ key: instance.key, requestId: "", level: "warn", message: `stopped: this function's isolate ran ${Math.round(spent)} ms of code while no call was active (e.g. a FinalizationRegistry callback)` });
       dispose(instance, "ERR_CPU_LIMIT");
     }
   }

@@ -1,13 +1,14 @@
 /**
- * Devices' console lines into the logs stream, checked: a device publishes
- * on its own subject (`<prefix>.devlogs.<deviceId>`, which only its
- * credential may publish on), and a line is stored on its function's
+ * Devices' console lines into the logs stream, checked, one stream message
+ * per line. A device publishes its lines in batches (a JSON array; one
+ * line alone is read too) on its own subject (`<prefix>.devlogs.<deviceId>`,
+ * which only its credential may publish on), and a line is stored on its function's
  * subject only when it names that device and a version of that function
  * the device was given to run (Store.mayRun: placed there, or being placed).
  * A device cannot write into the logs of a function it does not run, nor
  * in another device's name.
  */
-import { DEVICE_MESSAGE_BYTES, LogLine, logSubject, type Subjects } from "@hearth/protocol";
+import { DEVICE_MESSAGE_BYTES, LogLine, logSubject, MAX_LOG_BATCH_LINES, type Subjects } from "@hearth/protocol";
 import type { NatsConnection, Subscription } from "@nats-io/transport-node";
 import { deviceBudget, LOG_BYTES_BUDGET, LOG_LINE_MIN_COST } from "../identity/device-budget.ts";
 import type { Logger } from "../log/index.ts";
@@ -45,6 +46,15 @@ export function relayDeviceLogs(options: LogRelayOptions): Subscription {
     answers.set(key, { yes, at: Date.now() });
     return yes;
   };
+  /** Stores one line of a device's message, if it is the device's own and of a function it runs. */
+  const store1 = async (deviceId: string, raw: unknown): Promise<void> => {
+    const line = LogLine.safeParse(raw);
+    if (!line.success) return drop(deviceId, "not a log line");
+    if (line.data.deviceId !== deviceId) return drop(deviceId, "a line in another device's name");
+    const { app, fn, version } = line.data;
+    if (!(await mayRun(deviceId, app, fn, version))) return drop(deviceId, `a line for ${app}/${fn}, which it was not given to run`);
+    nc.publish(logSubject(subjects, app, fn), JSON.stringify(line.data));
+  };
   return nc.subscribe(subjects.deviceLogsAll, {
     // one platform process stores each line
     queue: "platform",
@@ -52,23 +62,24 @@ export function relayDeviceLogs(options: LogRelayOptions): Subscription {
       if (err) return;
       const deviceId = subjects.deviceOf(msg.subject, "devlogs");
       if (!deviceId) return;
-      if (msg.data.length > DEVICE_MESSAGE_BYTES.logLine) return drop(deviceId, "a line too big to read");
-      // spent before the line is read: what is over budget costs no parse and no lookup
+      if (msg.data.length > DEVICE_MESSAGE_BYTES.logLines) return drop(deviceId, "a message of lines too big to read");
+      let data: unknown;
+      try {
+        data = msg.json();
+      } catch {
+        return drop(deviceId, "not JSON");
+      }
+      // a batch (what agents send: a JSON array of lines), or one line
+      const lines = Array.isArray(data) ? data : [data];
+      if (lines.length === 0) return;
+      if (lines.length > MAX_LOG_BATCH_LINES) return drop(deviceId, `more than ${MAX_LOG_BATCH_LINES} lines in one message`);
+      // spent before any line is checked: what is over budget costs no lookup (each line counts at least its minimum)
       budget
-        .spend(deviceId, Math.max(msg.data.length, LOG_LINE_MIN_COST))
+        .spend(deviceId, Math.max(msg.data.length, LOG_LINE_MIN_COST * lines.length))
         .then(async (within) => {
           if (!within) return drop(deviceId, "more log bytes than its budget");
-          let line;
-          try {
-            line = LogLine.safeParse(msg.json());
-          } catch {
-            return drop(deviceId, "not JSON");
-          }
-          if (!line.success) return drop(deviceId, "not a log line");
-          if (line.data.deviceId !== deviceId) return drop(deviceId, "a line in another device's name");
-          const { app, fn, version } = line.data;
-          if (!(await mayRun(deviceId, app, fn, version))) return drop(deviceId, `a line for ${app}/${fn}, which it was not given to run`);
-          nc.publish(logSubject(subjects, app, fn), msg.data);
+          // in order: a function's lines are stored as the device sent them
+          for (const raw of lines) await store1(deviceId, raw);
         })
         .catch((error: unknown) => log.warn({ err: error }, "could not check a function log line's placement"));
     },
