@@ -124,6 +124,29 @@ describe("URL, encoding, base64, structuredClone, events, abort", () => {
     });
   });
 
+  it("URLs parsed again are the same and independent: the isolate's memo of parses changes nothing a function sees", async () => {
+    const out = await run(`
+      const a = new URL(request.url), b = new URL(request.url);
+      a.pathname = "/changed"; a.searchParams.set("q", "1");
+      const rel = [new URL("x", "https://one.example/d/").href, new URL("x", "https://two.example/d/").href];
+      // the same characters split differently between input and base are different parses
+      const split = [new URL("b/c", "https://h.example/a/").href, new URL("/c", "https://h.example/a/b").href];
+      const bad = []; for (let i = 0; i < 2; i++) { try { new URL("no scheme"); bad.push("parsed"); } catch (e) { bad.push(e.name); } }
+      const many = []; for (let i = 0; i < 600; i++) many.push(new URL("/n" + (i % 300), "https://m.example").pathname);
+      return { a: a.href, b: b.href, same: b.href === request.url, rel, split, bad, many: many.slice(295, 305), search: b.search };
+    `, { path: "/orig?x=1" });
+    expect(out).toEqual({
+      a: "https://fn.example/changed?x=1&q=1",
+      b: "https://fn.example/orig?x=1",
+      same: true,
+      rel: ["https://one.example/d/x", "https://two.example/d/x"],
+      split: ["https://h.example/a/b/c", "https://h.example/c"],
+      bad: ["TypeError", "TypeError"],
+      many: ["/n295", "/n296", "/n297", "/n298", "/n299", "/n0", "/n1", "/n2", "/n3", "/n4"],
+      search: "?x=1",
+    });
+  });
+
   it("TextEncoder/TextDecoder (UTF-8, fatal, streaming), atob/btoa", async () => {
     const out = await run(`
       const bytes = new TextEncoder().encode("é€😀");

@@ -10,7 +10,7 @@
 //   $3 source(name)                    trusted library source read by the agent at start
 //   $4 timer(op, id, ms)               arm (1 once, 2 repeat) or clear (0) a host timer
 //   $5 fetch(id, request)              start an outbound fetch through the host; it answers with fetched(id, answer)
-//   $6 options                         { userAgent, maxTimers, maxUrlLength, maxLogLength, maxCryptoBytes, ... }
+//   $6 options                         { userAgent, maxTimers, maxUrlLength, maxLogLength, maxLogLines, maxCryptoBytes, ... }
 //   $7 job(id, { kind, request })      start async host work (Web Crypto, compression); it answers with jobDone(id, outcome)
 //   $8 handles(op, a, b)               open a compressor, drop handles the garbage collector freed
 // It returns { bind, fire, fetched, jobDone, reset, settle } for the sandbox worker. The families
@@ -73,6 +73,8 @@ const OPTIONS = { __proto__: null, ...$6 };
 const MAX_TIMERS = OPTIONS.maxTimers;
 const MAX_URL = OPTIONS.maxUrlLength;
 const MAX_LOG = OPTIONS.maxLogLength;
+const MAX_LOG_LINES = OPTIONS.maxLogLines;
+const MAX_LOG_CHARS = OPTIONS.maxLogBytes;
 const MAX_CRYPTO_BYTES = OPTIONS.maxCryptoBytes;
 const MAX_ZLIB_INPUT = OPTIONS.maxZlibInput;
 const MAX_HEADER_BYTES = OPTIONS.maxHeaderBytes;
@@ -119,14 +121,45 @@ const boundedHeaders = (list, maxCount, maxBytes, fail) => {
   return out;
 };
 // Every call to the host goes through these: sizes are checked here, before the copy.
+// WHATWG parsing is a pure function of (input, base), so this isolate (one function's) keeps the answers for short
+// URLs: a call into the host costs a thread switch each way (about 25 µs of the device's CPU), and most functions parse
+// request.url on every call. Answers are frozen records that only the URL class reads (it copies before it changes one).
+const urlMemo = new Map();
+const URL_MEMO_ENTRIES = 256;
+const URL_MEMO_CHARS = 2048;
+const memoKey = (s, b) => (b === undefined ? "u" + s : b.length + ":" + b + s);
+const rememberUrl = (key, parsed) => {
+  if (MapPrototypeGetSize(urlMemo) >= URL_MEMO_ENTRIES) MapPrototypeClear(urlMemo);
+  MapPrototypeSet(urlMemo, key, parsed === null ? null : ObjectFreeze(parsed));
+};
 const parseUrl = (input, base) => {
   const s = typeof input === "string" ? input : String(input);
   const b = base === undefined ? undefined : typeof base === "string" ? base : String(base);
   if (s.length > MAX_URL || (b !== undefined && b.length > MAX_URL)) return null;
-  return hostParseUrl(s, b);
+  const short = s.length + (b === undefined ? 0 : b.length) <= URL_MEMO_CHARS;
+  const key = short ? memoKey(s, b) : undefined;
+  if (key !== undefined && MapPrototypeHas(urlMemo, key)) return MapPrototypeGet(urlMemo, key);
+  const parsed = hostParseUrl(s, b);
+  if (key !== undefined) rememberUrl(key, parsed);
+  return parsed;
 };
+/** The host parsed the request's URL already (it sends the parts with the call): its Request and `new URL(request.url)` find it. */
+const knownUrl = (url, parts) => {
+  if (typeof url !== "string" || parts === null || typeof parts !== "object" || url.length > URL_MEMO_CHARS) return;
+  const record = ObjectFreeze({ __proto__: null, ...parts });
+  rememberUrl(memoKey(url, undefined), record);
+  if (typeof record.href === "string" && record.href !== url && record.href.length <= URL_MEMO_CHARS) rememberUrl(memoKey(record.href, undefined), record);
+};
+// The call's lines so far (from its dispatch on; top-level code's from the load): past the budget none is sent, as
+// the host would drop them anyway (it counts too: it does not trust this), and the line past it brings the notice.
+let logLines = 0;
+let logChars = 0;
 const logLine = (level, message) => {
-  hostLog(level, boundedString(message, MAX_LOG));
+  if (logLines > MAX_LOG_LINES || logChars > MAX_LOG_CHARS) return;
+  const line = boundedString(message, MAX_LOG);
+  logLines++;
+  logChars += line.length;
+  hostLog(level, line);
 };
 const randomBytes = (n) => {
   if (typeof n !== "number" || !(n >= 0 && n <= 65536)) throw new RangeError("bad length");
@@ -1264,13 +1297,18 @@ function bind(namespace) {
   // tenant `then` or setter can step in), and bounded before the copy: headers, body and error message.
   return async function dispatch(req) {
     const callId = req.callId;
+    // one call at a time per isolate: whatever an earlier call left behind (a timer armed after its reset) ends here
+    reset();
+    logLines = 0;
+    logChars = 0;
     try {
       const out = await run(req);
       const waits = MapPrototypeGet(calls, callId);
       const waiting = waits !== undefined && waits.length > 0;
-      // The answer is ready: unless ctx.waitUntil work goes on, the call's timers end here, so a fire the host had
-      // already queued finds nothing to run after the answer (the host clears its side right after).
-      if (!waiting) MapPrototypeClear(timers);
+      // The answer is ready: unless ctx.waitUntil work goes on, the call's timers, fetches and jobs end here, so a
+      // fire the host had already queued finds nothing to run after the answer (the host clears its side right
+      // after, and need not call reset: a round trip into the isolate per call, BENCHMARKS.md).
+      if (!waiting) reset();
       return { __proto__: null, ...out, waiting };
     } catch (error) {
       let code = "ERR_FUNCTION_THREW", message;
@@ -1281,11 +1319,12 @@ function bind(namespace) {
       } catch { message = "unprintable error"; }
       const waits = MapPrototypeGet(calls, callId);
       const waiting = waits !== undefined && waits.length > 0;
-      if (!waiting) MapPrototypeClear(timers);
+      if (!waiting) reset();
       return { __proto__: null, error: { __proto__: null, code, message }, waiting };
     }
   };
   async function run(req) {
+    if (req.urlParts !== undefined) knownUrl(req.url, req.urlParts);
     if (req.env !== undefined) env = makeEnv(deepFreeze(req.env), req.bindings);
     if (nodeParts !== undefined) nodeParts.beginCall(req.env);
     const request = new Request(req.url, {
@@ -1321,7 +1360,8 @@ async function settle(callId) {
   MapPrototypeDelete(calls, callId);
   MapPrototypeClear(timers);
 }
-// Called by the host when no call runs: primordials only, so tenant code cannot make it spin (the host bounds it too).
+// Called by the host when no call runs, and by dispatch at a call's start and end: primordials only, so tenant code
+// cannot make it spin (the host bounds it too).
 function reset() {
   MapPrototypeClear(timers);
   MapPrototypeClear(calls);

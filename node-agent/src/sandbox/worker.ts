@@ -229,6 +229,11 @@ function parseUrl(instance: Instance, input: string, base: string | undefined) {
   if (typeof input !== "string" || (base !== undefined && typeof base !== "string")) return null;
   if (input.length > MAX_URL_LENGTH || (base !== undefined && base.length > MAX_URL_LENGTH)) return null;
   spendHostBytes(instance, input.length + (base?.length ?? 0));
+  return urlParts(input, base);
+}
+
+/** The parts of a WHATWG URL the runtime's URL class holds, or null when it does not parse. */
+function urlParts(input: string, base?: string) {
   try {
     const u = new URL(input, base);
     return {
@@ -484,11 +489,12 @@ function dispose(instance: Instance, why?: ErrorCode): void {
  * No call runs now, so this is bounded like any host->isolate call: a time
  * limit and a CPU meter; over either, the isolate is disposed.
  */
-async function resetAfterCall(instance: Instance): Promise<void> {
+async function resetAfterCall(instance: Instance, inIsolate = true): Promise<void> {
   for (const timer of instance.timers.values()) clearTimeout(timer);
   instance.timers.clear();
   instance.jobs.dropWaiting();
-  if (instance.isolate.isDisposed) return;
+  // a call that answered with nothing left to wait for was reset by dispatch itself, on its way out (runtime.js)
+  if (instance.isolate.isDisposed || !inIsolate) return;
   const meter = new Meter(instance, RESET_TIMEOUT_MS, RESET_TIMEOUT_MS, false);
   try {
     await instance.reset.apply(undefined, [], { timeout: RESET_TIMEOUT_MS });
@@ -519,6 +525,8 @@ const RUNTIME_OPTIONS = {
   maxTimers: MAX_TIMERS,
   maxUrlLength: MAX_URL_LENGTH,
   maxLogLength: MAX_LOG_LINE,
+  maxLogLines: MAX_LOG_LINES,
+  maxLogBytes: MAX_LOG_BYTES,
   maxCryptoBytes: MAX_HASH_INPUT,
   maxHeaders: MAX_HEADERS,
   maxHeaderBytes: MAX_HEADER_BYTES,
@@ -568,7 +576,9 @@ async function createInstance(key: string, limits: SandboxLimits): Promise<Insta
   let meter: Meter | undefined;
   try {
     const context = await isolate.createContext();
-    const log = new ivm.Callback(charged(instance, (level: string, message: string) => writeLog(instance, level, message)));
+    // fire and forget (the isolate does not wait for the host: a thread switch each way saved per line), in order
+    // with the call's answer; the runtime stops sending past the per-call budget, and writeLog holds it again
+    const log = new ivm.Callback(charged(instance, (level: string, message: string) => writeLog(instance, level, message)), { ignored: true });
     const timer = new ivm.Callback(charged(instance, (op: number, id: number, ms: number) => armTimer(instance, op, id, ms)));
     const fetchCallback = new ivm.Callback(charged(instance, (id: number, raw: unknown) => startFetch(instance, id, raw)));
     const url = new ivm.Callback(charged(instance, (input: string, base: string | undefined) => parseUrl(instance, input, base)));
@@ -797,9 +807,10 @@ async function acquire(key: string, limits: SandboxLimits, deadline: number, nes
 }
 
 /** Gives an isolate back after a call: reset (bounded), then free for the next call of its function. */
-async function release(instance: Instance, reset = true): Promise<void> {
+/** `reset`: the host's side of the reset, and (`inIsolate`) the runtime's, a round trip into the isolate. */
+async function release(instance: Instance, reset = true, inIsolate = true): Promise<void> {
   instance.releasing = true;
-  if (reset) await resetAfterCall(instance);
+  if (reset) await resetAfterCall(instance, inIsolate);
   instance.releasing = false;
   instance.busy = false;
   if (!instance.isolate.isDisposed) instance.idleCpu = instance.isolate.cpuTime;
@@ -880,10 +891,12 @@ async function invoke(
   instance.active++;
   const { isolate } = instance;
   const meter = new Meter(instance, limits.cpuMs, limits.wallMs - (performance.now() - started));
+  /** Dispatch answered and, with no ctx.waitUntil work left, reset the runtime's side itself. */
+  let settled = false;
   const finish = () => {
     meter.stop();
     instance.active--;
-    void release(instance);
+    void release(instance, true, !settled);
   };
   const callId = ++callCounter;
   let waiting = false;
@@ -891,7 +904,15 @@ async function invoke(
     const current = envs.get(key) ?? NO_ENV;
     const sendEnv = current.version !== instance.envVersion;
     instance.envVersion = current.version;
-    const payload = { ...request, limit: limits.responseBytes, callId, ...(sendEnv ? { env: current.env, bindings: current.bindings } : {}) };
+    // the request's URL parsed here, where it costs no thread switch: the isolate's Request and `new URL(request.url)` use it
+    const urlPartsOfRequest = request.url.length <= 2048 ? urlParts(request.url) : null;
+    const payload = {
+      ...request,
+      limit: limits.responseBytes,
+      callId,
+      ...(urlPartsOfRequest ? { urlParts: urlPartsOfRequest } : {}),
+      ...(sendEnv ? { env: current.env, bindings: current.bindings } : {}),
+    };
     const raw = await instance.dispatch.apply(undefined, [new ivm.ExternalCopy(payload).copyInto({ release: true })], {
       result: { promise: true, copy: true },
       timeout: limits.wallMs,
@@ -906,6 +927,7 @@ async function invoke(
     if (!parsed.success) return fail("ERR_BAD_RESPONSE", "the function's response could not be read (bad status, headers or body)");
     const result = parsed.data;
     waiting = result.waiting === true;
+    settled = !waiting;
     if ("error" in result) {
       const code: ErrorCode =
         result.error.code === "ERR_BAD_RESPONSE" || result.error.code === "ERR_RESPONSE_TOO_LARGE" ? result.error.code : "ERR_FUNCTION_THREW";
