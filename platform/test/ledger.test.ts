@@ -127,6 +127,43 @@ describe.each(backends)("usage ledger on %s", (_name, makeRedis) => {
     }
   });
 
+  it("folds records in groups, one round trip each, and a record twice in one group or seen before counts once", async () => {
+    const { prefix } = owned();
+    const redis = await makeRedis();
+    const store = new LedgerStore(redis, prefix, { embedded: _name === "ioredis-mock" });
+    try {
+      const records = Array.from({ length: 30 }, (_, i) => record(i));
+      expect(await store.applyMany(records.slice(0, 10))).toEqual(Array(10).fill(true));
+      // seen before (0..9), new (10..29), and 12 a second time in the same group
+      const again = await store.applyMany([...records, records[12]!]);
+      expect(again).toEqual([...Array(10).fill(false), ...Array(20).fill(true), false]);
+      expect((await store.appUsage("shop")).totals).toMatchObject(expected(records));
+    } finally {
+      redis.disconnect();
+    }
+  });
+
+  it("a consumer under load folds many records per round trip, and counts each once", async () => {
+    const { subjects, prefix } = owned();
+    const redis = await makeRedis();
+    const ledger = await startLedger({ nc, subjects, redis, prefix, log, mode: "required", consume: false });
+    try {
+      const records = Array.from({ length: 400 }, (_, i) => record(i));
+      for (const r of records) ledger.publisher!.enqueue(r);
+      await ledger.publisher!.flush();
+      const consumer = await LedgerConsumer.start({ nc, subjects, store: ledger.store, log });
+      await waitFor("consumer caught up", () => consumer.caughtUp());
+      await consumer.close();
+      expect(consumer.stats.applied).toBe(400);
+      // a backlog is folded in groups: far fewer round trips than records
+      expect(consumer.stats.folds).toBeLessThan(200);
+      expect((await ledger.usage("shop")).apps[0]!.totals).toMatchObject(expected(records));
+    } finally {
+      await ledger.close();
+      redis.disconnect();
+    }
+  });
+
   it("replaying the whole stream to a fresh consumer counts nothing twice", async () => {
     const { subjects, prefix } = owned();
     const redis = await makeRedis();
@@ -176,6 +213,8 @@ describe.each(backends)("usage ledger on %s", (_name, makeRedis) => {
         store,
         log,
         ackWaitMs: 1_000, // a dead consumer's unacked records come back after this
+        // folds of up to 5 records: the one holding the 17th is written whole, and none of it acked
+        foldBatch: 5,
         afterApply: async () => {
           // the 17th record is written to Redis; the process "dies" before its ack
           if (++written === 17) await doomed.close();

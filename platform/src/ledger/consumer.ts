@@ -1,7 +1,9 @@
 /**
  * The ledger consumer: a durable pull consumer on the usage stream that folds
  * each record into Redis (LedgerStore.apply, idempotent) and acks it only
- * after the write. A crash between the write and the ack means a redelivery,
+ * after the write. Records that arrive while a fold is under way are folded
+ * together next, in one Redis round trip (group commit: under load a fold
+ * takes many records, idle it takes one at once). A crash between the write and the ack means a redelivery,
  * which the seen marks turn into a no-op; a crash before the write means a
  * redelivery that counts. Either way each record counts exactly once.
  */
@@ -33,7 +35,12 @@ export interface LedgerConsumerOptions {
   onFolded?: (record: UsageRecord) => Promise<void>;
   /** How long a delivered record may stay unacked before JetStream redelivers it (when the consumer is created). */
   ackWaitMs?: number;
+  /** Records folded in one Redis round trip at most (default FOLD_BATCH). */
+  foldBatch?: number;
 }
+
+/** Records one fold takes at most: a Redis pipeline of this many scripts stays well under a millisecond. */
+export const FOLD_BATCH = 128;
 
 /** Creates (or keeps) the ledger's durable consumer on the usage stream. */
 export async function ensureLedgerConsumer(jsm: JetStreamManager, subjects: Subjects, ackWaitMs = 30_000): Promise<void> {
@@ -59,8 +66,12 @@ export class LedgerConsumer implements AsyncDisposable {
   private messages?: ConsumerMessages;
   private running?: Promise<void>;
   private stopped = false;
-  /** Counters for tests and logs. */
-  readonly stats = { applied: 0, duplicates: 0, invalid: 0, retries: 0 };
+  /** Records delivered and not folded yet, oldest first. */
+  private readonly waiting: JsMsg[] = [];
+  /** The fold under way, if any (one at a time: a record is acked only after its own fold). */
+  private folding?: Promise<void>;
+  /** Counters for tests and logs (`folds`: Redis round trips, each of one or more records). */
+  readonly stats = { applied: 0, duplicates: 0, invalid: 0, retries: 0, folds: 0 };
 
   private constructor(options: LedgerConsumerOptions) {
     this.options = options;
@@ -86,8 +97,10 @@ export class LedgerConsumer implements AsyncDisposable {
         attempt = 0;
         for await (const m of this.messages) {
           if (this.stopped) break;
-          await this.handle(m);
+          this.waiting.push(m);
+          this.kick();
         }
+        await this.folding;
       } catch (error) {
         if (this.stopped || nc.isClosed()) break;
         log.warn({ err: error, attempt }, "ledger consumer interrupted; resuming");
@@ -97,44 +110,76 @@ export class LedgerConsumer implements AsyncDisposable {
     }
   }
 
-  private async handle(m: JsMsg): Promise<void> {
-    const { store, log } = this.options;
-    let data: unknown;
-    try {
-      data = m.json();
-    } catch {
-      data = undefined;
+  /** Starts folding what waits, unless a fold is under way (it takes what waits when it is done). */
+  private kick(): void {
+    if (this.folding || this.stopped || this.waiting.length === 0) return;
+    this.folding = this.foldWaiting().finally(() => {
+      this.folding = undefined;
+      this.kick();
+    });
+  }
+
+  private async foldWaiting(): Promise<void> {
+    const batch = this.options.foldBatch ?? FOLD_BATCH;
+    while (this.waiting.length > 0 && !this.stopped) {
+      try {
+        await this.fold(this.waiting.splice(0, batch));
+      } catch (error) {
+        // not acked: JetStream delivers them again after the ack wait, and the seen marks keep them from counting twice
+        this.options.log.warn({ err: error }, "could not fold usage records; they will be delivered again");
+      }
     }
-    const parsed = UsageRecord.safeParse(data);
-    if (!parsed.success) {
+  }
+
+  /** Folds delivered records in one round trip and acks each after the write. */
+  private async fold(messages: JsMsg[]): Promise<void> {
+    const { store, log } = this.options;
+    const valid: { m: JsMsg; record: UsageRecord }[] = [];
+    for (const m of messages) {
+      let data: unknown;
+      try {
+        data = m.json();
+      } catch {
+        data = undefined;
+      }
+      const parsed = UsageRecord.safeParse(data);
+      if (parsed.success) {
+        valid.push({ m, record: parsed.data });
+        continue;
+      }
       // a record that can never be folded is kept in the stream (for people) but not redelivered
       this.stats.invalid++;
       log.error({ seq: m.seq, subject: m.subject }, "usage record did not validate; terminated, not counted");
       m.term();
-      return;
     }
-    const record = parsed.data;
+    if (valid.length === 0) return;
+    let applied: boolean[];
     for (let attempt = 0; ; attempt++) {
       if (this.stopped) return; // not acked: redelivered to whoever consumes next
       try {
-        const applied = await store.apply(record);
-        if (applied) this.stats.applied++;
-        else this.stats.duplicates++;
-        // not awaited: stats are written in groups (platform/src/stats) and never hold up the ledger
-        if (applied && this.options.onFolded) void this.folded(record);
-        await this.options.afterApply?.(record, applied);
+        applied = await store.applyMany(valid.map((v) => v.record));
+        this.stats.folds++;
         break;
       } catch (error) {
         this.stats.retries++;
-        if (attempt % 10 === 0) log.warn({ err: error, usageId: record.id, requestId: record.requestId, attempt }, "could not write usage to Redis; retrying before ack");
-        m.working();
+        if (attempt % 10 === 0) log.warn({ err: error, records: valid.length, usageId: valid[0]!.record.id, attempt }, "could not write usage to Redis; retrying before ack");
+        for (const { m } of valid) m.working();
         await sleep(Math.min(2_000, 50 * 2 ** Math.min(attempt, 6)));
       }
     }
-    try {
-      m.ack();
-    } catch {
-      // the connection went away: the record is redelivered and counts nothing twice
+    for (const [i, { record }] of valid.entries()) {
+      if (applied[i]) this.stats.applied++;
+      else this.stats.duplicates++;
+      // not awaited: stats are written in groups (platform/src/stats) and never hold up the ledger
+      if (applied[i] && this.options.onFolded) void this.folded(record);
+      await this.options.afterApply?.(record, applied[i]!);
+    }
+    for (const { m } of valid) {
+      try {
+        m.ack();
+      } catch {
+        // the connection went away: the record is redelivered and counts nothing twice
+      }
     }
   }
 
@@ -167,11 +212,12 @@ export class LedgerConsumer implements AsyncDisposable {
     return info.num_pending === 0 && info.num_ack_pending === 0;
   }
 
-  /** Stops taking records; the one being written finishes its write (its ack may be left for a redelivery). */
+  /** Stops taking records; the fold being written finishes its write (its acks may be left for a redelivery). */
   async close(): Promise<void> {
     this.stopped = true;
     this.messages?.stop();
     await this.running;
+    await this.folding;
   }
 
   [Symbol.asyncDispose](): Promise<void> {

@@ -158,6 +158,47 @@ export class LedgerStore {
 
   /** Folds one record in. True when it counted now; false when it had been counted before. */
   async apply(record: UsageRecord): Promise<boolean> {
+    const [keys, args, d] = this.foldOf(record);
+    if (!this.embedded) {
+      const apply = (this.redis as unknown as { hearthLedgerApply: ApplyCommand }).hearthLedgerApply;
+      return Number(await apply.call(this.redis, ...keys, ...args)) === 1;
+    }
+    return this.exclusive(() => this.applyEmbedded(record, d, keys));
+  }
+
+  /**
+   * Folds records in, in order, each as `apply` does (the script per record,
+   * atomic on its own), in one round trip to Redis (a pipeline). Throws when
+   * any of them failed: then some may have counted and some not, and folding
+   * them all again counts each exactly once (the seen marks).
+   */
+  async applyMany(records: readonly UsageRecord[]): Promise<boolean[]> {
+    if (records.length === 1) return [await this.apply(records[0]!)];
+    if (this.embedded) {
+      return this.exclusive(async () => {
+        const out: boolean[] = [];
+        for (const record of records) {
+          const [keys, , d] = this.foldOf(record);
+          out.push(await this.applyEmbedded(record, d, keys));
+        }
+        return out;
+      });
+    }
+    const pipeline = this.redis.pipeline() as unknown as { hearthLedgerApply: ApplyCommand; exec(): Promise<[Error | null, unknown][] | null> };
+    for (const record of records) {
+      const [keys, args] = this.foldOf(record);
+      void pipeline.hearthLedgerApply(...keys, ...args);
+    }
+    const results = (await pipeline.exec()) ?? [];
+    if (results.length !== records.length) throw new Error(`the ledger's pipeline answered ${results.length} of ${records.length} folds`);
+    return results.map(([error, value]) => {
+      if (error) throw error;
+      return Number(value) === 1;
+    });
+  }
+
+  /** The script's keys and arguments for one record, and what it adds. */
+  private foldOf(record: UsageRecord): [string[], string[], Account] {
     const d = accountDelta(record);
     const keys = [
       this.seenKey(record.day),
@@ -182,11 +223,7 @@ export class LedgerStore {
       record.app,
       record.deviceId ?? "",
     ];
-    if (!this.embedded) {
-      const apply = (this.redis as unknown as { hearthLedgerApply: ApplyCommand }).hearthLedgerApply;
-      return Number(await apply.call(this.redis, ...keys, ...args)) === 1;
-    }
-    return this.exclusive(() => this.applyEmbedded(record, d, keys));
+    return [keys, args, d];
   }
 
   /** The script's fold as commands (the embedded store only; called under the lock). */
