@@ -48,7 +48,8 @@ export function httpLoad(url: string, options: LoadOptions): Promise<LoadResult>
         resolve({
           calls: latencies.length,
           failures,
-          rps: (latencies.length / (result.duration * 1000 || wallMs)) * 1000,
+          // a fixed count's run ends when its last answer is in: its own wall time (autocannon's duration is whole seconds then)
+          rps: (latencies.length / (options.calls === undefined ? result.duration * 1000 || wallMs : wallMs)) * 1000,
           p50: percentile(latencies, 50),
           p99: percentile(latencies, 99),
           wallMs,
