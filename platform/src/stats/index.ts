@@ -5,9 +5,10 @@
  *
  * The ledger's consumer hands each usage record here once it has folded it
  * for the first time (a redelivered record is not counted again). Stats are
- * for people, not for billing: calls are written in groups, and a platform
- * crash between the ledger's fold and a group's write loses those calls from
- * the charts (at most the calls of one write's time), never from the ledger.
+ * for people, not for billing: calls are written in groups (at most one
+ * write every STATS_WRITE_GAP_MS), and a platform crash between the
+ * ledger's fold and a group's write loses those calls from the charts (at
+ * most the calls of that gap), never from the ledger.
  *
  * Size is bounded by design: one hash per function and hour (fields
  * `<minute>|c`, `<minute>|e` and `<minute>|<bucket>` for the buckets that
@@ -22,6 +23,8 @@ const MINUTE_MS = 60_000;
 const HOUR_MS = 60 * MINUTE_MS;
 /** Hour hashes live long enough for a day's chart, plus margin. */
 export const STATS_TTL_SECONDS = 26 * 3600;
+/** Writes go out at most this often: a busy platform puts many calls in each, an idle one writes a call at once. */
+export const STATS_WRITE_GAP_MS = 20;
 /** Recent errors kept per function. */
 export const RECENT_ERRORS = 50;
 const RECENT_ERRORS_TTL_SECONDS = 7 * 86_400;
@@ -128,6 +131,10 @@ export class FunctionStats {
   /** Calls counted but not yet written, and who waits for their write. */
   private pending?: Batch;
   private flushing = false;
+  /** When the last write went out (performance.now()). */
+  private lastWrite = -Infinity;
+  /** When this process last set each hour hash's expiry: again after a few minutes, in case Redis lost the key meanwhile. */
+  private readonly expiring = new Map<string, number>();
 
   /**
    * Counts one call (a usage record the ledger folded for the first time).
@@ -156,7 +163,9 @@ export class FunctionStats {
     }
     if (!this.flushing) {
       this.flushing = true;
-      setImmediate(() => void this.flush());
+      const wait = this.lastWrite + STATS_WRITE_GAP_MS - performance.now();
+      if (wait <= 0) setImmediate(() => void this.flush());
+      else setTimeout(() => void this.flush(), wait);
     }
     return batch.written;
   }
@@ -164,12 +173,21 @@ export class FunctionStats {
   /** Writes groups until none is left. */
   private async flush(): Promise<void> {
     for (let batch = this.pending; batch; batch = this.pending) {
+      const wait = this.lastWrite + STATS_WRITE_GAP_MS - performance.now();
+      if (wait > 0) await new Promise((resolve) => setTimeout(resolve, wait));
+      batch = this.pending!;
       this.pending = undefined;
+      this.lastWrite = performance.now();
       try {
         const multi = this.redis.multi();
         for (const [key, fields] of batch.counts) {
           for (const [field, n] of fields) multi.hincrby(key, field, n);
-          multi.expire(key, STATS_TTL_SECONDS);
+          const set = this.expiring.get(key);
+          if (set === undefined || this.lastWrite - set > 5 * MINUTE_MS) {
+            if (this.expiring.size >= 10_000) this.expiring.clear();
+            this.expiring.set(key, this.lastWrite);
+            multi.expire(key, STATS_TTL_SECONDS);
+          }
         }
         for (const [key, entries] of batch.errors) {
           // each LPUSH argument goes to the head in turn: the newest ends first, as one LPUSH per call left it
