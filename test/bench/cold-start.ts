@@ -24,7 +24,7 @@ import { randomUUID } from "node:crypto";
 import { readFileSync } from "node:fs";
 import { join } from "node:path";
 import { BundleCache, SandboxPool, silentLogger, type SandboxLimits, type SandboxRequest } from "@hearth/node-agent";
-import { DEFAULT_LIMITS, Subjects } from "@hearth/protocol";
+import { DEFAULT_LIMITS, HearthError, Subjects } from "@hearth/protocol";
 import { connectAsPlatform } from "@hearth/platform";
 import { connect, credsAuthenticator } from "@nats-io/transport-node";
 import type { BenchContext, Benchmark } from "./lib/bench.ts";
@@ -170,8 +170,19 @@ export const coldStart: Benchmark = {
     const lazyColdMs: number[] = [];
     for (let i = 0; i < count; i++) {
       const hash = hashes[i]!;
-      const t0 = performance.now();
-      const code = await bundles.get(hash);
+      let t0 = performance.now();
+      let code: string | undefined;
+      // the platform answers a device at most 120 bundle requests a minute (issue 9): the full run's placements have
+      // spent most of that, so a refused fetch waits for the next window, and only the fetch that is answered counts
+      for (let tries = 0; code === undefined; tries++) {
+        try {
+          code = await bundles.get(hash);
+        } catch (error) {
+          if (!(error instanceof HearthError && error.code === "ERR_DEVICE_BUSY") || tries >= 70) throw error;
+          await new Promise((r) => setTimeout(r, 1_000));
+          t0 = performance.now();
+        }
+      }
       const t1 = performance.now();
       const loaded = await pool.load(`bench/cold-${i}@${hash}`, code, LIMITS);
       const t2 = performance.now();
