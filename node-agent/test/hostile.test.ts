@@ -366,6 +366,23 @@ describe("the runtime's own bounds hold against tenant code", () => {
     await stillServing();
   });
 
+  it("a microtask chain that never ends, calling into the host each turn, keeps the answer in and is stopped at the wall limit", async () => {
+    const key = uniqueKey("tail-chain");
+    const code = `export default { fetch() {
+      const f = () => { try { crypto.getRandomValues(new Uint8Array(65536)); } catch {} Promise.resolve().then(f); };
+      Promise.resolve().then(() => Promise.resolve()).then(() => Promise.resolve()).then(f);
+      return new Response("answered");
+    } };`;
+    const started = Date.now();
+    const result = await call(pool, key, code, { limits: { wallMs: 1_000 } });
+    // microtasks run before the isolate hands its answer back: an endless chain holds it in until the call's limit
+    expect(!result.ok && result.code).toMatch(/^(ERR_WALL_TIME_LIMIT|ERR_CPU_LIMIT)$/);
+    expect(Date.now() - started).toBeLessThan(5_000);
+    // and nothing of it keeps the sandbox process busy afterwards
+    expect(await cpuOver(pool.pids()[0]!, 1_000)).toBeLessThan(800);
+    await stillServing();
+  });
+
   it("top-level code is bounded by the function's CPU limit, not only by the load's wall time", async () => {
     const started = Date.now();
     const result = await call(pool, uniqueKey("toplevel-cpu"), `const end = Date.now() + 1_500; while (Date.now() < end) {} export default { fetch() { return new Response("x"); } };`, {

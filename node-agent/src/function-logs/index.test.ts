@@ -77,9 +77,11 @@ describe("function logs on the device", () => {
     expect(published.map((p) => p.line.message)).toEqual(Array.from({ length: LOG_BATCH_LINES + 3 }, (_, i) => `line ${i}`));
     // long lines: a batch goes before one would take it past about 256 KiB
     for (let i = 0; i < 40; i++) onLog({ key: `shop/cart@${VERSION}`, requestId: "r", level: "info", message: "\u0001".repeat(16_000) });
+    // three UTF-8 bytes a character: counted as bytes, as the platform reads them
+    for (let i = 0; i < 40; i++) onLog({ key: `shop/cart@${VERSION}`, requestId: "r", level: "info", message: "中".repeat(16_000) });
     onLog.flush();
     for (const m of messages) expect(Buffer.byteLength(m)).toBeLessThanOrEqual(DEVICE_MESSAGE_BYTES.logLines);
-    expect(published.length).toBe(LOG_BATCH_LINES + 3 + 40);
+    expect(published.length).toBe(LOG_BATCH_LINES + 3 + 80);
   });
 
   it("cuts a long message to the wire's bound", () => {

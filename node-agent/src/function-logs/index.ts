@@ -162,9 +162,11 @@ export function forwardFunctionLogs(options: FunctionLogOptions): FunctionLogFor
       return report();
     }
     const json = JSON.stringify(line);
-    if (held.length > 0 && (held.length >= LOG_BATCH_LINES || heldBytes + json.length > LOG_BATCH_BYTES)) flush();
+    // bytes as the platform counts them (UTF-8), not characters: a batch of CJK text is three times its length
+    const bytes = Buffer.byteLength(json) + 1;
+    if (held.length > 0 && (held.length >= LOG_BATCH_LINES || heldBytes + bytes > LOG_BATCH_BYTES)) flush();
     held.push(json);
-    heldBytes += json.length + 1;
+    heldBytes += bytes;
     if (!timer) {
       timer = setTimeout(flush, LOG_FLUSH_MS);
       timer.unref();

@@ -133,6 +133,8 @@ interface Instance {
   heapMeasuredAt: number;
   /** isolate.cpuTime when the patrol last looked at the idle isolate. */
   idleCpu: bigint;
+  /** hostCpuUs then: an idle isolate's host callbacks count too (its own cpuTime pauses during them). */
+  idleHostUs: number;
   /** Host CPU spent in this isolate's callbacks (µs, cumulative): charged to the call that made them. */
   hostCpuUs: number;
   /** Wall bound for a host->isolate call made for the running call (its wall limit). */
@@ -565,6 +567,7 @@ async function createInstance(key: string, limits: SandboxLimits): Promise<Insta
     jobCpuUs: 0,
     handles: new HandleTable(MAX_HANDLE_BYTES, MAX_HANDLES),
     idleCpu: 0n,
+    idleHostUs: 0,
     callTimeoutMs: LOAD_TIMEOUT_MS,
     logLines: 0,
     logBytes: 0,
@@ -813,7 +816,10 @@ async function release(instance: Instance, reset = true, inIsolate = true): Prom
   if (reset) await resetAfterCall(instance, inIsolate);
   instance.releasing = false;
   instance.busy = false;
-  if (!instance.isolate.isDisposed) instance.idleCpu = instance.isolate.cpuTime;
+  if (!instance.isolate.isDisposed) {
+    instance.idleCpu = instance.isolate.cpuTime;
+    instance.idleHostUs = instance.hostCpuUs;
+  }
   if (!instance.isolate.isDisposed) {
     // Memory is looked at after a new isolate's first call (where it jumps), else at most every few ms per
     // process and every 250 ms per isolate, plus the 250 ms poll: reading it after every warm call cost ~10%
@@ -1007,9 +1013,13 @@ function enforceProcessMemory(): void {
 function patrolIdle(): void {
   for (const instance of [...instances]) {
     if (instance.busy || instance.isolate.isDisposed) continue;
+    // code left running after its call (a microtask chain past dispatch's end, a FinalizationRegistry callback):
+    // the isolate's own CPU and what its host callbacks cost, since the call's release or the last look
     const now = instance.isolate.cpuTime;
-    const spent = Number(now - instance.idleCpu) / 1e6;
+    const host = instance.hostCpuUs;
+    const spent = Number(now - instance.idleCpu) / 1e6 + (host - instance.idleHostUs) / 1000;
     instance.idleCpu = now;
+    instance.idleHostUs = host;
     if (spent > IDLE_CPU_MS) {
       holdLog({ key: instance.key, requestId: "", level: "warn", message: `stopped: this function's isolate ran ${Math.round(spent)} ms of code while no call was active (e.g. a FinalizationRegistry callback)` });
       dispose(instance, "ERR_CPU_LIMIT");

@@ -66,8 +66,9 @@ export class LedgerConsumer implements AsyncDisposable {
   private messages?: ConsumerMessages;
   private running?: Promise<void>;
   private stopped = false;
-  /** Records delivered and not folded yet, oldest first. */
+  /** Records delivered and not folded yet, oldest first, and their stream sequences (a redelivery of one waiting is not kept twice). */
   private readonly waiting: JsMsg[] = [];
+  private readonly waitingSeqs = new Set<number>();
   /** The fold under way, if any (one at a time: a record is acked only after its own fold). */
   private folding?: Promise<void>;
   /** Counters for tests and logs (`folds`: Redis round trips, each of one or more records). */
@@ -97,6 +98,8 @@ export class LedgerConsumer implements AsyncDisposable {
         attempt = 0;
         for await (const m of this.messages) {
           if (this.stopped) break;
+          if (this.waitingSeqs.has(m.seq)) continue;
+          this.waitingSeqs.add(m.seq);
           this.waiting.push(m);
           this.kick();
         }
@@ -123,7 +126,9 @@ export class LedgerConsumer implements AsyncDisposable {
     const batch = this.options.foldBatch ?? FOLD_BATCH;
     while (this.waiting.length > 0 && !this.stopped) {
       try {
-        await this.fold(this.waiting.splice(0, batch));
+        const taken = this.waiting.splice(0, batch);
+        for (const m of taken) this.waitingSeqs.delete(m.seq);
+        await this.fold(taken);
       } catch (error) {
         // not acked: JetStream delivers them again after the ack wait, and the seen marks keep them from counting twice
         this.options.log.warn({ err: error }, "could not fold usage records; they will be delivered again");
@@ -163,7 +168,9 @@ export class LedgerConsumer implements AsyncDisposable {
       } catch (error) {
         this.stats.retries++;
         if (attempt % 10 === 0) log.warn({ err: error, records: valid.length, usageId: valid[0]!.record.id, attempt }, "could not write usage to Redis; retrying before ack");
+        // the group and those waiting behind it stay this consumer's while Redis is away (no redelivery meanwhile)
         for (const { m } of valid) m.working();
+        for (const m of this.waiting) m.working();
         await sleep(Math.min(2_000, 50 * 2 ** Math.min(attempt, 6)));
       }
     }

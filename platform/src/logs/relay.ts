@@ -63,21 +63,25 @@ export function relayDeviceLogs(options: LogRelayOptions): Subscription {
       const deviceId = subjects.deviceOf(msg.subject, "devlogs");
       if (!deviceId) return;
       if (msg.data.length > DEVICE_MESSAGE_BYTES.logLines) return drop(deviceId, "a message of lines too big to read");
-      let data: unknown;
-      try {
-        data = msg.json();
-      } catch {
-        return drop(deviceId, "not JSON");
-      }
-      // a batch (what agents send: a JSON array of lines), or one line
-      const lines = Array.isArray(data) ? data : [data];
-      if (lines.length === 0) return;
-      if (lines.length > MAX_LOG_BATCH_LINES) return drop(deviceId, `more than ${MAX_LOG_BATCH_LINES} lines in one message`);
-      // spent before any line is checked: what is over budget costs no lookup (each line counts at least its minimum)
+      // its bytes are spent before it is read: what is over budget costs no parse and no lookup
+      const bytes = Math.max(msg.data.length, LOG_LINE_MIN_COST);
       budget
-        .spend(deviceId, Math.max(msg.data.length, LOG_LINE_MIN_COST * lines.length))
+        .spend(deviceId, bytes)
         .then(async (within) => {
           if (!within) return drop(deviceId, "more log bytes than its budget");
+          let data: unknown;
+          try {
+            data = msg.json();
+          } catch {
+            return drop(deviceId, "not JSON");
+          }
+          // a batch (what agents send: a JSON array of lines), or one line
+          const lines = Array.isArray(data) ? data : [data];
+          if (lines.length === 0) return;
+          if (lines.length > MAX_LOG_BATCH_LINES) return drop(deviceId, `more than ${MAX_LOG_BATCH_LINES} lines in one message`);
+          // each line costs at least the minimum: many tiny lines are as many lookups
+          const rest = LOG_LINE_MIN_COST * lines.length - bytes;
+          if (rest > 0 && !(await budget.spend(deviceId, rest))) return drop(deviceId, "more log lines than its budget");
           // in order: a function's lines are stored as the device sent them
           for (const raw of lines) await store1(deviceId, raw);
         })

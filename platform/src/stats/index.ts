@@ -180,12 +180,12 @@ export class FunctionStats {
       this.lastWrite = performance.now();
       try {
         const multi = this.redis.multi();
+        const expired: string[] = [];
         for (const [key, fields] of batch.counts) {
           for (const [field, n] of fields) multi.hincrby(key, field, n);
           const set = this.expiring.get(key);
           if (set === undefined || this.lastWrite - set > 5 * MINUTE_MS) {
-            if (this.expiring.size >= 10_000) this.expiring.clear();
-            this.expiring.set(key, this.lastWrite);
+            expired.push(key);
             multi.expire(key, STATS_TTL_SECONDS);
           }
         }
@@ -198,6 +198,9 @@ export class FunctionStats {
         const results = (await multi.exec()) ?? [];
         const failed = results.find(([error]) => error);
         if (failed) throw failed[0];
+        // remembered only once written: a failed write sets the expiry again next time
+        if (this.expiring.size + expired.length > 10_000) this.expiring.clear();
+        for (const key of expired) this.expiring.set(key, this.lastWrite);
         batch.done();
       } catch (error) {
         batch.fail(error);
