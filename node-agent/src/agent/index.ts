@@ -788,6 +788,7 @@ export class Agent implements AsyncDisposable {
     return (this.closing ??= (async () => {
       this.clock.stop();
       this.credentials[Symbol.dispose]();
+      if (this.revoked !== undefined) return this.closeRevoked();
       // the door first: no new call comes in, and its usage is reported while the fabric is still there
       await this.door?.close();
       await this.drain();
@@ -801,6 +802,24 @@ export class Agent implements AsyncDisposable {
       await this.pool[Symbol.asyncDispose]();
       this.log.info("agent stopped");
     })());
+  }
+
+  /**
+   * Revoked: the fabric takes nothing more from this device (no reply, no
+   * report, no heartbeat reaches anyone), so nothing waits on it. Calls
+   * still running end with their sandbox processes; their callers were told
+   * already (the gateway saw the device leave).
+   */
+  private async closeRevoked(): Promise<void> {
+    this.draining = true;
+    clearInterval(this.heartbeatTimer);
+    this.invocations = undefined;
+    this.relays.clear();
+    await this.door?.close();
+    this.usage[Symbol.dispose]();
+    await this.nc.close().catch(() => undefined);
+    await this.pool[Symbol.asyncDispose]();
+    this.log.info("agent stopped (revoked)");
   }
 
   [Symbol.asyncDispose](): Promise<void> {
