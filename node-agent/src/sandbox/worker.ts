@@ -809,8 +809,11 @@ async function acquire(key: string, limits: SandboxLimits, deadline: number, nes
   }
 }
 
-/** Gives an isolate back after a call: reset (bounded), then free for the next call of its function. */
-/** `reset`: the host's side of the reset, and (`inIsolate`) the runtime's, a round trip into the isolate. */
+/**
+ * Gives an isolate back after a call: reset (bounded), then free for the next call of its function. `reset`: the
+ * host's side of the reset; `inIsolate`: the runtime's too, a round trip into the isolate (not needed when dispatch
+ * reset it on its way out).
+ */
 async function release(instance: Instance, reset = true, inIsolate = true): Promise<void> {
   instance.releasing = true;
   if (reset) await resetAfterCall(instance, inIsolate);
