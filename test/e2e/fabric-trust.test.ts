@@ -73,6 +73,10 @@ describe("renewing a credential", () => {
     const client = new HearthClient({ url: hearth.url, token: hearth.developerToken });
     await client.deploy({ app: "rn", name: "fn", code: CODE, replicas: 1 });
     await client.waitUntilReady("rn", "fn", { timeoutMs: 20_000 });
+    // a function that says each time it runs: while the agent moves to its renewed connection, both connections
+    // hear the device's subjects, and a call must still run once
+    await client.deploy({ app: "rn", name: "once", code: `export default { fetch(r) { console.log("ran " + r.headers.get("x-request-id")); return new Response("ok") } }`, replicas: 1 });
+    await client.waitUntilReady("rn", "once", { timeoutMs: 20_000 });
     const credsFile = join(hearth.dataDirOf("rn-dev"), "fabric.creds");
     const first = decode((await parseCreds(readFileSync(credsFile))).jwt);
     // exp is set from the clock before the JWT is encoded, iat by the encoder after: a second boundary may fall between
@@ -81,13 +85,25 @@ describe("renewing a credential", () => {
 
     // calls all along, until well past the first credential's expiry
     const statuses: number[] = [];
+    let n = 0;
     while (Date.now() / 1000 < first.exp! + 4) {
       const res = await client.invoke("rn", "fn");
       statuses.push(res.status);
       await res.arrayBuffer();
+      // (at most as many as one read of the logs returns)
+      if (n < 900) {
+        const once = await client.invoke("rn", "once", "/", { headers: { "x-request-id": `once-${++n}` } });
+        statuses.push(once.status);
+        await once.arrayBuffer();
+      }
     }
     expect(statuses.length).toBeGreaterThan(20);
     expect(statuses.filter((s) => s !== 200)).toEqual([]);
+    const ran = async () => (await client.logs("rn", "once", { since: "10m", limit: 1000 })).map((l) => l.message);
+    await waitFor("every call's line", async () => (await ran()).length >= n, { timeoutMs: 10_000 });
+    const lines = await ran();
+    expect(new Set(lines).size).toBe(n);
+    expect(lines.length).toBe(n);
     const now = decode((await parseCreds(readFileSync(credsFile))).jwt);
     expect(now.iat).toBeGreaterThan(first.iat);
     expect(now.exp! * 1000).toBeGreaterThan(Date.now());

@@ -112,6 +112,9 @@ export class Agent implements AsyncDisposable {
   private readonly traces: CallTraces;
   /** Sends the function log lines held for a batch (on close, before the connection drains). */
   private flushLogs?: () => void;
+  /** Reply subjects of the calls heard while moving connections (see onInvoke), and until when that lasts. */
+  private heardDuringMove?: Set<string>;
+  private moveDedupeUntil = 0;
   private today = { day: "", calls: 0, errors: 0, cpuMs: 0 };
   /** Since the agent started, as this device metered it (metrics). */
   readonly served = { calls: 0, errors: 0, cpuMs: 0 };
@@ -304,14 +307,22 @@ export class Agent implements AsyncDisposable {
     const old = this.conn;
     const oldControl = this.control;
     const oldInvocations = this.invocations;
-    this.conn = next;
-    this.watchConnection(next);
-    if (oldControl) this.subscribeControl();
-    if (oldInvocations) this.takeCalls();
-    await this.syncNetworks();
-    await next.flush().catch(() => undefined);
-    oldControl?.unsubscribe();
-    oldInvocations?.unsubscribe();
+    // from the new subscriptions on until the old ones are surely gone, a call heard on both runs once
+    this.heardDuringMove = new Set();
+    this.moveDedupeUntil = Number.POSITIVE_INFINITY;
+    try {
+      this.conn = next;
+      this.watchConnection(next);
+      if (oldControl) this.subscribeControl();
+      if (oldInvocations) this.takeCalls();
+      await this.syncNetworks();
+      await next.flush().catch(() => undefined);
+      oldControl?.unsubscribe();
+      oldInvocations?.unsubscribe();
+    } finally {
+      // what the old connection had already received may still be delivered for a moment
+      this.moveDedupeUntil = performance.now() + MOVE_DEDUPE_MS;
+    }
     this.heartbeat();
     this.log.info("moved to a connection with the renewed fabric credential");
     // the next move need not wait for this one's old calls
@@ -528,6 +539,14 @@ export class Agent implements AsyncDisposable {
   }
 
   private onInvoke(msg: Msg, nc: NatsConnection, network?: string): Promise<void> {
+    // while two connections hear this device's subjects (a move to a renewed credential), each call comes on both:
+    // it runs once, on the first (its reply subject is the gateway's own for that call)
+    const heard = this.heardDuringMove;
+    if (heard && msg.reply) {
+      if (performance.now() > this.moveDedupeUntil) this.heardDuringMove = undefined;
+      else if (heard.has(msg.reply)) return Promise.resolve();
+      else heard.add(msg.reply);
+    }
     return this.answeringOn(nc, async () => {
       const reply = await this.runCall(msg.headers, msg.data, network);
       msg.respond(reply.data, { headers: reply.headers });
@@ -826,6 +845,9 @@ export class Agent implements AsyncDisposable {
     return this.close();
   }
 }
+
+/** How long after a move to a renewed credential a call heard twice (on the old and the new connection) still runs once. */
+const MOVE_DEDUPE_MS = 10_000;
 
 /** The device's fabric connection: its own credential and inbox, reconnecting forever with backoff. */
 function connectFabric(config: Readonly<AgentConfig>, credentials: FabricCredentials, backoff: ReconnectBackoff, waitOnFirstConnect: boolean): Promise<NatsConnection> {

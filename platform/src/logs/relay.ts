@@ -55,6 +55,33 @@ export function relayDeviceLogs(options: LogRelayOptions): Subscription {
     if (!(await mayRun(deviceId, app, fn, version))) return drop(deviceId, `a line for ${app}/${fn}, which it was not given to run`);
     nc.publish(logSubject(subjects, app, fn), JSON.stringify(line.data));
   };
+  /** Reads one message of a device's lines (spent from its budget already) and stores each line of it. */
+  const readBatch = async (deviceId: string, json: () => unknown, spent: number): Promise<void> => {
+    let data: unknown;
+    try {
+      data = json();
+    } catch {
+      return drop(deviceId, "not JSON");
+    }
+    // a batch (what agents send: a JSON array of lines), or one line
+    const lines = Array.isArray(data) ? data : [data];
+    if (lines.length === 0) return;
+    if (lines.length > MAX_LOG_BATCH_LINES) return drop(deviceId, `more than ${MAX_LOG_BATCH_LINES} lines in one message`);
+    // each line costs at least the minimum: many tiny lines are as many lookups
+    const rest = LOG_LINE_MIN_COST * lines.length - spent;
+    if (rest > 0 && !(await budget.spend(deviceId, rest))) return drop(deviceId, "more log lines than its budget");
+    for (const raw of lines) await store1(deviceId, raw);
+  };
+  /** Each device's messages, one at a time (what waits is bounded by the device's budget, spent before it waits). */
+  const tails = new Map<string, Promise<void>>();
+  const inOrder = (deviceId: string, work: () => Promise<void>): Promise<void> => {
+    const next = (tails.get(deviceId) ?? Promise.resolve()).then(work, work);
+    tails.set(deviceId, next);
+    void next.finally(() => {
+      if (tails.get(deviceId) === next) tails.delete(deviceId);
+    }).catch(() => undefined);
+    return next;
+  };
   return nc.subscribe(subjects.deviceLogsAll, {
     // one platform process stores each line
     queue: "platform",
@@ -67,23 +94,10 @@ export function relayDeviceLogs(options: LogRelayOptions): Subscription {
       const bytes = Math.max(msg.data.length, LOG_LINE_MIN_COST);
       budget
         .spend(deviceId, bytes)
-        .then(async (within) => {
+        .then((within) => {
           if (!within) return drop(deviceId, "more log bytes than its budget");
-          let data: unknown;
-          try {
-            data = msg.json();
-          } catch {
-            return drop(deviceId, "not JSON");
-          }
-          // a batch (what agents send: a JSON array of lines), or one line
-          const lines = Array.isArray(data) ? data : [data];
-          if (lines.length === 0) return;
-          if (lines.length > MAX_LOG_BATCH_LINES) return drop(deviceId, `more than ${MAX_LOG_BATCH_LINES} lines in one message`);
-          // each line costs at least the minimum: many tiny lines are as many lookups
-          const rest = LOG_LINE_MIN_COST * lines.length - bytes;
-          if (rest > 0 && !(await budget.spend(deviceId, rest))) return drop(deviceId, "more log lines than its budget");
-          // in order: a function's lines are stored as the device sent them
-          for (const raw of lines) await store1(deviceId, raw);
+          // one device's messages are read one after another, so its lines are stored in the order it sent them
+          return inOrder(deviceId, () => readBatch(deviceId, msg.json.bind(msg), bytes));
         })
         .catch((error: unknown) => log.warn({ err: error }, "could not check a function log line's placement"));
     },
