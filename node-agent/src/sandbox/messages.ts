@@ -90,8 +90,8 @@ export const SandboxLogLine = z.strictObject({
   level: z.enum(["debug", "info", "warn", "error"]),
   message: z.string(),
 });
-/** Lines a sandbox process sends in one message at most (it holds them briefly and sends them with a result). */
 export type SandboxLogLine = z.infer<typeof SandboxLogLine>;
+/** Lines a sandbox process sends in one message at most (it holds them briefly and sends them with a result). */
 export const SANDBOX_LOG_BATCH = 256;
 const SandboxLogLines = z.array(SandboxLogLine).max(SANDBOX_LOG_BATCH);
 

@@ -163,19 +163,18 @@ export class FunctionStats {
     }
     if (!this.flushing) {
       this.flushing = true;
-      const wait = this.lastWrite + STATS_WRITE_GAP_MS - performance.now();
-      if (wait <= 0) setImmediate(() => void this.flush());
-      else setTimeout(() => void this.flush(), wait);
+      // flush keeps the gap between writes
+      setImmediate(() => void this.flush());
     }
     return batch.written;
   }
 
   /** Writes groups until none is left. */
   private async flush(): Promise<void> {
-    for (let batch = this.pending; batch; batch = this.pending) {
+    while (this.pending) {
       const wait = this.lastWrite + STATS_WRITE_GAP_MS - performance.now();
       if (wait > 0) await new Promise((resolve) => setTimeout(resolve, wait));
-      batch = this.pending!;
+      const batch = this.pending;
       this.pending = undefined;
       this.lastWrite = performance.now();
       try {
