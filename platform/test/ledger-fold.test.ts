@@ -5,7 +5,7 @@
  * once counts once in each.
  */
 import { redisServerBinary, startRedisServer, type RedisServer } from "@hearth/devkit";
-import { usageDay, type UsageRecord } from "@hearth/protocol";
+import { USAGE_DOORS, usageDay, type UsageRecord } from "@hearth/protocol";
 import { Redis } from "ioredis";
 import RedisMock from "ioredis-mock";
 import { afterAll, beforeAll, describe, expect, it } from "vitest";
@@ -39,6 +39,8 @@ function record(i: number): UsageRecord {
     cold: i % 5 === 0,
     status: i % 7 === 0 ? 500 : 200,
     outcome: i % 7 === 0 ? "ERR_FUNCTION_THREW" : "ok",
+    // every door, and records from before doors were kept (none: the gateway's)
+    ...(i % 6 === 5 ? {} : { door: USAGE_DOORS[i % 6]! }),
   };
 }
 
@@ -71,6 +73,25 @@ describe("ledger fold", () => {
       expect(Object.keys(a).length).toBeGreaterThan(8);
       expect(b).toEqual(a);
       expect(await mock.ttl(`fold-js:${"ledger:seen:" + records[0]!.day}`)).toBeGreaterThan(0);
+      // the usage report tells each function's calls by door, and they add up to its calls
+      const expected = new Map<string, Record<string, number>>();
+      for (const r of records.slice(0, 40).filter((r) => r.app === "shop")) {
+        const doors = expected.get(r.fn) ?? { gateway: 0, device: 0, "device-relay": 0, call: 0, "call-relay": 0 };
+        doors[r.door ?? "gateway"]!++;
+        expected.set(r.fn, doors);
+      }
+      for (const store of [lua, embedded]) {
+        const usage = await store.appUsage("shop");
+        const byFn = new Map<string, Record<string, number>>();
+        for (const f of usage.days.flatMap((d) => d.functions)) {
+          const doors = byFn.get(f.fn) ?? { gateway: 0, device: 0, "device-relay": 0, call: 0, "call-relay": 0 };
+          for (const [door, n] of Object.entries(f.doors)) doors[door]! += n;
+          byFn.set(f.fn, doors);
+          expect(Object.values(f.doors).reduce((a, n) => a + n, 0)).toBe(f.calls);
+        }
+        expect(byFn).toEqual(expected);
+        expect(Object.values(usage.totals.doors).every((n) => n > 0)).toBe(true);
+      }
     } finally {
       script.disconnect();
       mock.disconnect();

@@ -8,7 +8,7 @@
 import { z } from "zod";
 import { AppName, DeviceId, FunctionName } from "./names.ts";
 import { RequestId } from "./messages.ts";
-import { UsageDay, UsageOutcome } from "./usage.ts";
+import { UsageDay, UsageOutcome, UsageTotals } from "./usage.ts";
 
 const count = z.number().int().min(0).max(Number.MAX_SAFE_INTEGER);
 
@@ -44,6 +44,7 @@ export const StatsDay = z.strictObject({
   cpuSeconds: z.number().min(0),
   requestBytes: count,
   responseBytes: count,
+  doors: UsageTotals.shape.doors,
 });
 export type StatsDay = z.infer<typeof StatsDay>;
 

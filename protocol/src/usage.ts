@@ -19,6 +19,16 @@ export const UsageOutcome = z.string().regex(/^(ok|ERR_[A-Z_]{1,60})$/, "outcome
 
 const count = z.number().int().min(0).max(Number.MAX_SAFE_INTEGER);
 
+/**
+ * Which door a call came in by: the platform's gateway, a device's own door
+ * (served there, or relayed to a peer of the app's network), or another
+ * function of the app (`env.call`, served on the same device or relayed).
+ * See docs/ledger.md, "Calls at a device's door".
+ */
+export const USAGE_DOORS = ["gateway", "device", "device-relay", "call", "call-relay"] as const;
+export const UsageDoor = z.enum(USAGE_DOORS);
+export type UsageDoor = z.infer<typeof UsageDoor>;
+
 /** A usage record's own id: made by the gateway for each call (a UUID), never by the caller. */
 export const UsageId = z.string().regex(/^[0-9a-f]{8}-[0-9a-f]{4}-[0-9a-f]{4}-[0-9a-f]{4}-[0-9a-f]{12}$/, "usage id must be a lowercase UUID");
 export type UsageId = z.infer<typeof UsageId>;
@@ -55,6 +65,8 @@ export const UsageRecord = z.strictObject({
   cold: z.boolean(),
   status: z.number().int().min(100).max(599),
   outcome: UsageOutcome,
+  /** Which door the call came in by; absent in records written before doors were kept (those came in at the gateway). */
+  door: UsageDoor.optional(),
 });
 export type UsageRecord = z.infer<typeof UsageRecord>;
 
@@ -70,6 +82,8 @@ export const UsageTotals = z.strictObject({
   responseBytes: count,
   /** cpuUs / 1e6, for people. */
   cpuSeconds: z.number().min(0),
+  /** The calls by the door they came in by (they add up to `calls`). */
+  doors: z.strictObject({ gateway: count, device: count, "device-relay": count, call: count, "call-relay": count }),
 });
 export type UsageTotals = z.infer<typeof UsageTotals>;
 

@@ -94,6 +94,8 @@ describe.skipIf(!CHROMIUM)("the console in Chromium", () => {
     await page.waitForFunction(() => Number(document.querySelector<SVGElement>("figure.chart-box svg")?.dataset["total"] ?? 0) >= 5, undefined, { timeout: 30_000 });
     expect(await page.locator("figure.chart-box svg rect").count()).toBeGreaterThan(0);
     expect(await page.locator("figure.chart-box").nth(1).locator("circle").count()).toBeGreaterThan(0);
+    // the usage table says which door the calls came in by (all at the gateway here)
+    await expect.poll(async () => page.locator("table tr", { hasText: /\d{4}-\d{2}-\d{2}/ }).filter({ hasText: "gateway" }).count(), { timeout: 20_000 }).toBeGreaterThan(0);
   });
 
   it("follows the logs: a call's line appears, its control characters shown escaped", async () => {

@@ -118,6 +118,11 @@ describe("a device's door", () => {
     // the gateway's call went over the fabric; the door's did not
     expect(seenSince(mark)).toHaveLength(1);
     expect(seenSince(mark)[0]).toMatch(/^door\.device\.[AB]\.invoke$/);
+    // the developer's usage tells the two apart: one call at the gateway, one at a device's door
+    await waitFor("both calls metered, by door", async () => {
+      const doors = await doorsOf("neta", "both");
+      return doors.gateway >= 1 && doors.device >= 1;
+    }, { timeoutMs: 15_000 });
   });
 
   it("relays a function of its network placed only on a peer, once, and says so", async () => {
@@ -135,6 +140,8 @@ describe("a device's door", () => {
     // reported by the door, attested by B under the same call id: metered once, credited to B
     await waitFor("the relayed call metered", async () => (await callsOf("neta", "there")) === 1, { timeoutMs: 15_000 });
     expect(platform.doors.unattested).toBe(0);
+    // the developer's usage says which door it came in by
+    expect(await doorsOf("neta", "there")).toEqual({ gateway: 0, device: 0, "device-relay": 1, call: 0, "call-relay": 0 });
   });
 
   it("refuses another network's function as unknown, and its device never hears of it", async () => {
@@ -271,6 +278,14 @@ async function settledCallsOf(app: string, fn: string): Promise<number> {
     if (now === last) return now;
     last = now;
   }
+}
+
+/** A function's calls by the door they came in by, over every day. */
+async function doorsOf(app: string, fn: string): Promise<Record<"gateway" | "device" | "device-relay" | "call" | "call-relay", number>> {
+  const out = { gateway: 0, device: 0, "device-relay": 0, call: 0, "call-relay": 0 };
+  const report = await client.usage({ app });
+  for (const f of report.apps[0]?.days.flatMap((d) => d.functions).filter((f) => f.fn === fn) ?? []) for (const [door, n] of Object.entries(f.doors)) out[door as keyof typeof out] += n;
+  return out;
 }
 
 async function callsOf(app: string, fn: string): Promise<number> {

@@ -141,6 +141,10 @@ describe("function-to-function calls", () => {
     expect(seen.slice(mark)).toEqual(["calls.device.A.invoke"]);
     // the chain is billed as the calls it made, once each
     await waitFor("the sub-call metered", async () => (await callsOf("chain", "here")) === before + 1 && (await callsOf("chain", "caller")) === callerBefore + 1, { timeoutMs: 15_000 });
+    // the developer's usage tells the caller's call (at the gateway) from the one it made (a function's call)
+    const usage = (await client.usage({ app: "chain" })).apps[0]!.totals.doors;
+    expect(usage.call).toBeGreaterThanOrEqual(1);
+    expect(usage.gateway).toBeGreaterThanOrEqual(1);
     // the callee's log line is under the chained request id
     await waitFor("the callee's line in its logs", async () => (await client.logs("chain", "here", { requestId: "chain-local-1_c1" })).some((l) => l.message.includes("here answering POST /sub")), { timeoutMs: 15_000 });
   });
@@ -161,6 +165,7 @@ describe("function-to-function calls", () => {
     await watcher.flush();
     expect(seen.slice(mark)).toEqual(["calls.device.A.invoke", "calls.net.chain.invoke.B"]);
     await waitFor("the relayed sub-call metered", async () => (await callsOf("chain", "there")) === before + 1, { timeoutMs: 15_000 });
+    expect((await client.usage({ app: "chain" })).apps[0]!.days.flatMap((d) => d.functions).find((f) => f.fn === "there")!.doors["call-relay"]).toBe(1);
     expect(platform.doors.unattested).toBe(0);
   });
 

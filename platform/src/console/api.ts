@@ -90,7 +90,7 @@ export function createConsoleApi(options: ConsoleApiOptions): Hono<HearthEnv> {
     const days: StatsDay[] = (usage?.days ?? []).flatMap((d) =>
       d.functions
         .filter((f) => f.fn === fn)
-        .map((f) => ({ day: d.day, calls: f.calls, errors: f.errors, cpuSeconds: f.cpuSeconds, requestBytes: f.requestBytes, responseBytes: f.responseBytes })),
+        .map((f) => ({ day: d.day, calls: f.calls, errors: f.errors, cpuSeconds: f.cpuSeconds, requestBytes: f.requestBytes, responseBytes: f.responseBytes, doors: f.doors })),
     );
     const body: FunctionStatsReport = { app, fn, range, ...series, recentErrors, days };
     return c.json(body);

@@ -15,14 +15,25 @@
  * the embedded state lives in this one process, so the lock makes the fold as
  * atomic as the script is in Redis.
  */
-import type { AppUsage, DayUsage, DeviceCredits, FunctionUsage, UsageRecord, UsageTotals } from "@hearth/protocol";
+import type { AppUsage, DayUsage, DeviceCredits, FunctionUsage, UsageDoor, UsageRecord, UsageTotals } from "@hearth/protocol";
 import type { Redis } from "ioredis";
 
 /** How long a day's seen marks live: longer than the stream keeps records, so no replayable record is forgotten. */
 export const SEEN_TTL_SECONDS = 36 * 86_400;
 
+/**
+ * The account field that counts the calls of each door but the gateway's:
+ * those are the rest of `calls` (so a gateway call, the common case, costs no
+ * write more, and accounts folded before doors were kept read right).
+ */
+const DOOR_FIELDS = { device: "viaDoor", "device-relay": "viaDoorRelay", call: "viaCall", "call-relay": "viaCallRelay" } as const satisfies Record<Exclude<UsageDoor, "gateway">, string>;
+
+function doorFieldOf(record: UsageRecord): (typeof DOOR_FIELDS)[keyof typeof DOOR_FIELDS] | undefined {
+  return record.door === undefined || record.door === "gateway" ? undefined : DOOR_FIELDS[record.door];
+}
+
 /** Hash fields of an account, all whole numbers. */
-export const ACCOUNT_FIELDS = ["calls", "errors", "cold", "cpuUs", "wallUs", "reqB", "respB"] as const;
+export const ACCOUNT_FIELDS = ["calls", "errors", "cold", "cpuUs", "wallUs", "reqB", "respB", ...Object.values(DOOR_FIELDS)] as const;
 export type AccountField = (typeof ACCOUNT_FIELDS)[number];
 export type Account = Record<AccountField, number>;
 
@@ -44,6 +55,10 @@ for i = 1, #names do
     redis.call('HINCRBY', KEYS[2], fn .. '|' .. name, v)
   end
 end
+if ARGV[13] ~= '' then
+  redis.call('HINCRBY', KEYS[2], ARGV[13], 1)
+  redis.call('HINCRBY', KEYS[2], fn .. '|' .. ARGV[13], 1)
+end
 redis.call('SADD', KEYS[3], ARGV[10])
 redis.call('SADD', KEYS[4], ARGV[11])
 if ARGV[12] ~= '' then
@@ -57,12 +72,15 @@ return 1
 `;
 
 export function emptyAccount(): Account {
-  return { calls: 0, errors: 0, cold: 0, cpuUs: 0, wallUs: 0, reqB: 0, respB: 0 };
+  return { calls: 0, errors: 0, cold: 0, cpuUs: 0, wallUs: 0, reqB: 0, respB: 0, viaDoor: 0, viaDoorRelay: 0, viaCall: 0, viaCallRelay: 0 };
 }
 
 /** What one record adds to its app's account (the device's account takes calls, cpuUs and wallUs). */
 export function accountDelta(record: UsageRecord): Account {
+  const door = doorFieldOf(record);
   return {
+    ...emptyAccount(),
+    ...(door ? { [door]: 1 } : {}),
     calls: 1,
     errors: record.outcome === "ok" ? 0 : 1,
     cold: record.cold ? 1 : 0,
@@ -83,6 +101,7 @@ export function totalsOf(a: Account): UsageTotals {
     requestBytes: a.reqB,
     responseBytes: a.respB,
     cpuSeconds: a.cpuUs / 1e6,
+    doors: { gateway: Math.max(0, a.calls - a.viaDoor - a.viaDoorRelay - a.viaCall - a.viaCallRelay), device: a.viaDoor, "device-relay": a.viaDoorRelay, call: a.viaCall, "call-relay": a.viaCallRelay },
   };
 }
 
@@ -222,6 +241,7 @@ export class LedgerStore {
       record.day,
       record.app,
       record.deviceId ?? "",
+      doorFieldOf(record) ?? "",
     ];
     return [keys, args, d];
   }

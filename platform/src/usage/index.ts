@@ -145,6 +145,8 @@ export function usageRecordOf(facts: CallFacts): UsageRecordT {
     cold: deviceId !== null && facts.device?.cold === true,
     status: facts.status,
     outcome: facts.errorCode ?? "ok",
+    // the app's host and the path form are both the gateway's
+    door: facts.door === undefined || facts.door === "host" || facts.door === "path" ? "gateway" : facts.door,
   });
 }
 

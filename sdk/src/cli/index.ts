@@ -556,11 +556,11 @@ function dropUndefined<T extends object>(value: T): { [K in keyof T]?: Exclude<T
 export function usageLines(report: UsageReport): string[] {
   if (report.apps.every((a) => a.days.length === 0)) return ["no usage yet: calls show up here within seconds of being made"];
   const lines: string[] = [];
-  const row = (label: string, t: { calls: number; errors: number; cpuSeconds: number; wallUs: number; requestBytes: number; responseBytes: number }) =>
-    `${label.padEnd(28)} ${String(t.calls).padStart(8)} ${String(t.errors).padStart(7)} ${t.cpuSeconds.toFixed(3).padStart(10)} ${(t.wallUs / 1e6).toFixed(3).padStart(10)} ${String(t.requestBytes).padStart(10)} ${String(t.responseBytes).padStart(10)}`;
+  const row = (label: string, t: UsageReport["apps"][number]["totals"]) =>
+    `${label.padEnd(28)} ${String(t.calls).padStart(8)} ${String(t.errors).padStart(7)} ${t.cpuSeconds.toFixed(3).padStart(10)} ${(t.wallUs / 1e6).toFixed(3).padStart(10)} ${String(t.requestBytes).padStart(10)} ${String(t.responseBytes).padStart(10)}  ${doorsOf(t.doors)}`;
   for (const app of report.apps) {
     if (app.days.length === 0) continue;
-    lines.push(`${app.app}`, `${"day / function".padEnd(28)} ${"calls".padStart(8)} ${"errors".padStart(7)} ${"cpu s".padStart(10)} ${"wall s".padStart(10)} ${"bytes in".padStart(10)} ${"bytes out".padStart(10)}`);
+    lines.push(`${app.app}`, `${"day / function".padEnd(28)} ${"calls".padStart(8)} ${"errors".padStart(7)} ${"cpu s".padStart(10)} ${"wall s".padStart(10)} ${"bytes in".padStart(10)} ${"bytes out".padStart(10)}  by door`);
     for (const day of app.days) {
       lines.push(row(day.day, day.totals));
       for (const fn of day.functions) lines.push(row(`  ${fn.fn}`, fn));
@@ -568,6 +568,11 @@ export function usageLines(report: UsageReport): string[] {
     lines.push(row("total", app.totals), "");
   }
   return lines;
+}
+
+/** The calls of each door that had any, e.g. `gateway 12, device 3, call 2` (docs/ledger.md says what each door is). */
+function doorsOf(doors: UsageReport["apps"][number]["totals"]["doors"]): string {
+  return Object.entries(doors).filter(([, n]) => n > 0).map(([door, n]) => `${door} ${n}`).join(", ") || "-";
 }
 
 export async function run(argv: string[]): Promise<number> {

@@ -3,7 +3,7 @@
 // errors, live logs (filtered by request id) and versions with rollback.
 import { api, ApiError, enc, every, followLogs } from "./api.js";
 import { barChart, lineChart } from "./charts.js";
-import { badge, bytes, h, replace, table, time } from "./dom.js";
+import { badge, byDoor, bytes, h, replace, table, time } from "./dom.js";
 
 const REFRESH_MS = 5000;
 
@@ -103,8 +103,8 @@ export async function functionPage({ show, app, fn, signal }) {
         { name: "out", className: "s-calls", values: stats.days.map((d) => d.responseBytes) },
         { name: "in", className: "s-cpu", values: stats.days.map((d) => d.requestBytes) },
       ] })) : null,
-      table("Usage by day (UTC)", ["Day", "Calls", "Errors", "CPU-seconds", "Bytes in", "Bytes out"],
-        stats.days.map((d) => [d.day, String(d.calls), String(d.errors), d.cpuSeconds.toFixed(3), bytes(d.requestBytes), bytes(d.responseBytes)])));
+      table("Usage by day (UTC)", ["Day", "Calls", "Errors", "CPU-seconds", "Bytes in", "Bytes out", "By door"],
+        stats.days.map((d) => [d.day, String(d.calls), String(d.errors), d.cpuSeconds.toFixed(3), bytes(d.requestBytes), bytes(d.responseBytes), byDoor(d.doors)])));
     replace(errors, table("Recent errors (newest first)", ["Time", "Request id", "Code", "Status", "Device"],
       stats.recentErrors.map((e) => [
         time(e.at),

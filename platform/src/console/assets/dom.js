@@ -85,6 +85,11 @@ export function bytes(n) {
   return `${(n / 1024 ** 3).toFixed(2)} GiB`;
 }
 
+/** A function's calls by the door they came in by, those that had any: "gateway 12, device 3" (docs/ledger.md). */
+export function byDoor(doors) {
+  return Object.entries(doors ?? {}).filter(([, n]) => n > 0).map(([door, n]) => `${door} ${n}`).join(", ") || "—";
+}
+
 export function ago(ms) {
   if (ms === null || ms === undefined) return "—";
   if (ms < 1500) return "just now";
