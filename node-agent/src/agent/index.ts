@@ -799,8 +799,8 @@ export class Agent implements AsyncDisposable {
     this.invocations = undefined;
     const relays = [...this.relays.values()];
     this.relays.clear();
-    if (invocations && !this.nc.isClosed()) await invocations.drain().catch(() => undefined);
-    for (const relay of relays) if (!relay.nc.isClosed()) await relay.sub.drain().catch(() => undefined);
+    if (invocations && !this.nc.isClosed()) await drainWithin(invocations);
+    for (const relay of relays) if (!relay.nc.isClosed()) await drainWithin(relay.sub);
   }
 
   close(): Promise<void> {
@@ -817,7 +817,10 @@ export class Agent implements AsyncDisposable {
       // the console lines of the last calls, still held for a batch
       this.flushLogs?.();
       this.control?.unsubscribe();
-      await this.nc.drain().catch(() => undefined);
+      if (!(await drainWithin(this.nc))) {
+        this.log.warn(`the fabric did not confirm the drain within ${DRAIN_WAIT_MS / 1000} s (the connection is away); closing it`);
+        await this.nc.close().catch(() => undefined);
+      }
       await this.pool[Symbol.asyncDispose]();
       this.log.info("agent stopped");
     })());
@@ -844,6 +847,33 @@ export class Agent implements AsyncDisposable {
   [Symbol.asyncDispose](): Promise<void> {
     return this.close();
   }
+}
+
+/**
+ * How long the agent waits for nats-server to confirm a drain (its PONG)
+ * on the way out. A connection that is away (reconnecting, or an old one
+ * the server dropped after a credential moved) would never confirm, and an
+ * owner's Ctrl-C must not hang on it: past this, the subscription is left
+ * (or the connection closed) without the confirmation.
+ */
+const DRAIN_WAIT_MS = 2_000;
+
+/** Drains a subscription or connection, waiting at most DRAIN_WAIT_MS; false when it was not confirmed in time (a subscription is then left at once). */
+async function drainWithin(what: Subscription | NatsConnection): Promise<boolean> {
+  let timer: NodeJS.Timeout | undefined;
+  const confirmed = await Promise.race([
+    what.drain().then(() => true, () => true),
+    new Promise<boolean>((resolve) => (timer = setTimeout(() => resolve(false), DRAIN_WAIT_MS))),
+  ]);
+  clearTimeout(timer);
+  if (!confirmed && "unsubscribe" in what) {
+    try {
+      what.unsubscribe();
+    } catch {
+      // closed meanwhile: nothing to leave
+    }
+  }
+  return confirmed;
 }
 
 /** How long after a move to a renewed credential a call heard twice (on the old and the new connection) still runs once. */
