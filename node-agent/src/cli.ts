@@ -354,11 +354,14 @@ program
     const data = await fetchCredits(identity, 15_000);
     if (flags.json) return out(JSON.stringify(data, null, 2));
     out(`device ${data.deviceId} on ${identity.platformUrl} (1 credit = 1 CPU-second served)`);
-    out(`${"day".padEnd(12)}${"calls".padStart(10)}${"CPU-seconds".padStart(14)}${"credits".padStart(12)}`);
-    const row = (label: string, d: { calls: number; cpuUs: number; credits: number }) =>
-      out(`${label.padEnd(12)}${String(d.calls).padStart(10)}${(d.cpuUs / 1e6).toFixed(3).padStart(14)}${d.credits.toFixed(3).padStart(12)}`);
+    out(`${"day".padEnd(12)}${"calls".padStart(10)}${"CPU-seconds".padStart(14)}${"credits".padStart(12)}${"claimed calls".padStart(15)}`);
+    const row = (label: string, d: { calls: number; cpuUs: number; credits: number; claimed: { calls: number } }) =>
+      out(`${label.padEnd(12)}${String(d.calls).padStart(10)}${(d.cpuUs / 1e6).toFixed(3).padStart(14)}${d.credits.toFixed(3).padStart(12)}${String(d.claimed.calls).padStart(15)}`);
     for (const d of [...data.days].sort((a, b) => a.day.localeCompare(b.day))) row(d.day, d);
     row("total", data.total);
+    if (data.total.claimed.calls > 0) {
+      out("claimed: calls your door served that the platform cannot verify (your device's word alone): not credited. Apps that invite this device credit them (docs/ledger.md).");
+    }
   });
 
 const networks = program

@@ -259,6 +259,7 @@ export async function startPlatform(options: PlatformOptions): Promise<Platform>
   doors = new DoorService({
     nc, subjects, store, devices, liveDevice: (id) => scheduler.liveDevice(id), log: log.child({ part: "doors" }), onCall: ledger?.onCall,
     mayServe: async (id, app) => mayServe(await networks.eligibility(app), id, scheduler.liveDevice(id)?.heartbeat.publicPool),
+    invited: async (id, app) => (await networks.invitedApps(id)).includes(app),
   });
   let url = options.publicUrl ?? "";
   const appHosts = options.appDomain ? new AppHosts(options.appDomain, () => url) : undefined;

@@ -41,6 +41,8 @@ function record(i: number): UsageRecord {
     outcome: i % 7 === 0 ? "ERR_FUNCTION_THREW" : "ok",
     // every door, and records from before doors were kept (none: the gateway's)
     ...(i % 6 === 5 ? {} : { door: USAGE_DOORS[i % 6]! }),
+    // some of a door's own calls on its word alone: held as claimed on the device's account
+    ...(i % 12 === 1 ? { credited: false as const } : {}),
   };
 }
 

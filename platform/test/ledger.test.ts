@@ -101,7 +101,8 @@ describe.each(backends)("usage ledger on %s", (_name, makeRedis) => {
     const redis = await makeRedis();
     const ledger = await startLedger({ nc, subjects, redis, prefix, log, mode: "required" });
     try {
-      const records = Array.from({ length: 60 }, (_, i) => record(i));
+      // every fourth a call at dev-a's own door, on its word alone: billed, held as claimed
+      const records = Array.from({ length: 60 }, (_, i) => record(i, i % 4 === 2 ? { door: "device", credited: false } : {}));
       for (const r of records) ledger.publisher!.enqueue(r);
       // the same records again: JetStream drops them as duplicates (same message id)
       for (const r of records.slice(0, 20)) ledger.publisher!.enqueue(r);
@@ -117,8 +118,14 @@ describe.each(backends)("usage ledger on %s", (_name, makeRedis) => {
       const cart = app.days[0]!.functions.find((f) => f.fn === "cart")!;
       expect(cart).toMatchObject(expected(records.filter((r) => r.fn === "cart")));
       const devA = await ledger.store.deviceCredits("dev-a");
-      const a = records.filter((r) => r.deviceId === "dev-a");
-      expect(devA.total).toEqual({ calls: a.length, cpuUs: expected(a).cpuUs, wallUs: expected(a).wallUs, credits: expected(a).cpuUs / 1e6 });
+      const a = records.filter((r) => r.deviceId === "dev-a" && r.credited !== false);
+      const claimed = records.filter((r) => r.credited === false);
+      expect(claimed.length).toBe(15);
+      expect(devA.total).toEqual({
+        calls: a.length, cpuUs: expected(a).cpuUs, wallUs: expected(a).wallUs, credits: expected(a).cpuUs / 1e6,
+        claimed: { calls: claimed.length, cpuUs: expected(claimed).cpuUs },
+      });
+      expect(app.totals.doors).toEqual({ gateway: 45, device: 15, "device-relay": 0, call: 0, "call-relay": 0 });
       const report = await reconcileLedger({ nc, subjects, store: ledger.store, log });
       expect(report).toMatchObject({ records: 60, pending: 0, differences: [] });
     } finally {

@@ -67,6 +67,12 @@ export const UsageRecord = z.strictObject({
   outcome: UsageOutcome,
   /** Which door the call came in by; absent in records written before doors were kept (those came in at the gateway). */
   door: UsageDoor.optional(),
+  /**
+   * False when the platform could not verify that the device served the
+   * call (a door's word alone, docs/ledger.md): billed as reported, but the
+   * device's account holds it as claimed, not credited. Absent: credited.
+   */
+  credited: z.literal(false).optional(),
 });
 export type UsageRecord = z.infer<typeof UsageRecord>;
 
@@ -101,12 +107,16 @@ export const UsageReport = z.strictObject({ apps: z.array(AppUsage) });
 export type UsageReport = z.infer<typeof UsageReport>;
 
 /** A device's credit for one day: 1 credit = 1 CPU-second served (as billed). */
+/** Calls a device served that the platform could not verify (its own door's word alone): shown to its owner, not credited. */
+const Claimed = z.strictObject({ calls: count, cpuUs: count });
+
 export const DeviceCreditDay = z.strictObject({
   day: UsageDay,
   calls: count,
   cpuUs: count,
   wallUs: count,
   credits: z.number().min(0),
+  claimed: Claimed,
 });
 export type DeviceCreditDay = z.infer<typeof DeviceCreditDay>;
 
@@ -114,7 +124,7 @@ export type DeviceCreditDay = z.infer<typeof DeviceCreditDay>;
 export const DeviceCredits = z.strictObject({
   deviceId: DeviceId,
   days: z.array(DeviceCreditDay),
-  total: z.strictObject({ calls: count, cpuUs: count, wallUs: count, credits: z.number().min(0) }),
+  total: z.strictObject({ calls: count, cpuUs: count, wallUs: count, credits: z.number().min(0), claimed: Claimed }),
 });
 export type DeviceCredits = z.infer<typeof DeviceCredits>;
 

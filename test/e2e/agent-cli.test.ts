@@ -214,7 +214,7 @@ describe("hearth-agent for an owner", () => {
       await client.deploy({ app: "owner", name: "work", code: `export default { fetch() { let x = 0; for (let i = 0; i < 2e5; i++) x += i; return new Response(String(x)); } }` });
       await client.waitUntilReady("owner", "work", { timeoutMs: 20_000 });
       for (let i = 0; i < 3; i++) expect((await client.invoke("owner", "work")).status).toBe(200);
-      let credits: { days: { day: string; calls: number }[]; total: { calls: number; credits: number } } | undefined;
+      let credits: { days: { day: string; calls: number }[]; total: { calls: number; credits: number; claimed: { calls: number } } } | undefined;
       for (let i = 0; i < 50; i++) {
         const res = await agent(["credits", "--data-dir", dataDir, "--json"]);
         expect(res.code).toBe(0);
@@ -225,12 +225,13 @@ describe("hearth-agent for an owner", () => {
       expect(credits!.total.calls).toBe(3);
       expect(credits!.total.credits).toBeGreaterThan(0);
       const table = await agent(["credits", "--data-dir", dataDir]);
-      expect(table.stdout).toMatch(new RegExp(`^${new Date().toISOString().slice(0, 10)} +3 +[\\d.]+ +[\\d.]+$`, "m"));
+      expect(table.stdout).toMatch(new RegExp(`^${new Date().toISOString().slice(0, 10)} +3 +[\\d.]+ +[\\d.]+ +0$`, "m"));
       expect(table.stdout).toMatch(/^total +3 /m);
       const json = JSON.parse((await agent(["status", "--data-dir", dataDir, "--json"])).stdout) as { deviceId: string; credits: { total: { calls: number } }; ingress: { listen: string } };
       expect(json).toMatchObject({ deviceId: "owner-box", credits: { total: { calls: 3 } } });
 
-      // the owner's door: the same function, served here without the gateway, metered (and credited) once
+      // the owner's door: the same function, served here without the gateway, metered once, and (the app never invited
+      // this device: its word alone) held as claimed, not credited
       const atDoor = await fetch(`${json.ingress.listen}/fn/owner/work`);
       expect(atDoor.status).toBe(200);
       expect(atDoor.headers.get("x-hearth-device")).toBe("owner-box");
@@ -239,11 +240,14 @@ describe("hearth-agent for an owner", () => {
       expect(doorStatus).toMatch(/^door {6}http:\/\/127\.0\.0\.1:\d+: 1 calls taken \(1 served here, 0 relayed\), 0 refused$/m);
       // what the owner advertises is shown too (a private address: the platform never lists it)
       expect(doorStatus).toMatch(/^ {10}advertised as http:\/\/127\.0\.0\.1:9 \(listed for clients once the platform reached this door there\)$/m);
-      for (let i = 0; i < 100 && credits!.total.calls < 4; i++) {
+      for (let i = 0; i < 100 && credits!.total.claimed.calls < 1; i++) {
         credits = JSON.parse((await agent(["credits", "--data-dir", dataDir, "--json"])).stdout) as typeof credits;
         await new Promise((r) => setTimeout(r, 100));
       }
-      expect(credits!.total.calls).toBe(4);
+      expect(credits!.total).toMatchObject({ calls: 3, claimed: { calls: 1 } });
+      const claimedTable = (await agent(["credits", "--data-dir", dataDir])).stdout;
+      expect(claimedTable).toMatch(/^total +3 +[\d.]+ +[\d.]+ +1$/m);
+      expect(claimedTable).toMatch(/^claimed: calls your door served that the platform cannot verify/m);
     } finally {
       const exited = new Promise<number | null>((r) => (child.exitCode !== null ? r(child.exitCode) : child.once("exit", (code) => r(code))));
       child.kill("SIGTERM");

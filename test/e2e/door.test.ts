@@ -35,8 +35,11 @@ const joined = new Map<string, JoinedDevice>();
 /** Every invocation the fabric carried, by subject. */
 const seen: string[] = [];
 
+/** Each device its own owner's: a relay between two of them is two independent words (docs/ledger.md). */
+const OWNERS: Record<string, string> = { A: "ada", B: "bob", C: "cy" };
+
 async function startAgent(id: string, memoryMb: number, listen?: string): Promise<Agent> {
-  const device = await joinTestDevice(platform.devices, id, { region: "eu", cores: 2 });
+  const device = await joinTestDevice(platform.devices, id, { region: "eu", cores: 2, ownerId: OWNERS[id]! });
   joined.set(id, device);
   writeFileSync(join(dir, `${id}.creds`), device.creds, { mode: 0o600 });
   const agent = await Agent.start(
@@ -126,6 +129,7 @@ describe("a device's door", () => {
   });
 
   it("relays a function of its network placed only on a peer, once, and says so", async () => {
+    const creditsBefore = await creditsOf("B");
     await watcher.flush();
     const mark = seen.length;
     const res = await fetch(`${door()}/fn/neta/there`);
@@ -142,6 +146,31 @@ describe("a device's door", () => {
     expect(platform.doors.unattested).toBe(0);
     // the developer's usage says which door it came in by
     expect(await doorsOf("neta", "there")).toEqual({ gateway: 0, device: 0, "device-relay": 1, call: 0, "call-relay": 0 });
+    // two owners' devices agree on it (ada's door, bob's attestation): B is credited
+    await waitFor("B credited for the relayed call", async () => (await creditsOf("B")).calls === creditsBefore.calls + 1, { timeoutMs: 15_000 });
+    expect((await creditsOf("B")).claimed.calls).toBe(creditsBefore.claimed.calls);
+  });
+
+  it("credits a call served at a device's own door only once the app's developer invited the device; before, it is billed and held as claimed", async () => {
+    // A is in neta's network by placement (the public pool), not by invite: its door's word alone about its own call is a claim
+    const before = await creditsOf("A");
+    const usageBefore = await callsOf("neta", "both");
+    expect((await fetch(`${door()}/fn/neta/both/claimed`)).status).toBe(200);
+    await waitFor("the door's own call held as claimed", async () => (await creditsOf("A")).claimed.calls === before.claimed.calls + 1, { timeoutMs: 15_000 });
+    expect((await creditsOf("A")).calls).toBe(before.calls);
+    // billed as reported: the developer's usage has it
+    expect(await callsOf("neta", "both")).toBe(usageBefore + 1);
+    expect(platform.doors.claimed).toBeGreaterThanOrEqual(1);
+    // the developer invites A (vouches for it): its door's calls are credited from then on
+    const { invite } = await client.networkInvite("neta");
+    const joinedNet = await fetch(`${platform.url}/v1/devices/A/networks`, {
+      method: "POST", headers: { authorization: `Bearer ${joined.get("A")!.deviceToken}`, "content-type": "application/json" }, body: JSON.stringify({ invite }),
+    });
+    expect(joinedNet.status).toBe(201);
+    const mid = await creditsOf("A");
+    expect((await fetch(`${door()}/fn/neta/both/vouched`)).status).toBe(200);
+    await waitFor("the door's own call credited", async () => (await creditsOf("A")).calls === mid.calls + 1, { timeoutMs: 15_000 });
+    expect((await creditsOf("A")).claimed.calls).toBe(mid.claimed.calls);
   });
 
   it("refuses another network's function as unknown, and its device never hears of it", async () => {
@@ -278,6 +307,13 @@ async function settledCallsOf(app: string, fn: string): Promise<number> {
     if (now === last) return now;
     last = now;
   }
+}
+
+/** A device's credits, as its owner reads them (its device token). */
+async function creditsOf(id: string): Promise<{ calls: number; claimed: { calls: number } }> {
+  const res = await fetch(`${platform.url}/v1/devices/${id}/credits`, { headers: { authorization: `Bearer ${joined.get(id)!.deviceToken}` } });
+  expect(res.status).toBe(200);
+  return ((await res.json()) as { total: { calls: number; claimed: { calls: number } } }).total;
 }
 
 /** A function's calls by the door they came in by, over every day. */

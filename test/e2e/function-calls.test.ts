@@ -28,11 +28,14 @@ let platform: Platform;
 let client: HearthClient;
 let watcher: NatsConnection;
 const agents = new Map<string, Agent>();
+const deviceTokens = new Map<string, string>();
 const seen: string[] = [];
 const CHAIN = { memoryMb: 128 };
 
 async function startAgent(id: string, memoryMb: number): Promise<void> {
+  // all of one owner: a relay between them is one owner's word (docs/ledger.md)
   const device = await joinTestDevice(platform.devices, id, { region: "eu", cores: 2 });
+  deviceTokens.set(id, device.deviceToken);
   writeFileSync(join(dir, `${id}.creds`), device.creds, { mode: 0o600 });
   agents.set(
     id,
@@ -116,6 +119,12 @@ afterAll(async () => {
   rmSync(dir, { recursive: true, force: true });
 });
 
+async function creditsOf(id: string): Promise<{ calls: number; claimed: { calls: number } }> {
+  const res = await fetch(`${platform.url}/v1/devices/${id}/credits`, { headers: { authorization: `Bearer ${deviceTokens.get(id)!}` } });
+  expect(res.status).toBe(200);
+  return ((await res.json()) as { total: { calls: number; claimed: { calls: number } } }).total;
+}
+
 async function callsOf(app: string, fn: string): Promise<number> {
   const report = await client.usage({ app });
   return report.apps[0]?.days.flatMap((d) => d.functions).filter((f) => f.fn === fn).reduce((a, f) => a + f.calls, 0) ?? 0;
@@ -158,6 +167,7 @@ describe("function-to-function calls", () => {
 
   it("relays a call of a function placed only on a peer of the network, attested by the peer", async () => {
     const before = await callsOf("chain", "there");
+    const creditsBefore = await creditsOf("B");
     await watcher.flush();
     const mark = seen.length;
     const out = await viaGateway("?to=there", "chain-relay-1");
@@ -166,6 +176,9 @@ describe("function-to-function calls", () => {
     expect(seen.slice(mark)).toEqual(["calls.device.A.invoke", "calls.net.chain.invoke.B"]);
     await waitFor("the relayed sub-call metered", async () => (await callsOf("chain", "there")) === before + 1, { timeoutMs: 15_000 });
     expect((await client.usage({ app: "chain" })).apps[0]!.days.flatMap((d) => d.functions).find((f) => f.fn === "there")!.doors["call-relay"]).toBe(1);
+    // the caller's device and the peer have one owner: their agreeing is one word, so B holds it as claimed, not credited
+    await waitFor("B's claim of the relayed call", async () => (await creditsOf("B")).claimed.calls === creditsBefore.claimed.calls + 1, { timeoutMs: 15_000 });
+    expect((await creditsOf("B")).calls).toBe(creditsBefore.calls);
     expect(platform.doors.unattested).toBe(0);
   });
 

@@ -61,6 +61,8 @@ export interface DoorServiceOptions {
   onCall?: CallHook;
   /** Whether the device may serve the app now (its network membership, identity/networks.ts). */
   mayServe?: (deviceId: string, app: string) => Promise<boolean>;
+  /** Whether the app's developer invited the device into its network (vouched for it: its word is taken). */
+  invited?: (deviceId: string, app: string) => Promise<boolean>;
 }
 
 export class DoorService {
@@ -75,8 +77,10 @@ export class DoorService {
   metered = 0;
   /** Relayed calls metered without their serving device's attestation (billed, credited to nobody). */
   unattested = 0;
+  /** Door calls metered on a device's word the platform could not verify (billed, held as claimed, not credited). */
+  claimed = 0;
   /** Relayed calls waiting for their serving device's attestation, by the door's call id. */
-  private readonly awaiting = new Map<string, { call: DoorCall; timer: NodeJS.Timeout }>();
+  private readonly awaiting = new Map<string, { call: DoorCall; door: string; timer: NodeJS.Timeout }>();
   /** Attestations that came before their door's report. */
   private readonly attested = new Map<string, { from: string; served: RelayServed; at: number }>();
 
@@ -178,8 +182,8 @@ export class DoorService {
           this.options.log.warn({ deviceId: door, app: call.app, fn: call.fn, why }, "door call not metered");
           continue;
         }
-        if (call.relayed && call.servedBy) await this.relayedCall(call);
-        else await this.meter(call, call.servedBy ? { id: call.servedBy, ...(call.cpuMs ? { cpuMs: call.cpuMs } : {}), cold: call.cold } : undefined);
+        if (call.relayed && call.servedBy) await this.relayedCall(door, call);
+        else await this.meter(door, call, call.servedBy ? { id: call.servedBy, ...(call.cpuMs ? { cpuMs: call.cpuMs } : {}), cold: call.cold } : undefined);
       } catch (error) {
         this.options.log.warn({ err: error, deviceId: door }, "door call could not be metered");
         this.refuse("error");
@@ -195,20 +199,20 @@ export class DoorService {
    * Without the attestation the call is billed as the door saw it and
    * credits no device.
    */
-  private async relayedCall(call: DoorCall): Promise<void> {
+  private async relayedCall(door: string, call: DoorCall): Promise<void> {
     const attested = this.attested.get(call.id);
     if (attested && attested.from === call.servedBy) {
       this.attested.delete(call.id);
-      return this.meter(call, { id: attested.from, cpuMs: minMs(call.cpuMs, attested.served.cpuMs), cold: call.cold });
+      return this.meter(door, call, { id: attested.from, cpuMs: minMs(call.cpuMs, attested.served.cpuMs), cold: call.cold });
     }
     if (this.awaiting.has(call.id)) return;
     const timer = setTimeout(() => {
       this.awaiting.delete(call.id);
       this.unattested++;
-      void this.meter(call, undefined).catch((error: unknown) => this.options.log.warn({ err: error }, "door call could not be metered"));
+      void this.meter(door, call, undefined).catch((error: unknown) => this.options.log.warn({ err: error }, "door call could not be metered"));
     }, ATTEST_WAIT_MS);
     timer.unref();
-    this.awaiting.set(call.id, { call, timer });
+    this.awaiting.set(call.id, { call, door, timer });
   }
 
   private async attest(from: string, served: RelayServed): Promise<void> {
@@ -225,7 +229,7 @@ export class DoorService {
       }
       clearTimeout(waiting.timer);
       this.awaiting.delete(served.id);
-      return this.meter(waiting.call, { id: from, cpuMs: minMs(waiting.call.cpuMs, served.cpuMs), cold: waiting.call.cold });
+      return this.meter(waiting.door, waiting.call, { id: from, cpuMs: minMs(waiting.call.cpuMs, served.cpuMs), cold: waiting.call.cold });
     }
     const now = Date.now();
     if (this.attested.size >= 100_000) {
@@ -235,7 +239,24 @@ export class DoorService {
     this.attested.set(served.id, { from, served, at: now });
   }
 
-  private async meter(call: DoorCall, device: { id: string; cpuMs?: string; cold: boolean } | undefined): Promise<void> {
+  /**
+   * Whether the platform can take the word that `servedBy` served the call
+   * `door` reported, and so credit it: when the app's developer invited the
+   * device (vouched for it), or when two devices of different owners agree
+   * on it (the door's report and the peer's attestation of a relay). A
+   * door's word alone about its own device, or two devices of one owner,
+   * is a claim: billed as reported, not credited (docs/ledger.md).
+   */
+  private async verified(door: string, call: DoorCall, servedBy: string): Promise<boolean> {
+    if (await this.options.invited?.(servedBy, call.app)) return true;
+    if (!call.relayed || servedBy === door) return false;
+    const [a, b] = await Promise.all([this.options.devices.device(door), this.options.devices.device(servedBy)]);
+    return a !== null && b !== null && a.ownerId !== b.ownerId;
+  }
+
+  private async meter(door: string, call: DoorCall, device: { id: string; cpuMs?: string; cold: boolean } | undefined): Promise<void> {
+    const credited = device === undefined || (await this.verified(door, call, device.id));
+    if (!credited) this.claimed++;
     const record = await this.options.store.getFunction(call.app, call.fn);
     const cpuLimitMs = record?.limits.cpuMs ?? 0;
     const wallCapMs = (record?.limits.wallMs ?? 0) + WALL_MARGIN_MS;
@@ -254,6 +275,7 @@ export class DoorService {
       status: call.status,
       ...(call.errorCode ? { errorCode: call.errorCode } : {}),
       ...(device ? { device } : {}),
+      ...(credited ? {} : { credited: false as const }),
       door: call.via === "call" ? (call.relayed ? "call-relay" : "call") : call.relayed ? "device-relay" : "device",
     });
     this.metered++;

@@ -22,7 +22,7 @@ import { DeliverPolicy, jetstream, jetstreamManager } from "@nats-io/jetstream";
 import type { NatsConnection } from "@nats-io/transport-node";
 import type { Logger } from "../log/index.ts";
 import { usageNames } from "../usage/index.ts";
-import { ACCOUNT_FIELDS, accountDelta, CREDIT_FIELDS, emptyAccount, parseAppDay, type Account, type LedgerStore } from "./store.ts";
+import { ACCOUNT_FIELDS, accountDelta, CREDIT_FIELDS, creditDelta, emptyAccount, emptyCredits, parseAppDay, type Account, type Credits, type LedgerStore } from "./store.ts";
 
 export interface ReconcileOptions {
   nc: NatsConnection;
@@ -31,7 +31,6 @@ export interface ReconcileOptions {
   log: Logger;
 }
 
-type Credits = { calls: number; cpuUs: number; wallUs: number };
 
 interface AppDayFold {
   app: string;
@@ -136,7 +135,7 @@ async function scan(options: ReconcileOptions): Promise<Scan> {
   const deviceFold = (deviceId: string, day: string) => {
     const k = `${deviceId} ${day}`;
     let f = devices.get(k);
-    if (!f) devices.set(k, (f = { deviceId, day, settled: { calls: 0, cpuUs: 0, wallUs: 0 }, inFlight: [] }));
+    if (!f) devices.set(k, (f = { deviceId, day, settled: emptyCredits(), inFlight: [] }));
     return f;
   };
 
@@ -170,11 +169,7 @@ async function scan(options: ReconcileOptions): Promise<Scan> {
       let fn = app.settledFns.get(r.fn);
       if (!fn) app.settledFns.set(r.fn, (fn = emptyAccount()));
       add(fn, d);
-      if (device) {
-        device.settled.calls++;
-        device.settled.cpuUs += r.cpuUs;
-        device.settled.wallUs += r.wallUs;
-      }
+      if (device) addCredits(device.settled, creditDelta(r));
       batch.push(r);
       if (batch.length >= SEEN_BATCH) await checkSeen();
     } else {
@@ -221,12 +216,13 @@ function expectedApp(fold: AppDayFold, seen: boolean[]): { total: Account; funct
 function expectedDevice(fold: DeviceDayFold, seen: boolean[]): Credits {
   const out = { ...fold.settled };
   fold.inFlight.forEach((r, i) => {
-    if (!seen[i]) return;
-    out.calls++;
-    out.cpuUs += r.cpuUs;
-    out.wallUs += r.wallUs;
+    if (seen[i]) addCredits(out, creditDelta(r));
   });
   return out;
+}
+
+function addCredits(a: Credits, b: Credits | undefined): void {
+  if (b) for (const f of CREDIT_FIELDS) a[f] += b[f];
 }
 
 function compareApp(fold: AppDayFold, held: ReturnType<typeof parseAppDay>, total: Account, functions: Map<string, Account>): ReconcileReport["differences"] {
@@ -356,7 +352,7 @@ async function rewriteDevice(conn: Conn, options: ReconcileOptions, scanned: Sca
     if (!seen) break;
     const credits = expectedDevice(fold, seen);
     const multi = conn.multi();
-    multi.hset(key, { calls: String(credits.calls), cpuUs: String(credits.cpuUs), wallUs: String(credits.wallUs) });
+    multi.hset(key, Object.fromEntries(CREDIT_FIELDS.map((f) => [f, String(credits[f])])));
     multi.sadd(store.key("devices"), fold.deviceId);
     multi.sadd(store.key("device-days", fold.deviceId), fold.day);
     if ((await multi.exec()) !== null) return true;

@@ -37,9 +37,21 @@ export const ACCOUNT_FIELDS = ["calls", "errors", "cold", "cpuUs", "wallUs", "re
 export type AccountField = (typeof ACCOUNT_FIELDS)[number];
 export type Account = Record<AccountField, number>;
 
-/** Device credit fields. */
-export const CREDIT_FIELDS = ["calls", "cpuUs", "wallUs"] as const;
+/** Device account fields: what it is credited for, and what it served that the platform could not verify (claimed). */
+export const CREDIT_FIELDS = ["calls", "cpuUs", "wallUs", "claimedCalls", "claimedCpuUs"] as const;
 export type CreditField = (typeof CREDIT_FIELDS)[number];
+export type Credits = Record<CreditField, number>;
+
+export function emptyCredits(): Credits {
+  return { calls: 0, cpuUs: 0, wallUs: 0, claimedCalls: 0, claimedCpuUs: 0 };
+}
+
+/** What one record adds to the account of the device that served it (none when no device did). */
+export function creditDelta(record: UsageRecord): Credits | undefined {
+  if (!record.deviceId) return undefined;
+  if (record.credited === false) return { ...emptyCredits(), claimedCalls: 1, claimedCpuUs: record.cpuUs };
+  return { ...emptyCredits(), calls: 1, cpuUs: record.cpuUs, wallUs: record.wallUs };
+}
 
 const APPLY = `
 if redis.call('SADD', KEYS[1], ARGV[1]) == 0 then return 0 end
@@ -62,9 +74,14 @@ end
 redis.call('SADD', KEYS[3], ARGV[10])
 redis.call('SADD', KEYS[4], ARGV[11])
 if ARGV[12] ~= '' then
-  redis.call('HINCRBY', KEYS[5], 'calls', 1)
-  if ARGV[6] ~= '0' then redis.call('HINCRBY', KEYS[5], 'cpuUs', ARGV[6]) end
-  if ARGV[7] ~= '0' then redis.call('HINCRBY', KEYS[5], 'wallUs', ARGV[7]) end
+  if ARGV[14] == '0' then
+    redis.call('HINCRBY', KEYS[5], 'claimedCalls', 1)
+    if ARGV[6] ~= '0' then redis.call('HINCRBY', KEYS[5], 'claimedCpuUs', ARGV[6]) end
+  else
+    redis.call('HINCRBY', KEYS[5], 'calls', 1)
+    if ARGV[6] ~= '0' then redis.call('HINCRBY', KEYS[5], 'cpuUs', ARGV[6]) end
+    if ARGV[7] ~= '0' then redis.call('HINCRBY', KEYS[5], 'wallUs', ARGV[7]) end
+  end
   redis.call('SADD', KEYS[6], ARGV[10])
   redis.call('SADD', KEYS[7], ARGV[12])
 end
@@ -242,6 +259,7 @@ export class LedgerStore {
       record.app,
       record.deviceId ?? "",
       doorFieldOf(record) ?? "",
+      record.credited === false ? "0" : "1",
     ];
     return [keys, args, d];
   }
@@ -259,10 +277,10 @@ export class LedgerStore {
     }
     multi.sadd(appDays, record.day);
     multi.sadd(apps, record.app);
-    if (record.deviceId) {
-      multi.hincrby(deviceDay, "calls", 1);
-      if (d.cpuUs !== 0) multi.hincrby(deviceDay, "cpuUs", d.cpuUs);
-      if (d.wallUs !== 0) multi.hincrby(deviceDay, "wallUs", d.wallUs);
+    const credit = creditDelta(record);
+    if (record.deviceId && credit) {
+      // as the script: calls always, the rest when not 0
+      for (const field of CREDIT_FIELDS) if (credit[field] !== 0) multi.hincrby(deviceDay, field, credit[field]);
       multi.sadd(deviceDays, record.day);
       multi.sadd(devices, record.deviceId);
     }
@@ -307,16 +325,21 @@ export class LedgerStore {
 
   async deviceCredits(deviceId: string, day?: string): Promise<DeviceCredits> {
     const days = day ? [day] : await this.deviceDays(deviceId);
-    const total = { calls: 0, cpuUs: 0, wallUs: 0, credits: 0 };
+    const total = { calls: 0, cpuUs: 0, wallUs: 0, credits: 0, claimed: { calls: 0, cpuUs: 0 } };
     const out: DeviceCredits["days"] = [];
     for (const d of days) {
       const hash = await this.redis.hgetall(this.deviceDayKey(deviceId, d));
       if (Object.keys(hash).length === 0) continue;
-      const entry = { day: d, calls: int(hash["calls"]), cpuUs: int(hash["cpuUs"]), wallUs: int(hash["wallUs"]), credits: 0 };
+      const entry = {
+        day: d, calls: int(hash["calls"]), cpuUs: int(hash["cpuUs"]), wallUs: int(hash["wallUs"]), credits: 0,
+        claimed: { calls: int(hash["claimedCalls"]), cpuUs: int(hash["claimedCpuUs"]) },
+      };
       entry.credits = entry.cpuUs / 1e6;
       total.calls += entry.calls;
       total.cpuUs += entry.cpuUs;
       total.wallUs += entry.wallUs;
+      total.claimed.calls += entry.claimed.calls;
+      total.claimed.cpuUs += entry.claimed.cpuUs;
       out.push(entry);
     }
     total.credits = total.cpuUs / 1e6;

@@ -57,7 +57,9 @@ export interface CallFacts {
   errorCode?: string;
   /** What a device that answered with a valid reply said about itself (none when no device did). */
   device?: { id: string; cpuMs?: string; wallMs?: string; cold: boolean };
-  /** Which door the call came in by: the app's own host, the path form, or a device's own door, served there or relayed (metrics only). */
+  /** False when the platform could not verify that the device served it (a door's word alone): billed, not credited. */
+  credited?: false;
+  /** Which door the call came in by: the app's own host, the path form, or a device's own door, served there or relayed. */
   door?: "host" | "path" | "device" | "device-relay" | "call" | "call-relay";
   /** The gateway's whole time on the call so far, from the request to the device's answer (ms; metrics only). */
   gatewayMs?: number;
@@ -147,6 +149,7 @@ export function usageRecordOf(facts: CallFacts): UsageRecordT {
     outcome: facts.errorCode ?? "ok",
     // the app's host and the path form are both the gateway's
     door: facts.door === undefined || facts.door === "host" || facts.door === "path" ? "gateway" : facts.door,
+    ...(facts.credited === false && deviceId !== null ? { credited: false } : {}),
   });
 }
 

@@ -24,6 +24,7 @@ export async function ownerHome({ show, signal }) {
     }
     const days = [...byDay.keys()].sort();
     const total = data.credits.reduce((n, c) => n + c.total.credits, 0);
+    const claimed = data.credits.reduce((n, c) => n + (c.total.claimed?.calls ?? 0), 0);
     replace(body,
       h("section", { class: "card" }, h("h2", {}, "Your devices"),
         table(null, ["Device", "State", "Region", "Where", "Cores donated (in use)", "Memory", "Calls in flight", "Functions", "Last heartbeat"],
@@ -36,7 +37,8 @@ export async function ownerHome({ show, signal }) {
           barChart({ title: "Calls served by day", labels: days.map((d) => d.slice(5)), series: [{ name: "calls", className: "s-calls", values: days.map((d) => byDay.get(d).calls) }] }),
           barChart({ title: "CPU-seconds by day", labels: days.map((d) => d.slice(5)), format: (v) => v.toFixed(v < 1 ? 3 : 1), series: [{ name: "CPU-s", className: "s-cpu", values: days.map((d) => byDay.get(d).cpuUs / 1e6) }] }),
           barChart({ title: "Credits by day", labels: days.map((d) => d.slice(5)), format: (v) => v.toFixed(v < 1 ? 3 : 1), series: [{ name: "credits", className: "s-credits", values: days.map((d) => byDay.get(d).credits) }] })),
-        h("p", { class: "totals" }, `${total.toFixed(3)} credits in all (1 credit = 1 CPU-second served)`)));
+        h("p", { class: "totals" }, `${total.toFixed(3)} credits in all (1 credit = 1 CPU-second served)`),
+        claimed > 0 ? h("p", { class: "claimed" }, `${claimed} calls served at your doors are claimed, not credited: the platform cannot verify a door's word alone. Apps that invite your device credit them.`) : null));
   };
   await render();
   show("Your devices", h("h1", {}, `Devices of owner ${ownerId}`), body);
