@@ -77,8 +77,9 @@ async function callThrough(region: string, done: () => Promise<boolean>): Promis
   const until = Date.now() + 45_000;
   for (let i = 0; i < 20_000 && Date.now() < until; i++) {
     const res = await client.invoke("demand", "fn");
-    expect(res.status).toBe(200);
-    await res.arrayBuffer();
+    // on a failure, say what the caller got: the code, the message and which device answered
+    const body = await res.text();
+    expect(res.status, `call ${i} through ${region}: ${body} (device ${res.headers.get("x-hearth-device")}, ${res.headers.get("server-timing")})`).toBe(200);
     if (i % 20 === 19 && (await done())) return;
   }
   throw new Error(`replicas did not follow the calls through ${region}: ${(await regionsOf()).join(", ")}`);
