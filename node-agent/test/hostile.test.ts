@@ -740,12 +740,14 @@ describe("host work is charged to the call", () => {
     } };`;
     const measured = await call(pool, uniqueKey("hash-cpu"), code, { path: "/?n=8", limits: { cpuMs: 10_000, wallMs: 20_000, memoryMb: 128 } });
     expect(text(measured)).toBe("hashed");
-    // the same hashing done here: the call's CPU time holds at least that much (plus the isolate's own work)
+    // the same hashing done here: the call's CPU time holds about that much (plus the isolate's own work). Two processes'
+    // CPU times for the same work differ on a loaded machine (caches, a shared core), so half of it is the bar: uncharged,
+    // the call would show only the isolate's few ms
     const data = new Uint8Array(16 * 1024 * 1024);
     const before = process.threadCpuUsage();
     for (let i = 0; i < 8; i++) createHash("sha512").update(data).digest();
     const spent = process.threadCpuUsage(before);
-    expect(measured.cpuMs).toBeGreaterThan(((spent.user + spent.system) / 1000) * 0.9);
+    expect(measured.cpuMs).toBeGreaterThan(((spent.user + spent.system) / 1000) * 0.5);
     const stopped = await call(pool, uniqueKey("hash-limit"), code, { path: "/?n=200", limits: { cpuMs: 100, wallMs: 20_000, memoryMb: 128 } });
     expect(!stopped.ok && stopped.code).toBe("ERR_CPU_LIMIT");
     await stillServing();
@@ -763,7 +765,7 @@ describe("host work is charged to the call", () => {
     const before = process.threadCpuUsage();
     for (let i = 0; i < 6; i++) pbkdf2Sync("password", Buffer.alloc(16), 100_000, 32, "sha256");
     const spent = process.threadCpuUsage(before);
-    expect(measured.cpuMs).toBeGreaterThan(((spent.user + spent.system) / 1000) * 0.9);
+    expect(measured.cpuMs).toBeGreaterThan(((spent.user + spent.system) / 1000) * 0.5);
     const stopped = await call(pool, uniqueKey("pbkdf2-limit"), code, { path: "/?n=1000", limits: { cpuMs: 150, wallMs: 30_000 } });
     expect(!stopped.ok && stopped.code).toBe("ERR_CPU_LIMIT");
     await stillServing();
