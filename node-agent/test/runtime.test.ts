@@ -312,3 +312,25 @@ describe("crypto, timers, misc globals, env, ctx, console", () => {
     expect(!err.ok && err.code).toBe("ERR_BAD_RESPONSE");
   });
 });
+
+describe("a function dropped from the device while a call of it runs", () => {
+  it("lets that call finish with its answer, then serves the function again if it comes back", async () => {
+    const key = uniqueKey("dropped");
+    const code = `export default { async fetch(request) {
+      console.log("running " + new URL(request.url).pathname);
+      await new Promise((r) => setTimeout(r, 300));
+      return new Response("done " + new URL(request.url).pathname);
+    } }`;
+    // warm, so the call below is a warm one on an isolate the drop finds busy
+    expect(text(await call(pool, key, code, { path: "/warm" }))).toBe("done /warm");
+    const running = call(pool, key, code, { path: "/moving", requestId: "req-moving" });
+    await vi.waitFor(() => expect(logs.some((l) => l.key === key && l.message === "running /moving")).toBe(true), { timeout: 5_000, interval: 10 });
+    // the scheduler moved the function away (or the owner paused): before, this killed the call as ERR_MEMORY_LIMIT
+    pool.drop(key);
+    const result = await running;
+    expect(result.ok).toBe(true);
+    expect(text(result)).toBe("done /moving");
+    // placed here again later: it loads afresh and serves
+    expect(text(await call(pool, key, code, { path: "/back" }))).toBe("done /back");
+  });
+});

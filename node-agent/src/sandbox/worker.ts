@@ -119,6 +119,8 @@ interface Instance {
   busy: boolean;
   /** Busy only with the reset after a call: about to be free, so a new call waits for it rather than start another isolate. */
   releasing: boolean;
+  /** Its function was dropped (moved off this device) while a call ran here: that call finishes, then the isolate goes. */
+  retired?: boolean;
   /** Loaded but not yet called (e.g. warmed at placement): a call that waited for its load was a cold start. */
   fresh: boolean;
   timers: Map<number, NodeJS.Timeout>;
@@ -766,7 +768,7 @@ async function acquire(key: string, limits: SandboxLimits, deadline: number, nes
     let count = 0;
     let releasing = false;
     for (const instance of instances) {
-      if (instance.key !== key) continue;
+      if (instance.key !== key || instance.retired) continue;
       if (instance.memoryMb !== limits.memoryMb || instance.nodejsCompat !== nodejsCompat.has(key)) {
         if (!instance.busy) dispose(instance);
         continue;
@@ -819,6 +821,10 @@ async function release(instance: Instance, reset = true, inIsolate = true): Prom
   if (reset) await resetAfterCall(instance, inIsolate);
   instance.releasing = false;
   instance.busy = false;
+  if (instance.retired) {
+    dispose(instance);
+    return;
+  }
   if (!instance.isolate.isDisposed) {
     instance.idleCpu = instance.isolate.cpuTime;
     instance.idleHostUs = instance.hostCpuUs;
@@ -1052,7 +1058,13 @@ process.on("message", (raw: unknown) => {
   if (!parsed.success) return; // only the supervisor writes to this pipe; anything else is dropped
   const message = parsed.data;
   if (message.type === "drop") {
-    for (const instance of [...instances]) if (instance.key === message.key) dispose(instance);
+    // a call under way finishes (its function moved away, or the device pauses: calls in flight end as they would);
+    // its isolate goes when it is given back, and no new call takes it
+    for (const instance of [...instances]) {
+      if (instance.key !== message.key) continue;
+      if (instance.busy) instance.retired = true;
+      else dispose(instance);
+    }
     codes.delete(message.key);
     envs.delete(message.key);
     nodejsCompat.delete(message.key);
