@@ -74,7 +74,8 @@ describe("ledger fold", () => {
       const b = await dump(mock, "fold-js:");
       expect(Object.keys(a).length).toBeGreaterThan(8);
       expect(b).toEqual(a);
-      expect(await mock.ttl(`fold-js:${"ledger:seen:" + records[0]!.day}`)).toBeGreaterThan(0);
+      expect(await mock.ttl(`fold-js:ledger:seen:${records[0]!.day}:${records[0]!.id.slice(0, 3)}`)).toBeGreaterThan(0);
+      expect(await mock.get(`fold-js:ledger:seen-count:${records[0]!.day}`)).toBe(String(records.slice(0, 40).filter((r) => r.day === records[0]!.day).length));
       // the usage report tells each function's calls by door, and they add up to its calls
       const expected = new Map<string, Record<string, number>>();
       for (const r of records.slice(0, 40).filter((r) => r.app === "shop")) {
@@ -97,6 +98,20 @@ describe("ledger fold", () => {
     } finally {
       script.disconnect();
       mock.disconnect();
+    }
+  });
+
+  it("the script takes a record marked in its day's old single set of marks (before buckets) as counted", async () => {
+    const script = server ? new Redis(server.url) : (new RedisMock() as unknown as Redis);
+    try {
+      const lua = new LedgerStore(script, "fold-legacy:");
+      const r = record(3);
+      await script.sadd(lua.legacySeenKey(r.day), r.id);
+      expect(await lua.apply(r)).toBe(false);
+      expect(await script.exists(lua.appDayKey(r.app, r.day))).toBe(0);
+      expect(await lua.apply(record(4))).toBe(true);
+    } finally {
+      script.disconnect();
     }
   });
 

@@ -284,7 +284,8 @@ describe.each(backends)("reconcile --repair on %s", (_name, makeRedis) => {
       // Redis loses the last writes: 12 records' seen marks and their share of the totals
       const lost = records.slice(18);
       for (const r of lost) {
-        await redis.srem(ledger.store.seenKey(r.day), r.id);
+        await redis.srem(ledger.store.seenKey(r.day, r.id), r.id);
+        await redis.decr(ledger.store.seenCountKey(r.day));
         const app = ledger.store.appDayKey("shop", r.day);
         for (const [field, value] of Object.entries(accountDelta(r))) {
           await redis.hincrby(app, field, -value);

@@ -143,7 +143,7 @@ async function scan(options: ReconcileOptions): Promise<Scan> {
   const checkSeen = async () => {
     if (batch.length === 0) return;
     const pipeline = store.redis.pipeline();
-    for (const r of batch) pipeline.sismember(store.seenKey(r.day), r.id);
+    for (const r of batch) pipeline.sismember(store.seenKey(r.day, r.id), r.id);
     const results = (await pipeline.exec()) ?? [];
     batch.forEach((r, i) => {
       const [error, value] = results[i] ?? [new Error("no reply")];
@@ -260,7 +260,7 @@ export async function reconcileLedger(options: ReconcileOptions): Promise<Reconc
  *    totals are wrong: a partial restore, a hand edit) are rewritten to what
  *    the stream says, in a WATCHed transaction: it only commits when no
  *    record was folded into the account or its day meanwhile, and when every
- *    record the day's seen set holds is one this scan knows. Otherwise the
+ *    record the day's seen marks hold is one this scan knows. Otherwise the
  *    account is left alone and shows in `after`; run the repair again.
  */
 export async function repairLedger(options: ReconcileOptions): Promise<RepairReport> {
@@ -295,19 +295,20 @@ export async function repairLedger(options: ReconcileOptions): Promise<RepairRep
 type Conn = LedgerStore["redis"];
 
 /**
- * Under WATCH of the account and its day's seen set: reads which in-flight
- * records of the day are folded, checks the seen set holds no record this
+ * Under WATCH of the account and its day's count of seen marks: reads which in-flight
+ * records of the day are folded, checks the day's marks are of no record this
  * scan does not know, and returns the seen flags of the account's own
  * in-flight records; undefined when the day holds unknown records.
  */
 async function watchedSeen(conn: Conn, store: LedgerStore, scanned: Scan, day: string, accountKey: string, own: UsageRecord[]): Promise<boolean[] | undefined> {
   await conn.unwatch(); // a clean slate (EXEC unwatches on Redis; some clients' mocks do not)
-  await conn.watch(accountKey, store.seenKey(day));
+  // the day's count of seen marks moves with every fold of the day: watching it is watching all its buckets
+  await conn.watch(accountKey, store.seenCountKey(day));
   const counts = scanned.dayCounts.get(day) ?? { settledSeen: 0, inFlight: [] };
   const pipeline = conn.pipeline();
-  pipeline.scard(store.seenKey(day));
-  for (const id of counts.inFlight) pipeline.sismember(store.seenKey(day), id);
-  for (const r of own) pipeline.sismember(store.seenKey(day), r.id);
+  pipeline.get(store.seenCountKey(day));
+  for (const id of counts.inFlight) pipeline.sismember(store.seenKey(day, id), id);
+  for (const r of own) pipeline.sismember(store.seenKey(day, r.id), r.id);
   const results = (await pipeline.exec()) ?? [];
   for (const [error] of results) if (error) throw error;
   const values = results.map(([, v]) => Number(v));
