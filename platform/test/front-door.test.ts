@@ -160,7 +160,7 @@ describe("rate and in-flight limits", () => {
         const res = await call("door", "echo", "192.0.2.77");
         message = res.status === 429 ? ((await res.json()) as { error: { message: string } }).error.message : "";
         return /in flight/.test(message);
-      }, { timeoutMs: 5_000, intervalMs: 400 });
+      }, { timeoutMs: 15_000, intervalMs: 400 });
       expect(message).toMatch(/192\.0\.2\.77 has 3 calls in flight/);
       // the function's own slots (2) are free: another client is served
       expect((await call("door", "echo", "192.0.2.78")).status).toBe(200);
@@ -171,7 +171,7 @@ describe("rate and in-flight limits", () => {
 
   it("caps the calls of one function in flight, and frees the slots as calls end", async () => {
     const first = [call("door", "held", "203.0.113.1"), call("door", "held", "203.0.113.2")];
-    await waitFor("two calls held by the device", () => held.length === 2, { timeoutMs: 5_000 });
+    await waitFor("two calls held by the device", () => held.length === 2, { timeoutMs: 15_000 });
     const third = await call("door", "held", "203.0.113.3");
     expect(third.status).toBe(429);
     expect(((await third.json()) as { error: { message: string } }).error.message).toMatch(/door\/held has 2 calls in flight/);
@@ -180,7 +180,7 @@ describe("rate and in-flight limits", () => {
     for (const msg of held.splice(0)) answer(msg);
     expect((await Promise.all(first)).map((r) => r.status)).toEqual([200, 200]);
     const after = call("door", "held", "203.0.113.5");
-    await waitFor("the next call held", () => held.length === 1, { timeoutMs: 5_000 });
+    await waitFor("the next call held", () => held.length === 1, { timeoutMs: 15_000 });
     answer(held.shift()!);
     expect((await after).status).toBe(200);
   });
