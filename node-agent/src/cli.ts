@@ -360,7 +360,7 @@ program
     for (const d of [...data.days].sort((a, b) => a.day.localeCompare(b.day))) row(d.day, d);
     row("total", data.total);
     if (data.total.claimed.calls > 0) {
-      out("claimed: calls your door served that the platform cannot verify (your device's word alone): not credited. Apps that invite this device credit them (docs/ledger.md).");
+      out("claimed: calls your door served that the platform cannot verify (your device's word alone), so not credited. An app credits them once its developer invites this device: ask them for an invite (hearth networks invite <app>) and run hearth-agent networks add <invite> (docs/ledger.md).");
     }
   });
 

@@ -89,7 +89,7 @@ export const UsageTotals = z.strictObject({
   /** cpuUs / 1e6, for people. */
   cpuSeconds: z.number().min(0),
   /** The calls by the door they came in by (they add up to `calls`). */
-  doors: z.strictObject({ gateway: count, device: count, "device-relay": count, call: count, "call-relay": count }),
+  doors: z.record(UsageDoor, count),
 });
 export type UsageTotals = z.infer<typeof UsageTotals>;
 

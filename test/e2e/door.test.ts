@@ -16,7 +16,7 @@ import { join } from "node:path";
 import { startNatsServer, waitFor, type NatsServer } from "@hearth/devkit";
 import { Agent, parseAgentConfig, silentLogger as agentLogger } from "@hearth/node-agent";
 import { FabricAuthority, joinTestDevice, natsAuth, silentLogger, startPlatform, type JoinedDevice, type Platform } from "@hearth/platform";
-import { Subjects } from "@hearth/protocol";
+import { Subjects, type UsageDoor } from "@hearth/protocol";
 import { HearthClient } from "@hearth/sdk";
 import { connect, credsAuthenticator, type NatsConnection } from "@nats-io/transport-node";
 import { afterAll, beforeAll, describe, expect, it } from "vitest";
@@ -317,8 +317,8 @@ async function creditsOf(id: string): Promise<{ calls: number; claimed: { calls:
 }
 
 /** A function's calls by the door they came in by, over every day. */
-async function doorsOf(app: string, fn: string): Promise<Record<"gateway" | "device" | "device-relay" | "call" | "call-relay", number>> {
-  const out = { gateway: 0, device: 0, "device-relay": 0, call: 0, "call-relay": 0 };
+async function doorsOf(app: string, fn: string): Promise<Record<UsageDoor, number>> {
+  const out: Record<UsageDoor, number> = { gateway: 0, device: 0, "device-relay": 0, call: 0, "call-relay": 0 };
   const report = await client.usage({ app });
   for (const f of report.apps[0]?.days.flatMap((d) => d.functions).filter((f) => f.fn === fn) ?? []) for (const [door, n] of Object.entries(f.doors)) out[door as keyof typeof out] += n;
   return out;

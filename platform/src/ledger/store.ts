@@ -65,8 +65,7 @@ const APPLY = `
 if redis.call('SISMEMBER', KEYS[9], ARGV[1]) == 1 then return 0 end
 if redis.call('SADD', KEYS[1], ARGV[1]) == 0 then return 0 end
 redis.call('EXPIRE', KEYS[1], ARGV[2])
-redis.call('INCR', KEYS[8])
-redis.call('EXPIRE', KEYS[8], ARGV[2])
+if redis.call('INCR', KEYS[8]) == 1 then redis.call('EXPIRE', KEYS[8], ARGV[2]) end
 local fn = ARGV[3]
 local values = { calls = '1', errors = ARGV[4], cold = ARGV[5], cpuUs = ARGV[6], wallUs = ARGV[7], reqB = ARGV[8], respB = ARGV[9] }
 local names = { 'calls', 'errors', 'cold', 'cpuUs', 'wallUs', 'reqB', 'respB' }

@@ -1,7 +1,8 @@
+import type { UsageDoor } from "@hearth/protocol";
 import { describe, expect, it } from "vitest";
 import { usageLines } from "./index.ts";
 
-const totals = (calls: number, doors: Partial<Record<"gateway" | "device" | "device-relay" | "call" | "call-relay", number>>) => ({
+const totals = (calls: number, doors: Partial<Record<UsageDoor, number>>) => ({
   calls, errors: 0, coldStarts: 0, cpuUs: 1500, wallUs: 3000, requestBytes: 10, responseBytes: 20, cpuSeconds: 0.0015,
   doors: { gateway: 0, device: 0, "device-relay": 0, call: 0, "call-relay": 0, ...doors },
 });

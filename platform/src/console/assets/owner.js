@@ -38,7 +38,7 @@ export async function ownerHome({ show, signal }) {
           barChart({ title: "CPU-seconds by day", labels: days.map((d) => d.slice(5)), format: (v) => v.toFixed(v < 1 ? 3 : 1), series: [{ name: "CPU-s", className: "s-cpu", values: days.map((d) => byDay.get(d).cpuUs / 1e6) }] }),
           barChart({ title: "Credits by day", labels: days.map((d) => d.slice(5)), format: (v) => v.toFixed(v < 1 ? 3 : 1), series: [{ name: "credits", className: "s-credits", values: days.map((d) => byDay.get(d).credits) }] })),
         h("p", { class: "totals" }, `${total.toFixed(3)} credits in all (1 credit = 1 CPU-second served)`),
-        claimed > 0 ? h("p", { class: "claimed" }, `${claimed} calls served at your doors are claimed, not credited: the platform cannot verify a door's word alone. Apps that invite your device credit them.`) : null));
+        claimed > 0 ? h("p", { class: "claimed" }, `${claimed} calls served at your doors are claimed, not credited: the platform cannot verify a door's word alone. An app credits them once its developer invites your device: ask them for an invite and run hearth-agent networks add <invite>.`) : null));
   };
   await render();
   show("Your devices", h("h1", {}, `Devices of owner ${ownerId}`), body);
