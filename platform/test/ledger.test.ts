@@ -171,6 +171,36 @@ describe.each(backends)("usage ledger on %s", (_name, makeRedis) => {
     }
   });
 
+  it("folds at once when idle, holds what follows until the spacing is up, and folds what it holds when it stops", async () => {
+    const { subjects, prefix } = owned();
+    const redis = await makeRedis();
+    const ledger = await startLedger({ nc, subjects, redis, prefix, log, mode: "required", consume: false });
+    const names = usageNames(subjects);
+    const jsm = await jetstreamManager(nc);
+    try {
+      // spacing far longer than the test: only the first record may be folded before close
+      const consumer = await LedgerConsumer.start({ nc, subjects, store: ledger.store, log, foldSpacingMs: 600_000 });
+      const records = Array.from({ length: 21 }, (_, i) => record(i));
+      ledger.publisher!.enqueue(records[0]!);
+      await waitFor("the first record folded at once", async () => consumer.stats.applied === 1);
+      for (const r of records.slice(1)) ledger.publisher!.enqueue(r);
+      await ledger.publisher!.flush();
+      // all delivered to the consumer and none acked: it holds them for the next fold
+      await waitFor("the rest delivered and held", async () => {
+        const info = await jsm.consumers.info(names.stream, names.durable);
+        return info.num_pending === 0 && info.num_ack_pending === 20;
+      });
+      expect(consumer.stats.applied).toBe(1);
+      await consumer.close();
+      expect(consumer.stats).toMatchObject({ applied: 21, duplicates: 0, folds: 2 });
+      await waitFor("acked", () => consumer.caughtUp());
+      expect((await ledger.usage("shop")).apps[0]!.totals).toMatchObject(expected(records));
+    } finally {
+      await ledger.close();
+      redis.disconnect();
+    }
+  });
+
   it("replaying the whole stream to a fresh consumer counts nothing twice", async () => {
     const { subjects, prefix } = owned();
     const redis = await makeRedis();

@@ -37,7 +37,19 @@ export interface LedgerConsumerOptions {
   ackWaitMs?: number;
   /** Records folded in one Redis round trip at most (default FOLD_BATCH). */
   foldBatch?: number;
+  /** Under load, folds start at most this often, so each takes the records of that span (default FOLD_SPACING_MS; 0: fold at once). */
+  foldSpacingMs?: number;
 }
+
+/**
+ * Under load, folds are spaced this far apart (ms): the records that arrive
+ * in between go in one Redis pipeline and one burst of acks, so the fold's
+ * round trips are paid per group, not per call. A record arriving when no
+ * fold ran for this long is folded at once: an idle ledger adds no delay.
+ * The answer to the caller never waits for this (its record is durable in
+ * the stream before the answer); only the accounts lag by at most this much.
+ */
+export const FOLD_SPACING_MS = 10;
 
 /** Records one fold takes at most: a Redis pipeline of this many scripts stays well under a millisecond. */
 export const FOLD_BATCH = 128;
@@ -71,6 +83,9 @@ export class LedgerConsumer implements AsyncDisposable {
   private readonly waitingSeqs = new Set<number>();
   /** The fold under way, if any (one at a time: a record is acked only after its own fold). */
   private folding?: Promise<void>;
+  /** When the last fold started (performance.now()), and the timer that starts the next one under load. */
+  private lastFoldAt = -Infinity;
+  private spacingTimer?: NodeJS.Timeout;
   /** Counters for tests and logs (`folds`: Redis round trips, each of one or more records). */
   readonly stats = { applied: 0, duplicates: 0, invalid: 0, retries: 0, folds: 0 };
 
@@ -115,24 +130,33 @@ export class LedgerConsumer implements AsyncDisposable {
 
   /** Starts folding what waits, unless a fold is under way (it takes what waits when it is done). */
   private kick(): void {
-    if (this.folding || this.stopped || this.waiting.length === 0) return;
+    if (this.folding || this.spacingTimer || this.stopped || this.waiting.length === 0) return;
+    const spacing = this.options.foldSpacingMs ?? FOLD_SPACING_MS;
+    const wait = this.lastFoldAt + spacing - performance.now();
+    if (wait > 0 && this.waiting.length < (this.options.foldBatch ?? FOLD_BATCH)) {
+      this.spacingTimer = setTimeout(() => {
+        this.spacingTimer = undefined;
+        this.kick();
+      }, wait);
+      return;
+    }
+    this.lastFoldAt = performance.now();
     this.folding = this.foldWaiting().finally(() => {
       this.folding = undefined;
       this.kick();
     });
   }
 
+  /** Folds one group of what waits (kick starts the next, spaced under load). */
   private async foldWaiting(): Promise<void> {
-    const batch = this.options.foldBatch ?? FOLD_BATCH;
-    while (this.waiting.length > 0 && !this.stopped) {
-      try {
-        const taken = this.waiting.splice(0, batch);
-        for (const m of taken) this.waitingSeqs.delete(m.seq);
-        await this.fold(taken);
-      } catch (error) {
-        // not acked: JetStream delivers them again after the ack wait, and the seen marks keep them from counting twice
-        this.options.log.warn({ err: error }, "could not fold usage records; they will be delivered again");
-      }
+    if (this.waiting.length === 0 || this.stopped) return;
+    try {
+      const taken = this.waiting.splice(0, this.options.foldBatch ?? FOLD_BATCH);
+      for (const m of taken) this.waitingSeqs.delete(m.seq);
+      await this.fold(taken);
+    } catch (error) {
+      // not acked: JetStream delivers them again after the ack wait, and the seen marks keep them from counting twice
+      this.options.log.warn({ err: error }, "could not fold usage records; they will be delivered again");
     }
   }
 
@@ -160,7 +184,7 @@ export class LedgerConsumer implements AsyncDisposable {
     if (valid.length === 0) return;
     let applied: boolean[];
     for (let attempt = 0; ; attempt++) {
-      if (this.stopped) return; // not acked: redelivered to whoever consumes next
+      if (this.stopped && attempt > 0) return; // not acked: redelivered to whoever consumes next
       try {
         applied = await store.applyMany(valid.map((v) => v.record));
         this.stats.folds++;
@@ -219,12 +243,18 @@ export class LedgerConsumer implements AsyncDisposable {
     return info.num_pending === 0 && info.num_ack_pending === 0;
   }
 
-  /** Stops taking records; the fold being written finishes its write (its acks may be left for a redelivery). */
+  /** Stops taking records; what was delivered is folded once more while the connection lasts (if Redis fails it, it is left for a redelivery). */
   async close(): Promise<void> {
     this.stopped = true;
     this.messages?.stop();
+    clearTimeout(this.spacingTimer);
+    this.spacingTimer = undefined;
     await this.running;
     await this.folding;
+    const rest = this.waiting.splice(0);
+    this.waitingSeqs.clear();
+    // folded only while their acks can still go out; else they come back to whoever consumes next
+    if (rest.length > 0 && !this.options.nc.isClosed()) await this.fold(rest).catch(() => undefined);
   }
 
   [Symbol.asyncDispose](): Promise<void> {
