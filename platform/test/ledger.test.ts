@@ -6,8 +6,8 @@
  */
 import { randomUUID } from "node:crypto";
 import { redisServerBinary, startNatsServer, startRedisServer, type NatsServer, type RedisServer } from "@hearth/devkit";
-import { Subjects, usageDay, type UsageRecord } from "@hearth/protocol";
-import { jetstreamManager } from "@nats-io/jetstream";
+import { Subjects, usageCodec, usageDay, type UsageRecord } from "@hearth/protocol";
+import { jetstream, jetstreamManager } from "@nats-io/jetstream";
 import type { NatsConnection } from "@nats-io/transport-node";
 import { Redis } from "ioredis";
 import RedisMock from "ioredis-mock";
@@ -15,7 +15,7 @@ import { afterAll, beforeAll, describe, expect, it } from "vitest";
 import { connectAsPlatform, FabricAuthority, natsAuth, silentLogger } from "../src/index.ts";
 import { LedgerConsumer, LedgerStore, reconcileLedger, startLedger } from "../src/ledger/index.ts";
 import { accountDelta } from "../src/ledger/store.ts";
-import { usageNames } from "../src/usage/index.ts";
+import { ensureUsageStream, usageNames } from "../src/usage/index.ts";
 
 const log = silentLogger();
 const VERSION = "a".repeat(64);
@@ -186,15 +186,107 @@ describe.each(backends)("usage ledger on %s", (_name, makeRedis) => {
       for (const r of records.slice(1)) ledger.publisher!.enqueue(r);
       await ledger.publisher!.flush();
       // all delivered to the consumer and none acked: it holds them for the next fold
-      await waitFor("the rest delivered and held", async () => {
-        const info = await jsm.consumers.info(names.stream, names.durable);
-        return info.num_pending === 0 && info.num_ack_pending === 20;
-      });
+      await waitFor("the rest delivered and held", async () => consumer.holding === 20);
+      const info = await jsm.consumers.info(names.stream, names.durable);
+      expect(info).toMatchObject({ num_pending: 0, num_ack_pending: 20 });
       expect(consumer.stats.applied).toBe(1);
       await consumer.close();
       expect(consumer.stats).toMatchObject({ applied: 21, duplicates: 0, folds: 2 });
       await waitFor("acked", () => consumer.caughtUp());
       expect((await ledger.usage("shop")).apps[0]!.totals).toMatchObject(expected(records));
+    } finally {
+      await ledger.close();
+      redis.disconnect();
+    }
+  });
+
+  it("stores the records of calls finishing together in one message (group commit), each counted once, replay included", async () => {
+    const { subjects, prefix } = owned();
+    const redis = await makeRedis();
+    const ledger = await startLedger({ nc, subjects, redis, prefix, log, mode: "required" });
+    const names = usageNames(subjects);
+    const jsm = await jetstreamManager(nc);
+    try {
+      // one function's calls finishing at once: the first goes alone, the rest wait for its ack and go as one message
+      const records = Array.from({ length: 90 }, (_, i) => record(i * 3)); // all "cart"
+      const before = { ...ledger.publisher!.stats };
+      await Promise.all(records.map((r) => ledger.publisher!.store(r)));
+      expect(ledger.publisher!.stats.published - before.published).toBe(90);
+      expect(ledger.publisher!.stats.commits - before.commits).toBe(2);
+      expect(ledger.publisher!.backlog).toBe(0);
+      expect((await jsm.streams.info(names.stream)).state.messages).toBe(2);
+      // the second message holds the other 89, in order
+      const second = await jsm.streams.getMessage(names.stream, { seq: 2 });
+      expect((second!.json<UsageRecord[]>()).map((r) => r.id)).toEqual(records.slice(1).map((r) => r.id));
+
+      await waitFor("ledger caught up", () => ledger.consumer!.caughtUp());
+      expect((await ledger.usage("shop")).apps[0]!.totals).toMatchObject(expected(records));
+      expect(await reconcileLedger({ nc, subjects, store: ledger.store, log })).toMatchObject({ records: 90, pending: 0, missing: 0, differences: [] });
+
+      // the whole stream again to a fresh consumer: every record of both messages is a duplicate
+      await ledger.consumer!.close();
+      await jsm.consumers.delete(names.stream, names.durable);
+      const replay = await LedgerConsumer.start({ nc, subjects, store: ledger.store, log });
+      await waitFor("replay caught up", () => replay.caughtUp());
+      expect(replay.stats).toMatchObject({ applied: 0, duplicates: 90 });
+      await replay.close();
+      expect((await ledger.usage("shop")).apps[0]!.totals).toMatchObject(expected(records));
+    } finally {
+      await ledger.close();
+      redis.disconnect();
+    }
+  });
+
+  it("a group JetStream does not store in time is retried record by record, and a group stored after all counts once", async () => {
+    const { subjects, prefix } = owned();
+    const redis = await makeRedis();
+    // this platform only publishes; the ledger's consumer starts once the stream is back
+    const ledger = await startLedger({ nc, subjects, redis, prefix, log, mode: "required", consume: false });
+    const names = usageNames(subjects);
+    const jsm = await jetstreamManager(nc);
+    try {
+      const records = Array.from({ length: 30 }, (_, i) => record(i * 3));
+      // a group already in the stream under its first record's id, as if its ack had been lost: the retries of its records come on top
+      await jsm.streams.delete(names.stream);
+      const publisher = ledger.publisher!;
+      await Promise.all(records.map((r) => publisher.store(r)));
+      expect(publisher.stats.deferred).toBe(30);
+      expect(publisher.backlog).toBe(30);
+      await ensureUsageStream(jsm, subjects);
+      const js = jetstream(nc);
+      await js.publish(names.subject("shop", "cart"), usageCodec.encode(records.slice(0, 10)), { msgID: records[0]!.id });
+      expect(await publisher.flush(15_000)).toBe(true);
+      // the group, and each other record alone (the first one's retry has the group's id: JetStream drops it)
+      expect(publisher.stats.duplicates).toBe(1);
+      expect((await jsm.streams.info(names.stream)).state.messages).toBe(30);
+      const consumer = await LedgerConsumer.start({ nc, subjects, store: ledger.store, log });
+      await waitFor("ledger caught up", () => consumer.caughtUp());
+      await consumer.close();
+      expect((await ledger.usage("shop")).apps[0]!.totals).toMatchObject(expected(records));
+      expect(consumer.stats).toMatchObject({ applied: 30, duplicates: 9 });
+      expect(await reconcileLedger({ nc, subjects, store: ledger.store, log })).toMatchObject({ records: 30, pending: 0, missing: 0, differences: [] });
+    } finally {
+      await ledger.close();
+      redis.disconnect();
+    }
+  });
+
+  it("terminates a message that is not usage (a group with one bad record included) and counts none of it", async () => {
+    const { subjects, prefix } = owned();
+    const redis = await makeRedis();
+    const ledger = await startLedger({ nc, subjects, redis, prefix, log, mode: "required" });
+    const names = usageNames(subjects);
+    const js = jetstream(nc);
+    try {
+      const good = record(3);
+      const bad = { ...record(6), cpuUs: -1 };
+      await js.publish(names.subject("shop", "cart"), JSON.stringify([good, bad]));
+      await js.publish(names.subject("shop", "cart"), JSON.stringify([]));
+      await js.publish(names.subject("shop", "cart"), "not json");
+      await js.publish(names.subject("shop", "cart"), usageCodec.encode([record(9), record(12)]));
+      await waitFor("ledger caught up", () => ledger.consumer!.caughtUp());
+      expect(ledger.consumer!.stats).toMatchObject({ applied: 2, invalid: 3 });
+      expect((await ledger.usage("shop")).apps[0]!.totals).toMatchObject(expected([record(9), record(12)]));
     } finally {
       await ledger.close();
       redis.disconnect();

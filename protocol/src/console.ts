@@ -50,7 +50,7 @@ export const OperatorView = z.strictObject({
     metering: z.boolean(),
     lag: z.number().nullable(),
     usageBacklog: z.number().int().min(0),
-    usage: z.strictObject({ published: z.number(), duplicates: z.number(), deferred: z.number(), retries: z.number(), dropped: z.number() }).nullable(),
+    usage: z.strictObject({ published: z.number(), duplicates: z.number(), deferred: z.number(), retries: z.number(), dropped: z.number(), commits: z.number() }).nullable(),
     lastReconcile: LastReconcile.nullable(),
   }),
 });

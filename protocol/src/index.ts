@@ -78,6 +78,9 @@ export {
   UsageReport,
   UsageTotals,
   usageDay,
+  usageCodec,
+  UsageMessage,
+  USAGE_GROUP_MAX,
 } from "./usage.ts";
 export {
   AppNetworkSettings,

@@ -76,6 +76,39 @@ export const UsageRecord = z.strictObject({
 });
 export type UsageRecord = z.infer<typeof UsageRecord>;
 
+/** Records one usage-stream message holds at most (a group commit's; about 100 KB of JSON, well under NATS's max payload). */
+export const USAGE_GROUP_MAX = 256;
+
+/**
+ * One message of the usage stream: a record (a call whose record was
+ * stored alone, and every message written before group commits), or the
+ * records of one group commit, oldest first. See docs/ledger.md.
+ */
+export const UsageMessage = z.union([UsageRecord, z.array(UsageRecord).min(1).max(USAGE_GROUP_MAX)]);
+export type UsageMessage = z.infer<typeof UsageMessage>;
+
+/** The usage stream's codec, used by the gateway that writes it and the ledger and reconciliation that read it. */
+export const usageCodec = {
+  /** One record is written as itself; a group as an array of them. */
+  encode(records: readonly UsageRecord[]): string {
+    if (records.length === 0 || records.length > USAGE_GROUP_MAX) throw new RangeError(`a usage message holds 1 to ${USAGE_GROUP_MAX} records, not ${records.length}`);
+    return JSON.stringify(records.length === 1 ? records[0] : records);
+  },
+  /** The records of one stored message, checked; undefined when it is not a usage message. */
+  decode(data: Uint8Array): UsageRecord[] | undefined {
+    let json: unknown;
+    try {
+      json = JSON.parse(textDecoder.decode(data));
+    } catch {
+      return undefined;
+    }
+    const parsed = UsageMessage.safeParse(json);
+    if (!parsed.success) return undefined;
+    return Array.isArray(parsed.data) ? parsed.data : [parsed.data];
+  },
+};
+const textDecoder = new TextDecoder();
+
 /** Sums over a set of calls. */
 export const UsageTotals = z.strictObject({
   calls: count,

@@ -44,7 +44,7 @@ export const warmCall: Benchmark = {
 
     // Hearth: platform + nats-server (+ redis-server) + one device (one sandbox process); with usage metering as shipped
     // (a fixed number of calls, resident memory read at each quarter of them, then one call at a time), then without
-    const hearthRun = async (ledger: "required" | "off"): Promise<{ measured: Measured; single?: LoadResult; rssAt: RssCheckpoint[] }> => {
+    const hearthRun = async (ledger: "required" | "off"): Promise<{ measured: Measured; single?: LoadResult; rssAt: RssCheckpoint[]; groups?: string }> => {
       ctx.log(`warm-call: local Hearth with one device, usage metering ${ledger === "off" ? "off" : "on"}`);
       const previous = process.env["HEARTH_LEDGER"];
       process.env["HEARTH_LEDGER"] = ledger; // startLocalHearth hands the platform this environment
@@ -73,11 +73,13 @@ export const warmCall: Benchmark = {
       const onAnswer = (answered: number) => {
         if (answered === quarters[rssAt.length]) rssAt.push({ calls: answered, mb: residentMbByRole(roles) });
       };
+      const countersBefore = await meteringCounters(h.hearth.url, h.hearth.token);
       const measured = await measure(roles, () => httpLoad(url, { connections: CONCURRENCY, seconds: fixedBoundSeconds, calls: fixedCalls, onAnswer }));
+      const groups = groupsNote(countersBefore, await meteringCounters(h.hearth.url, h.hearth.token));
       // one connection, one call at a time: what the hops cost without the queue for the device's one donated core
       const single = await httpLoad(url, { connections: 1, seconds: singleSeconds });
       await h.hearth.stop();
-      return { measured, single, rssAt };
+      return { measured, single, rssAt, groups };
     };
     const metered = await hearthRun("required");
     const hearth = metered.measured;
@@ -150,7 +152,7 @@ export const warmCall: Benchmark = {
         rows,
         notes: [
           `GET /fn/bench/hello${PATH} (examples/hello, one device with one sandbox process, platform state ${ctx.state === "redis" ? "in redis-server" : "embedded"}), ${CONCURRENCY} connections after ${warmupSeconds} s of warm-up: metering on for a fixed ${fixedNote}, metering off for ${seconds} s; then, metering on, one connection making one call at a time for ${singleSeconds} s; autocannon in the bench process; ${calls}.`,
-          "Usage metering on is the platform as shipped (a usage record per call to JetStream, folded into the ledger in the same platform process); off is HEARTH_LEDGER=off, to show what metering costs.",
+          `Usage metering on is the platform as shipped (each call's usage record stored in JetStream before the answer, in group commits, and folded into the ledger in the same platform process, in groups); off is HEARTH_LEDGER=off, to show what metering costs. Over the metered calls: ${metered.groups}.`,
           "bare Hono: @hono/node-server in its own process answering the same JSON; NATS echo: nats.js request/reply of the same bytes between two processes, same concurrency (and one request at a time for the one-connection rows, same duration), on a nats-server with no authentication and a plain subscription (the fabric's credentials are measured in the Authentication section).",
           "The gateway sends each call to the subject of the one device it chose (per-device subjects, device credentials; it was a queue group of every device holding the function before issue 9); with one device the path is the same four processes.",
           "Warm call straight to a device's own door (local and relayed): the door section (--only door).",
@@ -177,6 +179,26 @@ export const warmCall: Benchmark = {
     ];
   },
 };
+
+/** The platform's group-commit counters, from its /metrics (operator token). */
+async function meteringCounters(url: string, token: string): Promise<Record<string, number>> {
+  const res = await fetch(`${url}/metrics`, { headers: { authorization: `Bearer ${token}` } });
+  if (!res.ok) throw new Error(`GET /metrics answered ${res.status}`);
+  const text = await res.text();
+  const read = (line: RegExp) => Number(line.exec(text)?.[1] ?? 0);
+  return {
+    stored: read(/^hearth_usage_records_total\{result="stored"\} (\d+)$/m),
+    commits: read(/^hearth_usage_commits_total (\d+)$/m),
+    folded: read(/^hearth_ledger_folded_records_total\{result="applied"\} (\d+)$/m),
+    folds: read(/^hearth_ledger_folds_total (\d+)$/m),
+  };
+}
+
+function groupsNote(before: Record<string, number>, after: Record<string, number>): string {
+  const d = (k: string) => after[k]! - before[k]!;
+  const per = (a: number, b: number) => (b > 0 ? (a / b).toFixed(2) : "n/a");
+  return `${fmt(d("stored"))} records stored in ${fmt(d("commits"))} JetStream messages (${per(d("stored"), d("commits"))} records per group commit), ${fmt(d("folded"))} folded in ${fmt(d("folds"))} Redis round trips (${per(d("folded"), d("folds"))} per fold)`;
+}
 
 /** Resident memory of each role's processes, summed (MB). */
 export function residentMbByRole(roles: Record<string, number[]>): Record<string, number> {

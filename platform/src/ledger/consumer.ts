@@ -1,13 +1,14 @@
 /**
  * The ledger consumer: a durable pull consumer on the usage stream that folds
- * each record into Redis (LedgerStore.apply, idempotent) and acks it only
- * after the write. Records that arrive while a fold is under way are folded
- * together next, in one Redis round trip (group commit: under load a fold
- * takes many records, idle it takes one at once). A crash between the write and the ack means a redelivery,
+ * each message's records (one, or a gateway's group commit) into Redis
+ * (LedgerStore.applyMany, idempotent) and acks the message only after the
+ * write. Messages that arrive while a fold is under way, or within the fold
+ * spacing, are folded together next, in one Redis round trip (under load a
+ * fold takes many records, idle it takes one at once). A crash between the write and the ack means a redelivery,
  * which the seen marks turn into a no-op; a crash before the write means a
  * redelivery that counts. Either way each record counts exactly once.
  */
-import { UsageRecord, type Subjects } from "@hearth/protocol";
+import { usageCodec, type Subjects, type UsageRecord } from "@hearth/protocol";
 import {
   AckPolicy,
   DeliverPolicy,
@@ -23,6 +24,12 @@ import { usageNames } from "../usage/index.ts";
 import type { LedgerStore } from "./store.ts";
 
 const NANOS_PER_MS = 1_000_000;
+
+/** A delivered message and its records (undefined: it is not a usage message). */
+interface Waiting {
+  m: JsMsg;
+  records: UsageRecord[] | undefined;
+}
 
 export interface LedgerConsumerOptions {
   nc: NatsConnection;
@@ -78,8 +85,10 @@ export class LedgerConsumer implements AsyncDisposable {
   private messages?: ConsumerMessages;
   private running?: Promise<void>;
   private stopped = false;
-  /** Records delivered and not folded yet, oldest first, and their stream sequences (a redelivery of one waiting is not kept twice). */
-  private readonly waiting: JsMsg[] = [];
+  /** Messages delivered and not folded yet, oldest first, with their records (undefined: not a usage message), and their stream sequences (a redelivery of one waiting is not kept twice). */
+  private readonly waiting: Waiting[] = [];
+  /** Records in `waiting`. */
+  private waitingRecords = 0;
   private readonly waitingSeqs = new Set<number>();
   /** The fold under way, if any (one at a time: a record is acked only after its own fold). */
   private folding?: Promise<void>;
@@ -115,7 +124,9 @@ export class LedgerConsumer implements AsyncDisposable {
           if (this.stopped) break;
           if (this.waitingSeqs.has(m.seq)) continue;
           this.waitingSeqs.add(m.seq);
-          this.waiting.push(m);
+          const records = usageCodec.decode(m.data);
+          this.waiting.push({ m, records });
+          this.waitingRecords += records?.length ?? 1;
           this.kick();
         }
         await this.folding;
@@ -133,7 +144,7 @@ export class LedgerConsumer implements AsyncDisposable {
     if (this.folding || this.spacingTimer || this.stopped || this.waiting.length === 0) return;
     const spacing = this.options.foldSpacingMs ?? FOLD_SPACING_MS;
     const wait = this.lastFoldAt + spacing - performance.now();
-    if (wait > 0 && this.waiting.length < (this.options.foldBatch ?? FOLD_BATCH)) {
+    if (wait > 0 && this.waitingRecords < (this.options.foldBatch ?? FOLD_BATCH)) {
       this.spacingTimer = setTimeout(() => {
         this.spacingTimer = undefined;
         this.kick();
@@ -151,54 +162,57 @@ export class LedgerConsumer implements AsyncDisposable {
   private async foldWaiting(): Promise<void> {
     if (this.waiting.length === 0 || this.stopped) return;
     try {
-      const taken = this.waiting.splice(0, this.options.foldBatch ?? FOLD_BATCH);
-      for (const m of taken) this.waitingSeqs.delete(m.seq);
-      await this.fold(taken);
+      await this.fold(this.take(this.options.foldBatch ?? FOLD_BATCH));
     } catch (error) {
       // not acked: JetStream delivers them again after the ack wait, and the seen marks keep them from counting twice
       this.options.log.warn({ err: error }, "could not fold usage records; they will be delivered again");
     }
   }
 
-  /** Folds delivered records in one round trip and acks each after the write. */
-  private async fold(messages: JsMsg[]): Promise<void> {
+  /** Takes waiting messages, oldest first, up to `records` records (always at least one message). */
+  private take(records: number): Waiting[] {
+    let n = 0;
+    let count = 0;
+    while (n < this.waiting.length && (n === 0 || count + (this.waiting[n]!.records?.length ?? 1) <= records)) count += this.waiting[n++]!.records?.length ?? 1;
+    const taken = this.waiting.splice(0, n);
+    this.waitingRecords -= count;
+    for (const { m } of taken) this.waitingSeqs.delete(m.seq);
+    return taken;
+  }
+
+  /** Folds delivered messages' records in one round trip and acks each message after the write. */
+  private async fold(messages: Waiting[]): Promise<void> {
     const { store, log } = this.options;
-    const valid: { m: JsMsg; record: UsageRecord }[] = [];
-    for (const m of messages) {
-      let data: unknown;
-      try {
-        data = m.json();
-      } catch {
-        data = undefined;
-      }
-      const parsed = UsageRecord.safeParse(data);
-      if (parsed.success) {
-        valid.push({ m, record: parsed.data });
+    const valid: { m: JsMsg; records: UsageRecord[] }[] = [];
+    for (const { m, records } of messages) {
+      if (records) {
+        valid.push({ m, records });
         continue;
       }
-      // a record that can never be folded is kept in the stream (for people) but not redelivered
+      // a message that can never be folded is kept in the stream (for people) but not redelivered
       this.stats.invalid++;
-      log.error({ seq: m.seq, subject: m.subject }, "usage record did not validate; terminated, not counted");
+      log.error({ seq: m.seq, subject: m.subject }, "usage message did not validate; terminated, not counted");
       m.term();
     }
     if (valid.length === 0) return;
+    const records = valid.flatMap((v) => v.records);
     let applied: boolean[];
     for (let attempt = 0; ; attempt++) {
       if (this.stopped && attempt > 0) return; // not acked: redelivered to whoever consumes next
       try {
-        applied = await store.applyMany(valid.map((v) => v.record));
+        applied = await store.applyMany(records);
         this.stats.folds++;
         break;
       } catch (error) {
         this.stats.retries++;
-        if (attempt % 10 === 0) log.warn({ err: error, records: valid.length, usageId: valid[0]!.record.id, attempt }, "could not write usage to Redis; retrying before ack");
+        if (attempt % 10 === 0) log.warn({ err: error, records: records.length, usageId: records[0]!.id, attempt }, "could not write usage to Redis; retrying before ack");
         // the group and those waiting behind it stay this consumer's while Redis is away (no redelivery meanwhile)
         for (const { m } of valid) m.working();
-        for (const m of this.waiting) m.working();
+        for (const { m } of this.waiting) m.working();
         await sleep(Math.min(2_000, 50 * 2 ** Math.min(attempt, 6)));
       }
     }
-    for (const [i, { record }] of valid.entries()) {
+    for (const [i, record] of records.entries()) {
       if (applied[i]) this.stats.applied++;
       else this.stats.duplicates++;
       // not awaited: stats are written in groups (platform/src/stats) and never hold up the ledger
@@ -209,7 +223,7 @@ export class LedgerConsumer implements AsyncDisposable {
       try {
         m.ack();
       } catch {
-        // the connection went away: the record is redelivered and counts nothing twice
+        // the connection went away: the message is redelivered and counts nothing twice
       }
     }
   }
@@ -225,6 +239,11 @@ export class LedgerConsumer implements AsyncDisposable {
       this.lastFoldedError = Date.now();
       this.options.log.warn({ err: error, requestId: record.requestId }, "could not add a call to the function stats (the ledger has it)");
     }
+  }
+
+  /** Records delivered to this consumer and waiting for their fold. */
+  get holding(): number {
+    return this.waitingRecords;
   }
 
   /** Records in the usage stream the ledger has not folded and acknowledged yet (its lag). */
@@ -251,8 +270,7 @@ export class LedgerConsumer implements AsyncDisposable {
     this.spacingTimer = undefined;
     await this.running;
     await this.folding;
-    const rest = this.waiting.splice(0);
-    this.waitingSeqs.clear();
+    const rest = this.take(Infinity);
     // folded only while their acks can still go out; else they come back to whoever consumes next
     if (rest.length > 0 && !this.options.nc.isClosed()) await this.fold(rest).catch(() => undefined);
   }

@@ -17,7 +17,7 @@
  *   account's totals at the same instant, so the comparison does not race
  *   the consumer; unseen in-flight records are `pending`, not differences.
  */
-import { UsageRecord, type ReconcileReport, type RepairReport, type Subjects } from "@hearth/protocol";
+import { usageCodec, type UsageRecord, type ReconcileReport, type RepairReport, type Subjects } from "@hearth/protocol";
 import { DeliverPolicy, jetstream, jetstreamManager } from "@nats-io/jetstream";
 import type { NatsConnection } from "@nats-io/transport-node";
 import type { Logger } from "../log/index.ts";
@@ -71,23 +71,15 @@ export async function* readUsageStream(nc: NatsConnection, subjects: Subjects): 
   try {
     for await (const m of iter) {
       if (m.seq > lastSeq) break;
-      const parsed = UsageRecord.safeParse(jsonOf(m.data));
-      if (parsed.success && !ids.has(parsed.data.id)) {
-        ids.add(parsed.data.id);
-        yield { seq: m.seq, record: parsed.data, firstSeq };
+      for (const record of usageCodec.decode(m.data) ?? []) {
+        if (ids.has(record.id)) continue;
+        ids.add(record.id);
+        yield { seq: m.seq, record, firstSeq };
       }
       if (m.seq >= lastSeq || m.info.pending === 0) break;
     }
   } finally {
     iter.stop();
-  }
-}
-
-function jsonOf(data: Uint8Array): unknown {
-  try {
-    return JSON.parse(new TextDecoder().decode(data));
-  } catch {
-    return undefined;
   }
 }
 

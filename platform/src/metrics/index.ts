@@ -114,6 +114,20 @@ export class PlatformMetrics {
         mirror(this, { result: "invalid" }, seen, "invalid", c.stats.invalid);
       },
     });
+    new Counter({
+      name: "hearth_usage_commits_total", help: "Messages the gateway stored in the usage stream on the call's path, each holding one record or a group commit's records (records per commit: hearth_usage_records_total{result=\"stored\"} over this)", registers,
+      collect() {
+        const p = ledger?.publisher;
+        if (p) mirror(this, {}, seen, "commits", p.stats.commits);
+      },
+    });
+    new Counter({
+      name: "hearth_ledger_folds_total", help: "Redis round trips of this process's ledger consumer, each folding one record or a group of them", registers,
+      collect() {
+        const c = ledger?.consumer;
+        if (c) mirror(this, {}, seen, "folds", c.stats.folds);
+      },
+    });
     new Gauge({
       name: "hearth_usage_backlog_records", help: "Usage records waiting to be stored in JetStream (the retry queue)", registers,
       collect() {

@@ -9,14 +9,20 @@
  * CPU limit.
  *
  * The record is durable before the caller gets the answer: the gateway
- * awaits JetStream's ack (a short timeout). Only when JetStream does not ack
- * in time does the record fall back to an in-memory retry queue (logged
- * loudly, counted in `stats.deferred`); `flush()` waits for that queue on
- * shutdown. See docs/ledger.md.
+ * awaits JetStream's ack (a short timeout). Records are stored in group
+ * commits: while a function's message is on its way to JetStream, the
+ * records of the calls finishing meanwhile wait and go together in the next
+ * message, so under load one publish and one ack serve many calls (and an
+ * idle gateway stores each record at once, alone). Only when JetStream does
+ * not ack in time does a record fall back to an in-memory retry queue
+ * (logged loudly, counted in `stats.deferred`); `flush()` waits for that
+ * queue on shutdown. See docs/ledger.md.
  */
 import { randomUUID } from "node:crypto";
 import {
+  usageCodec,
   usageDay,
+  USAGE_GROUP_MAX,
   UsageRecord,
   type Subjects,
   type UsageRecord as UsageRecordT,
@@ -168,7 +174,13 @@ export interface UsagePublisherOptions {
 /** Default wait for JetStream's ack on the call's path: well above a healthy ack (~1 ms), well below any caller's patience. */
 export const USAGE_ACK_TIMEOUT_MS = 1_000;
 
-/** Publishes usage records to the usage stream: on the call's path, with a retry queue behind it. */
+/** The records of one function waiting for the message on its way to be stored, and whether one is. */
+interface CommitLane {
+  busy: boolean;
+  waiting: { record: UsageRecordT; stored: () => void }[];
+}
+
+/** Publishes usage records to the usage stream: on the call's path in group commits, with a retry queue behind it. */
 export class UsagePublisher implements AsyncDisposable {
   readonly js: JetStreamClient;
   private readonly names: ReturnType<typeof usageNames>;
@@ -178,6 +190,10 @@ export class UsagePublisher implements AsyncDisposable {
   private readonly maxQueued: number;
   private readonly queue: UsageRecordT[] = [];
   private readonly inFlight = new Set<Promise<void>>();
+  /** Group commits on the call's path, one lane per usage subject (app and function), dropped when idle. */
+  private readonly lanes = new Map<string, CommitLane>();
+  /** Records in the lanes: waiting for, or in, a message on its way. */
+  private onPath = 0;
   private closed = false;
   private idle: (() => void)[] = [];
   /** When a record last failed to be stored on the call's path; cleared by the next record stored. */
@@ -187,9 +203,11 @@ export class UsagePublisher implements AsyncDisposable {
   /**
    * Counters for tests, status and alerts: `published` stored (on the call's
    * path or later), `deferred` not acked in time on the call's path (went to
-   * the retry queue), `dropped` lost (logged in full).
+   * the retry queue), `dropped` lost (logged in full); all counted in
+   * records. `commits` counts messages stored on the call's path (each one
+   * record or a group of them).
    */
-  readonly stats = { published: 0, duplicates: 0, deferred: 0, retries: 0, dropped: 0 };
+  readonly stats = { published: 0, duplicates: 0, deferred: 0, retries: 0, dropped: 0, commits: 0 };
 
   private constructor(js: JetStreamClient, options: UsagePublisherOptions) {
     this.js = js;
@@ -224,19 +242,46 @@ export class UsagePublisher implements AsyncDisposable {
   };
 
   /**
-   * Stores one record now (awaiting the ack), or queues it for retries when
-   * JetStream does not ack in time. While JetStream is failing (a record
-   * failed in the last `ackTimeoutMs` and none was stored since), records go
-   * to the queue at once, so an outage does not add the timeout to every call.
+   * Stores one record on the call's path: resolves once JetStream acked the
+   * message holding it, or once it is in the retry queue (JetStream did not
+   * ack within `ackTimeoutMs`). While JetStream is failing (a message failed
+   * in the last `ackTimeoutMs` and none was stored since), records go to the
+   * queue at once, so an outage does not add the timeout to every call.
    */
-  async store(record: UsageRecordT): Promise<void> {
-    if (this.failedAt > 0 && performance.now() - this.failedAt < this.ackTimeoutMs) return this.defer(record, undefined);
-    try {
-      await this.publishOnce(record, this.ackTimeoutMs);
-    } catch (error) {
-      this.failedAt = performance.now();
-      this.defer(record, error);
+  store(record: UsageRecordT): Promise<void> {
+    if (this.failedAt > 0 && performance.now() - this.failedAt < this.ackTimeoutMs) {
+      this.defer(record, undefined);
+      return Promise.resolve();
     }
+    const subject = this.names.subject(record.app, record.fn);
+    let lane = this.lanes.get(subject);
+    if (!lane) this.lanes.set(subject, (lane = { busy: false, waiting: [] }));
+    this.onPath++;
+    const stored = new Promise<void>((resolve) => lane.waiting.push({ record, stored: resolve }));
+    if (!lane.busy) void this.commit(subject, lane);
+    return stored;
+  }
+
+  /** Sends what waits in a lane as one message; when it is acked (or failed), its callers go on and the next group goes. */
+  private async commit(subject: string, lane: CommitLane): Promise<void> {
+    lane.busy = true;
+    while (lane.waiting.length > 0) {
+      const group = lane.waiting.splice(0, USAGE_GROUP_MAX);
+      const records = group.map((g) => g.record);
+      try {
+        await this.publishOnce(subject, records, this.ackTimeoutMs);
+        this.stats.commits++;
+      } catch (error) {
+        this.failedAt = performance.now();
+        // each record retried alone, under its own id: the ledger's seen marks absorb a group that was stored after all
+        for (const record of records) this.defer(record, error);
+      }
+      this.onPath -= group.length;
+      for (const g of group) g.stored();
+    }
+    lane.busy = false;
+    this.lanes.delete(subject);
+    this.wakeIfIdle();
   }
 
   private defer(record: UsageRecordT, error: unknown): void {
@@ -255,11 +300,12 @@ export class UsagePublisher implements AsyncDisposable {
     this.enqueue(record);
   }
 
-  private async publishOnce(record: UsageRecordT, timeout: number): Promise<void> {
-    const ack = await this.js.publish(this.names.subject(record.app, record.fn), JSON.stringify(record), { msgID: record.id, timeout });
+  /** Publishes one message of records (a group's message id is its first record's id) and waits for the ack. */
+  private async publishOnce(subject: string, records: readonly UsageRecordT[], timeout: number): Promise<void> {
+    const ack = await this.js.publish(subject, usageCodec.encode(records), { msgID: records[0]!.id, timeout });
     this.failedAt = 0;
-    if (ack.duplicate) this.stats.duplicates++;
-    else this.stats.published++;
+    if (ack.duplicate) this.stats.duplicates += records.length;
+    else this.stats.published += records.length;
   }
 
   /** Queues a record for publishing with retries (the fallback path; also used to replay records in tests and repairs). */
@@ -279,7 +325,7 @@ export class UsagePublisher implements AsyncDisposable {
       this.inFlight.delete(p);
       const next = this.queue.shift();
       if (next) this.start(next);
-      else if (this.inFlight.size === 0) for (const resolve of this.idle.splice(0)) resolve();
+      else this.wakeIfIdle();
     });
     this.inFlight.add(p);
   }
@@ -287,7 +333,7 @@ export class UsagePublisher implements AsyncDisposable {
   private async publish(record: UsageRecordT): Promise<void> {
     for (let attempt = 0; ; attempt++) {
       try {
-        await this.publishOnce(record, 5_000);
+        await this.publishOnce(this.names.subject(record.app, record.fn), [record], 5_000);
         return;
       } catch (error) {
         if (this.closed && attempt >= 3) {
@@ -302,9 +348,13 @@ export class UsagePublisher implements AsyncDisposable {
     }
   }
 
-  /** Records not yet acknowledged by JetStream. */
+  /** Records not yet acknowledged by JetStream: on the call's path (their callers wait) and in the retry queue. */
   get backlog(): number {
-    return this.queue.length + this.inFlight.size;
+    return this.onPath + this.queue.length + this.inFlight.size;
+  }
+
+  private wakeIfIdle(): void {
+    if (this.backlog === 0) for (const resolve of this.idle.splice(0)) resolve();
   }
 
   /** Waits until every record so far is stored (or `timeoutMs` passes); true when nothing is left. */

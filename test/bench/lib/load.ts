@@ -31,6 +31,9 @@ export function httpLoad(url: string, options: LoadOptions): Promise<LoadResult>
   return new Promise((resolve, reject) => {
     const latencies: number[] = [];
     let failures = 0;
+    let settled = false;
+    /** Connection errors and timeouts seen so far (autocannon's result has them too, when it gets to call back). */
+    let reqErrors = 0;
     const started = performance.now();
     const instance = autocannon(
       {
@@ -42,20 +45,23 @@ export function httpLoad(url: string, options: LoadOptions): Promise<LoadResult>
       },
       (error: unknown, result: autocannon.Result) => {
         clearTimeout(bound);
+        if (settled) return;
         if (error) return reject(error instanceof Error ? error : new Error(String(error)));
-        const wallMs = performance.now() - started;
-        failures += result.errors + result.timeouts;
-        resolve({
-          calls: latencies.length,
-          failures,
-          // a fixed count's run ends when its last answer is in: its own wall time (autocannon's duration is whole seconds then)
-          rps: (latencies.length / (options.calls === undefined ? result.duration * 1000 || wallMs : wallMs)) * 1000,
-          p50: percentile(latencies, 50),
-          p99: percentile(latencies, 99),
-          wallMs,
-        });
+        finish(result.errors + result.timeouts, result.duration * 1000);
       },
     );
+    const finish = (errors: number, autocannonMs?: number) => {
+      settled = true;
+      const wallMs = performance.now() - started;
+      resolve({
+        calls: latencies.length,
+        failures: failures + errors,
+        rps: (latencies.length / (options.calls === undefined ? autocannonMs || wallMs : wallMs)) * 1000,
+        p50: percentile(latencies, 50),
+        p99: percentile(latencies, 99),
+        wallMs,
+      });
+    };
     // a fixed count still ends in bounded time: stop() ends the run and calls back with what was done
     const bound = options.calls === undefined ? undefined : setTimeout(() => instance.stop(), options.seconds * 1000);
     instance.on("response", (_client: unknown, statusCode: number, _bytes: number, responseTime: number) => {
@@ -63,6 +69,14 @@ export function httpLoad(url: string, options: LoadOptions): Promise<LoadResult>
         latencies.push(responseTime);
         options.onAnswer?.(latencies.length);
       } else failures++;
+      // a fixed count ends at its last answer: autocannon itself would notice only at its next whole second,
+      // and that idle tail would count in the run's time and in the CPU measured over it
+      if (options.calls !== undefined && !settled && latencies.length + failures + reqErrors >= options.calls) {
+        clearTimeout(bound);
+        instance.stop();
+        finish(reqErrors);
+      }
     });
+    instance.on("reqError", () => reqErrors++);
   });
 }

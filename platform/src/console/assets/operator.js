@@ -50,7 +50,7 @@ export async function operatorHome({ show, signal }) {
           h("dt", {}, "metering"), h("dd", {}, l.metering ? "on (JetStream)" : "OFF: calls are not billed or credited"),
           h("dt", {}, "consumer lag"), h("dd", {}, l.lag === null ? "—" : `${l.lag} records`),
           h("dt", {}, "usage backlog"), h("dd", {}, `${l.usageBacklog} records not yet stored`),
-          l.usage ? [h("dt", {}, "usage records"), h("dd", {}, `${l.usage.published} stored, ${l.usage.deferred} deferred, ${l.usage.dropped} dropped`)] : null,
+          l.usage ? [h("dt", {}, "usage records"), h("dd", {}, `${l.usage.published} stored (${l.usage.commits} group commits on the call path), ${l.usage.deferred} deferred, ${l.usage.dropped} dropped`)] : null,
           h("dt", {}, "last reconcile"), h("dd", {}, last
             ? [time(Date.parse(last.at)), ` — ${last.differences === 0 && last.missing === 0 ? "exact" : `${last.differences} differences, ${last.missing} missing`}, ${last.records} records${last.repaired ? " (after repair)" : ""}`]
             : "never")),
