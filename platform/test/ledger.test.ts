@@ -271,6 +271,57 @@ describe.each(backends)("usage ledger on %s", (_name, makeRedis) => {
     }
   });
 
+  it("a group whose first record's id was stored before (a door's report sent again) still stores the rest", async () => {
+    const { subjects, prefix } = owned();
+    const redis = await makeRedis();
+    const ledger = await startLedger({ nc, subjects, redis, prefix, log, mode: "required" });
+    try {
+      const publisher = ledger.publisher!;
+      const door = record(0); // "cart"
+      await publisher.store(door);
+      // the next call goes alone; the report sent again and four other calls queue behind it, the report first
+      const others = [3, 6, 9, 12, 15].map((i) => record(i));
+      await Promise.all([publisher.store(others[0]!), publisher.store(door), ...others.slice(1).map((r) => publisher.store(r))]);
+      expect(publisher.stats.commits).toBe(3);
+      await waitFor("ledger caught up", () => ledger.consumer!.caughtUp());
+      expect((await ledger.usage("shop")).apps[0]!.totals).toMatchObject(expected([door, ...others]));
+      expect(await reconcileLedger({ nc, subjects, store: ledger.store, log })).toMatchObject({ records: 6, differences: [] });
+    } finally {
+      await ledger.close();
+      redis.disconnect();
+    }
+  });
+
+  it("when a group is not acked in time, it and every record queued behind it go to the retry queue at once", async () => {
+    const { subjects, prefix } = owned();
+    const redis = await makeRedis();
+    const ledger = await startLedger({ nc, subjects, redis, prefix, log, mode: "required", consume: false, usageAckTimeoutMs: 300 });
+    const names = usageNames(subjects);
+    const jsm = await jetstreamManager(nc);
+    try {
+      // no stream, and something on the subject that never answers: each publish waits its whole timeout
+      await jsm.streams.delete(names.stream);
+      let asked = 0;
+      const silent = nc.subscribe(names.filter, { callback: () => { asked++; } });
+      await nc.flush();
+      const publisher = ledger.publisher!;
+      const records = Array.from({ length: 40 }, (_, i) => record(i * 3));
+      const first = publisher.store(records[0]!);
+      const rest = records.slice(1).map((r) => publisher.store(r));
+      await Promise.all([first, ...rest]);
+      // one message tried on the call's path, not one per group queued behind it
+      expect(asked).toBe(1);
+      expect(publisher.stats).toMatchObject({ deferred: 40, commits: 0 });
+      silent.unsubscribe();
+      await ensureUsageStream(jsm, subjects);
+      expect(await publisher.flush(15_000)).toBe(true);
+      expect((await jsm.streams.info(names.stream)).state.messages).toBe(40);
+    } finally {
+      await ledger.close();
+      redis.disconnect();
+    }
+  });
+
   it("terminates a message that is not usage (a group with one bad record included) and counts none of it", async () => {
     const { subjects, prefix } = owned();
     const redis = await makeRedis();

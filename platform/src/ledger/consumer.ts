@@ -141,10 +141,14 @@ export class LedgerConsumer implements AsyncDisposable {
 
   /** Starts folding what waits, unless a fold is under way (it takes what waits when it is done). */
   private kick(): void {
-    if (this.folding || this.spacingTimer || this.stopped || this.waiting.length === 0) return;
+    if (this.folding || this.stopped || this.waiting.length === 0) return;
+    const full = this.waitingRecords >= (this.options.foldBatch ?? FOLD_BATCH);
+    if (this.spacingTimer && !full) return;
+    clearTimeout(this.spacingTimer);
+    this.spacingTimer = undefined;
     const spacing = this.options.foldSpacingMs ?? FOLD_SPACING_MS;
     const wait = this.lastFoldAt + spacing - performance.now();
-    if (wait > 0 && this.waitingRecords < (this.options.foldBatch ?? FOLD_BATCH)) {
+    if (wait > 0 && !full) {
       this.spacingTimer = setTimeout(() => {
         this.spacingTimer = undefined;
         this.kick();

@@ -18,7 +18,7 @@
  * (logged loudly, counted in `stats.deferred`); `flush()` waits for that
  * queue on shutdown. See docs/ledger.md.
  */
-import { randomUUID } from "node:crypto";
+import { createHash, randomUUID } from "node:crypto";
 import {
   usageCodec,
   usageDay,
@@ -174,6 +174,13 @@ export interface UsagePublisherOptions {
 /** Default wait for JetStream's ack on the call's path: well above a healthy ack (~1 ms), well below any caller's patience. */
 export const USAGE_ACK_TIMEOUT_MS = 1_000;
 
+/** A group commit's message id: a digest of its records' ids, in order. */
+function groupId(records: readonly UsageRecordT[]): string {
+  const hash = createHash("sha256");
+  for (const r of records) hash.update(r.id);
+  return `group-${hash.digest("base64url")}`;
+}
+
 /** The records of one function waiting for the message on its way to be stored, and whether one is. */
 interface CommitLane {
   busy: boolean;
@@ -265,23 +272,28 @@ export class UsagePublisher implements AsyncDisposable {
   /** Sends what waits in a lane as one message; when it is acked (or failed), its callers go on and the next group goes. */
   private async commit(subject: string, lane: CommitLane): Promise<void> {
     lane.busy = true;
-    while (lane.waiting.length > 0) {
-      const group = lane.waiting.splice(0, USAGE_GROUP_MAX);
-      const records = group.map((g) => g.record);
-      try {
-        await this.publishOnce(subject, records, this.ackTimeoutMs);
-        this.stats.commits++;
-      } catch (error) {
-        this.failedAt = performance.now();
-        // each record retried alone, under its own id: the ledger's seen marks absorb a group that was stored after all
-        for (const record of records) this.defer(record, error);
+    try {
+      while (lane.waiting.length > 0) {
+        const group = lane.waiting.splice(0, USAGE_GROUP_MAX);
+        try {
+          await this.publishOnce(subject, group.map((g) => g.record), this.ackTimeoutMs);
+          this.stats.commits++;
+        } catch (error) {
+          this.failedAt = performance.now();
+          // The group and every record that queued behind it while it waited go to the retry queue, each alone under
+          // its own id (the ledger's seen marks absorb a group stored after all): no caller waits a second timeout.
+          group.push(...lane.waiting.splice(0));
+          for (const { record } of group) this.defer(record, error);
+        } finally {
+          this.onPath -= group.length;
+          for (const g of group) g.stored();
+        }
       }
-      this.onPath -= group.length;
-      for (const g of group) g.stored();
+    } finally {
+      lane.busy = false;
+      this.lanes.delete(subject);
+      this.wakeIfIdle();
     }
-    lane.busy = false;
-    this.lanes.delete(subject);
-    this.wakeIfIdle();
   }
 
   private defer(record: UsageRecordT, error: unknown): void {
@@ -300,9 +312,16 @@ export class UsagePublisher implements AsyncDisposable {
     this.enqueue(record);
   }
 
-  /** Publishes one message of records (a group's message id is its first record's id) and waits for the ack. */
+  /**
+   * Publishes one message of records and waits for the ack. A record alone
+   * goes under its own id (a door's report sent again is dropped as the
+   * duplicate it is); a group under a digest of all its ids, so it is a
+   * duplicate only of the very same group, never of an earlier message that
+   * shares its first record (that would drop the others unstored).
+   */
   private async publishOnce(subject: string, records: readonly UsageRecordT[], timeout: number): Promise<void> {
-    const ack = await this.js.publish(subject, usageCodec.encode(records), { msgID: records[0]!.id, timeout });
+    const msgID = records.length === 1 ? records[0]!.id : groupId(records);
+    const ack = await this.js.publish(subject, usageCodec.encode(records), { msgID, timeout });
     this.failedAt = 0;
     if (ack.duplicate) this.stats.duplicates += records.length;
     else this.stats.published += records.length;
