@@ -13,7 +13,8 @@
 //   $6 options                         { userAgent, maxTimers, maxUrlLength, maxLogLength, maxLogLines, maxCryptoBytes, ... }
 //   $7 job(id, { kind, request })      start async host work (Web Crypto, compression); it answers with jobDone(id, outcome)
 //   $8 handles(op, a, b)               open a compressor, drop handles the garbage collector freed
-// It returns { bind, fire, fetched, jobDone, reset, settle } for the sandbox worker. The families
+//   $9 logInline(level, line)          $0 called inline, while the host runs a call through start() (its thread is ours)
+// It returns { bind, fire, fetched, jobDone, reset, settle, start, take, wait } for the sandbox worker. The families
 // of globals in runtime/*.js are function declarations in the same closure, run on first touch.
 //
 // Strict mode: a tenant function called from here cannot climb to the
@@ -27,6 +28,7 @@ const hostTimer = $4;
 const hostFetch = $5;
 const hostJobStart = $7;
 const hostHandles = $8;
+const hostLogInline = $9;
 
 // ---------- primordials ----------
 // Captured before any tenant code runs (as Node's own primordials): tenant
@@ -159,7 +161,8 @@ const logLine = (level, message) => {
   const line = boundedString(message, MAX_LOG);
   logLines++;
   logChars += line.length;
-  hostLog(level, line);
+  if (inStart) hostLogInline(level, line);
+  else hostLog(level, line);
 };
 const randomBytes = (n) => {
   if (typeof n !== "number" || !(n >= 0 && n <= 65536)) throw new RangeError("bad length");
@@ -1295,7 +1298,7 @@ function bind(namespace) {
   MapPrototypeClear(timers);
   // What goes back to the host is built here from primitives and arrays of our own, with null prototypes (no
   // tenant `then` or setter can step in), and bounded before the copy: headers, body and error message.
-  return async function dispatch(req) {
+  boundDispatch = async function dispatch(req) {
     const callId = req.callId;
     // one call at a time per isolate: whatever an earlier call left behind (a timer armed after its reset) ends here
     reset();
@@ -1323,6 +1326,7 @@ function bind(namespace) {
       return { __proto__: null, error: { __proto__: null, code, message }, waiting };
     }
   };
+  return boundDispatch;
   async function run(req) {
     if (req.urlParts !== undefined) knownUrl(req.url, req.urlParts);
     if (req.env !== undefined) env = makeEnv(deepFreeze(req.env), req.bindings);
@@ -1353,6 +1357,39 @@ function bind(namespace) {
     return { __proto__: null, status: typeof status === "number" ? status : 0, headers, body };
   }
 }
+// The host's synchronous entry (worker.ts, "Synchronous dispatch"): start() runs dispatch until it first waits, and
+// the isolate's microtasks run before the host's call returns, so take() right after finds the answer of a call
+// that never waited on the host; otherwise the host awaits wait(). One call at a time per isolate: one slot.
+let boundDispatch;
+let slot;
+// From start() until the host's take() or wait() right after it: the isolate runs on the host's thread, so log lines
+// go to it inline (they arrive before the answer, with this call's request id).
+let inStart = false;
+function start(req) {
+  inStart = true;
+  const mine = { __proto__: null, callId: req.callId, done: false, value: undefined, promise: undefined };
+  slot = mine;
+  mine.promise = (async () => {
+    const value = await boundDispatch(req);
+    mine.done = true;
+    mine.value = value;
+    return value;
+  })();
+}
+function take(callId) {
+  inStart = false;
+  if (slot === undefined || slot.callId !== callId || !slot.done) return null;
+  const value = slot.value;
+  slot = undefined;
+  return value;
+}
+function wait(callId) {
+  inStart = false;
+  if (slot === undefined || slot.callId !== callId) return null;
+  const { promise } = slot;
+  slot = undefined;
+  return promise;
+}
 // Resolves when every promise the call handed to ctx.waitUntil has settled (also ones added meanwhile).
 async function settle(callId) {
   const waits = MapPrototypeGet(calls, callId) ?? [];
@@ -1368,4 +1405,4 @@ function reset() {
   MapPrototypeClear(fetches);
   MapPrototypeClear(jobs);
 }
-return { bind, fire: fireTimer, fetched, jobDone, reset, settle };
+return { bind, fire: fireTimer, fetched, jobDone, reset, settle, start, take, wait };

@@ -5,7 +5,6 @@
  * calls that were on it fail, with ERR_SANDBOX_CRASHED.
  */
 import { fork, type ChildProcess } from "node:child_process";
-import { createHash } from "node:crypto";
 import { fileURLToPath } from "node:url";
 import { ERROR_CODES, HearthError } from "@hearth/protocol";
 import type { Logger } from "pino";
@@ -288,6 +287,14 @@ class SandboxProcess {
   }
 }
 
+/** Which of `n` sandbox processes runs a function: the same for all its calls (FNV-1a of its key; a digest per call cost more than the choice is worth). */
+export function sandboxIndexOf(key: string, n: number): number {
+  if (n <= 1) return 0;
+  let h = 0x811c9dc5;
+  for (let i = 0; i < key.length; i++) h = Math.imul(h ^ key.charCodeAt(i), 0x01000193);
+  return (h >>> 0) % n;
+}
+
 export class SandboxPool implements AsyncDisposable {
   readonly log: Logger;
   readonly onLog: SandboxPoolOptions["onLog"];
@@ -329,8 +336,7 @@ export class SandboxPool implements AsyncDisposable {
   }
 
   private processFor(key: string): SandboxProcess {
-    const n = createHash("sha1").update(key).digest().readUInt32BE(0);
-    return this.processes[n % this.processes.length]!;
+    return this.processes[sandboxIndexOf(key, this.processes.length)]!;
   }
 
   /** Compiles a function ahead of its first call (warm-up at placement). */
