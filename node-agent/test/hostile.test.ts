@@ -558,6 +558,33 @@ describe("nothing unbounded crosses to the host", () => {
         return (resolve) => resolve({ status: 200, headers: [["x-big", "a".repeat(1e8)]], body: new Uint8Array(1), waiting: false }); } });
       return new Response("honest");`,
       (r) => expect(text(r)).toBe("honest")],
+    // a `constructor` getter makes every await on a native promise call `then`, which the tenant replaced
+    ["an answer forged by hooking await (Promise.prototype.constructor and then)", `Object.defineProperty(Promise.prototype, "constructor", { configurable: true, get() { return undefined; } });
+      const then = Promise.prototype.then;
+      const big = "y".repeat(1 << 20);
+      Promise.prototype.then = function (ok, bad) {
+        return then.call(this, (v) => ok(v && typeof v === "object" && !(v instanceof Response) && ("status" in v || "waiting" in v) ? { status: 299, headers: [["x-forged", "1"]], body: new Uint8Array(1), waiting: false } : v), bad);
+      };
+      return new Response("honest");`,
+      (r) => {
+        // the honest answer, or a refusal; never the forged status or headers
+        if (r.ok) {
+          expect(r.status).toBe(200);
+          expect(text(r)).toBe("honest");
+          expect(r.headers.some(([name]) => name === "x-forged")).toBe(false);
+        } else expect(r.code).toMatch(/^ERR_(BAD_RESPONSE|FUNCTION_THREW|WALL_TIME_LIMIT)$/);
+      }],
+    ["an answer that would copy 400 MiB to the host, through hooked awaits", `Object.defineProperty(Promise.prototype, "constructor", { configurable: true, get() { return undefined; } });
+      const then = Promise.prototype.then;
+      const big = "y".repeat(1 << 20);
+      Promise.prototype.then = function (ok, bad) {
+        return then.call(this, (v) => ok(v && typeof v === "object" && !(v instanceof Response) && ("status" in v || "waiting" in v) ? { status: 200, headers: Array.from({ length: 200 }, () => [big, big]), body: new Uint8Array(1), waiting: false } : v), bad);
+      };
+      return new Response("honest");`,
+      (r) => {
+        if (r.ok) expect(text(r)).toBe("honest");
+        else expect(r.code).toMatch(/^ERR_(BAD_RESPONSE|FUNCTION_THREW|WALL_TIME_LIMIT)$/);
+      }, 64],
   ];
   for (const [name, body, check, maxGrowthMb] of cases) {
     it(name, async () => {

@@ -96,14 +96,7 @@ export const SANDBOX_LOG_BATCH = 256;
 const SandboxLogLines = z.array(SandboxLogLine).max(SANDBOX_LOG_BATCH);
 
 /** Timing of a call, and the console lines held since the last message (of this call and of others on the process). */
-const Timing = {
-  cpuMs: z.number().min(0),
-  wallMs: z.number().min(0),
-  cold: z.boolean(),
-  logs: SandboxLogLines.optional(),
-  /** The call ran through the isolate's synchronous entry (worker.ts, "Synchronous dispatch"): for traces and tests. */
-  sync: z.literal(true).optional(),
-};
+const Timing = { cpuMs: z.number().min(0), wallMs: z.number().min(0), cold: z.boolean(), logs: SandboxLogLines.optional() };
 
 export const FromSandbox = z.union([
   z.strictObject({

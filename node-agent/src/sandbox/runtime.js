@@ -13,8 +13,7 @@
 //   $6 options                         { userAgent, maxTimers, maxUrlLength, maxLogLength, maxLogLines, maxCryptoBytes, ... }
 //   $7 job(id, { kind, request })      start async host work (Web Crypto, compression); it answers with jobDone(id, outcome)
 //   $8 handles(op, a, b)               open a compressor, drop handles the garbage collector freed
-//   $9 logInline(level, line)          $0 called inline, while the host runs a call through start() (its thread is ours)
-// It returns { bind, fire, fetched, jobDone, reset, settle, start, take, wait } for the sandbox worker. The families
+// It returns { bind, fire, fetched, jobDone, reset, settle, enter } for the sandbox worker. The families
 // of globals in runtime/*.js are function declarations in the same closure, run on first touch.
 //
 // Strict mode: a tenant function called from here cannot climb to the
@@ -28,7 +27,6 @@ const hostTimer = $4;
 const hostFetch = $5;
 const hostJobStart = $7;
 const hostHandles = $8;
-const hostLogInline = $9;
 
 // ---------- primordials ----------
 // Captured before any tenant code runs (as Node's own primordials): tenant
@@ -161,8 +159,7 @@ const logLine = (level, message) => {
   const line = boundedString(message, MAX_LOG);
   logLines++;
   logChars += line.length;
-  if (inStart) hostLogInline(level, line);
-  else hostLog(level, line);
+  hostLog(level, line);
 };
 const randomBytes = (n) => {
   if (typeof n !== "number" || !(n >= 0 && n <= 65536)) throw new RangeError("bad length");
@@ -1298,21 +1295,26 @@ function bind(namespace) {
   MapPrototypeClear(timers);
   // What goes back to the host is built here from primitives and arrays of our own, with null prototypes (no
   // tenant `then` or setter can step in), and bounded before the copy: headers, body and error message.
-  boundDispatch = async function dispatch(req) {
+  // The answer is handed over in `into` (the call's slot), never as a promise's value: `await` on a promise whose
+  // `constructor` a tenant redefined calls the tenant's `then`, which could pass on any value it likes.
+  boundDispatch = async function dispatch(req, into) {
     const callId = req.callId;
     // one call at a time per isolate: whatever an earlier call left behind (a timer armed after its reset) ends here
     reset();
     logLines = 0;
     logChars = 0;
     try {
-      const out = await run(req);
+      const box = { __proto__: null, out: undefined };
+      await run(req, box);
+      const out = box.out;
+      if (out === undefined) throw hearthError("ERR_BAD_RESPONSE", new TypeError("the function's answer did not come back through the runtime"));
       const waits = MapPrototypeGet(calls, callId);
       const waiting = waits !== undefined && waits.length > 0;
       // The answer is ready: unless ctx.waitUntil work goes on, the call's timers, fetches and jobs end here, so a
       // fire the host had already queued finds nothing to run after the answer (the host clears its side right
       // after, and need not call reset: a round trip into the isolate per call, BENCHMARKS.md).
       if (!waiting) reset();
-      return { __proto__: null, ...out, waiting };
+      hand(into, { __proto__: null, status: out.status, headers: out.headers, body: out.body, waiting });
     } catch (error) {
       let code = "ERR_FUNCTION_THREW", message;
       try {
@@ -1323,11 +1325,10 @@ function bind(namespace) {
       const waits = MapPrototypeGet(calls, callId);
       const waiting = waits !== undefined && waits.length > 0;
       if (!waiting) reset();
-      return { __proto__: null, error: { __proto__: null, code, message }, waiting };
+      hand(into, { __proto__: null, error: { __proto__: null, code, message }, waiting });
     }
   };
-  return boundDispatch;
-  async function run(req) {
+  async function run(req, box) {
     if (req.urlParts !== undefined) knownUrl(req.url, req.urlParts);
     if (req.env !== undefined) env = makeEnv(deepFreeze(req.env), req.bindings);
     if (nodeParts !== undefined) nodeParts.beginCall(req.env);
@@ -1354,41 +1355,25 @@ function bind(namespace) {
     const bytes = hasBody(response) ? await consumeBody(response, limit, tooLarge) : EMPTY;
     let body;
     try { body = ownBytes(bytes, limit, "the response body"); } catch (error) { throw error instanceof RangeError ? tooLarge() : error; }
-    return { __proto__: null, status: typeof status === "number" ? status : 0, headers, body };
+    box.out = { __proto__: null, status: typeof status === "number" ? status : 0, headers, body };
   }
 }
-// The host's synchronous entry (worker.ts, "Synchronous dispatch"): start() runs dispatch until it first waits, and
-// the isolate's microtasks run before the host's call returns, so take() right after finds the answer of a call
-// that never waited on the host; otherwise the host awaits wait(). One call at a time per isolate: one slot.
+// The host's entry for a call: the isolate on isolated-vm's thread pool (an async apply), its answer read from the
+// call's slot once dispatch is done, never passed on as the value of a promise the tenant could hook.
+// (Why not a synchronous entry, which would save a thread crossing per call: docs/runtime.md.)
 let boundDispatch;
 let slot;
-// From start() until the host's take() or wait() right after it: the isolate runs on the host's thread, so log lines
-// go to it inline (they arrive before the answer, with this call's request id).
-let inStart = false;
-function start(req) {
-  inStart = true;
-  const mine = { __proto__: null, callId: req.callId, done: false, value: undefined, promise: undefined };
-  slot = mine;
-  mine.promise = (async () => {
-    const value = await boundDispatch(req);
-    mine.done = true;
-    mine.value = value;
-    return value;
-  })();
-}
-function take(callId) {
-  inStart = false;
-  if (slot === undefined || slot.callId !== callId || !slot.done) return null;
-  const value = slot.value;
+const hand = (into, value) => {
+  if (into === undefined || into !== slot) return;
+  into.value = value;
+  into.done = true;
+};
+async function enter(req) {
+  const mine = (slot = { __proto__: null, done: false, value: null });
+  // a tenant's `then` can make this await end sooner or never; the answer is only ever what dispatch handed over
+  try { await boundDispatch(req, mine); } catch {}
   slot = undefined;
-  return value;
-}
-function wait(callId) {
-  inStart = false;
-  if (slot === undefined || slot.callId !== callId) return null;
-  const { promise } = slot;
-  slot = undefined;
-  return promise;
+  return mine.done ? mine.value : null;
 }
 // Resolves when every promise the call handed to ctx.waitUntil has settled (also ones added meanwhile).
 async function settle(callId) {
@@ -1405,4 +1390,4 @@ function reset() {
   MapPrototypeClear(fetches);
   MapPrototypeClear(jobs);
 }
-return { bind, fire: fireTimer, fetched, jobDone, reset, settle, start, take, wait };
+return { bind, fire: fireTimer, fetched, jobDone, reset, settle, enter };

@@ -47,7 +47,7 @@ const LIBRARIES: Record<string, string> = {
   events: readFileSync(require.resolve("events/"), "utf8"),
 };
 /** The runtime as one function of its host callbacks, compiled per isolate from a code cache made here, from our own source. */
-const RUNTIME_SCRIPT = `(function ($0, $1, $2, $3, $4, $5, $6, $7, $8, $9) {"use strict";\n${RUNTIME_PARTS.join("\n")}\n${RUNTIME}\n})`;
+const RUNTIME_SCRIPT = `(function ($0, $1, $2, $3, $4, $5, $6, $7, $8) {"use strict";\n${RUNTIME_PARTS.join("\n")}\n${RUNTIME}\n})`;
 
 const env = (name: string, fallback: number) => {
   const n = Number(process.env[name]);
@@ -64,29 +64,6 @@ const LOAD_TIMEOUT_MS = 2_000;
 /** Wall time the runtime's own housekeeping (reset between calls) may take in the isolate; over it the isolate is disposed. */
 const RESET_TIMEOUT_MS = 250;
 const CPU_POLL_MS = 5;
-/**
- * Synchronous dispatch. isolated-vm's async `apply` hands the call to a
- * thread of its pool and back: about 50 µs of CPU and two thread wake-ups
- * per crossing, measured on the bench machine, against about 2 µs for
- * `applySync`, which runs the isolate on this thread. A call whose function
- * answers without waiting on the host (most do) then needs no thread
- * crossing at all: `start` runs it until it first waits (the isolate's
- * microtasks run before applySync returns) and `take` reads the answer.
- * While the isolate runs synchronously this process runs nothing else, so
- * only functions that have shown themselves quick get it: a function's
- * calls go the async way until SYNC_AFTER_CALLS calls in a row each used
- * under SYNC_CPU_MS of CPU, and one slower (or failed) call sends it back to
- * the async way for as many calls again. The synchronous part is bounded by SYNC_TIMEOUT_FACTOR × the call's
- * CPU limit (the CPU poll cannot run meanwhile); a call stopped there broke
- * its CPU limit. See docs/runtime.md.
- */
-const SYNC_AFTER_CALLS = 16;
-/** Per function: its calls in a row that used under SYNC_CPU_MS (whichever isolate ran them); dropped with the function. */
-const quickCalls = new Map<string, number>();
-const SYNC_CPU_MS = 2;
-const SYNC_TIMEOUT_FACTOR = 2;
-/** Reading a call's answer out of the isolate (a copy of data the runtime built; no tenant code runs). */
-const TAKE_TIMEOUT_MS = 250;
 const MEMORY_POLL_MS = 250;
 /** CPU an idle isolate may use between two patrols (GC housekeeping); more means tenant code ran outside any call. */
 const IDLE_CPU_MS = 50;
@@ -119,11 +96,8 @@ interface Instance {
   key: string;
   isolate: ivm.Isolate;
   context: ivm.Context;
-  dispatch: ivm.Reference<(req: unknown) => Promise<unknown>>;
-  /** The synchronous entry (runtime.js start/take/wait): see "Synchronous dispatch". */
-  start: ivm.Reference<(req: unknown) => void>;
-  take: ivm.Reference<(callId: number) => unknown>;
-  wait: ivm.Reference<(callId: number) => Promise<unknown> | null>;
+  /** A call's entry (runtime.js `enter`): runs dispatch, resolves with the answer it handed over. */
+  enter: ivm.Reference<(req: unknown) => Promise<unknown>>;
   fire: ivm.Reference<(id: number) => void>;
   fetched: ivm.Reference<(id: number, answer: unknown) => void>;
   reset: ivm.Reference<() => void>;
@@ -494,6 +468,8 @@ class Meter {
 
   break(why: ErrorCode): void {
     this.reason ??= why;
+    // the last reading before the isolate goes (its cpuTime is gone after): what the call is billed
+    this.used();
     dispose(this.instance, why);
   }
 
@@ -610,11 +586,7 @@ async function createInstance(key: string, limits: SandboxLimits): Promise<Insta
     const context = await isolate.createContext();
     // fire and forget (the isolate does not wait for the host: a thread switch each way saved per line), in order
     // with the call's answer; the runtime stops sending past the per-call budget, and writeLog holds it again
-    const write = charged(instance, (level: string, message: string) => writeLog(instance, level, message));
-    const log = new ivm.Callback(write, { ignored: true });
-    // the same, called inline while the isolate runs on this thread (the synchronous entry): an ignored callback would
-    // run only after the answer went out, as a message of its own
-    const logInline = new ivm.Callback(write);
+    const log = new ivm.Callback(charged(instance, (level: string, message: string) => writeLog(instance, level, message)), { ignored: true });
     const timer = new ivm.Callback(charged(instance, (op: number, id: number, ms: number) => armTimer(instance, op, id, ms)));
     const fetchCallback = new ivm.Callback(charged(instance, (id: number, raw: unknown) => startFetch(instance, id, raw)));
     const url = new ivm.Callback(charged(instance, (input: string, base: string | undefined) => parseUrl(instance, input, base)));
@@ -629,7 +601,7 @@ async function createInstance(key: string, limits: SandboxLimits): Promise<Insta
     const options = new ivm.ExternalCopy({ ...RUNTIME_OPTIONS, ...node }).copyInto();
     const runtime = await compileRuntime(isolate);
     const factory = (await runtime.run(context, { reference: true, timeout: LOAD_TIMEOUT_MS })) as ivm.Reference<(...args: unknown[]) => unknown>;
-    const exported = (await factory.apply(undefined, [log, url, crypto, source, timer, fetchCallback, options, job, handles, logInline], {
+    const exported = (await factory.apply(undefined, [log, url, crypto, source, timer, fetchCallback, options, job, handles], {
       result: { reference: true },
       timeout: LOAD_TIMEOUT_MS,
     })) as ivm.Reference<Record<string, unknown>>;
@@ -645,9 +617,7 @@ async function createInstance(key: string, limits: SandboxLimits): Promise<Insta
       reset: part("reset"),
       settle: part("settle"),
       jobDone: part("jobDone"),
-      start: part("start"),
-      take: part("take"),
-      wait: part("wait"),
+      enter: part("enter"),
     });
     exported.release();
     const module = await isolate.compileModule(code, { filename: `file:///${key.replace(/[^a-z0-9-]/g, "_")}.js` });
@@ -673,10 +643,7 @@ async function createInstance(key: string, limits: SandboxLimits): Promise<Insta
     instance.active++;
     try {
       await module.evaluate({ timeout: LOAD_TIMEOUT_MS });
-      instance.dispatch = (await bind.apply(undefined, [module.namespace.derefInto()], {
-        result: { reference: true },
-        timeout: LOAD_TIMEOUT_MS,
-      })) as Instance["dispatch"];
+      await bind.apply(undefined, [module.namespace.derefInto()], { timeout: LOAD_TIMEOUT_MS });
     } finally {
       instance.active--;
     }
@@ -914,8 +881,7 @@ async function invoke(
   const started = performance.now();
   let cold = false;
   let cpuMs = 0;
-  let sync = false;
-  const timing = () => ({ cpuMs, wallMs: performance.now() - started, cold, ...(sync ? { sync: true as const } : {}) });
+  const timing = () => ({ cpuMs, wallMs: performance.now() - started, cold });
   const fail = (code: ErrorCode, message: string) => send({ type: "result", id, ok: false, code, message, ...timing() });
   let instance: Instance;
   try {
@@ -964,24 +930,9 @@ async function invoke(
       ...(sendEnv ? { env: current.env, bindings: current.bindings } : {}),
     };
     const arg = new ivm.ExternalCopy(payload).copyInto({ release: true });
-    let raw: unknown;
-    if ((quickCalls.get(key) ?? 0) >= SYNC_AFTER_CALLS) {
-      sync = true;
-      const budget = Math.max(1, Math.min(limits.wallMs - (performance.now() - started), SYNC_TIMEOUT_FACTOR * limits.cpuMs));
-      try {
-        instance.start.applySync(undefined, [arg], { timeout: budget });
-      } catch (error) {
-        // stopped in its synchronous part: it ran on this thread for twice its whole CPU budget without waiting
-        if (/execution timed out/i.test(errorMessage(error))) meter.break("ERR_CPU_LIMIT");
-        throw error;
-      }
-      raw = instance.take.applySync(undefined, [callId], { result: { copy: true }, timeout: TAKE_TIMEOUT_MS });
-      if (raw === null) raw = await instance.wait.apply(undefined, [callId], { result: { promise: true, copy: true }, timeout: limits.wallMs });
-    } else {
-      raw = await instance.dispatch.apply(undefined, [arg], { result: { promise: true, copy: true }, timeout: limits.wallMs });
-    }
+    // the answer is what the runtime's dispatch handed over (null when it did not: refused below)
+    const raw = await instance.enter.apply(undefined, [arg], { result: { promise: true, copy: true }, timeout: limits.wallMs });
     cpuMs = meter.used();
-    quickCalls.set(key, cpuMs < SYNC_CPU_MS ? Math.min(SYNC_AFTER_CALLS, (quickCalls.get(key) ?? 0) + 1) : 0);
     if (meter.reason) throw new Error(meter.reason);
     if (cpuMs > limits.cpuMs) {
       meter.break("ERR_CPU_LIMIT");
@@ -1006,7 +957,6 @@ async function invoke(
     send({ type: "result", id, ok: true, status: result.status, headers, body, ...timing() });
   } catch (error) {
     cpuMs = meter.used();
-    quickCalls.set(key, 0);
     const message = errorMessage(error);
     let code: ErrorCode = meter.reason ?? instance.killedFor ?? "ERR_FUNCTION_THREW";
     if (code === "ERR_FUNCTION_THREW") {
@@ -1117,7 +1067,6 @@ process.on("message", (raw: unknown) => {
     }
     codes.delete(message.key);
     envs.delete(message.key);
-    quickCalls.delete(message.key);
     nodejsCompat.delete(message.key);
     return;
   }
