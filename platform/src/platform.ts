@@ -135,6 +135,8 @@ export function createHttpApp(parts: {
     onCall: metrics ? (facts) => (metrics.observeCall(facts), meter?.(facts)) : meter,
     liveDevice: (id) => parts.scheduler.liveDevice(id),
     deviceGone: (listener) => parts.scheduler.onGone(listener),
+    placed: (listener) => parts.scheduler.onPlacement(listener),
+    anyLiveDevice: () => parts.scheduler.hasLiveDevices(),
     region: parts.region,
     callLimits: new CallLimits(parts.callLimits ?? DEFAULT_CALL_LIMITS),
     clientIpHeader: parts.clientIpHeader,

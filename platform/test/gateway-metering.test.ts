@@ -242,6 +242,25 @@ describe("usage records at the gateway", () => {
     expect(platform.ledger.publisher!.stats.deferred).toBe(stats.deferred);
   });
 
+  it("holds a call to a function deployed moments ago until its first placement, instead of answering 503", async () => {
+    const own = new Subjects("gwfresh");
+    const p = await startPlatform({ fabricKeys: authority.keys, natsUrl: nats.url, token: TOKEN, log: silentLogger(), subjectPrefix: own.prefix, redisPrefix: "gwfresh:", ledger: "required", tickMs: 200 });
+    const d = await FakeDevice.start({ url: nats.url, prefix: own.prefix, devices: p.devices, deviceId: "fresh-dev", onInvoke: answering("fresh-dev") });
+    try {
+      const { auth: freshAuth } = await createDeveloper(p.app, TOKEN, "fresh-dev");
+      await until("the device is live", () => p.scheduler.hasLiveDevices());
+      for (const fn of ["ok"]) {
+        expect((await p.app.request(`/v1/apps/fresh/functions/${fn}?responseBytes=16`, { method: "PUT", headers: freshAuth, body: "export default {}" })).status).toBe(201);
+        // called at once: not placed yet, so the call waits for the placement (then it goes to the device)
+        const res = await p.app.request(`/fn/fresh/${fn}`);
+        expect(res.status, `${fn}: ${await res.clone().text()}`).toBe(200);
+      }
+    } finally {
+      await d.die();
+      await p.close();
+    }
+  });
+
   it("answers when JetStream does not store in time, and stores the record later (counted as deferred)", async () => {
     // a platform of its own, so the stream can be taken away and given back
     const own = new Subjects("gwdefer");

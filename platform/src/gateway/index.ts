@@ -72,6 +72,10 @@ export interface GatewayOptions {
   appHosts?: AppHosts;
   /** Subscribes to devices found gone from the fabric: calls waiting on one move (idempotent) or end at once. */
   deviceGone?: (listener: (deviceId: string) => void) => void;
+  /** Subscribes to placements written by this process's scheduler: calls waiting for one go on at once (others read the placement again every 200 ms). */
+  placed?: (listener: (app: string, fn: string) => void) => void;
+  /** Whether any device is live: a call to a function deployed moments ago waits for its first placement only then. */
+  anyLiveDevice?: () => boolean;
   /** Rate limits per client IP and app, and the in-flight cap per function (the front door). */
   callLimits?: CallLimits;
   /** A header a trusted proxy sets to the client's IP; without it, the socket's peer address. */
@@ -123,6 +127,12 @@ interface Target {
 const FABRIC_MARGIN_MS = 2_000;
 /** The longest an idempotent call whose devices all left waits for the function to be placed elsewhere. */
 const REPLACEMENT_WAIT_MS = 10_000;
+/** A function deployed (or changed) this recently, and placed nowhere yet, is being placed: its calls wait for that. */
+const FRESH_DEPLOY_MS = 10_000;
+/** The longest such a call waits for the function's first placement before ERR_NO_DEVICE. */
+const FIRST_PLACEMENT_WAIT_MS = 2_000;
+/** How often a call waiting for a placement reads it again, when no placement by this process wakes it first. */
+const PLACEMENT_POLL_MS = 200;
 
 /** What one device's try at a call came to. */
 type Outcome =
@@ -215,8 +225,33 @@ export function createGateway(options: GatewayOptions): Gateway {
    * it on a live device not yet tried, within the call's deadline (at most
    * REPLACEMENT_WAIT_MS).
    */
-  const replacements = async (app: string, fn: string, tried: Set<string>, deadline: number): Promise<string[]> => {
-    const until = Math.min(deadline - 100, performance.now() + REPLACEMENT_WAIT_MS);
+  // calls waiting for a function's placement, by function: woken as soon as this process's scheduler writes one
+  const placementWaiters = new Map<string, Set<() => void>>();
+  options.placed?.((app, fn) => {
+    const key = `${app}/${fn}`;
+    const waiting = placementWaiters.get(key);
+    if (!waiting) return;
+    records.forget(app, fn);
+    placementWaiters.delete(key);
+    for (const wake of waiting) wake();
+  });
+  /** Resolves when this process places the function, or after `ms`. */
+  const placement = (key: string, ms: number) =>
+    new Promise<void>((resolve) => {
+      let waiting = placementWaiters.get(key);
+      if (!waiting) placementWaiters.set(key, (waiting = new Set()));
+      const wake = () => {
+        clearTimeout(timer);
+        waiting.delete(wake);
+        if (waiting.size === 0 && placementWaiters.get(key) === waiting) placementWaiters.delete(key);
+        resolve();
+      };
+      const timer = setTimeout(wake, ms);
+      waiting.add(wake);
+    });
+
+  const replacements = async (app: string, fn: string, tried: Set<string>, deadline: number, waitMs = REPLACEMENT_WAIT_MS): Promise<string[]> => {
+    const until = Math.min(deadline - 100, performance.now() + waitMs);
     options.onNoDevice?.(app, fn);
     while (performance.now() < until) {
       // the short-lived cache, shared by every call waiting here: at most a couple of Redis reads a second per function
@@ -224,7 +259,7 @@ export function createGateway(options: GatewayOptions): Gateway {
       if (!entry?.record) return [];
       const fresh = chooseDevices(entry, options.liveDevice, inflight, options.region, options.latency).filter((id) => !tried.has(id) && options.liveDevice?.(id) !== undefined);
       if (fresh.length > 0) return fresh;
-      await new Promise((resolve) => setTimeout(resolve, 200));
+      await placement(`${app}/${fn}`, Math.max(1, Math.min(PLACEMENT_POLL_MS, until - performance.now())));
     }
     return [];
   };
@@ -320,6 +355,9 @@ export function createGateway(options: GatewayOptions): Gateway {
       // scaled to zero: the scheduler places it again at once, and the call waits for that (a cold start)
       options.load?.wake(fnKey);
       candidates.push(...(await replacements(appName, fnName, tried, deadline)));
+    } else if (candidates.length === 0 && Object.keys(entry.placement.devices).length === 0 && freshlyDeployed(record) && options.anyLiveDevice?.()) {
+      // deployed moments ago and being placed: the call waits for the first placement rather than get a 503 (a cold start)
+      candidates.push(...(await replacements(appName, fnName, tried, deadline, FIRST_PLACEMENT_WAIT_MS)));
     }
 
     /** One device's try at the call: what came of it (never rejects for what a device or the fabric did). */
@@ -535,6 +573,12 @@ function toAppHost(c: Context<HearthEnv>, appHosts: AppHosts, url: URL, app: str
 
 
 /** A function record and its placement, as the gateway last read them. */
+/** Deployed or changed within FRESH_DEPLOY_MS. */
+function freshlyDeployed(record: FunctionRecord): boolean {
+  const at = Date.parse(record.updatedAt);
+  return Number.isFinite(at) && Date.now() - at < FRESH_DEPLOY_MS;
+}
+
 interface CachedFunction {
   record: FunctionRecord | null;
   placement: Placement;

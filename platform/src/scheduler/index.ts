@@ -111,6 +111,7 @@ export class Scheduler implements AsyncDisposable {
   /** Devices being asked whether they are still there after a connection of theirs closed. */
   private readonly checking = new Map<string, Promise<boolean>>();
   private readonly goneListeners: ((deviceId: string) => void)[] = [];
+  private readonly placedListeners: ((app: string, fn: string) => void)[] = [];
   /** Functions probed lately, with when. */
   private readonly suspected = new Map<string, number>();
   /** Devices whose last heartbeat said they are paused (and why) or draining, with when. */
@@ -266,6 +267,17 @@ export class Scheduler implements AsyncDisposable {
   /** Calls `listener` with each device found gone from the fabric (connectionClosed). */
   onGone(listener: (deviceId: string) => void): void {
     this.goneListeners.push(listener);
+  }
+
+  /** Calls `listener` each time this process wrote a function's placement onto at least one device. */
+  onPlacement(listener: (app: string, fn: string) => void): void {
+    this.placedListeners.push(listener);
+  }
+
+  /** Whether any device is live in this process's table (so a function not yet placed is likely to be, soon). */
+  hasLiveDevices(now = Date.now()): boolean {
+    for (const id of this.devices.keys()) if (this.liveDevice(id, now)) return true;
+    return false;
   }
 
   /** The device's entry while it is live in this process's table. */
@@ -565,6 +577,7 @@ export class Scheduler implements AsyncDisposable {
     if (JSON.stringify(next) !== JSON.stringify(placement)) {
       await this.store.setPlacement(app, name, next);
       this.log.info({ app, fn: name, devices: Object.keys(next.devices) }, "placement changed");
+      if (Object.keys(next.devices).length > 0) for (const listener of this.placedListeners) listener(app, name);
     }
     // Only once the placement is written: a device that stops is never one the placement still counts on.
     const strays = [...new Set([...served, ...Object.keys(placement.devices)])].filter((id) => next.devices[id] === undefined && live.has(id));
