@@ -229,9 +229,10 @@ export function createGateway(options: GatewayOptions): Gateway {
   const placementWaiters = new Map<string, Set<() => void>>();
   options.placed?.((app, fn) => {
     const key = `${app}/${fn}`;
+    // a call arriving right after reads the placement afresh too, not the cached one from before
+    records.forget(app, fn);
     const waiting = placementWaiters.get(key);
     if (!waiting) return;
-    records.forget(app, fn);
     placementWaiters.delete(key);
     for (const wake of waiting) wake();
   });
@@ -319,7 +320,7 @@ export function createGateway(options: GatewayOptions): Gateway {
     });
 
     const at = Date.now();
-    const started = performance.now();
+    let started = performance.now();
     const locationHeader = options.clientLocationHeader ? c.req.header(options.clientLocationHeader) : undefined;
     const caller = locationHeader === undefined ? undefined : CallerLocation.safeParse(locationHeader).data;
     /** When the answer the caller gets came from its device. */
@@ -347,17 +348,25 @@ export function createGateway(options: GatewayOptions): Gateway {
       return response;
     };
     const idempotent = isIdempotent(method, c.req.raw.headers);
-    const deadline = started + record.limits.wallMs + FABRIC_MARGIN_MS;
+    let deadline = started + record.limits.wallMs + FABRIC_MARGIN_MS;
     const fnKey = `${appName}/${fnName}`;
     const candidates = chooseDevices(entry, options.liveDevice, inflight, options.region, options.latency, caller);
     const tried = new Set<string>();
+    let waited = false;
     if (candidates.length === 0 && (record.scaling?.idleSeconds ?? 0) > 0) {
       // scaled to zero: the scheduler places it again at once, and the call waits for that (a cold start)
       options.load?.wake(fnKey);
       candidates.push(...(await replacements(appName, fnName, tried, deadline)));
+      waited = true;
     } else if (candidates.length === 0 && Object.keys(entry.placement.devices).length === 0 && freshlyDeployed(record) && options.anyLiveDevice?.()) {
       // deployed moments ago and being placed: the call waits for the first placement rather than get a 503 (a cold start)
       candidates.push(...(await replacements(appName, fnName, tried, deadline, FIRST_PLACEMENT_WAIT_MS)));
+      waited = true;
+    }
+    if (waited) {
+      // a wait for a placement is not the function's: its wall limit (and the wall time billed and credited) starts now
+      started = performance.now();
+      deadline = started + record.limits.wallMs + FABRIC_MARGIN_MS;
     }
 
     /** One device's try at the call: what came of it (never rejects for what a device or the fabric did). */
@@ -575,8 +584,9 @@ function toAppHost(c: Context<HearthEnv>, appHosts: AppHosts, url: URL, app: str
 /** A function record and its placement, as the gateway last read them. */
 /** Deployed or changed within FRESH_DEPLOY_MS. */
 function freshlyDeployed(record: FunctionRecord): boolean {
-  const at = Date.parse(record.updatedAt);
-  return Number.isFinite(at) && Date.now() - at < FRESH_DEPLOY_MS;
+  const age = Date.now() - Date.parse(record.updatedAt);
+  // (a record stamped ahead of this clock by more than a second does not stretch the window)
+  return Number.isFinite(age) && age > -1_000 && age < FRESH_DEPLOY_MS;
 }
 
 interface CachedFunction {
