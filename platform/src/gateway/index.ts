@@ -680,11 +680,25 @@ class RecordCache {
     this.ttlMs = ttlMs;
   }
 
-  async get(app: string, fn: string): Promise<CachedFunction | null> {
+  /** Reads under way, by function: the calls missing the cache at once (a burst, or waiters woken by a placement) share one. */
+  private readonly loading = new Map<string, Promise<CachedFunction | null>>();
+
+  get(app: string, fn: string): Promise<CachedFunction | null> {
     const key = `${app}/${fn}`;
     const hit = this.entries.get(key);
+    if (hit && Date.now() - hit.at < this.ttlMs) return Promise.resolve(hit.value);
+    let load = this.loading.get(key);
+    if (!load) {
+      load = this.load(app, fn, key, hit).finally(() => {
+        if (this.loading.get(key) === load) this.loading.delete(key);
+      });
+      this.loading.set(key, load);
+    }
+    return load;
+  }
+
+  private async load(app: string, fn: string, key: string, hit: { value: CachedFunction; at: number } | undefined): Promise<CachedFunction | null> {
     const now = Date.now();
-    if (hit && now - hit.at < this.ttlMs) return hit.value;
     let value: CachedFunction;
     try {
       value = await this.store.getFunctionAndPlacement(app, fn);
@@ -707,6 +721,8 @@ class RecordCache {
   /** Read again on the next call (its devices changed). */
   forget(app: string, fn: string): void {
     this.entries.delete(`${app}/${fn}`);
+    // a read begun before is not shared with the calls after: it may hold what was true before
+    this.loading.delete(`${app}/${fn}`);
   }
 
   /** Told when a call was served from a stale record because the state store failed. */
