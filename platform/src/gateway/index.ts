@@ -682,6 +682,8 @@ class RecordCache {
 
   /** Reads under way, by function: the calls missing the cache at once (a burst, or waiters woken by a placement) share one. */
   private readonly loading = new Map<string, Promise<CachedFunction | null>>();
+  /** Bumped by forget: a read begun before it does not write what it found over what is true since. */
+  private readonly forgotten = new Map<string, number>();
 
   get(app: string, fn: string): Promise<CachedFunction | null> {
     const key = `${app}/${fn}`;
@@ -699,6 +701,7 @@ class RecordCache {
 
   private async load(app: string, fn: string, key: string, hit: { value: CachedFunction; at: number } | undefined): Promise<CachedFunction | null> {
     const now = Date.now();
+    const generation = this.forgotten.get(key) ?? 0;
     let value: CachedFunction;
     try {
       value = await this.store.getFunctionAndPlacement(app, fn);
@@ -713,6 +716,7 @@ class RecordCache {
       }
       throw error;
     }
+    if ((this.forgotten.get(key) ?? 0) !== generation) return value;
     if (this.entries.size > 10_000) this.entries.clear();
     this.entries.set(key, { value, at: now });
     return value;
@@ -720,9 +724,12 @@ class RecordCache {
 
   /** Read again on the next call (its devices changed). */
   forget(app: string, fn: string): void {
-    this.entries.delete(`${app}/${fn}`);
-    // a read begun before is not shared with the calls after: it may hold what was true before
-    this.loading.delete(`${app}/${fn}`);
+    const key = `${app}/${fn}`;
+    this.entries.delete(key);
+    // a read begun before is not shared with the calls after, nor kept: it may hold what was true before
+    this.loading.delete(key);
+    if (this.loading.size === 0 && this.forgotten.size > 10_000) this.forgotten.clear();
+    this.forgotten.set(key, (this.forgotten.get(key) ?? 0) + 1);
   }
 
   /** Told when a call was served from a stale record because the state store failed. */
