@@ -682,54 +682,50 @@ class RecordCache {
 
   /** Reads under way, by function: the calls missing the cache at once (a burst, or waiters woken by a placement) share one. */
   private readonly loading = new Map<string, Promise<CachedFunction | null>>();
-  /** Bumped by forget: a read begun before it does not write what it found over what is true since. */
-  private readonly forgotten = new Map<string, number>();
 
   get(app: string, fn: string): Promise<CachedFunction | null> {
     const key = `${app}/${fn}`;
     const hit = this.entries.get(key);
-    if (hit && Date.now() - hit.at < this.ttlMs) return Promise.resolve(hit.value);
-    let load = this.loading.get(key);
-    if (!load) {
-      load = this.load(app, fn, key, hit).finally(() => {
+    const now = Date.now();
+    if (hit && now - hit.at < this.ttlMs) return Promise.resolve(hit.value);
+    const under = this.loading.get(key);
+    if (under) return under;
+    const load: Promise<CachedFunction | null> = this.read(app, fn, hit).then(
+      (value) => {
+        // kept only while it is still the read of record: a forget meanwhile dropped it (it may hold what was true before)
+        if (this.loading.get(key) !== load) return value;
+        this.loading.delete(key);
+        if (this.entries.size > 10_000) this.entries.clear();
+        this.entries.set(key, { value, at: now });
+        return value;
+      },
+      (error: unknown) => {
         if (this.loading.get(key) === load) this.loading.delete(key);
-      });
-      this.loading.set(key, load);
-    }
+        throw error;
+      },
+    );
+    this.loading.set(key, load);
     return load;
   }
 
-  private async load(app: string, fn: string, key: string, hit: { value: CachedFunction; at: number } | undefined): Promise<CachedFunction | null> {
-    const now = Date.now();
-    const generation = this.forgotten.get(key) ?? 0;
-    let value: CachedFunction;
+  private async read(app: string, fn: string, hit: { value: CachedFunction } | undefined): Promise<CachedFunction> {
     try {
-      value = await this.store.getFunctionAndPlacement(app, fn);
+      return await this.store.getFunctionAndPlacement(app, fn);
     } catch (error) {
       // State unreachable (Redis restarting, failing over): keep serving what was deployed as last seen
-      // rather than failing calls the devices could answer. Without a last-seen record, the error stands.
-      if (hit) {
-        this.onStale?.(error);
-        // asked again after another cache period, not on every call meanwhile (each try can wait on Redis's retries)
-        this.entries.set(key, { value: hit.value, at: now });
-        return hit.value;
-      }
-      throw error;
+      // rather than failing calls the devices could answer (asked again after another cache period, not on every
+      // call meanwhile: each try can wait on Redis's retries). Without a last-seen record, the error stands.
+      if (!hit) throw error;
+      this.onStale?.(error);
+      return hit.value;
     }
-    if ((this.forgotten.get(key) ?? 0) !== generation) return value;
-    if (this.entries.size > 10_000) this.entries.clear();
-    this.entries.set(key, { value, at: now });
-    return value;
   }
 
   /** Read again on the next call (its devices changed). */
   forget(app: string, fn: string): void {
     const key = `${app}/${fn}`;
     this.entries.delete(key);
-    // a read begun before is not shared with the calls after, nor kept: it may hold what was true before
     this.loading.delete(key);
-    if (this.loading.size === 0 && this.forgotten.size > 10_000) this.forgotten.clear();
-    this.forgotten.set(key, (this.forgotten.get(key) ?? 0) + 1);
   }
 
   /** Told when a call was served from a stale record because the state store failed. */
