@@ -105,19 +105,17 @@ const ReplyCommon = {
   cold: optionalHeader(z.enum(["0", "1"])),
 };
 /** A device's reply: an answer (status) or an error (a device code), with its timings and its id. */
-const DeviceReply = z.union([
-  z.strictObject({
-    ...ReplyCommon,
-    errorCode: z.string().refine(isDeviceErrorCode, "must be an error code a device may send").transform((c) => c as DeviceErrorCode),
-    // the sandbox and the agent cut a function's error message at 4,000 characters
-    errorMessage: optionalHeader(z.string().max(4_000)),
-  }),
-  z.strictObject({
-    ...ReplyCommon,
-    status: z.string().regex(/^[2-5]\d\d$/, "must be an HTTP status 200-599").transform(Number),
-  }),
-]);
-export type DeviceReply = z.infer<typeof DeviceReply>;
+const DeviceError = z.strictObject({
+  ...ReplyCommon,
+  errorCode: z.string().refine(isDeviceErrorCode, "must be an error code a device may send").transform((c) => c as DeviceErrorCode),
+  // the sandbox and the agent cut a function's error message at 4,000 characters
+  errorMessage: optionalHeader(z.string().max(4_000)),
+});
+const DeviceAnswer = z.strictObject({
+  ...ReplyCommon,
+  status: z.string().regex(/^[2-5]\d\d$/, "must be an HTTP status 200-599").transform(Number),
+});
+export type DeviceReply = z.infer<typeof DeviceError> | z.infer<typeof DeviceAnswer>;
 
 /** Each reply header a device may set, by the field of DeviceReply it fills (the field is its INVOKE_HEADERS key). */
 const REPLY_FIELDS = new Map(
@@ -178,7 +176,8 @@ export function parseDeviceReply(msg: Pick<Msg, "headers" | "data">, limits: Fun
   const errorCode = fields["errorCode"];
   if (errorCode === undefined) delete fields["errorMessage"];
   else delete fields["status"];
-  const parsed = DeviceReply.safeParse(fields);
+  // an error code makes it an error reply (a union would try each form in turn, and fail the first for most replies)
+  const parsed = errorCode === undefined ? DeviceAnswer.safeParse(fields) : DeviceError.safeParse(fields);
   if (!parsed.success) {
     const problem = parsed.error.issues.map((i) => `${i.path.join(".") || "reply"}: ${i.message}`).join("; ");
     return { ok: false, problem: errorCode !== undefined ? `error code ${errorCode.slice(0, 64)}: ${problem}` : problem };
@@ -193,9 +192,13 @@ export function parseDeviceReply(msg: Pick<Msg, "headers" | "data">, limits: Fun
  * off (408) when the client sends nothing for FRONT_DOOR.bodyIdleMs.
  */
 export async function readBody(request: Request, limit: number, idleMs: number = FRONT_DOOR.bodyIdleMs): Promise<Uint8Array> {
-  const declared = Number(request.headers.get("content-length") ?? "0");
+  const length = request.headers.get("content-length");
+  const declared = Number(length ?? "0");
   const tooLarge = () => new HearthError("ERR_BODY_TOO_LARGE", `request body is over this function's limit of ${limit} bytes`);
   if (declared > limit) throw tooLarge();
+  // a request without a body (GET and HEAD never have one; others may say Content-Length: 0): `body` is not touched,
+  // since on @hono/node-server's lightweight Request that builds a whole undici Request and an AbortController
+  if (request.method === "GET" || request.method === "HEAD" || (length === "0" && !request.headers.has("transfer-encoding"))) return new Uint8Array(0);
   if (!request.body) return new Uint8Array(0);
   const chunks: Uint8Array[] = [];
   let size = 0;

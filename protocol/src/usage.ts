@@ -79,12 +79,15 @@ export type UsageRecord = z.infer<typeof UsageRecord>;
 /** Records one usage-stream message holds at most (a group commit's; about 100 KB of JSON, well under NATS's max payload). */
 export const USAGE_GROUP_MAX = 256;
 
+/** The records of one group commit. */
+const UsageGroup = z.array(UsageRecord).min(1).max(USAGE_GROUP_MAX);
+
 /**
  * One message of the usage stream: a record (a call whose record was
  * stored alone, and every message written before group commits), or the
  * records of one group commit, oldest first. See docs/ledger.md.
  */
-export const UsageMessage = z.union([UsageRecord, z.array(UsageRecord).min(1).max(USAGE_GROUP_MAX)]);
+export const UsageMessage = z.union([UsageRecord, UsageGroup]);
 export type UsageMessage = z.infer<typeof UsageMessage>;
 
 /** The usage stream's codec, used by the gateway that writes it and the ledger and reconciliation that read it. */
@@ -102,9 +105,13 @@ export const usageCodec = {
     } catch {
       return undefined;
     }
-    const parsed = UsageMessage.safeParse(json);
-    if (!parsed.success) return undefined;
-    return Array.isArray(parsed.data) ? parsed.data : [parsed.data];
+    // the form picks the schema (UsageMessage's union would first try a group as one record, and fail)
+    if (!Array.isArray(json)) {
+      const one = UsageRecord.safeParse(json);
+      return one.success ? [one.data] : undefined;
+    }
+    const group = UsageGroup.safeParse(json);
+    return group.success ? group.data : undefined;
   },
 };
 const textDecoder = new TextDecoder();
