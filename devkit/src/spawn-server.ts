@@ -46,7 +46,9 @@ export async function spawnServer(options: SpawnServerOptions): Promise<SpawnedS
     clearTimeout(timer);
   };
 
-  const timeoutMs = options.timeoutMs ?? 15_000;
+  // a guard against a hang, not a measure of start-up: a loaded 2-core machine starting several agents at once (each
+  // loading its sources and isolated-vm, forking sandbox processes) took over 15 s for one of them
+  const timeoutMs = options.timeoutMs ?? 60_000;
   try {
     await new Promise<void>((resolve, reject) => {
       const check = () => {

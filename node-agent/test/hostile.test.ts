@@ -840,7 +840,8 @@ describe("overlapping calls of one function", () => {
     expect([text(busy), text(idle)]).toEqual(["busy", "idle"]);
     // each call is charged its own CPU: the busy one's slices (about 150 ms on an idle machine), not the other's
     expect(busy.cpuMs).toBeGreaterThan(40);
-    expect(idle.cpuMs).toBeLessThan(30);
+    // (a loaded machine charges the idle call its few turns' preemptions too: ~20 ms seen; the busy one's slices would be ~150)
+    expect(idle.cpuMs).toBeLessThan(75);
     expect(busy.cpuMs).toBeGreaterThan(idle.cpuMs * 4);
     const lines = logs.filter((l) => l.key === key && l.message.startsWith("I am ")).map((l) => [l.requestId, l.message]);
     expect(lines).toContainEqual(["req-busy", "I am busy"]);

@@ -68,6 +68,8 @@ export interface PlatformOptions {
   doorsAllowPrivate?: boolean;
   /** How often advertised doors are looked at (default 2 s; tests shorten it). */
   doorSweepMs?: number;
+  /** How often each live device's round trip is measured again (default 10 s; tests shorten it, so one slow ping washes out fast). */
+  latencyEveryMs?: number;
   /** Export each call's spans to this OTLP/HTTP traces URL (…/v1/traces). */
   otlpTracesUrl?: string;
   /** How often spans are sent (default 2 s; tests shorten it). */
@@ -270,7 +272,10 @@ export async function startPlatform(options: PlatformOptions): Promise<Platform>
   // each function's calls in flight, reported to every scheduler (scaling) every 2 s
   const load = new LoadMeter(nc, subjects, randomUUID(), options.region);
   // how near each live device is to this process (measured by pings, never taken from the device)
-  const latency = new DeviceLatency({ nc, subjects, devices: () => scheduler.liveDevices().map((d) => d.heartbeat.deviceId) });
+  const latency = new DeviceLatency({
+    nc, subjects, devices: () => scheduler.liveDevices().map((d) => d.heartbeat.deviceId),
+    ...(options.latencyEveryMs !== undefined ? { everyMs: options.latencyEveryMs } : {}),
+  });
   const metrics = new PlatformMetrics({ store, scheduler, devices, ledger, nc });
   // advertised doors, checked at their URLs, for the public listing and the gateway's hint
   const doorDirectory = new DoorDirectory({

@@ -124,8 +124,22 @@ describe("rate and in-flight limits", () => {
     return out;
   };
 
+  /**
+   * A burst that took longer than the limiters' 1 s window (a loaded machine) shows nothing: it is sent again in a
+   * fresh window, a few times at most.
+   */
+  const inOneWindow = async (count: number, app: string, ip: (attempt: number, i: number) => string) => {
+    for (let attempt = 0; ; attempt++) {
+      const started = performance.now();
+      const out = await inTurn(count, app, (i) => ip(attempt, i));
+      if (performance.now() - started < 900 || attempt === 4) return { out, attempt };
+      await new Promise((r) => setTimeout(r, 1_100)); // every window this burst touched is over
+    }
+  };
+
   it("answers one client IP over its rate with 429 and Retry-After, and serves another meanwhile", async () => {
-    const burst = await inTurn(9, "door", () => "192.0.2.1");
+    const { out: burst, attempt } = await inOneWindow(9, "door", (attempt) => `192.0.2.${1 + 10 * attempt}`);
+    const ip = `192.0.2.${1 + 10 * attempt}`;
     const statuses = burst.map((r) => r.status);
     expect(statuses.filter((s) => s === 200).length).toBeLessThanOrEqual(5);
     const refused = burst.find((r) => r.status === 429)!;
@@ -133,12 +147,12 @@ describe("rate and in-flight limits", () => {
     expect(Number(refused.headers.get("retry-after"))).toBeGreaterThanOrEqual(1);
     const error = ((await refused.json()) as { error: { code: string; message: string } }).error;
     expect(error.code).toBe("ERR_RATE_LIMITED");
-    expect(error.message).toMatch(/192\.0\.2\.1/);
+    expect(error.message).toContain(`from ${ip};`);
     expect((await call("door", "echo", "192.0.2.2")).status).toBe(200);
   });
 
   it("answers an app over its rate with 429, whichever IPs call", async () => {
-    const burst = await inTurn(40, "busy", (i) => `198.51.100.${i}`);
+    const { out: burst } = await inOneWindow(40, "busy", (_attempt, i) => `198.51.100.${i}`);
     expect(burst.filter((r) => r.status === 200).length).toBeLessThanOrEqual(30);
     const refused = burst.find((r) => r.status === 429)!;
     expect(((await refused.json()) as { error: { message: string } }).error.message).toMatch(/app busy/);

@@ -443,7 +443,8 @@ describe("a device cannot forge what is billed or what the caller gets", () => {
     expect((await platform.app.request("/fn/gw/cpulimit")).status).toBe(200);
     const record = await lastRecord("cpulimit");
     expect(record.claimedCpuUs).toBe(30_000);
-    expect(record.wallUs).toBeGreaterThanOrEqual(40_000);
+    // the call lasted longer than the claim (its device answered after 40 ms; timers may fire a hair early), so the cap is the limit's
+    expect(record.wallUs).toBeGreaterThan(record.claimedCpuUs);
     expect(record.cpuUs).toBe(5_000);
   });
 });

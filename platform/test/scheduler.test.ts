@@ -141,7 +141,8 @@ describe("scheduler", () => {
     const refuser = await fake("s3-r", "dave", false);
     await liveCount(1);
     await deploy("s3", "fn", "?replicas=1");
-    await new Promise((r) => setTimeout(r, 1_500)); // several ticks of 200 ms
+    await until("the first placement", () => (refuser.received.some((m) => m.type === "place" && m.app === "s3") ? true : undefined));
+    await new Promise((r) => setTimeout(r, 1_500)); // several ticks of 200 ms after it
     const attempts = refuser.received.filter((m) => m.type === "place" && m.app === "s3").length;
     expect(attempts).toBe(1);
     expect(await placedOn("s3", "fn")).toEqual([]);
@@ -180,7 +181,7 @@ describe("a platform process that just took over", () => {
     async () => {
       const redis = await startRedisServer();
       const prefix = "warmup";
-      const options = { fabricKeys: authority.keys, natsUrl: nats.url, token: TOKEN, log: silentLogger(), subjectPrefix: prefix, redisUrl: redis.url, deadAfterMs: 1_500, tickMs: 100 };
+      const options = { fabricKeys: authority.keys, natsUrl: nats.url, token: TOKEN, log: silentLogger(), subjectPrefix: prefix, redisUrl: redis.url, deadAfterMs: 4_000, tickMs: 100 };
       let first: Platform | undefined = await startPlatform(options);
       let second: Platform | undefined;
       try {
@@ -202,7 +203,8 @@ describe("a platform process that just took over", () => {
         first = undefined;
         second = await startPlatform(options);
         const started = Date.now();
-        while (Date.now() - started < 1_200) {
+        // (w-d1 stays silent for half the new process's warm-up: seconds of room for w-d2's and w-d3's first heartbeats)
+        while (Date.now() - started < 2_000) {
           expect(await placedOnAll(second)).toEqual(["w-d1", "w-d2", "w-d3"]);
           await new Promise((r) => setTimeout(r, 50));
         }
@@ -212,13 +214,13 @@ describe("a platform process that just took over", () => {
 
         // once it has listened long enough, a device that stays silent is given up and its replica dropped
         await d1!.die();
-        await until("w-d1 given up", async () => ((await placedOnAll(second!)).join() === "w-d2,w-d3" ? true : undefined), 5_000);
+        await until("w-d1 given up", async () => ((await placedOnAll(second!)).join() === "w-d2,w-d3" ? true : undefined), 15_000);
       } finally {
         await first?.close();
         await second?.close();
         await redis.stop();
       }
     },
-    30_000,
+    60_000,
   );
 });

@@ -45,7 +45,8 @@ async function signIn(token: string): Promise<void> {
 
 const call = (name: string, init?: RequestInit) => fetch(`${hearth.url}/fn/${APP}/${FN}/greet?name=${encodeURIComponent(name)}`, init);
 
-describe.skipIf(!CHROMIUM)("the console in Chromium", () => {
+// its browser waits (Playwright's own 30 s, polls of 15-20 s) add up to more than vitest's default per test
+describe.skipIf(!CHROMIUM)("the console in Chromium", { timeout: 120_000 }, () => {
   beforeAll(async () => {
     mkdirSync(ARTIFACTS, { recursive: true });
     hearth = await startLocalHearth({ devices: [{ deviceId: "berlin-nuc", ownerId: "ada", region: "eu", location: "berlin:52.52,13.40" }] });

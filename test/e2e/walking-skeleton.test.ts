@@ -171,7 +171,7 @@ describe("walking skeleton", () => {
     console.log(`failover: answered again ${Date.now() - killedAt} ms after the device died`);
     const after = await client.get("e2e", "failover");
     expect(after.devices).not.toContain(victim);
-  });
+  }, 60_000);
 });
 
 describe.skipIf(!redisServerBinary())("walking skeleton on a real redis-server", () => {
