@@ -614,17 +614,9 @@ export class Agent implements AsyncDisposable {
       }
       // The gateway may already run a newer (or rolled-back) version than the last placement: it names the version.
       const code = await this.bundles.get(version);
-      // At most `cores` calls run at once; the rest wait (bounded) for a core.
-      const cancel = new AbortController();
-      // request ids come from callers and may repeat: the first call waiting under one is the one a cancel reaches
-      const cancellable = !this.waiting.has(requestId) && this.waiting.size < 100_000;
-      if (cancellable) this.waiting.set(requestId, cancel);
-      try {
-        // a function's call of another function here runs under its caller's core (docs/function-calls.md)
-        release = inner ? () => undefined : await this.gate.acquire(deadline - Date.now(), cancel.signal);
-      } finally {
-        if (this.waiting.get(requestId) === cancel) this.waiting.delete(requestId);
-      }
+      // At most `cores` calls run at once; the rest wait (bounded) for a core. A function's call of another function
+      // here runs under its caller's core (docs/function-calls.md).
+      release = inner ? () => undefined : (this.gate.tryAcquire() ?? (await this.waitForCore(requestId, deadline)));
       const key = `${app}/${fn}@${version}`;
       const core = release;
       const isolate = this.memory.use(key, placed.limits.memoryMb);
@@ -672,6 +664,19 @@ export class Agent implements AsyncDisposable {
       if (metered) this.meter(metered.cpuMs, metered.ok);
       this.active--;
       if (this.active === 0) this.idle?.();
+    }
+  }
+
+  /** Waits for a core, cancellable meanwhile (a hedge's other device answered): only a call that waits has a cancel. */
+  private async waitForCore(requestId: string, deadline: number): Promise<() => void> {
+    const cancel = new AbortController();
+    // request ids come from callers and may repeat: the first call waiting under one is the one a cancel reaches
+    const cancellable = !this.waiting.has(requestId) && this.waiting.size < 100_000;
+    if (cancellable) this.waiting.set(requestId, cancel);
+    try {
+      return await this.gate.acquire(deadline - Date.now(), cancel.signal);
+    } finally {
+      if (this.waiting.get(requestId) === cancel) this.waiting.delete(requestId);
     }
   }
 

@@ -16,6 +16,22 @@ describe("CoreGate", () => {
     expect(gate.inUse).toBe(0);
   });
 
+  it("takes a free core at once with tryAcquire, and never one a waiting call is owed", async () => {
+    const gate = new CoreGate({ slots: 1, maxQueued: 10, maxWaitMs: 5_000 });
+    const first = gate.tryAcquire()!;
+    expect(gate.inUse).toBe(1);
+    expect(gate.tryAcquire()).toBeUndefined();
+    const waiting = gate.acquire();
+    first();
+    // the freed core went to the call that waited for it
+    expect(gate.tryAcquire()).toBeUndefined();
+    (await waiting)();
+    const again = gate.tryAcquire();
+    expect(again).toBeTypeOf("function");
+    again!();
+    expect(gate.inUse).toBe(0);
+  });
+
   it("fails with ERR_DEVICE_BUSY when the queue is full or the wait too long", async () => {
     const gate = new CoreGate({ slots: 1, maxQueued: 1, maxWaitMs: 20 });
     const held = await gate.acquire();

@@ -35,6 +35,11 @@ export class CoreGate {
     return this.waiting.length;
   }
 
+  /** Takes a free core at once (none is free while calls wait for one: they come first), or undefined. */
+  tryAcquire(): (() => void) | undefined {
+    return this.running < this.slots ? this.take() : undefined;
+  }
+
   /**
    * Takes a core, waiting at most `waitMs` (and the gate's own cap) for one.
    * Resolves to the function that gives it back (call it exactly once).
