@@ -1,7 +1,7 @@
 /**
  * Calls go to the nearest device, as the gateway measures it: three real
  * agents in one region, one connected to nats-server directly, one through
- * a proxy adding 10 ms each way, one through a proxy adding 30 ms each way
+ * a proxy adding 30 ms each way, one through a proxy adding 90 ms each way
  * (these machines have no netem; see devkit's delay proxy). The gateway
  * pings each device and serves calls from the nearest; when that one goes,
  * from the next nearest; when it comes back, from it again. What the devices
