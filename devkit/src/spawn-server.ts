@@ -47,8 +47,9 @@ export async function spawnServer(options: SpawnServerOptions): Promise<SpawnedS
   };
 
   // a guard against a hang, not a measure of start-up: a loaded 2-core machine starting several agents at once (each
-  // loading its sources and isolated-vm, forking sandbox processes) took over 15 s for one of them
-  const timeoutMs = options.timeoutMs ?? 60_000;
+  // loading its sources and isolated-vm, forking sandbox processes) took over 15 s for one of them. Kept well under
+  // the tests' 60 s setup hooks, so a server that hangs fails with its name and its log, not a bare hook timeout
+  const timeoutMs = options.timeoutMs ?? 30_000;
   try {
     await new Promise<void>((resolve, reject) => {
       const check = () => {
