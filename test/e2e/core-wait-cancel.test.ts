@@ -60,7 +60,6 @@ afterAll(async () => {
 const call = (requestId: string, ms: number) =>
   fetch(`${platform.url}/fn/cw/slow?ms=${ms}`, { headers: { "x-request-id": requestId }, signal: AbortSignal.timeout(30_000) });
 
-
 describe("a call waiting for a core", () => {
   it("is dropped by a cancel while it waits; the call holding the core is not", async () => {
     const holding = call("cw-holding-1", 3_000);
